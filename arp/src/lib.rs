@@ -1,0 +1,1 @@
+//! ferrolb ARP/NDP responder.

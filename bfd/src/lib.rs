@@ -1,0 +1,1 @@
+//! ferrolb native BFD (RFC 5880/5881), single-hop asynchronous mode.

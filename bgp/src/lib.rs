@@ -1,0 +1,1 @@
+//! ferrolb embedded BGP speaker (export-only).

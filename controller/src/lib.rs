@@ -1,0 +1,1 @@
+//! ferrolb controller: IP allocator (pure) and Service reconciler.

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs (with apt-get, only when missing) the Debian packages that ferrolb's tests and the
+# lab use: real BGP peers (gobgpd, bird2, frr), iproute2 for namespaces, arping/ndisc6 as L2
+# clients, tcpdump for captures, curl and python3 for the HTTP backends of the lab.
+# Sourced by scripts/test.sh and examples/lab/run.sh; can also be run directly.
+TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps)
+
+install_test_deps() {
+    local missing=()
+    for p in "${TEST_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "warning: missing packages ${missing[*]} and cannot apt-get install them (need root on Debian)" >&2
+        return 0
+    fi
+    echo "== apt-get install ${missing[*]}"
+    # Packages like frr and bird2 would start their system services on install; the tests run
+    # their own daemons inside namespaces, so forbid service starts during the install.
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || true
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ "$created" = 1 ] && rm -f "$policy"
+    # Stop any service a package started anyway (no systemd here: init scripts).
+    for s in frr bird; do
+        [ -x /etc/init.d/$s ] && /etc/init.d/$s stop >/dev/null 2>&1 || true
+    done
+    return 0
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
+    install_test_deps
+fi

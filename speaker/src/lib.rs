@@ -1,0 +1,1 @@
+//! ferrolb speaker: cluster state -> desired announcements -> BGP and ARP/NDP drivers.

@@ -1,0 +1,1 @@
+//! Shared telemetry for ferrolb binaries: logging, `/metrics`, `/healthz`, `/readyz`.
