@@ -1,1 +1,40 @@
-//! Shared telemetry for ferrolb binaries: logging, `/metrics`, `/healthz`, `/readyz`.
+//! Shared telemetry for ferrolb binaries: structured logging set-up and the small HTTP server
+//! that serves `/metrics` (Prometheus text), `/healthz` and `/readyz`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferrolb_telemetry::TelemetryError> {
+//! use ferrolb_telemetry::{Health, LogFormat, serve};
+//! use prometheus_client::registry::Registry;
+//! use std::sync::{Arc, Mutex};
+//!
+//! ferrolb_telemetry::init_logging(LogFormat::Text, "info")?;
+//! let registry = Arc::new(Mutex::new(Registry::default()));
+//! let health = Health::default();
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:7472").await.unwrap();
+//! health.set_ready(true);
+//! serve(listener, registry, health, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod http;
+mod logging;
+
+pub use http::{Health, respond, serve};
+pub use logging::{LogFormat, init_logging};
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("unknown log format {0:?}: expected \"text\" or \"json\"")]
+    LogFormat(String),
+    #[error("failed to parse log filter {filter:?}")]
+    LogFilter {
+        filter: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("failed to install the global tracing subscriber")]
+    LogInit(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("failed to accept a connection on the telemetry listener")]
+    Accept(#[source] std::io::Error),
+}
