@@ -18,7 +18,7 @@ pub enum Error {
         message: String,
         /// The parser's error.
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// A document has no `apiVersion` or `kind`.
     #[error("failed to load object in {file}:{line}: {message}")]

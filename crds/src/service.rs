@@ -203,18 +203,17 @@ impl ServiceRequest {
                 Err(_) => {
                     errors.push(me.error("spec.loadBalancerIP", Some(lb_ip), "not an IP address"))
                 }
-                Ok(ip) => {
-                    if ips_annotation.is_none() {
-                        requested_ips.push(ip);
-                    } else if requested_ips != [ip] {
-                        let (key, _) = ips_annotation.as_ref().expect("checked above");
+                Ok(ip) => match &ips_annotation {
+                    None => requested_ips.push(ip),
+                    Some((key, _)) if requested_ips != [ip] => {
                         errors.push(me.error(
                             "spec.loadBalancerIP",
                             Some(lb_ip),
                             format!("conflicts with annotation {key}; set only one of them"),
                         ));
                     }
-                }
+                    Some(_) => {}
+                },
             }
         }
         if !ip_families.is_empty() {

@@ -70,7 +70,6 @@ pub fn split_documents<'a>(text: &'a str) -> Vec<Document<'a>> {
     let mut start = 0usize;
     let mut start_line = 1u64;
     let mut offset = 0usize;
-    let mut line_no = 1u64;
     let push = |from: usize, to: usize, line: u64, docs: &mut Vec<Document<'a>>| {
         let doc = &text[from..to];
         let meaningful = doc.lines().any(|l| {
@@ -81,7 +80,7 @@ pub fn split_documents<'a>(text: &'a str) -> Vec<Document<'a>> {
             docs.push(Document { text: doc, line });
         }
     };
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1u64..).zip(text.split_inclusive('\n')) {
         let trimmed = line.trim_end();
         if trimmed == "---" || trimmed.starts_with("--- ") {
             push(start, offset, start_line, &mut docs);
@@ -89,7 +88,6 @@ pub fn split_documents<'a>(text: &'a str) -> Vec<Document<'a>> {
             start_line = line_no + 1;
         }
         offset += line.len();
-        line_no += 1;
     }
     push(start, text.len(), start_line, &mut docs);
     docs
@@ -158,7 +156,7 @@ fn decode<T: DeserializeOwned>(
                 line: doc.line + rel - 1,
                 what: what.to_string(),
                 message: source.to_string(),
-                source,
+                source: Box::new(source),
             });
             None
         }
