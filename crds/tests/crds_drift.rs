@@ -1,26 +1,45 @@
-//! The committed `examples/manifests/crds.yaml` must be exactly what `crdgen` prints.
-//! Regenerate with `cargo run -p ferrolb-crds --bin crdgen > examples/manifests/crds.yaml`.
+//! The committed `examples/manifests/crds.yaml` and `install.yaml` must be exactly what
+//! `crdgen` prints. Regenerate with `cargo run -p ferrolb-crds --bin crdgen > examples/manifests/crds.yaml`
+//! and `cargo run -p ferrolb-crds --bin crdgen -- install > examples/manifests/install.yaml`.
 
 use std::path::Path;
 
-#[test]
-fn committed_crds_yaml_matches_the_code() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests/crds.yaml");
+#[track_caller]
+fn assert_fresh(file: &str, generated: &str, command: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/manifests")
+        .join(file);
     let committed = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let generated = ferrolb_crds::crds_yaml();
     if committed != generated {
         let line = committed
             .lines()
             .zip(generated.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(|| "length".to_string(), |i| format!("line {}", i + 1));
+            .map_or_else(|| "the end".to_string(), |i| format!("line {}", i + 1));
         panic!(
-            "{} is stale (first difference at {line}); run \
-             `cargo run -p ferrolb-crds --bin crdgen > examples/manifests/crds.yaml`",
+            "{} is stale (first difference at {line}); run `{command} > examples/manifests/{file}`",
             path.display()
         );
     }
+}
+
+#[test]
+fn committed_crds_yaml_matches_the_code() {
+    assert_fresh(
+        "crds.yaml",
+        &ferrolb_crds::crds_yaml(),
+        "cargo run -p ferrolb-crds --bin crdgen",
+    );
+}
+
+#[test]
+fn committed_install_yaml_matches_the_code() {
+    assert_fresh(
+        "install.yaml",
+        &ferrolb_crds::install_yaml(),
+        "cargo run -p ferrolb-crds --bin crdgen -- install",
+    );
 }
 
 #[test]
