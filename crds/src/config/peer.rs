@@ -76,7 +76,7 @@ impl Peer {
         self.local_asn.unwrap_or(self.my_asn)
     }
 
-    /// Whether the session is iBGP; `None` with `dynamicASN: ...` is resolved by the mode.
+    /// Whether the session is iBGP (for `dynamicASN`, by its mode).
     pub fn is_ibgp(&self) -> bool {
         match self.peer_asn {
             PeerAsn::Fixed(asn) => asn == self.local_as(),
