@@ -70,6 +70,16 @@ fn load_file(path: &Path) -> (Loaded, Vec<CustomResourceDefinition>) {
     }
     let loaded = load_str(&file, &text);
     assert!(loaded.errors.is_empty(), "{file}: {:#?}", loaded.errors);
+    let unknown: Vec<String> = loaded
+        .unknown_fields
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "typos in examples:\n{}",
+        unknown.join("\n")
+    );
     let docs = split_documents(&text);
     for ignored in &loaded.ignored {
         let doc = docs
