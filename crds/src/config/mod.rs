@@ -132,12 +132,14 @@ impl Config {
         }
 
         // Community aliases; an alias defined twice is an error on the later object.
-        for obj in unique(
+        let mut community_objs = unique(
             Kind::Community,
             &res.communities,
             |o| &o.metadata,
             &mut errors,
-        ) {
+        );
+        community_objs.sort_by_key(|o| creation_key(&o.metadata));
+        for obj in community_objs {
             let name = obj.metadata.name.clone().unwrap_or_default();
             let result = community_set::validate(obj, &config.communities);
             if let Some(v) = settle(result, prev.communities.get(&name), &mut errors) {

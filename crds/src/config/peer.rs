@@ -226,7 +226,9 @@ pub(super) fn validate(
     let keepalive = duration_field(&me, "keepaliveTime", &s.keepalive_time, &mut errors);
     let (hold_time, keepalive_time) = match (hold, keepalive) {
         (Some(h), Some(k)) => (h, k),
-        (Some(h), None) => (h, h / 3),
+        // Whole seconds, at least 1s (hold 4s -> keepalive 1s), as BGP speakers do.
+        (Some(h), None) if h.is_zero() => (h, Duration::ZERO),
+        (Some(h), None) => (h, Duration::from_secs((h.as_secs() / 3).max(1))),
         (None, Some(k)) => (k * 3, k),
         (None, None) => (DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3),
     };
