@@ -72,6 +72,8 @@ struct IpState {
 struct ServiceState {
     ips: Vec<IpAddr>,
     sharing: Option<Sharing>,
+    /// The pool pin the addresses were allocated under.
+    pin: Option<String>,
 }
 
 /// Outcome of [`Allocator::restore`].
@@ -232,7 +234,7 @@ impl Allocator {
                 report.conflicts.push((a.service, e));
                 continue;
             }
-            self.add_service(&a.service, a.ips, a.sharing);
+            self.add_service(&a.service, a.ips, a.sharing, a.pool);
         }
         report.outside = self.outside_pools();
         report
@@ -272,7 +274,12 @@ impl Allocator {
             .unwrap_or_default();
         let changed = old != ips.iter().copied().collect::<BTreeSet<_>>();
         self.remove_service(&req.service);
-        self.add_service(&req.service, ips.clone(), req.sharing.clone());
+        self.add_service(
+            &req.service,
+            ips.clone(),
+            req.sharing.clone(),
+            req.pool.clone(),
+        );
         let pool = ips
             .first()
             .and_then(|ip| self.lookup(*ip))
@@ -299,6 +306,7 @@ impl Allocator {
                 service: k.clone(),
                 ips: s.ips.clone(),
                 sharing: s.sharing.clone(),
+                pool: s.pin.clone(),
             })
             .collect();
         out.sort_by(|a, b| a.service.cmp(&b.service));
@@ -393,7 +401,13 @@ impl Allocator {
         freed
     }
 
-    fn add_service(&mut self, service: &ServiceKey, ips: Vec<IpAddr>, sharing: Option<Sharing>) {
+    fn add_service(
+        &mut self,
+        service: &ServiceKey,
+        ips: Vec<IpAddr>,
+        sharing: Option<Sharing>,
+        pin: Option<String>,
+    ) {
         for &ip in &ips {
             if !self.ips.contains_key(&ip) {
                 let pool = self.lookup(ip);
@@ -418,7 +432,7 @@ impl Allocator {
             }
         }
         self.services
-            .insert(service.clone(), ServiceState { ips, sharing });
+            .insert(service.clone(), ServiceState { ips, sharing, pin });
     }
 
     /// Can `service` (with `sharing`) hold `ip` next to its current holders?
@@ -539,36 +553,37 @@ impl Allocator {
                     .collect(),
             }
         };
-        let pin = match &req.pool {
-            Some(name) => {
-                let p = *self
-                    .by_name
-                    .get(name)
-                    .ok_or_else(|| AllocError::UnknownPool { pool: name.clone() })?;
-                self.serves(p, req)
-                    .map_err(|cause| AllocError::PoolNotEligible {
-                        pool: name.clone(),
-                        cause,
-                    })?;
-                Some(p)
-            }
-            None => None,
-        };
-
         // Keep what the Service has, unless its own request now rules it out.
-        let current: &[IpAddr] = self.assigned(me).unwrap_or(&[]);
+        // A pin kept from before never moves an address (a pool edit may have moved its range
+        // to another pool); a new pin moves it unless it is already in that pool.
+        let state = self.services.get(me);
+        let current: &[IpAddr] = state.map_or(&[], |s| s.ips.as_slice());
+        let same_pin = state.is_some_and(|s| s.pin == req.pool);
+        let pin_ok = |ip: IpAddr| match &req.pool {
+            None => true,
+            Some(name) => {
+                same_pin
+                    || self
+                        .lookup(ip)
+                        .is_none_or(|q| self.pools[q].cfg.name == *name)
+            }
+        };
         let mut out: Vec<Option<IpAddr>> = wanted
             .iter()
             .map(|&f| {
                 current.iter().copied().find(|&ip| {
                     Family::of(ip) == f
                         && requested[f.index()].is_none_or(|r| r == ip)
-                        && !matches!((pin, self.lookup(ip)), (Some(p), Some(q)) if p != q)
+                        && pin_ok(ip)
                         && self.check_share(ip, me, sharing).is_ok()
                 })
             })
             .collect();
 
+        if out.iter().all(Option::is_some) {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let pin = self.resolve_pin(req)?;
         if !req.ips.is_empty() {
             return self.plan_requested(req, &wanted, &requested, pin, out);
         }
@@ -578,10 +593,6 @@ impl Allocator {
             .filter(|(_, ip)| ip.is_none())
             .map(|(f, _)| *f)
             .collect();
-        if missing.is_empty() {
-            return Ok(out.into_iter().flatten().collect());
-        }
-
         let kept_any = out.iter().any(Option::is_some);
         match self.fill_missing(req, pin, &wanted, &missing, &mut out) {
             Ok(()) => Ok(out.into_iter().flatten().collect()),
@@ -591,6 +602,23 @@ impl Allocator {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The pinned pool, which must exist and serve the Service.
+    fn resolve_pin(&self, req: &Request) -> Result<Option<usize>, AllocError> {
+        let Some(name) = &req.pool else {
+            return Ok(None);
+        };
+        let p = *self
+            .by_name
+            .get(name)
+            .ok_or_else(|| AllocError::UnknownPool { pool: name.clone() })?;
+        self.serves(p, req)
+            .map_err(|cause| AllocError::PoolNotEligible {
+                pool: name.clone(),
+                cause,
+            })?;
+        Ok(Some(p))
     }
 
     /// Automatic allocation of the families in `missing` into `out`.

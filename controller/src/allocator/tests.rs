@@ -478,16 +478,19 @@ fn restore_reproduces_state_and_reports() {
             service: key("z/late"),
             ips: vec![ip("192.0.2.1")],
             sharing: None,
+            pool: None,
         },
         Assignment {
             service: key("a/early"),
             ips: vec![ip("192.0.2.1")],
             sharing: None,
+            pool: None,
         },
         Assignment {
             service: key("m/gone"),
             ips: vec![ip("203.0.113.5")],
             sharing: None,
+            pool: None,
         },
     ]);
     assert_eq!(c.holders(ip("192.0.2.1")), vec![key("a/early")]);
@@ -529,4 +532,35 @@ fn crate_error_wraps_alloc_error_with_source() {
     for r in AllocError::REASONS {
         assert!(r.chars().next().unwrap().is_ascii_uppercase());
     }
+}
+
+#[test]
+fn pinned_service_keeps_address_when_its_range_moves_to_another_pool() {
+    let mut a = alloc(vec![
+        pool("p", &["192.0.2.0/30"]),
+        pool("q", &["198.51.100.0/30"]),
+    ]);
+    a.allocate(&req("d/s").pool("p")).unwrap();
+    // The edit swaps the ranges: the pinned Service's address is now in q.
+    a.set_pools(vec![
+        pool("p", &["198.51.100.0/30"]),
+        pool("q", &["192.0.2.0/30"]),
+    ])
+    .unwrap();
+    let kept = a.allocate(&req("d/s").pool("p")).unwrap();
+    assert_eq!(ips(&kept), ["192.0.2.0"]);
+    assert_eq!(kept.pool.as_deref(), Some("q"));
+    assert!(!kept.changed);
+    // Even deleting the pinned pool does not take it away.
+    a.set_pools(vec![pool("q", &["192.0.2.0/30"])]).unwrap();
+    assert_eq!(
+        ips(&a.allocate(&req("d/s").pool("p")).unwrap()),
+        ["192.0.2.0"]
+    );
+    // A new pin is checked: the address is already in q, so it stays.
+    assert!(!a.allocate(&req("d/s").pool("q")).unwrap().changed);
+    // Back to the deleted pool: now it is a new pin, and it does not exist.
+    let err = a.allocate(&req("d/s").pool("p")).unwrap_err();
+    assert_eq!(err.to_string(), "pool p does not exist");
+    assert_eq!(a.assigned(&key("d/s")), Some(&[ip("192.0.2.0")][..]));
 }

@@ -366,6 +366,9 @@ pub struct Assignment {
     pub ips: Vec<IpAddr>,
     /// Its sharing key and ports, if it has `allow-shared-ip`.
     pub sharing: Option<Sharing>,
+    /// Its pool pin (`address-pool` annotation), if any: a later request with the same pin
+    /// keeps the addresses even if a pool edit moved them to another pool.
+    pub pool: Option<String>,
 }
 
 /// The result of a successful [`allocate`](super::Allocator::allocate).
