@@ -19,6 +19,8 @@ mod interval;
 mod types;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -33,7 +35,7 @@ pub use types::{
 use types::{from_u128, to_u128};
 
 /// One pool and its free space.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PoolState {
     cfg: Pool,
     /// Configured addresses per family.
@@ -59,7 +61,7 @@ fn is_buggy(ip: IpAddr) -> bool {
 }
 
 /// One held address.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct IpState {
     /// Index of the pool containing it; `None` when outside every pool.
     pool: Option<usize>,
@@ -88,7 +90,7 @@ pub struct RestoreReport {
 }
 
 /// The allocator. See the module documentation for the rules.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Allocator {
     /// Pools in allocation order.
     pools: Vec<PoolState>,
