@@ -53,6 +53,17 @@ impl PoolState {
     }
 }
 
+/// Allocation order: `priority` ascending with unset last, then pools with a
+/// `serviceAllocation` (specific) before general ones, then by name.
+fn pool_order(p: &Pool) -> (bool, Option<i32>, bool, &str) {
+    (
+        p.priority().is_none(),
+        p.priority(),
+        p.service_allocation.is_none(),
+        &p.name,
+    )
+}
+
 fn is_buggy(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => matches!(a.octets()[3], 0 | 255),
@@ -116,20 +127,7 @@ impl Allocator {
     /// ranges overlap.
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<Vec<OutsidePool>, AllocError> {
         let mut pools = pools;
-        pools.sort_by(|a, b| {
-            (
-                a.priority().is_none(),
-                a.priority(),
-                a.service_allocation.is_none(),
-                &a.name,
-            )
-                .cmp(&(
-                    b.priority().is_none(),
-                    b.priority(),
-                    b.service_allocation.is_none(),
-                    &b.name,
-                ))
-        });
+        pools.sort_by(|a, b| pool_order(a).cmp(&pool_order(b)));
         let mut by_name = HashMap::new();
         let mut index: [BTreeMap<u128, (u128, usize)>; 2] = Default::default();
         let mut states = Vec::with_capacity(pools.len());
