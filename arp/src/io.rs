@@ -449,6 +449,11 @@ impl PacketSocket {
         Ok(PacketSocket { fd, ifindex })
     }
 
+    /// Registers the socket with the current tokio runtime for readability.
+    pub fn into_async(self) -> std::io::Result<AsyncFd<PacketSocket>> {
+        sys::register_async(self)
+    }
+
     pub fn send(&self, frame: &[u8]) -> std::io::Result<usize> {
         sys::send_frame(&self.fd, frame)
     }
@@ -617,7 +622,7 @@ async fn iface_task(
             return;
         }
     };
-    let sock: AsyncFd<PacketSocket> = match sys::register_async(sock) {
+    let sock = match sock.into_async() {
         Ok(s) => s,
         Err(source) => {
             let e = Error::Register {
