@@ -366,7 +366,16 @@ fn arp_link_changes_are_reported() {
         .node
         .ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])
         .expect("node address");
-    let mut r = bench.start_responder(quiet());
+    let mut r = bench.start_responder(Config {
+        announce_count: 1,
+        ..quiet()
+    });
+    r.set_owned("eth0", &["192.0.2.18"]);
+    // Gaining the IP: one gratuitous ARP pair.
+    let announced = wait_until(WAIT, POLL, || {
+        (r.counters().announcements_sent == 2).then_some(())
+    });
+    assert!(announced.is_some(), "{:?}", r.counters());
     let links = r.handle.links();
     let eth0 = links.get("eth0").expect("eth0 listed");
     assert!(eth0.up);
@@ -411,6 +420,11 @@ fn arp_link_changes_are_reported() {
             up: true
         })
     );
+    // Link back up: announced again (switches may have flushed their tables).
+    let again = wait_until(WAIT, POLL, || {
+        (r.counters().announcements_sent >= 4).then_some(())
+    });
+    assert!(again.is_some(), "{:?}", r.counters());
 
     // An interface that appears, is served, and disappears.
     bench
