@@ -98,6 +98,8 @@ pub struct Counters {
     /// Announcement frames sent (each gratuitous ARP form and each unsolicited NA count 1).
     pub announcements_sent: u64,
     pub send_errors: u64,
+    /// Frames the kernel dropped because a socket's receive buffer was full.
+    pub kernel_drops: u64,
     pub events_dropped: u64,
 }
 
@@ -115,6 +117,7 @@ struct AtomicCounters {
     conflicts: AtomicU64,
     announcements_sent: AtomicU64,
     send_errors: AtomicU64,
+    kernel_drops: AtomicU64,
     events_dropped: AtomicU64,
 }
 
@@ -150,6 +153,7 @@ impl AtomicCounters {
             conflicts: ld(&self.conflicts),
             announcements_sent: ld(&self.announcements_sent),
             send_errors: ld(&self.send_errors),
+            kernel_drops: ld(&self.kernel_drops),
             events_dropped: ld(&self.events_dropped),
         }
     }
@@ -474,6 +478,11 @@ impl PacketSocket {
         }
     }
 
+    /// Frames the kernel dropped for this socket since the last call.
+    pub fn kernel_drops(&self) -> std::io::Result<u32> {
+        sys::dropped_since_last(&self.fd)
+    }
+
     fn membership(&self, mac: MacAddr, join: bool) -> std::io::Result<()> {
         sys::multicast_membership(&self.fd, self.ifindex, mac.0, join)
     }
@@ -696,6 +705,11 @@ async fn iface_task(
                             break;
                         }
                     }
+                }
+                if let Ok(n) = sock.get_ref().kernel_drops()
+                    && n > 0
+                {
+                    shared.counters.kernel_drops.fetch_add(u64::from(n), Ordering::Relaxed);
                 }
             }
         }
