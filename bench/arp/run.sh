@@ -7,12 +7,12 @@
 # Our responder runs pinned to one CPU (taskset -c 1 when there are >= 2), the client on
 # the other. Prints result lines; BENCHMARKS.md records them with this command line.
 #
-#   sudo bash bench/arp/run.sh [LATENCY_COUNT=2000] [BLAST_SECONDS=3] [WINDOW=64]
+#   sudo bash bench/arp/run.sh [LATENCY_COUNT=2000] [BLAST_SECONDS=3] [WINDOW=512]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${1:-2000}
 SECS=${2:-3}
-WINDOW=${3:-64}
+WINDOW=${3:-512}
 
 cargo build --release -q -p ferrolb-arp --examples
 BIN=target/release/examples
