@@ -294,6 +294,9 @@ fn poll_links() -> Result<BTreeMap<String, LinkInfo>, Error> {
         .collect())
 }
 
+/// How long a failed interface waits before its socket is opened again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 struct Running {
     ifindex: u32,
     mac: MacAddr,
@@ -305,6 +308,7 @@ async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<()>) {
     let mut tick = tokio::time::interval(shared.config.link_poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut running: HashMap<String, Running> = HashMap::new();
+    let mut backoff: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
             w = wake.recv() => if w.is_none() { break },
@@ -352,7 +356,7 @@ async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<()>) {
                 Some(_) => {}
             }
         }
-        reconcile(&shared, &new, &mut running);
+        reconcile(&shared, &new, &mut running, &mut backoff);
     }
     for (_, r) in running {
         r.task.abort();
@@ -361,12 +365,17 @@ async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<()>) {
 }
 
 /// Starts a socket task for every interface that owns IPs and exists with a MAC; stops tasks
-/// whose interface is gone, changed (ifindex or MAC) or owns nothing any more.
+/// whose interface is gone, changed (ifindex or MAC) or owns nothing any more. A task that
+/// ended by itself (socket could not be opened, e.g. no CAP_NET_RAW) is retried after
+/// [`RETRY_AFTER`], not at every poll, so its `SocketError` event is not repeated in a loop.
 fn reconcile(
     shared: &Arc<Shared>,
     links: &BTreeMap<String, LinkInfo>,
     running: &mut HashMap<String, Running>,
+    backoff: &mut HashMap<String, Instant>,
 ) {
+    let now = Instant::now();
+    backoff.retain(|_, until| *until > now);
     let owned: Vec<(String, watch::Receiver<BTreeSet<IpAddr>>)> = {
         let owned = shared.owned.lock().unwrap_or_else(|e| e.into_inner());
         owned
@@ -387,17 +396,20 @@ fn reconcile(
         }
     }
     running.retain(|name, r| {
-        let keep = !r.task.is_finished()
-            && wanted
-                .get(name)
-                .is_some_and(|(idx, mac, _)| *idx == r.ifindex && *mac == r.mac);
+        if r.task.is_finished() {
+            backoff.insert(name.clone(), now + RETRY_AFTER);
+            return false;
+        }
+        let keep = wanted
+            .get(name)
+            .is_some_and(|(idx, mac, _)| *idx == r.ifindex && *mac == r.mac);
         if !keep {
             r.task.abort();
         }
         keep
     });
     for (name, (ifindex, mac, rx)) in wanted {
-        if running.contains_key(&name) {
+        if running.contains_key(&name) || backoff.contains_key(&name) {
             continue;
         }
         let reannounce = Arc::new(Notify::new());
