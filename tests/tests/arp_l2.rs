@@ -173,8 +173,8 @@ fn arp_announcements_update_existing_client_entries() {
 }
 
 #[test]
-fn arp_unicast_ns_keeps_client_entry_reachable() {
-    if !require_root("arp_unicast_ns_keeps_client_entry_reachable") {
+fn arp_nud_probes_keep_client_entries_reachable() {
+    if !require_root("arp_nud_probes_keep_client_entries_reachable") {
         return;
     }
     let bench = L2Bench::new();
@@ -218,6 +218,40 @@ fn arp_unicast_ns_keeps_client_entry_reachable() {
     );
     let c = r.counters();
     assert!(c.replies[&ReplyKind::NaUnicastNs] >= 1, "{c:?}");
+
+    // The IPv4 counterpart: Linux probes a stale ARP entry with unicast requests to the
+    // cached MAC.
+    r.set_owned("eth0", &["2001:db8::14", "192.0.2.14"]);
+    bench
+        .client
+        .sysctl("net.ipv4.neigh.eth0.delay_first_probe_time=0")
+        .expect("sysctl");
+    bench
+        .client
+        .ip(&[
+            "neigh",
+            "replace",
+            "192.0.2.14",
+            "lladdr",
+            NODE_MAC,
+            "dev",
+            "eth0",
+            "nud",
+            "stale",
+        ])
+        .expect("seed neighbour");
+    let before = r.counters().replies[&ReplyKind::Arp];
+    let _ = bench
+        .client
+        .exec_output("ping", &["-c", "2", "-i", "0.3", "-W", "1", "192.0.2.14"]);
+    let reachable = wait_until(WAIT, POLL, || {
+        bench
+            .client_neigh("192.0.2.14")
+            .contains("REACHABLE")
+            .then_some(())
+    });
+    assert!(reachable.is_some(), "{}", bench.client_neigh("192.0.2.14"));
+    assert!(r.counters().replies[&ReplyKind::Arp] > before);
 }
 
 #[test]
