@@ -2,7 +2,9 @@
 # ARP responder benchmark (as root). In one run, on one veth pair between two namespaces:
 #   1. in-process throughput of Responder::handle (no sockets; upper bound for one core);
 #   2. ARP reply latency p50/p99, our responder vs the Linux kernel answering for an address
-#      configured on the same interface, requests interleaved A B A B by one tool (arpbench);
+#      configured on the same interface, requests interleaved A B A B by one tool (arpbench):
+#      a) responder and client on different CPUs, b) on the same CPU, c) with RT=1, a) again
+#      with both at SCHED_FIFO;
 #   3. socket blast: replies/s with WINDOW requests outstanding, ours vs the kernel.
 # Our responder runs pinned to one CPU (taskset -c 1 when there are >= 2), the client on
 # the other. Prints result lines; BENCHMARKS.md records them with this command line.
@@ -54,12 +56,19 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 
-echo "== 2. latency, $COUNT requests per target, interleaved (192.0.2.10 = kernel, 192.0.2.11 = ferrolb)"
-ip netns exec "$C" "${PIN_CLIENT[@]}" $BIN/arpbench latency eth0 192.0.2.1 "$COUNT" 192.0.2.10 192.0.2.11
-
+LAT=(ip netns exec "$C" "${PIN_CLIENT[@]}" $BIN/arpbench latency eth0 192.0.2.1 "$COUNT" 192.0.2.10 192.0.2.11)
+echo "== 2a. latency, responder and client on different CPUs, $COUNT requests per target,"
+echo "==     interleaved (192.0.2.10 = kernel, 192.0.2.11 = ferrolb)"
+"${LAT[@]}"
+if [ ${#PIN_RESP[@]} -gt 0 ]; then
+    echo "== 2b. latency, responder moved to the client's CPU (taskset -a -p -c 0)"
+    taskset -a -p -c 0 "$RESP_PID" >/dev/null
+    "${LAT[@]}"
+    taskset -a -p -c 1 "$RESP_PID" >/dev/null
+fi
 if [ "${RT:-0}" = 1 ] && command -v chrt >/dev/null; then
-    echo "== 2b. latency again with our responder and the client at SCHED_FIFO 10 (chrt): separates"
-    echo "==     CPU contention from the machine's other jobs from the cost of our path"
+    echo "== 2c. latency, different CPUs, responder and client at SCHED_FIFO 10 (chrt): takes"
+    echo "==     the machine's other jobs out of the picture"
     chrt -f -p 10 "$RESP_PID"
     ip netns exec "$C" "${PIN_CLIENT[@]}" chrt -f 10 $BIN/arpbench latency eth0 192.0.2.1 "$COUNT" 192.0.2.10 192.0.2.11
     chrt -o -p 0 "$RESP_PID"
