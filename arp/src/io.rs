@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::announce::AnnounceSchedule;
 use crate::packet::{MacAddr, solicited_node_mac};
 use crate::responder::{DropReason, ReplyKind, Responder, Verdict, announcements};
 use crate::{Error, sys};
@@ -512,8 +513,7 @@ struct IfaceState {
     responder: Responder,
     owned: BTreeSet<IpAddr>,
     groups: BTreeMap<MacAddr, usize>,
-    /// (next send time, ip, announcements left)
-    pending: Vec<(Instant, IpAddr, u32)>,
+    schedule: AnnounceSchedule,
 }
 
 impl IfaceState {
@@ -553,35 +553,25 @@ impl IfaceState {
                 *n += 1;
             }
         }
-        self.pending.retain(|(_, ip, _)| new.contains(ip));
+        self.schedule.retain_owned(&new);
         self.owned = new;
         if !gained.is_empty() || !lost.is_empty() {
             info!(?gained, ?lost, "owned IPs changed");
         }
-        self.schedule(&gained, shared);
+        self.announce(&gained);
     }
 
-    fn schedule(&mut self, ips: &[IpAddr], shared: &Shared) {
-        let count = shared.config.announce_count;
-        if count == 0 {
-            return;
-        }
-        let now = Instant::now();
+    fn announce(&mut self, ips: &[IpAddr]) {
+        let now = std::time::Instant::now();
         for ip in ips {
-            self.pending.retain(|(_, p, _)| p != ip);
-            self.pending.push((now, *ip, count));
+            self.schedule.start(*ip, now);
         }
     }
 
     fn send_due(&mut self, sock: &PacketSocket, shared: &Shared) {
-        let now = Instant::now();
         let mac = self.responder.mac();
-        let interval = shared.config.announce_interval;
-        for (at, ip, left) in &mut self.pending {
-            if *at > now {
-                continue;
-            }
-            for frame in announcements(mac, *ip) {
+        for ip in self.schedule.take_due(std::time::Instant::now()) {
+            for frame in announcements(mac, ip) {
                 match sock.send(&frame) {
                     Ok(_) => bump(&shared.counters.announcements_sent),
                     Err(e) => {
@@ -590,10 +580,7 @@ impl IfaceState {
                     }
                 }
             }
-            *left -= 1;
-            *at = now + interval;
         }
-        self.pending.retain(|(_, _, left)| *left > 0);
     }
 
     fn on_frame(&mut self, sock: &PacketSocket, frame: &[u8], shared: &Shared) {
@@ -663,13 +650,16 @@ async fn iface_task(
         responder: Responder::new(mac),
         owned: BTreeSet::new(),
         groups: BTreeMap::new(),
-        pending: Vec::new(),
+        schedule: AnnounceSchedule::new(
+            shared.config.announce_count,
+            shared.config.announce_interval,
+        ),
     };
     let first = owned_rx.borrow_and_update().clone();
     st.apply(sock.get_ref(), first, &shared);
     let mut buf = vec![0u8; 2048 + TAG_ROOM];
     loop {
-        let next = st.pending.iter().map(|p| p.0).min();
+        let next = st.schedule.next_due().map(Instant::from_std);
         tokio::select! {
             biased;
             changed = owned_rx.changed() => {
@@ -681,7 +671,7 @@ async fn iface_task(
             }
             _ = reannounce.notified() => {
                 let all: Vec<IpAddr> = st.owned.iter().copied().collect();
-                st.schedule(&all, &shared);
+                st.announce(&all);
             }
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 st.send_due(sock.get_ref(), &shared);

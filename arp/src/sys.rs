@@ -302,6 +302,7 @@ pub fn interfaces() -> io::Result<Vec<RawInterface>> {
     // SAFETY: `head` is a valid out-pointer; on success it is freed below with freeifaddrs.
     cvt(unsafe { libc::getifaddrs(&mut head) })?;
     let mut out: Vec<RawInterface> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
@@ -310,9 +311,10 @@ pub fn interfaces() -> io::Result<Vec<RawInterface>> {
         unsafe {
             let ifa = &*cur;
             let name = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
-            let idx = match out.iter().position(|i| i.name == name) {
-                Some(i) => i,
+            let idx = match index.get(&name) {
+                Some(i) => *i,
                 None => {
+                    index.insert(name.clone(), out.len());
                     out.push(RawInterface {
                         name,
                         ..RawInterface::default()
