@@ -162,6 +162,7 @@ impl AtomicCounters {
 
 struct Shared {
     config: Config,
+    stopped: std::sync::atomic::AtomicBool,
     owned: Mutex<HashMap<String, watch::Sender<BTreeSet<IpAddr>>>>,
     links: RwLock<BTreeMap<String, LinkInfo>>,
     counters: AtomicCounters,
@@ -188,6 +189,7 @@ impl L2Responder {
         let links = poll_links()?;
         let shared = Arc::new(Shared {
             config,
+            stopped: std::sync::atomic::AtomicBool::new(false),
             owned: Mutex::new(HashMap::new()),
             links: RwLock::new(links),
             counters: AtomicCounters::default(),
@@ -209,7 +211,12 @@ impl L2Responder {
 #[derive(Clone)]
 pub struct L2Handle {
     shared: Arc<Shared>,
-    wake: mpsc::UnboundedSender<()>,
+    wake: mpsc::UnboundedSender<Cmd>,
+}
+
+enum Cmd {
+    Wake,
+    Shutdown,
 }
 
 impl L2Handle {
@@ -217,7 +224,7 @@ impl L2Handle {
     /// Removed IPs stop being answered before the next frame is handled; gained IPs are
     /// announced. The interface need not exist yet: we start once it appears.
     pub fn set_owned(&self, interface: &str, ips: BTreeSet<IpAddr>) -> Result<(), Error> {
-        if self.wake.is_closed() {
+        if self.wake.is_closed() || self.shared.stopped.load(Ordering::SeqCst) {
             return Err(Error::Stopped);
         }
         {
@@ -231,7 +238,19 @@ impl L2Handle {
                 }
             }
         }
-        self.wake.send(()).map_err(|_| Error::Stopped)
+        self.wake.send(Cmd::Wake).map_err(|_| Error::Stopped)
+    }
+
+    /// Stops answering on every interface at once (before the next frame is handled) and
+    /// stops the responder: sockets are closed, later `set_owned` calls fail with
+    /// [`Error::Stopped`]. Nothing is sent. Dropping every handle has the same effect.
+    pub fn shutdown(&self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        let owned = self.shared.owned.lock().unwrap_or_else(|e| e.into_inner());
+        for tx in owned.values() {
+            tx.send_replace(BTreeSet::new());
+        }
+        let _ = self.wake.send(Cmd::Shutdown);
     }
 
     /// The IPs currently answered on `interface`.
@@ -305,17 +324,26 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<()>) {
+async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<Cmd>) {
     let mut tick = tokio::time::interval(shared.config.link_poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut backoff: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
-            w = wake.recv() => if w.is_none() { break },
+            w = wake.recv() => match w {
+                None | Some(Cmd::Shutdown) => break,
+                Some(Cmd::Wake) => {}
+            },
             _ = tick.tick() => {}
         }
-        while wake.try_recv().is_ok() {}
+        let mut stop = false;
+        while let Ok(c) = wake.try_recv() {
+            stop |= matches!(c, Cmd::Shutdown);
+        }
+        if stop {
+            break;
+        }
         let new = match poll_links() {
             Ok(l) => l,
             Err(e) => {

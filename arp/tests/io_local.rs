@@ -33,3 +33,17 @@ async fn links_list_loopback_with_its_addresses() {
         .expect("set_owned");
     assert_eq!(handle.owned("flb-nonexistent0").len(), 1);
 }
+
+#[tokio::test]
+async fn shutdown_stops_and_later_updates_fail() {
+    let (handle, _events) = L2Responder::start(Config::default()).expect("start");
+    handle
+        .set_owned("lo", ["192.0.2.1".parse().unwrap()].into())
+        .expect("set_owned");
+    handle.shutdown();
+    assert!(handle.owned("lo").is_empty());
+    assert!(matches!(
+        handle.set_owned("lo", ["192.0.2.1".parse().unwrap()].into()),
+        Err(Error::Stopped)
+    ));
+}

@@ -479,3 +479,39 @@ fn arp_link_changes_are_reported() {
     assert!(ev.is_some());
     assert!(!r.handle.links().contains_key("x0"));
 }
+
+#[test]
+fn arp_answers_only_on_the_bound_interface_and_stops_on_shutdown() {
+    if !require_root("arp_answers_only_on_the_bound_interface_and_stops_on_shutdown") {
+        return;
+    }
+    let bench = L2Bench::new();
+    // A second segment: node eth1 <-> client2 eth0.
+    let client2 = ferrolb_tests::Netns::new("l2c2");
+    ferrolb_tests::veth(&bench.node, "eth1", &client2, "eth0");
+    client2
+        .ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"])
+        .expect("client2 address");
+    let r = bench.start_responder(quiet());
+    r.set_owned("eth0", &["192.0.2.19"]);
+    let (ok, out) = arping(
+        &bench.client,
+        &["-c", "1", "-w", "2", "-I", "eth0", "192.0.2.19"],
+    );
+    assert!(ok, "not answered on the bound interface: {out}");
+    let (ok, out) = arping(
+        &client2,
+        &["-c", "1", "-w", "1", "-I", "eth0", "192.0.2.19"],
+    );
+    assert!(
+        !ok,
+        "answered on an interface the IP is not bound to: {out}"
+    );
+
+    r.handle.shutdown();
+    let (ok, out) = arping(
+        &bench.client,
+        &["-c", "1", "-w", "1", "-I", "eth0", "192.0.2.19"],
+    );
+    assert!(!ok, "still answering after shutdown: {out}");
+}
