@@ -542,7 +542,12 @@ struct IfaceState {
     owned: BTreeSet<IpAddr>,
     groups: BTreeMap<MacAddr, usize>,
     schedule: AnnounceSchedule,
+    /// Last time each (ip, other MAC) conflict was reported, to report a flood once per
+    /// [`CONFLICT_REPORT_EVERY`] (the counter still counts every frame).
+    conflicts: HashMap<(IpAddr, MacAddr), std::time::Instant>,
 }
+
+const CONFLICT_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl IfaceState {
     /// Applies a new owned set: the responder first (stop answering at once), then multicast
@@ -623,12 +628,20 @@ impl IfaceState {
             },
             Verdict::Conflict { ip, other_mac } => {
                 bump(&shared.counters.conflicts);
-                warn!(%ip, %other_mac, "another host claims an owned IP");
-                shared.emit(L2Event::Conflict {
-                    ip,
-                    iface: self.iface.clone(),
-                    other_mac,
-                });
+                let now = std::time::Instant::now();
+                let last = self.conflicts.get(&(ip, other_mac)).copied();
+                if last.is_none_or(|t| now.duration_since(t) >= CONFLICT_REPORT_EVERY) {
+                    if self.conflicts.len() > 1024 {
+                        self.conflicts.clear();
+                    }
+                    self.conflicts.insert((ip, other_mac), now);
+                    warn!(%ip, %other_mac, "another host claims an owned IP");
+                    shared.emit(L2Event::Conflict {
+                        ip,
+                        iface: self.iface.clone(),
+                        other_mac,
+                    });
+                }
             }
             Verdict::Drop(reason) => shared.counters.drop_reason(reason),
         }
@@ -682,6 +695,7 @@ async fn iface_task(
             shared.config.announce_count,
             shared.config.announce_interval,
         ),
+        conflicts: HashMap::new(),
     };
     let first = owned_rx.borrow_and_update().clone();
     st.apply(sock.get_ref(), first, &shared);
