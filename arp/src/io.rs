@@ -507,6 +507,12 @@ impl PacketSocket {
     /// returned range is where the frame is, with any VLAN tag the kernel moved into packet
     /// metadata put back after the MAC addresses, so the frame reads as it was on the wire.
     pub fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<std::ops::Range<usize>> {
+        if buf.len() <= TAG_ROOM + 14 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "receive buffer must hold 4 spare bytes and an Ethernet header",
+            ));
+        }
         let meta = sys::recv_frame(&self.fd, &mut buf[TAG_ROOM..])?;
         match meta.vlan {
             Some((tpid, tci)) if meta.len >= 12 => {

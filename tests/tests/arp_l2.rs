@@ -494,6 +494,19 @@ fn arp_link_changes_are_reported() {
     );
     assert!(ev.is_some());
     assert!(!r.handle.links().contains_key("x0"));
+
+    // Re-created (new ifindex) and up: served again, the owned IP announced on it.
+    let before = r.counters().announcements_sent;
+    bench
+        .node
+        .ip(&["link", "add", "x0", "type", "veth", "peer", "name", "x1"])
+        .expect("re-add veth");
+    bench.node.ip(&["link", "set", "x1", "up"]).expect("x1 up");
+    bench.node.ip(&["link", "set", "x0", "up"]).expect("x0 up");
+    let again = wait_until(WAIT, POLL, || {
+        (r.counters().announcements_sent >= before + 2).then_some(())
+    });
+    assert!(again.is_some(), "{:?}", r.counters());
 }
 
 #[test]
