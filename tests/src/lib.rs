@@ -6,6 +6,7 @@
 //! root), in which case a missing privilege is a failure rather than a silent skip.
 
 pub mod lab;
+pub mod l2_fixture;
 pub mod netns;
 mod sys;
 
