@@ -299,15 +299,18 @@ impl Session {
 
     // RFC 5880 §6.8.4: detection time passed without a packet.
     fn on_detect_timer(&mut self, out: &mut Vec<Output>) {
-        if matches!(self.state, State::Init | State::Up) {
-            self.change_state(State::Down, Diag::ControlDetectionTimeExpired, out);
-        }
         // RFC 5880 §6.8.1: bfd.RemoteDiscr is reset after a silent Detection Time.
         self.remote_discr = 0;
         self.remote_state = State::Down;
         self.remote_min_rx = Duration::from_micros(1);
         self.remote_demand = false;
         out.push(Output::StopDetect);
+        if matches!(self.state, State::Init | State::Up) {
+            self.change_state(State::Down, Diag::ControlDetectionTimeExpired, out);
+            if self.may_transmit() {
+                out.push(Output::Send(self.control_packet()));
+            }
+        }
     }
 
     // RFC 5880 §6.8.16
