@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrolb_bfd::{BfdManager, BfdProfile, ManagerConfig};
+use ferrolb_bfd::{BfdEvent, BfdManager, BfdProfile, ManagerConfig};
 
 struct Args {
     local: IpAddr,
@@ -57,6 +57,20 @@ fn parse() -> anyhow::Result<Args> {
     })
 }
 
+fn print_event(out: &mut impl Write, ev: &BfdEvent) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "event peer={} old={} new={} diag={:?} remote={} failure={}",
+        ev.peer,
+        ev.old,
+        ev.new,
+        ev.diag,
+        ev.remote_state,
+        ev.is_failure()
+    )?;
+    out.flush()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = parse()?;
@@ -77,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
-                writeln!(out, "event peer={} old={} new={} diag={:?}", ev.peer, ev.old, ev.new, ev.diag)?;
+                print_event(&mut out, &ev)?;
                 out.flush()?;
             }
             _ = term.recv() => break,
@@ -87,11 +101,7 @@ async fn main() -> anyhow::Result<()> {
     mgr.shutdown().await?;
     // The AdminDown transitions made by shutdown.
     while let Ok(ev) = events.try_recv() {
-        writeln!(
-            out,
-            "event peer={} old={} new={} diag={:?}",
-            ev.peer, ev.old, ev.new, ev.diag
-        )?;
+        print_event(&mut out, &ev)?;
     }
     let c = mgr.counters();
     writeln!(

@@ -54,13 +54,25 @@ impl Default for ManagerConfig {
 }
 
 /// A session changed state. `diag` is our local diagnostic after the change (for example
-/// [`Diag::ControlDetectionTimeExpired`] or [`Diag::NeighborSignaledSessionDown`] on a Down).
+/// [`Diag::ControlDetectionTimeExpired`] or [`Diag::NeighborSignaledSessionDown`] on a Down);
+/// `remote_state` is the peer's state as last received (AdminDown when the peer shut the
+/// session down on purpose).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BfdEvent {
     pub peer: IpAddr,
     pub old: State,
     pub new: State,
     pub diag: Diag,
+    pub remote_state: State,
+}
+
+impl BfdEvent {
+    /// True when this change means the forwarding path to the peer failed and BGP must be
+    /// reset at once: Up -> Down, unless the peer signalled AdminDown (RFC 5882 §3.2: an
+    /// administrative shutdown of BFD is not a path failure).
+    pub fn is_failure(&self) -> bool {
+        self.old == State::Up && self.new == State::Down && self.remote_state != State::AdminDown
+    }
 }
 
 /// One session as seen from outside.
@@ -656,6 +668,7 @@ impl Driver {
                         old,
                         new,
                         diag,
+                        remote_state: e.session.info().remote_state,
                     };
                     self.subscribers
                         .lock()

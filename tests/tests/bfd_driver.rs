@@ -116,7 +116,8 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
             peer: lb,
             old: State::Up,
             new: State::AdminDown,
-            diag: Diag::AdministrativelyDown
+            diag: Diag::AdministrativelyDown,
+            remote_state: State::Up,
         })
     );
     assert!(a_gone.is_none(), "session still listed after remove");
@@ -126,8 +127,13 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
             peer: la,
             old: State::Up,
             new: State::Down,
-            diag: Diag::NeighborSignaledSessionDown
+            diag: Diag::NeighborSignaledSessionDown,
+            remote_state: State::AdminDown,
         })
+    );
+    assert!(
+        !b_down.unwrap().is_failure(),
+        "peer AdminDown is not a path failure"
     );
     let bs = b_status.expect("B has the session");
     assert_eq!(bs.info.remote_state, State::AdminDown);

@@ -140,6 +140,13 @@ fn link_cut_takes_both_sides_down() {
         "our side did not detect FRR's silence: {}",
         ours.output()
     );
+    assert!(
+        ours.events()
+            .iter()
+            .any(|e| e.contains("new=Down") && e.contains("failure=true")),
+        "a detection timeout must be reported as a path failure: {}",
+        ours.output()
+    );
     n.ip(&["link", "set", "eth0", "up"]).unwrap();
     frr.wait_status("192.0.2.2", "up", UP_WAIT)
         .unwrap_or_else(|| panic!("no recovery after link up: {:?}", frr.peer("192.0.2.2")));
