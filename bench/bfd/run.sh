@@ -21,7 +21,7 @@ cargo build -q --release -p ferrolb-bfd --example bfd_peer
 BIN=$(pwd)/target/release/examples/bfd_peer
 
 R=flb-bench-bfd-r-$$; N=flb-bench-bfd-n-$$
-D=$(mktemp -d /tmp/flb-bench-bfd.XXXXXX)
+D=$(mktemp -d /tmp/flb-bench-bfd.XXXXXX); chmod 755 "$D"   # frr must traverse it
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
@@ -123,15 +123,14 @@ done
 echo
 echo "Detection time after SIGSTOP of the peer, as seen by FRR 8.4 bfdd (ms), $TRIALS trials each:"
 python3 - "$RESULTS" <<'EOF'
-import sys, collections
+import sys, collections, math
 data = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     k, v = line.split()
     data[k].append(float(v))
-def pct(xs, p):
+def pct(xs, p):  # nearest rank
     xs = sorted(xs)
-    i = min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))
-    return xs[i]
+    return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
 print("| peer frozen | timers | n | min | p50 | p95 | max |")
 print("|---|---|---|---|---|---|---|")
 for k in sorted(data, key=lambda k: (k.split("-")[1], k)):
