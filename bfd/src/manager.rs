@@ -151,6 +151,11 @@ enum Command {
         peer: IpAddr,
         reply: oneshot::Sender<Result<(), BfdError>>,
     },
+    SetProfile {
+        peer: IpAddr,
+        profile: BfdProfile,
+        reply: oneshot::Sender<Result<(), BfdError>>,
+    },
     Status {
         peer: Option<IpAddr>,
         reply: oneshot::Sender<Vec<SessionStatus>>,
@@ -234,6 +239,21 @@ impl BfdManager {
     pub async fn remove_session(&self, peer: IpAddr) -> Result<(), BfdError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Remove { peer, reply }).await?;
+        rx.await.map_err(|_| BfdError::Stopped)?
+    }
+
+    /// Changes the timers of the session to `peer` in place. While Up, the change is
+    /// announced with a Poll Sequence and takes force as RFC 5880 §6.8.3 says; the session
+    /// does not flap.
+    pub async fn set_profile(&self, peer: IpAddr, profile: BfdProfile) -> Result<(), BfdError> {
+        profile.validate()?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetProfile {
+            peer,
+            profile,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| BfdError::Stopped)?
     }
 
@@ -488,6 +508,19 @@ impl Driver {
                         self.by_discr.remove(&e.session.local_discr());
                     }
                     info!(%peer, "bfd session removed");
+                    Ok(())
+                } else {
+                    Err(BfdError::NoSession { peer })
+                };
+                let _ = reply.send(r);
+            }
+            Command::SetProfile {
+                peer,
+                profile,
+                reply,
+            } => {
+                let r = if self.sessions.contains_key(&peer) {
+                    self.feed(peer, Input::SetProfile(profile));
                     Ok(())
                 } else {
                     Err(BfdError::NoSession { peer })

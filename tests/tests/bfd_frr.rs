@@ -182,3 +182,110 @@ fn our_shutdown_reaches_frr_as_admin_down() {
     assert_eq!(p.diagnostic, "neighbor signaled session down", "{p:?}");
     assert_eq!(p.remote_diagnostic, "administratively down", "{p:?}");
 }
+
+/// In-process `BfdManager` (the speaker's way of using it) against FRR: timers changed with
+/// `set_profile` while Up reach FRR through a Poll Sequence, without a flap.
+#[test]
+fn set_profile_while_up_reaches_frr_without_flap() {
+    if !require_root("set_profile_while_up_reaches_frr_without_flap") {
+        return;
+    }
+    use ferrolb_bfd::{BfdManager, BfdProfile, ManagerConfig, State};
+    use std::sync::mpsc;
+
+    let (r, n) = bfd_pair("bfp");
+    let frr = FrrBfdd::start(&r, &frr_conf((100, 100, 3)));
+    let (to_test, from_ours) = mpsc::channel::<&'static str>();
+    let (to_ours, from_test) = mpsc::channel::<()>();
+    let ours = n.spawn_thread(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mgr = BfdManager::start(ManagerConfig {
+                ipv6: false,
+                ..ManagerConfig::default()
+            })
+            .await
+            .unwrap();
+            let mut events = mgr.subscribe();
+            let peer = "192.0.2.1".parse().unwrap();
+            let slow =
+                BfdProfile::with_timers(Duration::from_millis(300), Duration::from_millis(300), 3);
+            mgr.add_session(
+                peer,
+                "192.0.2.2".parse().unwrap(),
+                Some("eth0".into()),
+                slow,
+            )
+            .await
+            .unwrap();
+            let _ = to_test.send("added");
+            // Wait for the test to see FRR Up with our first timers.
+            tokio::task::spawn_blocking(move || from_test.recv_timeout(Duration::from_secs(30)))
+                .await
+                .unwrap()
+                .expect("test never answered");
+            let fast =
+                BfdProfile::with_timers(Duration::from_millis(150), Duration::from_millis(120), 4);
+            mgr.set_profile(peer, fast).await.unwrap();
+            let st = mgr.session(peer).await.unwrap().unwrap();
+            let _ = to_test.send(if st.info.state == State::Up {
+                "changed"
+            } else {
+                "not up"
+            });
+            // Keep running until the test has checked FRR, then report any flap.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let mut downs = 0;
+            while let Ok(ev) = events.try_recv() {
+                if ev.new == State::Down {
+                    downs += 1;
+                }
+            }
+            mgr.shutdown().await.unwrap();
+            downs
+        })
+    });
+    assert_eq!(from_ours.recv_timeout(Duration::from_secs(10)), Ok("added"));
+    let p = frr
+        .wait_status("192.0.2.2", "up", UP_WAIT)
+        .unwrap_or_else(|| panic!("not up: {:?}\n{}", frr.peer("192.0.2.2"), frr.log()));
+    let p = if p.remote_transmit_interval == 300 {
+        p
+    } else {
+        ferrolb_tests::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            frr.peer("192.0.2.2")
+                .filter(|p| p.remote_transmit_interval == 300)
+        })
+        .expect("FRR never saw 300 ms")
+    };
+    assert_eq!(p.remote_receive_interval, 300);
+    to_ours.send(()).unwrap();
+    assert_eq!(
+        from_ours.recv_timeout(Duration::from_secs(10)),
+        Ok("changed")
+    );
+    let p = ferrolb_tests::wait_until(Duration::from_secs(2), Duration::from_millis(50), || {
+        frr.peer("192.0.2.2")
+            .filter(|p| p.remote_transmit_interval == 120)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "FRR did not learn the new timers: {:?}",
+            frr.peer("192.0.2.2")
+        )
+    });
+    assert_eq!(
+        (
+            p.status.as_str(),
+            p.remote_receive_interval,
+            p.remote_detect_multiplier
+        ),
+        ("up", 150, 4),
+        "{p:?}"
+    );
+    let downs = ours.join().expect("our thread");
+    assert_eq!(downs, 0, "session flapped on a timer change");
+}
