@@ -186,10 +186,20 @@ impl BfdManager {
             None
         };
         let sock6 = if config.ipv6 {
-            Some(bind_receive(SocketAddr::new(
+            match bind_receive(SocketAddr::new(
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 config.listen_port,
-            ))?)
+            )) {
+                Ok(s) => Some(s),
+                // A host booted with ipv6.disable=1: run IPv4-only rather than not at all.
+                Err(BfdError::BindReceive { source, .. })
+                    if source.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+                {
+                    warn!("IPv6 unavailable on this host; BFD runs IPv4-only");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
@@ -197,6 +207,8 @@ impl BfdManager {
         let counters = Arc::new(SharedCounters::default());
         let subscribers: Subscribers = Arc::default();
         let driver = Driver {
+            has_v4: sock4.is_some(),
+            has_v6: sock6.is_some(),
             peer_port: config.peer_port,
             sessions: HashMap::new(),
             by_discr: HashMap::new(),
@@ -409,6 +421,8 @@ impl Entry {
 }
 
 struct Driver {
+    has_v4: bool,
+    has_v6: bool,
     peer_port: u16,
     sessions: HashMap<IpAddr, Entry>,
     by_discr: HashMap<u32, IpAddr>,
@@ -564,6 +578,12 @@ impl Driver {
     ) -> Result<(), BfdError> {
         if self.sessions.contains_key(&peer) {
             return Err(BfdError::SessionExists { peer });
+        }
+        if (peer.is_ipv4() && !self.has_v4) || (peer.is_ipv6() && !self.has_v6) {
+            return Err(BfdError::BadSession {
+                peer,
+                reason: "no receive socket for this address family (disabled in ManagerConfig or unavailable on the host)".to_string(),
+            });
         }
         if peer.is_ipv4() != local.is_ipv4() {
             return Err(BfdError::BadSession {

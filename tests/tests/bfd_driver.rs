@@ -6,7 +6,7 @@ use std::net::{IpAddr, UdpSocket};
 use std::time::Duration;
 
 use ferrolb_bfd::packet::{ControlPacket, Diag, DropReason, State};
-use ferrolb_bfd::{BfdEvent, BfdManager, BfdProfile, ManagerConfig};
+use ferrolb_bfd::{BfdError, BfdEvent, BfdManager, BfdProfile, ManagerConfig};
 use ferrolb_tests::bfd_peers::bfd_pair;
 use ferrolb_tests::require_root;
 use tokio::sync::oneshot;
@@ -66,7 +66,55 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
                 .await
                 .expect("add A");
             let dup = mgr.add_session(lb, la, Some("eth0".into()), fast()).await;
-            assert!(dup.is_err(), "duplicate session accepted");
+            assert!(
+                matches!(dup, Err(BfdError::SessionExists { .. })),
+                "duplicate session: {dup:?}"
+            );
+            // This manager has no IPv4 socket: an IPv4 session is refused, as are mixed
+            // families and a profile asking for echo mode.
+            let v4 = mgr
+                .add_session(
+                    "192.0.2.2".parse().unwrap(),
+                    "192.0.2.1".parse().unwrap(),
+                    None,
+                    fast(),
+                )
+                .await;
+            assert!(matches!(v4, Err(BfdError::BadSession { .. })), "{v4:?}");
+            let mixed = mgr
+                .add_session(
+                    "2001:db8::2".parse().unwrap(),
+                    "192.0.2.1".parse().unwrap(),
+                    None,
+                    fast(),
+                )
+                .await;
+            assert!(
+                matches!(mixed, Err(BfdError::BadSession { .. })),
+                "{mixed:?}"
+            );
+            let echo = BfdProfile {
+                echo_mode: true,
+                ..fast()
+            };
+            let echo = mgr
+                .add_session(
+                    "2001:db8::2".parse().unwrap(),
+                    "2001:db8::1".parse().unwrap(),
+                    None,
+                    echo,
+                )
+                .await;
+            assert!(
+                matches!(
+                    echo,
+                    Err(BfdError::InvalidProfile {
+                        field: "echoMode",
+                        ..
+                    })
+                ),
+                "{echo:?}"
+            );
             let up = next_event(&mut ev, |e| e.new == State::Up).await;
             let status = mgr.session(lb).await.unwrap();
             let _ = go_rx.await;
@@ -140,8 +188,16 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
     for c in [&a_counters, &b_counters] {
         assert!(c.packets_in > 0 && c.packets_out > 0, "{c:?}");
         assert!(c.state_changes >= 2, "{c:?}");
-        assert_eq!(c.drops.values().sum::<u64>(), 0, "{c:?}");
+        // A forgets the session while B still talks to it: those packets have no session.
+        let other: u64 = c
+            .drops
+            .iter()
+            .filter(|(r, _)| **r != DropReason::NoSession)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(other, 0, "{c:?}");
     }
+    assert_eq!(b_counters.drops(DropReason::NoSession), 0, "{b_counters:?}");
 }
 
 /// A valid Down packet from a peer we do not know.
