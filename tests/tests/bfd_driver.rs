@@ -158,15 +158,11 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
         st.source_port
     );
     assert_eq!(st.info.remote_detect_mult, 3);
+    // (remote_state is not checked here: B's last packet may still say Init.)
+    let a_admin = a_admin.expect("A reported AdminDown");
     assert_eq!(
-        a_admin,
-        Some(BfdEvent {
-            peer: lb,
-            old: State::Up,
-            new: State::AdminDown,
-            diag: Diag::AdministrativelyDown,
-            remote_state: State::Up,
-        })
+        (a_admin.peer, a_admin.old, a_admin.new, a_admin.diag),
+        (lb, State::Up, State::AdminDown, Diag::AdministrativelyDown)
     );
     assert!(a_gone.is_none(), "session still listed after remove");
     assert_eq!(
