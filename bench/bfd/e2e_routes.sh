@@ -122,11 +122,18 @@ import sys, datetime
 t0 = float(sys.argv[1])
 def utc(s, fmt):
     return datetime.datetime.strptime(s, fmt).replace(tzinfo=datetime.timezone.utc).timestamp()
-bfd = next(utc(" ".join(l.split()[:2]), "%Y/%m/%d %H:%M:%S.%f") for l in open(sys.argv[2])
-           if "peer:192.0.2.11" in l and "up -> down" in l and utc(" ".join(l.split()[:2]), "%Y/%m/%d %H:%M:%S.%f") >= t0)
-route = next(utc(l[1:27], "%Y-%m-%dT%H:%M:%S.%f") for l in open(sys.argv[3])
-             if "Deleted 203.0.113.10" in l and utc(l[1:27], "%Y-%m-%dT%H:%M:%S.%f") >= t0)
-print(sys.argv[4], f"{(bfd - t0) * 1000:.1f}", f"{(route - t0) * 1000:.1f}")
+bfd = next((utc(" ".join(l.split()[:2]), "%Y/%m/%d %H:%M:%S.%f") for l in open(sys.argv[2])
+            if "peer:192.0.2.11" in l and "-> down" in l
+            and utc(" ".join(l.split()[:2]), "%Y/%m/%d %H:%M:%S.%f") >= t0), None)
+route = next((utc(l[1:27], "%Y-%m-%dT%H:%M:%S.%f") for l in open(sys.argv[3])
+              if "Deleted 203.0.113.10" in l and utc(l[1:27], "%Y-%m-%dT%H:%M:%S.%f") >= t0), None)
+if bfd is None or route is None:
+    # Reported, not hidden: the summary counts these trials as failed.
+    tail = [l.strip() for l in open(sys.argv[2])][-3:]
+    print(f"# {sys.argv[4]} trial without {'BFD down' if bfd is None else 'route delete'}: bfdd log tail {tail}", file=sys.stderr)
+    print(sys.argv[4], "failed", "failed")
+else:
+    print(sys.argv[4], f"{(bfd - t0) * 1000:.1f}", f"{(route - t0) * 1000:.1f}")
 EOF
         tail -1 "$RESULTS" | awk '{print "  trial: bfd down " $2 " ms, route gone " $3 " ms"}' >&2
     done
@@ -139,16 +146,20 @@ echo "Node frozen (kill -STOP) -> FRR: BFD Down / kernel route deleted (ms), $TR
 python3 - "$RESULTS" <<'EOF'
 import sys, collections, math
 rows = collections.defaultdict(list)
+failed = collections.Counter()
 for l in open(sys.argv[1]):
     k, b, r = l.split()
+    if b == "failed":
+        failed[k] += 1
+        continue
     rows[k].append((float(b), float(r)))
 def pct(xs, p):
     xs = sorted(xs)
     return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
-print("| node | BFD timers | n | BFD down p50 / p95 / max | route gone p50 / p95 / max | route - BFD, max |")
-print("|---|---|---|---|---|---|")
+print("| node | BFD timers | n | failed trials | BFD down p50 / p95 / max | route gone p50 / p95 / max | route - BFD, max |")
+print("|---|---|---|---|---|---|---|")
 for k, v in sorted(rows.items()):
     node, t = k.split("-", 1)
     b = [x for x, _ in v]; r = [y for _, y in v]; d = [y - x for x, y in v]
-    print(f"| {node} | {t.replace('x', ' ms x ')} | {len(v)} | {pct(b,50):.0f} / {pct(b,95):.0f} / {max(b):.0f} | {pct(r,50):.0f} / {pct(r,95):.0f} / {max(r):.0f} | {max(d):.0f} |")
+    print(f"| {node} | {t.replace('x', ' ms x ')} | {len(v)} | {failed[k]} | {pct(b,50):.0f} / {pct(b,95):.0f} / {max(b):.0f} | {pct(r,50):.0f} / {pct(r,95):.0f} / {max(r):.0f} | {max(d):.0f} |")
 EOF
