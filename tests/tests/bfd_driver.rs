@@ -259,13 +259,24 @@ fn gtsm_and_malformed_packets_are_dropped_and_counted() {
             tx.send_to(&mult, to).unwrap();
             tx.send_to(&stray_packet(), to).unwrap();
             tx.send_to(&[0x20], to).unwrap();
+            // The session's own discriminator, but from the wrong source address.
+            let discr = mgr
+                .session("192.0.2.2".parse().unwrap())
+                .await
+                .unwrap()
+                .expect("session")
+                .info
+                .local_discr;
+            let mut spoof = stray_packet();
+            spoof[8..12].copy_from_slice(&discr.to_be_bytes());
+            tx.send_to(&spoof, to).unwrap();
             // IPv6 with hop limit 64.
             let tx6 = UdpSocket::bind("[2001:db8::1]:0").unwrap();
             socket2::SockRef::from(&tx6)
                 .set_unicast_hops_v6(64)
                 .unwrap();
             tx6.send_to(&stray_packet(), "[2001:db8::1]:3784").unwrap();
-            let want = 8;
+            let want = 9;
             for _ in 0..100 {
                 if mgr.counters().packets_in >= want {
                     break;
@@ -277,7 +288,12 @@ fn gtsm_and_malformed_packets_are_dropped_and_counted() {
             c
         })
     });
-    assert_eq!(counters.packets_in, 8, "{counters:?}");
+    assert_eq!(counters.packets_in, 9, "{counters:?}");
+    assert_eq!(
+        counters.drops(DropReason::SourceMismatch),
+        1,
+        "{counters:?}"
+    );
     assert_eq!(counters.drops(DropReason::TtlNot255), 2, "{counters:?}");
     assert_eq!(counters.drops(DropReason::BadVersion), 1, "{counters:?}");
     assert_eq!(counters.drops(DropReason::BadLength), 1, "{counters:?}");
