@@ -361,12 +361,17 @@ fn open_send_socket(
     .map_err(err)?;
     let ttl = u32::from(SINGLE_HOP_TTL);
     let mut scope = 0;
+    // FREEBIND: the local address may not exist yet (interface still being configured, IPv6
+    // DAD in progress); sends fail and are counted until it appears, then the session
+    // proceeds without the caller having to retry.
     if peer.is_ipv6() {
         sock.set_unicast_hops_v6(ttl).map_err(err)?;
         sock.set_tclass_v6(0xc0).map_err(err)?;
+        sock.set_freebind_v6(true).map_err(err)?;
     } else {
         sock.set_ttl_v4(ttl).map_err(err)?;
         sock.set_tos_v4(0xc0).map_err(err)?;
+        sock.set_freebind_v4(true).map_err(err)?;
     }
     if let Some(name) = ifname {
         sock.bind_device(Some(name.as_bytes())).map_err(err)?;

@@ -306,3 +306,67 @@ fn gtsm_and_malformed_packets_are_dropped_and_counted() {
     assert_eq!(counters.drops(DropReason::NoSession), 1, "{counters:?}");
     assert_eq!(counters.drops(DropReason::Short), 1, "{counters:?}");
 }
+
+/// A session may be added before its local address exists (interface still being set up):
+/// sends fail and are counted, and the session comes Up once the address appears.
+#[test]
+fn session_added_before_local_address_exists_comes_up_later() {
+    if !require_root("session_added_before_local_address_exists_comes_up_later") {
+        return;
+    }
+    let (a, b) = bfd_pair("bdf");
+    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])
+        .unwrap();
+    let la: IpAddr = "198.51.100.1".parse().unwrap();
+    let lb: IpAddr = "198.51.100.2".parse().unwrap();
+    let (added_tx, added_rx) = std::sync::mpsc::channel::<()>();
+    let ta = a.spawn_thread(move || {
+        runtime().block_on(async move {
+            let cfg = ManagerConfig {
+                ipv6: false,
+                ..ManagerConfig::default()
+            };
+            let mgr = BfdManager::start(cfg).await.expect("start A");
+            let mut ev = mgr.subscribe();
+            mgr.add_session(lb, la, None, fast())
+                .await
+                .expect("add before the address exists");
+            let _ = added_tx.send(());
+            let up = next_event(&mut ev, |e| e.new == State::Up).await;
+            let c = mgr.counters();
+            mgr.shutdown().await.unwrap();
+            (up, c)
+        })
+    });
+    let tb = b.spawn_thread(move || {
+        runtime().block_on(async move {
+            let cfg = ManagerConfig {
+                ipv6: false,
+                ..ManagerConfig::default()
+            };
+            let mgr = BfdManager::start(cfg).await.expect("start B");
+            let mut ev = mgr.subscribe();
+            mgr.add_session(la, lb, None, fast()).await.expect("add B");
+            let up = next_event(&mut ev, |e| e.new == State::Up).await;
+            // Stay until A has seen Up too (A's shutdown then reaches us as AdminDown).
+            let _ = next_event(&mut ev, |e| e.new == State::Down).await;
+            mgr.shutdown().await.unwrap();
+            up
+        })
+    });
+    added_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("A added its session");
+    // Let A try (and fail) to send from the missing address first.
+    std::thread::sleep(Duration::from_millis(300));
+    a.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth0"])
+        .unwrap();
+    let (a_up, a_counters) = ta.join().expect("thread A");
+    let b_up = tb.join().expect("thread B");
+    assert_eq!(a_up.map(|e| e.peer), Some(lb), "{a_counters:?}");
+    assert_eq!(b_up.map(|e| e.peer), Some(la));
+    assert!(
+        a_counters.send_errors > 0,
+        "the first send from the missing address should have failed: {a_counters:?}"
+    );
+}
