@@ -11,3 +11,4 @@ pub mod netns;
 mod sys;
 
 pub use netns::{Netns, Proc, require_root, run, veth, wait_until};
+pub mod bfd_peers;
