@@ -1,3 +1,4 @@
-//! ferrolb speaker: per-node L2 and BGP announcements.
+//! ferrolb speaker: cluster state -> desired announcements -> BGP and ARP/NDP drivers.
 
 pub mod election;
+pub mod membership;
