@@ -39,6 +39,7 @@ struct Sim {
     nodes: BTreeMap<SocketAddr, Node>,
     /// Nodes cut off from everyone (both directions).
     isolated: HashSet<SocketAddr>,
+    tuning: Tuning,
 }
 
 impl Sim {
@@ -50,6 +51,7 @@ impl Sim {
             events: HashMap::new(),
             nodes: BTreeMap::new(),
             isolated: HashSet::new(),
+            tuning: Tuning::default(),
         }
     }
 
@@ -65,7 +67,7 @@ impl Sim {
             id,
             key,
             seeds.iter().map(|s| addr(*s)).collect(),
-            Tuning::default(),
+            self.tuning.clone(),
             u64::from(i) * 7919 + bump,
             metrics.clone(),
         )
@@ -166,7 +168,12 @@ fn names(ids: &[u8]) -> BTreeSet<String> {
 
 /// Three members, each seeded with the first one only.
 fn three() -> Sim {
+    three_with(Tuning::default())
+}
+
+fn three_with(tuning: Tuning) -> Sim {
     let mut sim = Sim::new();
+    sim.tuning = tuning;
     sim.add(1, KEY, &[1], 100);
     sim.add(2, KEY, &[1], 100);
     sim.add(3, KEY, &[1], 100);
@@ -246,6 +253,26 @@ fn graceful_leave_reaches_every_member_directly() {
     // A left member stays gone (no probe of it can revive it).
     sim.run_for(Duration::from_secs(10));
     assert_eq!(sim.live(1), names(&[1, 2]));
+}
+
+#[test]
+fn leave_without_direct_notice_still_spreads_by_gossip() {
+    let mut sim = three_with(Tuning {
+        leave_repeats: 0,
+        ..Tuning::default()
+    });
+    let t0 = sim.now;
+    sim.leave(3);
+    sim.run_for(Duration::from_secs(2));
+    for i in 1..=2 {
+        assert_eq!(sim.live(i), names(&[1, 2]), "node-{i}");
+        assert_eq!(
+            sim.metrics(i).leaves_received,
+            0,
+            "no direct notice was sent"
+        );
+        assert!(sim.dropped_at(i, "node-3", t0).is_some());
+    }
 }
 
 #[test]
