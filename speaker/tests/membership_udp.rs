@@ -102,3 +102,22 @@ async fn bad_configs_are_refused_with_the_field_named() {
         Err(MembershipError::Tuning(_))
     ));
 }
+
+#[tokio::test]
+async fn members_meet_over_ipv6() {
+    let v6 = |name: &str, seeds| MembershipConfig {
+        bind: "[::1]:0".parse().unwrap(),
+        ..config(name, seeds)
+    };
+    let Ok((a, mut a_rx)) = Membership::start(v6("a", vec![])).await else {
+        eprintln!("skipping members_meet_over_ipv6: no IPv6 loopback on this host");
+        return;
+    };
+    let (b, mut b_rx) = Membership::start(v6("b", vec![a.local_addr()]))
+        .await
+        .expect("start b");
+    wait_for(&mut a_rx, set(&["a", "b"])).await;
+    wait_for(&mut b_rx, set(&["a", "b"])).await;
+    b.leave().await.expect("leave");
+    wait_for(&mut a_rx, set(&["a"])).await;
+}

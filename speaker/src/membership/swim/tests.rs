@@ -361,3 +361,29 @@ fn bad_tuning_is_rejected() {
     };
     assert!(matches!(foca_config(&t), Err(MembershipError::Tuning(_))));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Authenticated garbage (a member with the key but a broken encoder) reaches foca's
+    /// decoder: it must be counted and dropped, never panic, never change the live set.
+    #[test]
+    fn authenticated_garbage_never_panics(
+        kind in proptest::prelude::prop_oneof![
+            proptest::prelude::Just(Kind::Swim),
+            proptest::prelude::Just(Kind::Leave)
+        ],
+        payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+    ) {
+        let metrics = Arc::new(Metrics::default());
+        let id = NodeId { name: "node-1".into(), addr: addr(1), bump: 1 };
+        let mut core = Core::new(id, KEY, vec![], Tuning::default(), 1, metrics.clone()).unwrap();
+        let _ = core.start();
+        let _ = core.handle_datagram(addr(2), &Key::new(KEY).seal(kind, &payload));
+        let m = metrics.snapshot();
+        proptest::prop_assert_eq!(m.auth_failures, 0);
+        // Either rejected as malformed, or a well-formed message from a new member (the
+        // payload happened to decode); never a crash.
+        proptest::prop_assert!(core.live().contains("node-1"));
+    }
+}
