@@ -62,7 +62,7 @@ async fn join_by_seed_and_set_seeds_then_leave_and_crash() {
     wait_for(&mut a_rx, set(&["a"])).await;
     let m = a.metrics();
     assert_eq!(m.members, 1);
-    assert_eq!(m.member_down, 2);
+    assert!(m.member_down >= 2, "{m:?}");
     assert_eq!(m.auth_failures, 0);
 }
 
