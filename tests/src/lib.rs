@@ -7,6 +7,7 @@
 
 pub mod lab;
 pub mod l2_fixture;
+pub mod membership_lab;
 pub mod netns;
 mod sys;
 
