@@ -110,3 +110,20 @@ fn pool_address_rule() {
         );
     }
 }
+
+#[test]
+fn bgp_advertisement_service_selectors_need_default_aggregation() {
+    use ferrolb_crds::v1alpha1::BGPAdvertisement;
+    let ad = |spec: &str| -> BGPAdvertisement {
+        let yaml = format!(
+            "apiVersion: ferrolb.io/v1alpha1\nkind: BGPAdvertisement\nmetadata: {{name: a, namespace: ferrolb-system}}\nspec:\n{spec}"
+        );
+        serde_saphyr::from_str(&yaml).expect("fixture parses")
+    };
+    let with_selectors = "  serviceSelectors: [{matchLabels: {app: web}}]\n";
+    assert!(kube_core::cel::validate_cel(&ad(with_selectors)).is_ok());
+    assert!(kube_core::cel::validate_cel(&ad("  aggregationLength: 24\n")).is_ok());
+    let bad = ad(&format!("{with_selectors}  aggregationLength: 24\n"));
+    let err = kube_core::cel::validate_cel(&bad).expect_err("CEL accepted selectors + aggregation");
+    assert!(format!("{err:?}").contains("serviceSelectors cannot be combined"));
+}
