@@ -37,6 +37,7 @@
 //! ```
 
 pub mod config;
+pub mod convert;
 mod error;
 pub mod resources;
 pub mod service;
