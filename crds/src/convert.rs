@@ -16,7 +16,7 @@ use crate::service::ALIAS_PREFIXES;
 use crate::v1alpha1::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
-use crate::yaml::{METALLB_API_VERSIONS, load_str, split_documents};
+use crate::yaml::{load_str, split_documents};
 
 /// MetalLB's install namespace.
 pub const METALLB_NAMESPACE: &str = "metallb-system";
@@ -66,26 +66,25 @@ pub fn convert_metallb(file: &str, text: &str) -> Conversion {
             ));
         }
         let r = loaded.resources;
-        let metallb = METALLB_API_VERSIONS.contains(&api.as_str());
-        let ours = api == crate::v1alpha1::API_VERSION;
-        let emitted = if metallb || ours {
-            emit_all(&mut out, r.pools)
-                + emit_all(&mut out, r.l2_advertisements)
-                + emit_all(&mut out, r.bgp_advertisements)
-                + emit_all(
-                    &mut out,
-                    r.bgp_peers.into_iter().map(convert_peer).collect(),
-                )
-                + emit_all(&mut out, r.communities)
-                + emit_all(&mut out, r.bfd_profiles)
-        } else {
-            let services = r.services.into_iter().map(convert_service).collect();
-            emit_all::<Service>(&mut out, services)
-                + emit_all::<Secret>(&mut out, r.secrets)
-                + emit_all(&mut out, r.namespaces)
-                + emit_all(&mut out, r.nodes)
-                + emit_all(&mut out, r.endpoint_slices)
-        };
+        let services = r.services.into_iter().map(convert_service).collect();
+        let peers = r.bgp_peers.into_iter().map(convert_peer).collect();
+        let emitted = emit_all(&mut out, r.pools)
+            + emit_all(&mut out, r.l2_advertisements)
+            + emit_all(&mut out, r.bgp_advertisements)
+            + emit_all(&mut out, peers)
+            + emit_all(&mut out, r.communities)
+            + emit_all(&mut out, r.bfd_profiles)
+            + emit_all::<Service>(&mut out, services)
+            + emit_all::<Secret>(&mut out, r.secrets)
+            + emit_all(&mut out, r.namespaces)
+            + emit_all(&mut out, r.nodes)
+            + emit_all(&mut out, r.endpoint_slices);
+        for ignored in loaded.ignored.iter().filter(|i| i.kind != kind) {
+            out.warnings.push(format!(
+                "{file}:{}: {} {} is not ferrolb configuration, dropped",
+                doc.line, ignored.api_version, ignored.kind
+            ));
+        }
         if emitted == 0 && loaded.errors.is_empty() {
             out.warnings.push(format!(
                 "{file}:{}: {api} {kind} is not ferrolb configuration, dropped",
