@@ -81,3 +81,46 @@ proptest! {
         let _ = ferrolb_crds::config::parse_duration(&s);
     }
 }
+
+fn random_pools() -> impl Strategy<Value = Vec<Vec<(u8, u8)>>> {
+    prop::collection::vec(
+        prop::collection::vec((any::<u8>(), any::<u8>()), 1..4),
+        1..8,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever the pools, accepted pools never overlap, every error names an input pool, and
+    /// a pool is left out only with an error.
+    #[test]
+    fn accepted_pools_never_overlap(spec in random_pools()) {
+        let mut yaml = String::new();
+        for (i, ranges) in spec.iter().enumerate() {
+            let addrs: Vec<String> =
+                ranges.iter().map(|(a, b)| format!("192.0.2.{a}-192.0.2.{b}")).collect();
+            let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+            yaml += &pool(&format!("p{i}"), &refs);
+        }
+        let out = ferrolb_crds::Config::build(&res(&yaml), None);
+        let pools: Vec<_> = out.config.pools.values().collect();
+        for (i, a) in pools.iter().enumerate() {
+            for b in &pools[i + 1..] {
+                for ra in &a.ranges {
+                    prop_assert!(!b.ranges.iter().any(|rb| rb.overlaps(ra)), "{} and {} overlap", a.name, b.name);
+                }
+            }
+        }
+        for e in &out.errors {
+            prop_assert!(e.object.name.starts_with('p') && e.field.starts_with("spec.addresses["), "{}", e);
+        }
+        for i in 0..spec.len() {
+            let name = format!("p{i}");
+            prop_assert!(
+                out.config.pools.contains_key(&name) || out.errors.iter().any(|e| e.object.name == name),
+                "{} vanished without an error", name
+            );
+        }
+    }
+}
