@@ -396,10 +396,8 @@ impl Lab {
                     break;
                 }
                 found = v.trim().trim_matches('"') == name;
-            } else if found {
-                if let Some(v) = t.strip_prefix("ip:") {
-                    ips.push(v.trim().trim_matches('"').to_string());
-                }
+            } else if let Some(v) = t.strip_prefix("ip:").filter(|_| found) {
+                ips.push(v.trim().trim_matches('"').to_string());
             }
         }
         ips
