@@ -5,4 +5,5 @@
 //! machine), [`rib`] (Adj-RIB-Out and UPDATE packing), [`session`] (tokio driver) and
 //! [`speaker`] (the public API: [`BgpSpeaker`]). See README.md.
 
+pub mod fsm;
 pub mod packet;

@@ -129,7 +129,7 @@ impl Capability {
             6 if v.is_empty() => Capability::ExtendedMessage,
             70 if v.is_empty() => Capability::EnhancedRouteRefresh,
             64 => {
-                if v.len() < 2 || (v.len() - 2) % 4 != 0 {
+                if v.len() < 2 || !(v.len() - 2).is_multiple_of(4) {
                     return Err(bad());
                 }
                 let w = v.get_u16();

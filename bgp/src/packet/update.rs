@@ -529,13 +529,13 @@ fn decode_value(
             AttrValue::AtomicAggregate
         }
         COMMUNITIES => {
-            if d.is_empty() || d.len() % 4 != 0 {
+            if d.is_empty() || !d.len().is_multiple_of(4) {
                 return taw;
             }
             AttrValue::Communities((0..d.len() / 4).map(|_| d.get_u32()).collect())
         }
         LARGE_COMMUNITIES => {
-            if d.is_empty() || d.len() % 12 != 0 {
+            if d.is_empty() || !d.len().is_multiple_of(12) {
                 return taw;
             }
             AttrValue::LargeCommunities(
