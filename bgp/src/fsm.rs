@@ -362,15 +362,13 @@ impl Fsm {
                 out.push(Output::Connect);
             }
             // Active, event 9: back to Connect (passive: keep waiting).
-            (State::Active, Timer::ConnectRetry) => {
-                if !self.cfg.passive {
-                    out.push(Output::StartTimer(
-                        Timer::ConnectRetry,
-                        self.cfg.connect_time,
-                    ));
-                    out.push(Output::Connect);
-                    self.goto(State::Connect, out);
-                }
+            (State::Active, Timer::ConnectRetry) if !self.cfg.passive => {
+                out.push(Output::StartTimer(
+                    Timer::ConnectRetry,
+                    self.cfg.connect_time,
+                ));
+                out.push(Output::Connect);
+                self.goto(State::Connect, out);
             }
             // Event 10 in OpenSent/OpenConfirm/Established: NOTIFICATION 4/0.
             (State::OpenSent | State::OpenConfirm | State::Established, Timer::Hold) => {
