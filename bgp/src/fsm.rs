@@ -185,6 +185,12 @@ pub enum Input {
     Message(Message),
     /// A message that failed to decode (events 21/22/25/28).
     DecodeError(DecodeError),
+    /// Tear the session down now with this NOTIFICATION (e.g. BFD went down), then restart
+    /// automatically after the backoff.
+    Reset(Notification),
+    /// The driver resolved a collision (RFC 4271 §6.8) in favour of a new connection that is
+    /// already open: start over in OpenSent on it (the peer's OPEN follows as a message).
+    ConnectionReplaced,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +260,8 @@ impl Fsm {
             Input::TcpFailed => self.on_tcp_failed(&mut out),
             Input::Message(m) => self.on_message(m, &mut out),
             Input::DecodeError(e) => self.on_decode_error(e, &mut out),
+            Input::Reset(n) => self.on_reset(n, &mut out),
+            Input::ConnectionReplaced => self.on_connection_replaced(&mut out),
         }
         out
     }
@@ -429,6 +437,26 @@ impl Fsm {
             State::Active | State::OpenConfirm | State::Established => {
                 self.fail(DownReason::ConnectionLost, out)
             }
+        }
+    }
+
+    fn on_reset(&mut self, n: Notification, out: &mut Vec<Output>) {
+        match self.state {
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                self.fail(DownReason::SentNotification(n), out)
+            }
+            State::Connect | State::Active => self.fail(DownReason::Stopped, out),
+            State::Idle => {}
+        }
+    }
+
+    fn on_connection_replaced(&mut self, out: &mut Vec<Output>) {
+        if matches!(self.state, State::OpenSent | State::OpenConfirm) {
+            self.negotiated = None;
+            out.push(Output::StopTimer(Timer::Keepalive));
+            out.push(Output::Send(Message::Open(self.cfg.open())));
+            out.push(Output::StartTimer(Timer::Hold, OPEN_SENT_HOLD));
+            self.goto(State::OpenSent, out);
         }
     }
 
