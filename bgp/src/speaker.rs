@@ -306,6 +306,7 @@ struct Inner {
     counters: Arc<Counters>,
     listener_fd: Option<RawFd>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
+    rt: tokio::runtime::Handle,
 }
 
 /// The embedded BGP speaker. Cheap to clone; must be created inside a tokio runtime.
@@ -315,8 +316,10 @@ pub struct BgpSpeaker {
 }
 
 impl BgpSpeaker {
-    /// Starts the speaker (and its listener, if configured).
+    /// Starts the speaker (and its listener, if configured). Must be called inside a tokio
+    /// runtime; peer tasks run on that runtime, whatever thread later calls the methods.
     pub fn new(cfg: SpeakerConfig) -> Result<Self, Error> {
+        let rt = tokio::runtime::Handle::current();
         let (tx, _) = watch::channel(BTreeMap::new());
         let board = Arc::new(StatusBoard { tx });
         let peers: Mutex<HashMap<IpAddr, PeerHandle>> = Mutex::new(HashMap::new());
@@ -349,6 +352,7 @@ impl BgpSpeaker {
                 counters: Arc::new(Counters::default()),
                 listener_fd,
                 listener_task,
+                rt,
             }
         });
         Ok(BgpSpeaker { inner })
@@ -389,7 +393,7 @@ impl BgpSpeaker {
             self.inner.counters.clone(),
             self.inner.cfg.coalesce,
         );
-        let task = tokio::spawn(task.run().instrument(span));
+        let task = self.inner.rt.spawn(task.run().instrument(span));
         peers.insert(
             addr,
             PeerHandle {
