@@ -305,6 +305,7 @@ struct Inner {
     board: Arc<StatusBoard>,
     counters: Arc<Counters>,
     listener_fd: Option<RawFd>,
+    listen_addr: Option<SocketAddr>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
     rt: tokio::runtime::Handle,
 }
@@ -325,6 +326,7 @@ impl BgpSpeaker {
         let peers: Mutex<HashMap<IpAddr, PeerHandle>> = Mutex::new(HashMap::new());
         let mut listener_fd = None;
         let mut listener = None;
+        let mut listen_addr = None;
         if let Some(addr) = cfg.listen {
             let bind = || -> std::io::Result<TcpListener> {
                 let sock = match addr {
@@ -337,6 +339,7 @@ impl BgpSpeaker {
             };
             let l = bind().map_err(|source| Error::Bind { addr, source })?;
             listener_fd = Some(l.as_raw_fd());
+            listen_addr = l.local_addr().ok();
             listener = Some(l);
         }
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
@@ -351,11 +354,17 @@ impl BgpSpeaker {
                 board,
                 counters: Arc::new(Counters::default()),
                 listener_fd,
+                listen_addr,
                 listener_task,
                 rt,
             }
         });
         Ok(BgpSpeaker { inner })
+    }
+
+    /// The address the listener is bound to (with the real port when 0 was asked for).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.listen_addr
     }
 
     pub fn router_id(&self) -> Ipv4Addr {
@@ -393,6 +402,7 @@ impl BgpSpeaker {
             self.inner.counters.clone(),
             self.inner.cfg.coalesce,
         );
+        self.inner.board.set(addr, PeerStatus::default());
         let task = self.inner.rt.spawn(task.run().instrument(span));
         peers.insert(
             addr,
