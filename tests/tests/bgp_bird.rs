@@ -204,3 +204,58 @@ fn bird_restart_hold_expiry_and_reconnect() {
     );
     assert!(sp.status(ip(ROUTER_V4)).unwrap().flaps >= 1);
 }
+
+#[test]
+fn bird_over_ipv6_session_gets_v6_next_hop_and_explicit_v4_next_hop() {
+    if !require_root("bird_over_ipv6_session_gets_v6_next_hop_and_explicit_v4_next_hop") {
+        return;
+    }
+    let (r, n) = link_lab("bgpbird4");
+    let conf = Bird::bgp_protocol(&BirdBgp {
+        name: "node6",
+        local_addr: ROUTER_V6,
+        local_as: 64513,
+        neighbor: NODE_V6,
+        neighbor_as: 64512,
+        extra: "",
+        ipv6: Some(""),
+        ipv4: "",
+    });
+    let bird = Bird::start(&r, ROUTER_V4, &conf);
+    let sp = Speaker::start(&n, SpeakerConfig::new("192.0.2.10".parse().unwrap()));
+    let mut rs = BTreeMap::new();
+    // Over an IPv6 session the IPv6 route takes the session address; IPv4 needs its own.
+    rs.insert(
+        "2001:db8:100::20/128".parse().unwrap(),
+        RouteAttrs::default(),
+    );
+    rs.insert(
+        "203.0.113.30/32".parse().unwrap(),
+        RouteAttrs {
+            next_hop: Some(ip(NODE_V4)),
+            ..Default::default()
+        },
+    );
+    rs.insert("203.0.113.31/32".parse().unwrap(), RouteAttrs::default());
+    let mut p = PeerConfig::new(ip(ROUTER_V6), 64512, 64513);
+    p.connect_time = Duration::from_secs(2);
+    sp.speaker.add_peer(p).unwrap();
+    sp.speaker.set_routes(PeerSelector::All, rs).unwrap();
+    assert!(
+        bird.wait_established("node6", T),
+        "{}",
+        bird.protocol("node6")
+    );
+    let ok = wait_until(T, Duration::from_millis(50), || {
+        (bird.has_route("2001:db8:100::20/128") && bird.has_route("203.0.113.30/32")).then_some(())
+    });
+    assert!(ok.is_some(), "{}", bird.birdc(&["show", "route", "all"]));
+    assert!(
+        bird.route("2001:db8:100::20/128")
+            .contains("via 2001:db8::10")
+    );
+    assert!(bird.route("203.0.113.30/32").contains("via 192.0.2.10"));
+    // The IPv4 route without a next hop of its family is held back and counted.
+    assert!(!bird.has_route("203.0.113.31/32"));
+    assert_eq!(sp.status(ip(ROUTER_V6)).unwrap().unresolved_next_hop, 1);
+}
