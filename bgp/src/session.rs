@@ -74,7 +74,8 @@ pub(crate) struct PeerTask {
     pub rib: AdjRibOut,
     pub routes: watch::Receiver<Arc<RouteSet>>,
     pub cmds: mpsc::UnboundedReceiver<Command>,
-    pub self_tx: mpsc::UnboundedSender<Command>,
+    /// Weak, so that the task's own handle does not keep its command channel open.
+    pub self_tx: mpsc::WeakUnboundedSender<Command>,
     pub board: Arc<StatusBoard>,
     pub counters: Arc<Counters>,
     pub coalesce: Duration,
@@ -94,7 +95,7 @@ impl PeerTask {
         fsm: Fsm,
         routes: watch::Receiver<Arc<RouteSet>>,
         cmds: mpsc::UnboundedReceiver<Command>,
-        self_tx: mpsc::UnboundedSender<Command>,
+        self_tx: mpsc::WeakUnboundedSender<Command>,
         board: Arc<StatusBoard>,
         counters: Arc<Counters>,
         coalesce: Duration,
@@ -275,7 +276,9 @@ impl PeerTask {
             }
             State::OpenSent | State::OpenConfirm => {
                 // Read the newcomer's OPEN to learn its BGP Identifier, off the main loop.
-                let tx = self.self_tx.clone();
+                let Some(tx) = self.self_tx.upgrade() else {
+                    return;
+                };
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let first =
@@ -515,9 +518,28 @@ impl PeerTask {
                 self.counters.notif_out(n.code);
             }
         }
-        if let Err(e) = c.wr.write_all(&buf).await {
-            debug!(error = %e, "BGP write failed");
-            self.io_failed = true;
+        // A peer that stops reading must not wedge the loop (and its hold timer): give up
+        // after the hold time, as the hold timer would.
+        let limit = Duration::from_secs(
+            self.fsm
+                .negotiated()
+                .map(|n| n.hold_time as u64)
+                .filter(|h| *h > 0)
+                .unwrap_or(crate::fsm::OPEN_SENT_HOLD.as_secs()),
+        );
+        match tokio::time::timeout(limit, c.wr.write_all(&buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(error = %e, "BGP write failed");
+                self.io_failed = true;
+            }
+            Err(_) => {
+                warn!(
+                    secs = limit.as_secs(),
+                    "peer stopped reading; dropping the connection"
+                );
+                self.io_failed = true;
+            }
         }
     }
 

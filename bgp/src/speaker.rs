@@ -310,6 +310,15 @@ struct Inner {
     rt: tokio::runtime::Handle,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Peer tasks end on their own when their command channels close (with a Cease).
+        if let Some(t) = &self.listener_task {
+            t.abort();
+        }
+    }
+}
+
 /// The embedded BGP speaker. Cheap to clone; must be created inside a tokio runtime.
 #[derive(Clone)]
 pub struct BgpSpeaker {
@@ -397,7 +406,7 @@ impl BgpSpeaker {
             fsm,
             rrx,
             crx,
-            ctx.clone(),
+            ctx.downgrade(),
             self.inner.board.clone(),
             self.inner.counters.clone(),
             self.inner.cfg.coalesce,

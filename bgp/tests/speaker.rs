@@ -167,3 +167,25 @@ async fn bad_peer_config_is_rejected_with_field_names() {
     ));
     s.shutdown(GracefulMode::CeaseAndWithdraw).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_speaker_sends_a_cease() {
+    let a = speaker("127.0.0.5", "192.0.2.5");
+    let b = speaker("127.0.0.6", "192.0.2.6");
+    let pa = a.listen_addr().unwrap().port();
+    let pb = b.listen_addr().unwrap().port();
+    let mut passive = peer("127.0.0.5", pa, "127.0.0.6", 64513, 64512);
+    passive.passive = true;
+    b.add_peer(passive).unwrap();
+    a.add_peer(peer("127.0.0.6", pb, "127.0.0.5", 64512, 64513))
+        .unwrap();
+    wait_for(&b, ip("127.0.0.5"), "B established", established).await;
+    drop(a);
+    wait_for(&b, ip("127.0.0.5"), "B sees the Cease", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("speaker stopped"))
+    })
+    .await;
+    b.shutdown(GracefulMode::CeaseAndWithdraw).await;
+}
