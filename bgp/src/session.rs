@@ -65,6 +65,7 @@ enum Event {
     Connected(io::Result<TcpStream>),
     Timer(Timer),
     RoutesChanged,
+    RoutesClosed,
     Coalesce,
 }
 
@@ -86,6 +87,8 @@ pub(crate) struct PeerTask {
     coalesce_at: Option<Instant>,
     sess: Option<SessionInfo>,
     io_failed: bool,
+    /// The speaker dropped the route channel; only the command channel ends the task.
+    routes_closed: bool,
 }
 
 impl PeerTask {
@@ -117,6 +120,7 @@ impl PeerTask {
             coalesce_at: None,
             sess: None,
             io_failed: false,
+            routes_closed: false,
         }
     }
 
@@ -178,6 +182,7 @@ impl PeerTask {
                         self.coalesce_at = Some(Instant::now() + self.coalesce);
                     }
                 }
+                Event::RoutesClosed => self.routes_closed = true,
                 Event::Coalesce => {
                     self.coalesce_at = None;
                     self.sync_routes().await;
@@ -205,6 +210,7 @@ impl PeerTask {
         let cmds = &mut self.cmds;
         let routes = &mut self.routes;
         let coalesce_at = self.coalesce_at;
+        let routes_open = !self.routes_closed;
         tokio::select! {
             c = cmds.recv() => Event::Cmd(c),
             ev = read_frame(conn, cxt) => ev,
@@ -216,9 +222,9 @@ impl PeerTask {
                 tokio::time::sleep_until(at).await;
                 t
             }, if next_timer.is_some() => Event::Timer(t),
-            r = routes.changed() => match r {
+            r = routes.changed(), if routes_open => match r {
                 Ok(()) => Event::RoutesChanged,
-                Err(_) => Event::Cmd(None),
+                Err(_) => Event::RoutesClosed,
             },
             _ = async { tokio::time::sleep_until(coalesce_at.expect("guarded")).await },
                 if coalesce_at.is_some() => Event::Coalesce,

@@ -523,11 +523,12 @@ impl BgpSpeaker {
                 GracefulMode::KeepForGracefulRestart => Command::CloseForRestart { done },
             };
             let _ = h.cmds.send(cmd);
-            waits.push((addr, wait, h.task));
+            // Keep the handle (and its channels) alive until the peer has stopped.
+            waits.push((addr, wait, h));
         }
-        for (addr, wait, task) in waits {
+        for (addr, wait, h) in waits {
             let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
-            let _ = task.await;
+            let _ = h.task.await;
             info!(%addr, ?mode, "BGP peer stopped");
         }
         // Let the FINs go out before the runtime may end.
