@@ -81,7 +81,7 @@ B
 wait_accepted() { # prints the wall-clock time when the receiver holds TOTAL routes
     local deadline=$(( $(date +%s) + 120 ))
     while [ "$(date +%s)" -lt $deadline ]; do
-        n=$(birdc -s "$W/recv.ctl" show route count 2>/dev/null | awk '/^Total:/ {print $2}')
+        n=$(birdc -s "$W/recv.ctl" show route count 2>/dev/null | awk '/^Total:/ {print $2}' || true)
         if [ "${n:-0}" -ge "$TOTAL" ]; then date +%s.%N; return 0; fi
         sleep 0.002
     done
@@ -187,8 +187,8 @@ ip netns exec $F bird -f -c "$W/feeder.conf" -s "$W/feeder.ctl" & PIDS+=($!)
 G="ip netns exec $S gobgp -u 127.0.0.1 -p 50051"
 loaded=0
 for _ in $(seq 600); do
-    a=$($G global rib summary -a ipv4 2>/dev/null | awk '/Destination/ {gsub(",","",$2); print $2}')
-    b=$($G global rib summary -a ipv6 2>/dev/null | awk '/Destination/ {gsub(",","",$2); print $2}')
+    a=$($G global rib summary -a ipv4 2>/dev/null | awk '/Destination/ {gsub(",","",$2); print $2}' || true)
+    b=$($G global rib summary -a ipv6 2>/dev/null | awk '/Destination/ {gsub(",","",$2); print $2}' || true)
     if [ "${a:-0}" -ge "$V4" ] && [ "${b:-0}" -ge "$V6" ]; then loaded=1; break; fi
     sleep 0.2
 done
