@@ -82,6 +82,8 @@ pub struct PeerConfig {
     pub families: Vec<Family>,
     /// Never connect out; wait for the peer (needs [`SpeakerConfig::listen`]).
     pub passive: bool,
+    /// Offer RFC 8654 extended messages (UPDATEs up to 65535 bytes when both sides agree).
+    pub extended_messages: bool,
 }
 
 impl PeerConfig {
@@ -101,6 +103,7 @@ impl PeerConfig {
             restart_time: 120,
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
             passive: false,
+            extended_messages: false,
         }
     }
 
@@ -162,6 +165,7 @@ impl PeerConfig {
         c.keepalive = self.keepalive;
         c.connect_time = self.connect_time;
         c.passive = self.passive;
+        c.extended_messages = self.extended_messages;
         c.families = self.families.clone();
         c.graceful_restart = self.graceful_restart.then_some(GracefulRestart {
             restart_time: self.restart_time,
