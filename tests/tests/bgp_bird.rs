@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferrolb_bgp::{
-    CeaseReason, Family, LargeCommunity, PeerConfig, PeerSelector, RouteAttrs, SpeakerConfig, State,
+    CeaseReason, Family, GracefulMode, LargeCommunity, PeerConfig, PeerSelector, RouteAttrs,
+    SpeakerConfig, State,
 };
 use ferrolb_tests::peers_bird::{Bird, BirdBgp};
 use ferrolb_tests::peers_ferrolb::*;
@@ -258,4 +259,59 @@ fn bird_over_ipv6_session_gets_v6_next_hop_and_explicit_v4_next_hop() {
     // The IPv4 route without a next hop of its family is held back and counted.
     assert!(!bird.has_route("203.0.113.31/32"));
     assert_eq!(sp.status(ip(ROUTER_V6)).unwrap().unresolved_next_hop, 1);
+}
+
+#[test]
+fn bird_keeps_routes_across_graceful_restart() {
+    if !require_root("bird_keeps_routes_across_graceful_restart") {
+        return;
+    }
+    let (r, n) = link_lab("bgpbird5");
+    // BIRD's default "graceful restart aware" makes it a helper for a restarting peer.
+    let bird = Bird::start(&r, ROUTER_V4, &bird_conf(64512, 64513, ""));
+    let mut p = peer(64513);
+    p.graceful_restart = true;
+    p.restart_time = 60;
+    {
+        let sp = Speaker::start(&n, SpeakerConfig::new("192.0.2.10".parse().unwrap()));
+        sp.speaker.set_routes(PeerSelector::All, routes()).unwrap();
+        sp.speaker.add_peer(p.clone()).unwrap();
+        assert!(bird.wait_established("node", T));
+        assert!(
+            wait_until(T, Duration::from_millis(50), || bird
+                .has_route("203.0.113.10/32")
+                .then_some(()))
+            .is_some()
+        );
+        sp.run(|s| async move { s.shutdown(GracefulMode::KeepForGracefulRestart).await });
+    }
+    let down = wait_until(T, Duration::from_millis(50), || {
+        (!bird.is_established("node")).then_some(())
+    });
+    assert!(down.is_some());
+    // Kept while we are away: BIRD runs the restart timer we advertised.
+    let kept = bird.route("203.0.113.10/32");
+    assert!(
+        bird.has_route("203.0.113.10/32"),
+        "{kept}\n{}",
+        bird.protocol("node")
+    );
+    let proto = bird.protocol("node");
+    assert!(
+        proto.contains("Neighbor graceful restart active"),
+        "{proto}"
+    );
+    let sp = Speaker::start(&n, SpeakerConfig::new("192.0.2.10".parse().unwrap()));
+    sp.speaker.set_routes(PeerSelector::All, routes()).unwrap();
+    sp.speaker.add_peer(p).unwrap();
+    assert!(bird.wait_established("node", T));
+    let fresh = wait_until(T, Duration::from_millis(50), || {
+        let r = bird.route("203.0.113.10/32");
+        let proto = bird.protocol("node");
+        (bird.has_route("203.0.113.10/32")
+            && !r.contains("stale")
+            && !proto.contains("graceful restart active"))
+        .then_some(())
+    });
+    assert!(fresh.is_some(), "{}", bird.route("203.0.113.10/32"));
 }
