@@ -4,8 +4,8 @@
 #   ferrolb  (bgp/examples/bgp_announce.rs, routes set before the session comes up)
 #   gobgpd   (routes loaded into its global RIB from a feeder BIRD before the receiver starts)
 #   bird     (static routes)
-# For each: time from Established to the last prefix accepted by the receiver (polling
-# `birdc show route count`, ~5 ms resolution), time on the wire to the last UPDATE, UPDATE
+# For each: time from Established to the last prefix accepted by the receiver (polling the
+# channel counters of `birdc show protocols all`, a few ms resolution), time on the wire to the last UPDATE, UPDATE
 # count/bytes (from a pcap), and for ferrolb the RSS of the sender holding the routes.
 #
 #   sudo bench/bgp/run.sh [V4_COUNT] [V6_COUNT]
@@ -73,7 +73,7 @@ protocol bgp sender {
 B
     ip netns exec $R bird -f -c "$W/recv-$1.conf" -s "$W/recv.ctl" & PIDS+=($!)
     for _ in $(seq 100); do birdc -s "$W/recv.ctl" show status >/dev/null 2>&1 && break; sleep 0.05; done
-    ip netns exec $R tcpdump -q -i eth0 -s 0 -B 32768 -U -w "$W/$1.pcap" tcp port 179 2>/dev/null & PIDS+=($!)
+    ip netns exec $R tcpdump -q --immediate-mode -i eth0 -s 0 -B 32768 -U -w "$W/$1.pcap" tcp port 179 2>"$W/$1.tcpdump.err" & PIDS+=($!)
     TCPDUMP=$!
     sleep 0.5
 }
@@ -81,7 +81,10 @@ B
 wait_accepted() { # prints the wall-clock time when the receiver holds TOTAL routes
     local deadline=$(( $(date +%s) + 120 ))
     while [ "$(date +%s)" -lt $deadline ]; do
-        n=$(birdc -s "$W/recv.ctl" show route count 2>/dev/null | awk '/^Total:/ {print $2}' || true)
+        # Channel counters ("Routes: N imported") are cheap; `show route count` would walk
+        # the table on BIRD's single thread and slow down the import being measured.
+        n=$(birdc -s "$W/recv.ctl" show protocols all sender 2>/dev/null \
+            | awk '/Routes:/ && /imported/ {s += $2} END {print s + 0}' || true)
         if [ "${n:-0}" -ge "$TOTAL" ]; then date +%s.%N; return 0; fi
         sleep 0.002
     done
@@ -89,7 +92,7 @@ wait_accepted() { # prints the wall-clock time when the receiver holds TOTAL rou
 }
 
 report() { # $1 name, $2 accepted wall time
-    sleep 0.3; kill "$TCPDUMP" 2>/dev/null || true; sleep 0.3
+    sleep 1; kill "$TCPDUMP" 2>/dev/null || true; sleep 0.5
     python3 bench/bgp/analyze.py "$W/$1.pcap" 192.0.2.10 > "$W/$1.json"
     python3 - "$1" "$2" "$W/$1.json" <<'PY'
 import json, sys
