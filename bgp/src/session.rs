@@ -444,6 +444,7 @@ impl PeerTask {
         };
         info!(peer_id = %n.peer_id, hold = n.hold_time, families = ?n.families, "BGP session established");
         self.status.established_at = Some(std::time::Instant::now());
+        self.status.negotiated = Some(n.clone());
         self.sess = Some(sess.clone());
         self.coalesce_at = None;
         self.routes.borrow_and_update();
@@ -464,6 +465,7 @@ impl PeerTask {
         }
         self.status.last_error = Some(reason.to_string());
         self.status.prefixes_sent = 0;
+        self.status.negotiated = None;
         self.rib.clear();
         self.sess = None;
         self.coalesce_at = None;

@@ -28,7 +28,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::Error;
 use crate::counters::{Counters, CountersSnapshot};
-use crate::fsm::{Fsm, FsmConfig, GracefulRestart, State};
+use crate::fsm::{Fsm, FsmConfig, GracefulRestart, Negotiated, State};
 use crate::packet::{CeaseSubcode, Family, Notification};
 use crate::rib::RouteSet;
 use crate::session::{Command, PeerTask};
@@ -194,6 +194,8 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Desired routes not sent for want of a next hop of their family.
     pub unresolved_next_hop: usize,
+    /// What the OPENs agreed on (peer router id, hold time, families), while Established.
+    pub negotiated: Option<Negotiated>,
 }
 
 impl Default for PeerStatus {
@@ -205,6 +207,7 @@ impl Default for PeerStatus {
             flaps: 0,
             last_error: None,
             unresolved_next_hop: 0,
+            negotiated: None,
         }
     }
 }

@@ -64,7 +64,16 @@ async fn passive_peer_accepts_reset_and_removal_carry_reasons() {
     b.add_peer(passive).unwrap();
     a.add_peer(peer("127.0.0.2", pb, "127.0.0.1", 64512, 64513))
         .unwrap();
-    wait_for(&a, ip("127.0.0.2"), "A established", established).await;
+    let st = wait_for(&a, ip("127.0.0.2"), "A established", established).await;
+    let neg = st.negotiated.expect("negotiated while Established");
+    assert_eq!(
+        neg.peer_id,
+        "192.0.2.2".parse::<std::net::Ipv4Addr>().unwrap()
+    );
+    assert_eq!(
+        (neg.peer_asn, neg.hold_time, neg.keepalive),
+        (64513, 90, 30)
+    );
     wait_for(&b, ip("127.0.0.1"), "B established", established).await;
 
     // BFD-style reset: B sees the reason, A comes back by itself.
