@@ -315,3 +315,74 @@ fn bird_keeps_routes_across_graceful_restart() {
     });
     assert!(fresh.is_some(), "{}", bird.route("203.0.113.10/32"));
 }
+
+#[test]
+fn ebgp_multihop_sets_ttl_for_a_router_two_hops_away() {
+    if !require_root("ebgp_multihop_sets_ttl_for_a_router_two_hops_away") {
+        return;
+    }
+    // node (192.0.2.10) -- mid (192.0.2.1 | 198.51.100.1, forwarding) -- router (198.51.100.2)
+    let node = ferrolb_tests::Netns::new("bgpbird6-n");
+    let mid = ferrolb_tests::Netns::new("bgpbird6-m");
+    let router = ferrolb_tests::Netns::new("bgpbird6-r");
+    ferrolb_tests::veth(&node, "eth0", &mid, "eth0");
+    ferrolb_tests::veth(&mid, "eth1", &router, "eth0");
+    node.ip(&["addr", "add", "192.0.2.10/24", "dev", "eth0"])
+        .unwrap();
+    mid.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"])
+        .unwrap();
+    mid.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"])
+        .unwrap();
+    router
+        .ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])
+        .unwrap();
+    node.ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"])
+        .unwrap();
+    router
+        .ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"])
+        .unwrap();
+    mid.sysctl("net.ipv4.ip_forward=1").unwrap();
+    let conf = Bird::bgp_protocol(&BirdBgp {
+        name: "node",
+        local_addr: "198.51.100.2",
+        local_as: 64513,
+        neighbor: NODE_V4,
+        neighbor_as: 64512,
+        extra: "multihop 2;",
+        ipv6: None,
+        ipv4: "",
+    });
+    let bird = Bird::start(&router, "198.51.100.2", &conf);
+    let sp = Speaker::start(&node, SpeakerConfig::new("192.0.2.10".parse().unwrap()));
+    let mut p = PeerConfig::new(ip("198.51.100.2"), 64512, 64513);
+    p.connect_time = Duration::from_secs(1);
+    p.families = vec![Family::Ipv4Unicast];
+    // Without multihop our packets leave with TTL 1 and die at `mid`.
+    sp.speaker.add_peer(p.clone()).unwrap();
+    let up = wait_until(Duration::from_secs(3), Duration::from_millis(100), || {
+        bird.is_established("node").then_some(())
+    });
+    assert!(
+        up.is_none(),
+        "eBGP session came up through a router with TTL 1"
+    );
+    sp.run(|s| async move {
+        s.remove_peer(ip("198.51.100.2"), CeaseReason::peer_deconfigured())
+            .await
+    })
+    .unwrap();
+    p.ebgp_multihop = Some(2);
+    sp.speaker.add_peer(p).unwrap();
+    let mut rs = BTreeMap::new();
+    rs.insert("203.0.113.50/32".parse().unwrap(), RouteAttrs::default());
+    sp.speaker.set_routes(PeerSelector::All, rs).unwrap();
+    assert!(
+        bird.wait_established("node", T),
+        "{}",
+        bird.protocol("node")
+    );
+    let got = wait_until(T, Duration::from_millis(50), || {
+        bird.has_route("203.0.113.50/32").then_some(())
+    });
+    assert!(got.is_some(), "{}", bird.birdc(&["show", "route", "all"]));
+}
