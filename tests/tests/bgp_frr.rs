@@ -38,10 +38,7 @@ fn bgpd_conf_as(node_as: u32, extra_neighbor: &str) -> String {
 
 fn start_frr(r: &Netns, extra: &str) -> Frr {
     let log = format!(" neighbor {NODE_V4} description ferrolb-node\n{extra}");
-    let frr = Frr::start(r, &bgpd_conf(&log), None);
-    let dir = frr.dir().display().to_string();
-    frr.vtysh(&["conf t", &format!("log file {dir}/bgpd.log")]);
-    frr
+    Frr::start(r, &bgpd_conf(&log), None)
 }
 
 fn peer() -> PeerConfig {
