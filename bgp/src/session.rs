@@ -403,6 +403,12 @@ impl PeerTask {
                 info!(?from, ?to, "bgp state change");
                 self.counters.transition(to);
                 self.status.state = to;
+                if to == State::Established {
+                    // Published together with the state, so watchers never see one without
+                    // the other.
+                    self.status.established_at = Some(std::time::Instant::now());
+                    self.status.negotiated = self.fsm.negotiated().cloned();
+                }
                 self.publish();
             }
             Output::Established(n) => self.on_established(n).await,
@@ -443,8 +449,6 @@ impl PeerTask {
             families: n.families.clone(),
         };
         info!(peer_id = %n.peer_id, hold = n.hold_time, families = ?n.families, "BGP session established");
-        self.status.established_at = Some(std::time::Instant::now());
-        self.status.negotiated = Some(n.clone());
         self.sess = Some(sess.clone());
         self.coalesce_at = None;
         self.routes.borrow_and_update();
@@ -469,7 +473,7 @@ impl PeerTask {
         self.rib.clear();
         self.sess = None;
         self.coalesce_at = None;
-        self.publish();
+        // Published with the state change that always follows a Down.
     }
 
     async fn sync_routes(&mut self) {
