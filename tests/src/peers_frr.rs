@@ -35,6 +35,12 @@ impl Frr {
         };
         std::fs::write(dir.join("bgpd.conf"), bgpd_conf).unwrap();
         if let Some(b) = bfdd_conf {
+            // Same for bfdd: DIR/bfdd.log, so nothing piles up in a pipe.
+            let b = if b.contains("log file") {
+                b.to_string()
+            } else {
+                format!("log file {}/bfdd.log\n{b}", dir.display())
+            };
             std::fs::write(dir.join("bfdd.conf"), b).unwrap();
         }
         run("chown", &["-R", "frr:frr", dir.to_str().unwrap()]).expect("chown frr dir");
