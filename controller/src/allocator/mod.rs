@@ -212,6 +212,13 @@ impl Allocator {
                 idx.insert(s, (e, i));
                 ranges[family.index()].insert(s, e);
             }
+            let v4_count = ranges[Family::V4.index()].len();
+            if cfg.avoid_buggy_ips && v4_count > 1 << 24 {
+                return Err(AllocError::AvoidBuggyTooLarge {
+                    pool: cfg.name,
+                    addresses: v4_count,
+                });
+            }
             let mut free = ranges.clone();
             if cfg.avoid_buggy_ips {
                 let v4 = &mut free[Family::V4.index()];
