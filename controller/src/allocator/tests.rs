@@ -123,7 +123,7 @@ fn auto_assign_false_only_by_explicit_request() {
 #[test]
 fn avoid_buggy_ips_skips_dot0_and_dot255() {
     let mut a = alloc(vec![
-        pool("p", &["192.0.2.254-198.51.100.1"]).avoid_buggy_ips(true),
+        pool("p", &["192.0.2.254-192.0.3.10"]).avoid_buggy_ips(true),
     ]);
     let got: Vec<String> = (0..3)
         .map(|i| ips(&a.allocate(&req(&format!("d/s{i}"))).unwrap())[0].clone())
@@ -437,6 +437,21 @@ fn invalid_pools_are_rejected_without_change() {
         Some("p"),
         "old pools still in force"
     );
+    let huge = pool("h", &["0.0.0.0/7"]).avoid_buggy_ips(true);
+    let err = a.set_pools(vec![huge]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "pool h: avoidBuggyIPs is supported on at most 16777216 IPv4 addresses (a /8), the pool has 33554432"
+    );
+    assert_eq!(err.reason(), "InvalidPools");
+    // A /8 is fine (one interval per /24).
+    a.set_pools(vec![pool("h", &["198.0.0.0/8"]).avoid_buggy_ips(true)])
+        .unwrap();
+    assert_eq!(a.pools[0].free[0].intervals(), 1 << 16);
+    assert_eq!(
+        a.pool_usage("h").unwrap().available_v4,
+        (1 << 24) - 2 * (1 << 16)
+    );
 }
 
 #[test]
@@ -563,4 +578,14 @@ fn pinned_service_keeps_address_when_its_range_moves_to_another_pool() {
     let err = a.allocate(&req("d/s").pool("p")).unwrap_err();
     assert_eq!(err.to_string(), "pool p does not exist");
     assert_eq!(a.assigned(&key("d/s")), Some(&[ip("192.0.2.0")][..]));
+}
+
+#[test]
+fn allocator_can_be_shared_across_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    fn clone<T: Clone>() {}
+    send_sync::<Allocator>();
+    clone::<Allocator>();
+    send_sync::<AllocError>();
+    send_sync::<crate::Error>();
 }
