@@ -47,7 +47,9 @@ cleanup() {
         for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
         ip netns del "$n" 2>/dev/null || true
     done
-    [ -n "${WORK:-}" ] && rm -rf "$WORK"
+    if [ -n "${WORK:-}" ]; then
+        if [ $rc = 0 ]; then rm -rf "$WORK"; else echo "logs kept in $WORK" >&2; fi
+    fi
     [ "${FRR_TMP_CREATED:-0}" = 1 ] && rmdir /var/tmp/frr 2>/dev/null || true
     [ $rc = 0 ] || echo "lab cleaned up after failure (exit $rc)" >&2
     exit $rc
@@ -68,6 +70,7 @@ BIN="$ROOT/target/release"
 
 trap cleanup EXIT INT TERM
 WORK=$(mktemp -d /tmp/ferrolb-lab.XXXXXX)
+chmod 755 "$WORK"   # FRR's daemons drop to user frr and must reach their directory
 [ -d /var/tmp/frr ] && FRR_TMP_CREATED=0 || FRR_TMP_CREATED=1
 
 # --- 1. topology -------------------------------------------------------------------------------
@@ -166,7 +169,7 @@ status_ip() { # service name -> first ingress IP from the controller's status fi
     awk -v svc="$1" '
         $1=="name:" && $2==svc {found=1}
         found && $1=="-" && $2=="ip:" {print $3; exit}
-        found && $1=="ip:" {print $2; exit}' "$M/.ferrolb/status.yaml" 2>/dev/null | tr -d '"'
+        found && $1=="ip:" {print $2; exit}' "$M/.ferrolb/status.yaml" 2>/dev/null | tr -d '"' || true
 }
 for _ in $(seq 100); do
     L2_IP=$(status_ip web-l2); BGP_IP=$(status_ip web-bgp)
