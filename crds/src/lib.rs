@@ -1,6 +1,11 @@
 //! ferrolb API types (group `ferrolb.io`, version `v1alpha1`) and validated config.
 
+pub mod config;
+pub mod resources;
 pub mod v1alpha1;
+
+pub use config::{Config, ConfigError, ConfigOutcome, from_resources};
+pub use resources::ClusterResources;
 
 /// Every CRD as a multi-document YAML stream, exactly as committed in
 /// `examples/manifests/crds.yaml` (the `crdgen` binary prints this).
