@@ -1,11 +1,16 @@
 //! ferrolb API types (group `ferrolb.io`, version `v1alpha1`) and validated config.
 
 pub mod config;
+mod error;
 pub mod resources;
+pub mod service;
 pub mod v1alpha1;
+pub mod yaml;
 
 pub use config::{Config, ConfigError, ConfigOutcome, from_resources};
+pub use error::Error;
 pub use resources::ClusterResources;
+pub use service::ServiceRequest;
 
 /// Every CRD as a multi-document YAML stream, exactly as committed in
 /// `examples/manifests/crds.yaml` (the `crdgen` binary prints this).
