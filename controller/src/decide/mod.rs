@@ -560,3 +560,6 @@ pub fn to_alloc_pool(p: &ferrolb_crds::config::Pool) -> Pool {
         service_allocation,
     }
 }
+
+#[cfg(test)]
+mod tests;
