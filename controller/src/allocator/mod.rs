@@ -19,6 +19,8 @@ mod interval;
 mod types;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -33,7 +35,7 @@ pub use types::{
 use types::{from_u128, to_u128};
 
 /// One pool and its free space.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PoolState {
     cfg: Pool,
     /// Configured addresses per family.
@@ -51,6 +53,17 @@ impl PoolState {
     }
 }
 
+/// Allocation order: `priority` ascending with unset last, then pools with a
+/// `serviceAllocation` (specific) before general ones, then by name.
+fn pool_order(p: &Pool) -> (bool, Option<i32>, bool, &str) {
+    (
+        p.priority().is_none(),
+        p.priority(),
+        p.service_allocation.is_none(),
+        &p.name,
+    )
+}
+
 fn is_buggy(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => matches!(a.octets()[3], 0 | 255),
@@ -59,7 +72,7 @@ fn is_buggy(ip: IpAddr) -> bool {
 }
 
 /// One held address.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct IpState {
     /// Index of the pool containing it; `None` when outside every pool.
     pool: Option<usize>,
@@ -88,7 +101,7 @@ pub struct RestoreReport {
 }
 
 /// The allocator. See the module documentation for the rules.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Allocator {
     /// Pools in allocation order.
     pools: Vec<PoolState>,
@@ -114,20 +127,7 @@ impl Allocator {
     /// ranges overlap.
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<Vec<OutsidePool>, AllocError> {
         let mut pools = pools;
-        pools.sort_by(|a, b| {
-            (
-                a.priority().is_none(),
-                a.priority(),
-                a.service_allocation.is_none(),
-                &a.name,
-            )
-                .cmp(&(
-                    b.priority().is_none(),
-                    b.priority(),
-                    b.service_allocation.is_none(),
-                    &b.name,
-                ))
-        });
+        pools.sort_by(|a, b| pool_order(a).cmp(&pool_order(b)));
         let mut by_name = HashMap::new();
         let mut index: [BTreeMap<u128, (u128, usize)>; 2] = Default::default();
         let mut states = Vec::with_capacity(pools.len());
