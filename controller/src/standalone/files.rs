@@ -149,6 +149,9 @@ impl ManifestDir {
                 state.errors.clear();
             } else {
                 let kept = state.good.is_some();
+                for e in &loaded.errors {
+                    tracing::warn!(file = %name, kept_previous = kept, error = %e, "manifest file does not load");
+                }
                 state.errors = loaded
                     .errors
                     .iter()
@@ -199,7 +202,12 @@ fn file_error(name: &str, e: &ferrolb_crds::Error, kept_previous: bool) -> FileE
             what,
             message,
             ..
-        } => (Some(*line), format!("{what}: {message}")),
+        } => (
+            Some(*line),
+            // The parser's message carries a source snippet after its first line; the
+            // first line says it all (the snippet is in the controller's log).
+            format!("{what}: {}", message.lines().next().unwrap_or_default()),
+        ),
         E::Object { line, message, .. } => (Some(*line), message.clone()),
         other => (None, other.to_string()),
     };
