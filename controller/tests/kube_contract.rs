@@ -543,3 +543,139 @@ async fn holder_renews_and_releases_on_shutdown() {
     assert_eq!(put.body["metadata"]["resourceVersion"], "8");
     t.await.unwrap().unwrap();
 }
+
+/// Start-up as leader against a scripted API server: pools and namespaces are listed, then
+/// Services, and only then does anything get allocated. A Service that already had an
+/// address keeps it (even though it is not the lowest free one).
+#[tokio::test]
+async fn startup_restores_recorded_addresses_before_allocating() {
+    use ferrolb_controller::kubernetes::{KubeOptions, lead};
+
+    let (client, mut api) = mock();
+    let mut recorded = service("b-old");
+    recorded.status = Some(
+        serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.12"}]}}))
+            .unwrap(),
+    );
+    let services = json!({"apiVersion": "v1", "kind": "ServiceList",
+        "metadata": {"resourceVersion": "10"},
+        "items": [serde_json::to_value(service("a-new")).unwrap(), serde_json::to_value(&recorded).unwrap()]});
+    let pools = json!({"apiVersion": "ferrolb.io/v1alpha1", "kind": "IPAddressPoolList",
+        "metadata": {"resourceVersion": "10"},
+        "items": [serde_json::to_value(pool("prod", &["192.0.2.10-192.0.2.12"])).unwrap()]});
+    let namespaces = json!({"apiVersion": "v1", "kind": "NamespaceList",
+        "metadata": {"resourceVersion": "10"}, "items": [{"metadata": {"name": "default"}}]});
+
+    let opts = KubeOptions {
+        kubeconfig: None,
+        namespace: "ferrolb-system".into(),
+        lb_class_only: false,
+        lease_name: "ferrolb-controller".into(),
+        identity: "ctl-0".into(),
+    };
+    let health = ferrolb_telemetry::Health::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
+    let stop = futures::FutureExt::shared(Box::pin(stop));
+    let task = tokio::spawn({
+        let health = health.clone();
+        async move { lead(client, &opts, Metrics::default(), health, stop).await }
+    });
+
+    // The scripted API server: answer by path; hold watches open; record the order.
+    let mut order: Vec<String> = Vec::new();
+    let mut status_writes: Vec<(String, Value)> = Vec::new();
+    let mut held = Vec::new();
+    let mut stop_tx = Some(stop_tx);
+    let mut ready_when_first_write = None;
+    for _ in 0..200 {
+        let Ok(Some((req, send))) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), api.next_request()).await
+        else {
+            break;
+        };
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().clone();
+        let body = req.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if query.contains("watch=true") {
+            held.push(send); // never answered: the watch stays open
+            continue;
+        }
+        order.push(format!("{method} {path}"));
+        let reply = match (method.as_str(), path.as_str()) {
+            ("GET", "/api/v1/services") => services.clone(),
+            ("GET", "/api/v1/namespaces") => namespaces.clone(),
+            ("GET", "/apis/ferrolb.io/v1alpha1/namespaces/ferrolb-system/ipaddresspools") => {
+                pools.clone()
+            }
+            ("PATCH", p) if p.starts_with("/api/v1/namespaces/default/services/") => {
+                ready_when_first_write.get_or_insert(health.is_ready());
+                let name = p.split('/').nth(6).unwrap().to_string();
+                status_writes.push((name.clone(), body.clone()));
+                serde_json::to_value(service(&name)).unwrap()
+            }
+            ("PATCH", p) if p.contains("/ipaddresspools/") => pool_reply("prod"),
+            ("PATCH", p) if p.contains("/configurationstates/") => json!({
+                "apiVersion": "ferrolb.io/v1alpha1", "kind": "ConfigurationState",
+                "metadata": {"name": "controller"}, "spec": {}}),
+            ("POST", p) if p.ends_with("/events") => body.clone(),
+            other => panic!("unexpected request {other:?}"),
+        };
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+        if status_writes.len() == 2
+            && let Some(tx) = stop_tx.take()
+        {
+            let _ = tx.send(());
+        }
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("lead stops on shutdown")
+        .unwrap()
+        .unwrap();
+    drop(held);
+
+    // Order: config, then the Service list, then the first status write.
+    let pos = |s: &str| {
+        order
+            .iter()
+            .position(|o| o == s)
+            .unwrap_or_else(|| panic!("{s} not in {order:#?}"))
+    };
+    let first_write = order
+        .iter()
+        .position(|o| o.starts_with("PATCH /api/v1/namespaces/default/services/"))
+        .expect("a status write");
+    assert!(
+        pos("GET /apis/ferrolb.io/v1alpha1/namespaces/ferrolb-system/ipaddresspools") < first_write
+    );
+    assert!(pos("GET /api/v1/services") < first_write);
+    assert_eq!(ready_when_first_write, Some(true), "ready once restored");
+
+    let ingress = |name: &str| {
+        status_writes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b["status"]["loadBalancer"]["ingress"].clone())
+            .unwrap_or_else(|| panic!("no status write for {name}: {status_writes:#?}"))
+    };
+    // b-old's recorded address is not the lowest: only a restore keeps it there.
+    assert_eq!(
+        ingress("b-old"),
+        json!([{"ip": "192.0.2.12"}]),
+        "kept its address"
+    );
+    assert_eq!(
+        ingress("a-new"),
+        json!([{"ip": "192.0.2.10"}]),
+        "the lowest free address"
+    );
+}

@@ -138,8 +138,9 @@ async fn list_config(client: &Client, namespace: &str) -> Result<ClusterResource
     })
 }
 
-/// The leader's work: restore, then reconcile until shutdown.
-async fn lead(
+/// The leader's work until `shutdown`: config, restore every recorded address, mark ready,
+/// then watch and reconcile. (Called by [`run`] once the Lease is held.)
+pub async fn lead(
     client: Client,
     opts: &KubeOptions,
     metrics: Metrics,
