@@ -267,6 +267,21 @@ impl Allocator {
     /// On error nothing changes: a Service that already had addresses keeps them.
     pub fn allocate(&mut self, req: &Request) -> Result<Allocation, AllocError> {
         let ips = self.plan(req)?;
+        let pool = ips
+            .first()
+            .and_then(|ip| self.lookup(*ip))
+            .map(|p| self.pools[p].cfg.name.clone());
+        if let Some(st) = self.services.get(&req.service)
+            && st.ips == ips
+            && st.sharing == req.sharing
+            && st.pin == req.pool
+        {
+            return Ok(Allocation {
+                ips,
+                pool,
+                changed: false,
+            });
+        }
         let old: BTreeSet<IpAddr> = self
             .services
             .get(&req.service)
@@ -280,10 +295,6 @@ impl Allocator {
             req.sharing.clone(),
             req.pool.clone(),
         );
-        let pool = ips
-            .first()
-            .and_then(|ip| self.lookup(*ip))
-            .map(|p| self.pools[p].cfg.name.clone());
         Ok(Allocation { ips, pool, changed })
     }
 
