@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
     plural = "communities",
     namespaced,
     status = "CommunityStatus",
-    shortname = "community",
+    shortname = "lbcommunity",
     category = "ferrolb",
     crates(kube_core = "::kube_core"),
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
