@@ -679,3 +679,145 @@ async fn startup_restores_recorded_addresses_before_allocating() {
         "the lowest free address"
     );
 }
+
+/// A pool change re-queues the Services still pending: with one address, one of `a`/`b` gets
+/// it and the other fails (PoolExhausted); the pool watch then delivers a bigger pool, and the
+/// pending one gets an address without any change to the Service itself.
+#[tokio::test]
+async fn pool_change_requeues_pending_services() {
+    use ferrolb_controller::kubernetes::{KubeOptions, lead};
+
+    let (client, mut api) = mock();
+    let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "10"}, "items": items});
+    let small = serde_json::to_value(pool("prod", &["192.0.2.10/32"])).unwrap();
+    let mut bigger = serde_json::to_value(pool("prod", &["192.0.2.10-192.0.2.11"])).unwrap();
+    bigger["metadata"]["resourceVersion"] = json!("11");
+    let services = list(
+        "ServiceList",
+        vec![
+            serde_json::to_value(service("a")).unwrap(),
+            serde_json::to_value(service("b")).unwrap(),
+        ],
+    );
+    let opts = KubeOptions {
+        kubeconfig: None,
+        namespace: "ferrolb-system".into(),
+        lb_class_only: false,
+        lease_name: "ferrolb-controller".into(),
+        identity: "ctl-0".into(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = futures::FutureExt::shared(Box::pin(async move {
+        let _ = stop_rx.await;
+    }));
+    let task = tokio::spawn(async move {
+        lead(
+            client,
+            &opts,
+            Metrics::default(),
+            ferrolb_telemetry::Health::default(),
+            stop,
+        )
+        .await
+    });
+
+    let mut held = Vec::new();
+    let mut pool_watch = None;
+    let mut delivered = false;
+    let mut failed: Option<String> = None;
+    let mut writes: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut pending_final = None;
+    let mut stop_tx = Some(stop_tx);
+    for _ in 0..300 {
+        let Ok(Some((req, send))) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), api.next_request()).await
+        else {
+            break;
+        };
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().clone();
+        let body = req.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if query.contains("watch=true") {
+            if path.ends_with("/ipaddresspools") && pool_watch.is_none() && !delivered {
+                pool_watch = Some(send);
+            } else {
+                held.push(send);
+            }
+        } else {
+            let reply = match (method.as_str(), path.as_str()) {
+                ("GET", "/api/v1/services") => services.clone(),
+                ("GET", "/api/v1/namespaces") => list("NamespaceList", vec![]),
+                ("GET", p) if p.ends_with("/ipaddresspools") => {
+                    list("IPAddressPoolList", vec![small.clone()])
+                }
+                ("PATCH", p) if p.starts_with("/api/v1/namespaces/default/services/") => {
+                    let name = p.split('/').nth(6).unwrap().to_string();
+                    *writes.entry(name.clone()).or_default() += 1;
+                    let cond = &body["status"]["conditions"][0];
+                    // a and b are reconciled concurrently: either may be the one that fails.
+                    if cond["reason"] == "PoolExhausted" {
+                        failed.get_or_insert(name.clone());
+                    } else if failed.as_deref() == Some(name.as_str()) {
+                        pending_final = Some(body["status"]["loadBalancer"]["ingress"].clone());
+                    }
+                    serde_json::to_value(service(&name)).unwrap()
+                }
+                ("PATCH", p) if p.contains("/ipaddresspools/") => pool_reply("prod"),
+                ("PATCH", p) if p.contains("/configurationstates/") => json!({
+                    "apiVersion": "ferrolb.io/v1alpha1", "kind": "ConfigurationState",
+                    "metadata": {"name": "controller"}, "spec": {}}),
+                ("POST", p) if p.ends_with("/events") => body.clone(),
+                other => panic!("unexpected request {other:?}"),
+            };
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+        }
+        // Once b has failed, the pool watch delivers the bigger pool (then ends; the watcher
+        // re-watches and that request is held).
+        if failed.is_some()
+            && let Some(send) = pool_watch.take()
+        {
+            let ev = json!({"type": "MODIFIED", "object": bigger.clone()});
+            let mut line = serde_json::to_vec(&ev).unwrap();
+            line.push(b'\n');
+            send.send_response(Response::builder().body(Body::from(line)).unwrap());
+            delivered = true;
+        }
+        if pending_final.is_some()
+            && let Some(tx) = stop_tx.take()
+        {
+            let _ = tx.send(());
+        }
+    }
+    if let Some(tx) = stop_tx.take() {
+        let _ = tx.send(());
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("lead stops on shutdown")
+        .unwrap()
+        .unwrap();
+    drop(held);
+    assert!(
+        failed.is_some(),
+        "one Service first fails with PoolExhausted"
+    );
+    assert_eq!(
+        pending_final,
+        Some(json!([{"ip": "192.0.2.11"}])),
+        "the pending Service is re-queued by the pool change"
+    );
+    // The Service that already had its address is re-queued too, but not rewritten (the
+    // reconciler remembers its own write while the watch has not caught up).
+    let holder = if failed.as_deref() == Some("a") {
+        "b"
+    } else {
+        "a"
+    };
+    assert_eq!(writes.get(holder), Some(&1), "{writes:?}");
+}

@@ -30,6 +30,10 @@ pub struct Context {
     pub metrics: Metrics,
     /// Consecutive errors per Service (for the backoff).
     failures: Mutex<HashMap<ServiceKey, u32>>,
+    /// The status last written per Service, with the `resourceVersion` the Service had
+    /// before the write: while the watch still shows that version, the write is what the
+    /// Service has (no second write, no repeated Event when a re-queue comes first).
+    written: Mutex<HashMap<ServiceKey, (Option<String>, CurrentStatus)>>,
 }
 
 impl Context {
@@ -40,6 +44,7 @@ impl Context {
             sink,
             metrics,
             failures: Mutex::default(),
+            written: Mutex::default(),
         }
     }
 
@@ -103,6 +108,7 @@ impl Context {
             (freed, core.pool_usage())
         };
         self.failures.lock().expect("failures lock").remove(key);
+        self.written.lock().expect("written lock").remove(key);
         if !freed.is_empty() {
             tracing::info!(service = %key, ips = ?freed, "released the addresses of a deleted Service");
         }
@@ -134,7 +140,14 @@ impl Context {
 /// Reconciles one Service: decide, write status, publish Events, update pool status.
 pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
     let t0 = Instant::now();
-    let current = CurrentStatus::of_service(&svc);
+    let key = ServiceKey::new(
+        svc.metadata.namespace.clone().unwrap_or_default(),
+        svc.metadata.name.clone().unwrap_or_default(),
+    );
+    let current = match ctx.written.lock().expect("written lock").get(&key) {
+        Some((rv, written)) if *rv == svc.metadata.resource_version => written.clone(),
+        _ => CurrentStatus::of_service(&svc),
+    };
     let (d, usage) = {
         let mut core = ctx.core();
         let d = core.reconcile(&svc, &current);
@@ -143,10 +156,6 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     ctx.metrics
         .reconcile_duration
         .observe(t0.elapsed().as_secs_f64());
-    let key = ServiceKey::new(
-        svc.metadata.namespace.clone().unwrap_or_default(),
-        svc.metadata.name.clone().unwrap_or_default(),
-    );
     if d.ours {
         ctx.sink.remember(Kind::Service, &svc.metadata);
     }
@@ -161,6 +170,16 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     let mut sink = ctx.sink.clone();
     if let Some(w) = &d.write {
         sink.service_status(w).await?;
+        ctx.written.lock().expect("written lock").insert(
+            key.clone(),
+            (
+                svc.metadata.resource_version.clone(),
+                CurrentStatus {
+                    ingress: w.ingress.clone(),
+                    condition: w.condition.clone(),
+                },
+            ),
+        );
     }
     ctx.emit(&d.events).await;
     if d.write.is_some() {
