@@ -324,3 +324,44 @@ async fn wait_for(dir: &Path, f: impl Fn(&StandaloneStatus) -> bool) -> Standalo
     }
     panic!("status file never reached the expected state");
 }
+
+#[tokio::test]
+async fn pool_shrink_keeps_the_address_and_reports_it() {
+    let dir = TempDir::new("outside");
+    dir.write("pools.yaml", POOLS);
+    dir.write("svc.yaml", &(service("a", "", "") + &service("b", "", "")));
+    let mut ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
+        .await
+        .unwrap();
+    assert_eq!(ips(&read_status(&dir.0), "a"), vec![ip("192.0.2.10")]);
+    // The pool no longer contains .10 (and gains a /64 of IPv6).
+    dir.write(
+        "pools.yaml",
+        &POOLS.replace(
+            "    - 192.0.2.10-192.0.2.12",
+            "    - 192.0.2.11-192.0.2.12\n    - 2001:db8:1::/64",
+        ),
+    );
+    assert!(ctl.step().await.unwrap());
+    let st = read_status(&dir.0);
+    let a = st.service("default", "a").unwrap();
+    assert_eq!(a.ips(), vec![ip("192.0.2.10")], "the address never moves");
+    assert_eq!(a.condition.status, "True");
+    assert_eq!(a.condition.reason, "IPOutsidePool");
+    assert_eq!(a.pool, None);
+    assert_eq!(ips(&st, "b"), vec![ip("192.0.2.11")]);
+    assert!(st.events.iter().any(|e| e.reason == "IPOutsidePool"
+        && e.object == "Service default/a"
+        && e.type_ == "Warning"));
+    let small = st.pool("small").unwrap();
+    assert_eq!((small.assigned_ipv4, small.available_ipv4), (1, 1));
+    assert_eq!(small.available_ipv6, u64::MAX, "a /64 saturates");
+    // Restart: the outside address is restored as it is.
+    drop(ctl);
+    let _ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
+        .await
+        .unwrap();
+    let st = read_status(&dir.0);
+    assert_eq!(ips(&st, "a"), vec![ip("192.0.2.10")]);
+    assert_eq!(ips(&st, "b"), vec![ip("192.0.2.11")]);
+}
