@@ -2,7 +2,8 @@
 //!
 //! The directory holds the YAML a user would `kubectl apply` (multi-document `*.yaml` /
 //! `*.yml` files directly in it). It is polled (every 200 ms by default) by comparing file
-//! contents; any change re-runs the same decisions as the Kubernetes reconciler
+//! contents; a change applies once two consecutive reads agree (so a file caught half-written
+//! never frees addresses), then re-runs the same decisions as the Kubernetes reconciler
 //! ([`crate::decide::Core`]), and the results go to `DIR/.ferrolb/status.yaml`
 //! ([`ferrolb_crds::standalone::StandaloneStatus`], written atomically).
 //!
