@@ -164,23 +164,32 @@ impl ControllerSink for KubeSink {
                 available_ipv4: sat(u.available_v4),
                 available_ipv6: sat(u.available_v6),
             };
-            if self.pools.lock().expect("pool cache").get(&u.pool) == Some(&status) {
-                continue;
-            }
+            // Claim the write first, so that concurrent reconciles do not both send it.
+            let previous = {
+                let mut cache = self.pools.lock().expect("pool cache");
+                if cache.get(&u.pool) == Some(&status) {
+                    continue;
+                }
+                cache.insert(u.pool.clone(), status.clone())
+            };
             let patch = json!({"status": status});
-            api.patch_status(&u.pool, &PatchParams::default(), &Patch::Merge(&patch))
+            if let Err(source) = api
+                .patch_status(&u.pool, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .map_err(|source| Error::Kube {
+            {
+                let mut cache = self.pools.lock().expect("pool cache");
+                match previous {
+                    Some(p) => cache.insert(u.pool.clone(), p),
+                    None => cache.remove(&u.pool),
+                };
+                return Err(Error::Kube {
                     what: format!(
                         "patch the status of IPAddressPool {}/{}",
                         self.namespace, u.pool
                     ),
                     source,
-                })?;
-            self.pools
-                .lock()
-                .expect("pool cache")
-                .insert(u.pool.clone(), status);
+                });
+            }
         }
         Ok(())
     }
