@@ -7,16 +7,84 @@
 //! /64s and one IPv4 pool with `avoidBuggyIPs` that fills up and overflows into the next.
 //! Addresses are documentation ranges plus 198.18.0.0/15 (RFC 2544, reserved for benchmarks)
 //! for the large IPv4 space; nothing is sent anywhere, this is pure computation.
+//!
+//! Times are the benchmark thread's **CPU time** (`CLOCK_THREAD_CPUTIME_ID`), not wall
+//! time: the machine is 2 cores shared with other engineers' builds (load average ~10), so
+//! wall time mostly measures how long the thread waited for a core. Set
+//! `FERROLB_BENCH_WALL=1` to measure wall time instead.
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_main};
 use ferrolb_controller::allocator::{
     Allocator, Assignment, Family, FamilyPolicy, Pool, Port, Request, ServiceAllocation,
     ServiceKey, Sharing,
 };
+
+/// CPU time of the calling thread, in ns (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu_ns() -> u64 {
+    cpu_time::ThreadTime::now().as_duration().as_nanos() as u64
+}
+
+/// Criterion measurement: thread CPU time.
+struct CpuTime;
+
+struct NsFormatter;
+
+impl ValueFormatter for NsFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = match typical {
+            t if t < 1e3 => (1.0, "ns"),
+            t if t < 1e6 => (1e3, "µs"),
+            t if t < 1e9 => (1e6, "ms"),
+            _ => (1e9, "s"),
+        };
+        values.iter_mut().for_each(|v| *v /= div);
+        unit
+    }
+
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let n = match t {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                *n as f64
+            }
+            _ => 1.0,
+        };
+        values.iter_mut().for_each(|v| *v = n * 1e9 / *v);
+        "elem/s"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NsFormatter
+    }
+}
 
 const NAMESPACES: [&str; 4] = ["team-a", "team-b", "team-c", "default"];
 
@@ -87,7 +155,7 @@ fn filled(reqs: &[Request]) -> Allocator {
     a
 }
 
-fn bench_allocate(c: &mut Criterion) {
+fn bench_allocate<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("allocate_mixed");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
@@ -112,7 +180,7 @@ fn bench_allocate(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_allocate_one(c: &mut Criterion) {
+fn bench_allocate_one<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("allocate_one_more");
     for n in [1_000usize, 10_000, 100_000] {
         let mut a = filled(&requests(n));
@@ -139,7 +207,7 @@ fn bench_allocate_one(c: &mut Criterion) {
 }
 
 /// What the reconciler does after a pool edit: allocate again for every Service (all kept).
-fn bench_reprocess(c: &mut Criterion) {
+fn bench_reprocess<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("reprocess_all");
     g.sample_size(10);
     for n in [10_000usize, 100_000] {
@@ -159,7 +227,7 @@ fn bench_reprocess(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_restore(c: &mut Criterion) {
+fn bench_restore<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("restore");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
@@ -182,11 +250,27 @@ fn bench_restore(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_allocate,
-    bench_allocate_one,
-    bench_reprocess,
-    bench_restore
-);
+fn run<M: Measurement + 'static>(c: &mut Criterion<M>) {
+    bench_allocate(c);
+    bench_allocate_one(c);
+    bench_reprocess(c);
+    bench_restore(c);
+}
+
+fn cpu() -> Criterion<CpuTime> {
+    Criterion::default().with_measurement(CpuTime)
+}
+
+fn wall() -> Criterion<WallTime> {
+    Criterion::default()
+}
+
+fn benches() {
+    if std::env::var_os("FERROLB_BENCH_WALL").is_some() {
+        run(&mut wall().configure_from_args());
+    } else {
+        run(&mut cpu().configure_from_args());
+    }
+}
+
 criterion_main!(benches);

@@ -14,6 +14,40 @@
 //! - an address a Service already holds is never moved by a pool edit or a restart; it moves
 //!   only when the Service's own request changes (another requested IP, another pinned pool,
 //!   a family dropped, or its sharing no longer fits).
+//!
+//! ```
+//! use ferrolb_controller::allocator::*;
+//!
+//! let mut alloc = Allocator::new();
+//! let prod = Pool::parse("prod", &["192.0.2.0/30", "2001:db8::/64"]).unwrap();
+//! assert!(alloc.set_pools(vec![prod]).unwrap().is_empty());
+//!
+//! // Start-up: restore what Service status says, before allocating anything new.
+//! let report = alloc.restore(vec![Assignment {
+//!     service: ServiceKey::new("default", "web"),
+//!     ips: vec!["192.0.2.0".parse().unwrap()],
+//!     sharing: None,
+//!     pool: None,
+//! }]);
+//! assert!(report.conflicts.is_empty() && report.outside.is_empty());
+//!
+//! let req = Request::new(ServiceKey::new("team-a", "api"))
+//!     .families(FamilyPolicy::RequireDualStack, &[Family::V4, Family::V6]);
+//! let got = alloc.allocate(&req).unwrap();
+//! assert_eq!(got.ips, ["192.0.2.1".parse::<std::net::IpAddr>().unwrap(), "2001:db8::".parse().unwrap()]);
+//! assert_eq!(got.pool.as_deref(), Some("prod"));
+//!
+//! let taken = Request::new(ServiceKey::new("team-a", "other")).ips(&["192.0.2.0".parse().unwrap()]);
+//! let err = alloc.allocate(&taken).unwrap_err();
+//! assert_eq!(err.to_string(), "requested 192.0.2.0 is held by default/web");
+//! assert_eq!(err.reason(), "IPInUse");
+//!
+//! // Shrinking the pool keeps every assignment and reports those now outside it.
+//! let outside = alloc.set_pools(vec![Pool::parse("prod", &["2001:db8::/64"]).unwrap()]).unwrap();
+//! assert_eq!(outside.len(), 2);
+//! let usage = alloc.pool_usage("prod").unwrap();
+//! assert_eq!((usage.assigned_v4, usage.assigned_v6), (0, 1));
+//! ```
 
 mod interval;
 mod types;
