@@ -77,6 +77,12 @@ struct Header {
 }
 
 #[derive(Deserialize)]
+struct ListItems {
+    #[serde(default)]
+    items: Vec<Value>,
+}
+
+#[derive(Deserialize)]
 struct HeaderMeta {
     #[serde(default)]
     name: Option<String>,
@@ -315,6 +321,37 @@ fn load_document(file: &str, doc: &Document<'_>, out: &mut Loaded) {
             let v = decode(file, doc, &what, out);
             out.resources.endpoint_slices.extend(v);
         }
+        (_, "v1", "List") => {
+            // `kubectl get ... -o yaml` output: load each item as its own document.
+            match serde_saphyr::from_str::<ListItems>(doc.text) {
+                Ok(list) => {
+                    for item in list.items {
+                        match serde_saphyr::to_string(&item) {
+                            Ok(text) => load_document(
+                                file,
+                                &Document {
+                                    text: &text,
+                                    line: doc.line,
+                                },
+                                out,
+                            ),
+                            Err(e) => out.errors.push(Error::Object {
+                                file: file.to_string(),
+                                line: doc.line,
+                                message: format!("failed to re-encode a List item: {e}"),
+                            }),
+                        }
+                    }
+                }
+                Err(source) => out.errors.push(Error::Yaml {
+                    file: file.to_string(),
+                    line: doc.line,
+                    what: "List".to_string(),
+                    message: source.to_string(),
+                    source: Box::new(source),
+                }),
+            }
+        }
         _ => out.ignored.push(IgnoredDocument {
             file: file.to_string(),
             line: doc.line,
@@ -433,5 +470,14 @@ spec:
             "{:?}",
             loaded.unknown_fields
         );
+    }
+
+    #[test]
+    fn lists_from_kubectl_are_unpacked() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: metallb.io/v1beta1\n  kind: IPAddressPool\n  metadata: {name: a, namespace: metallb-system}\n  spec: {addresses: [192.0.2.0/28]}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s, namespace: d}\n  spec: {type: LoadBalancer}\nmetadata: {resourceVersion: \"\"}\n";
+        let loaded = load_str("l.yaml", text);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert_eq!(loaded.resources.pools.len(), 1);
+        assert_eq!(loaded.resources.services.len(), 1);
     }
 }

@@ -70,11 +70,9 @@ impl BgpAdv {
         self.service_selectors.matches(labels)
     }
 
-    pub(super) fn restricted_to(
-        &self,
-        pools: &BTreeMap<String, Pool>,
-        _peers: &BTreeMap<String, Peer>,
-    ) -> Self {
+    /// This version with its pools re-resolved against `pools` (used when the previous
+    /// version is kept). Its `peers` stay as written: a peer that is gone matches nothing.
+    pub(super) fn restricted_to(&self, pools: &BTreeMap<String, Pool>) -> Self {
         BgpAdv {
             pools: self.pool_refs.resolve(pools),
             ..self.clone()

@@ -194,7 +194,7 @@ impl Config {
             let previous = prev
                 .bgp_advertisements
                 .get(&name)
-                .map(|p| p.restricted_to(&config.pools, &config.peers));
+                .map(|p| p.restricted_to(&config.pools));
             if let Some(v) = settle(result, previous.as_ref(), &mut errors) {
                 config.bgp_advertisements.insert(name, v);
             }
