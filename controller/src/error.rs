@@ -25,6 +25,41 @@ pub enum Error {
         #[source]
         source: AllocError,
     },
+    /// Reading or writing a file (standalone mode) failed.
+    #[error("failed to {what} {}", path.display())]
+    Io {
+        /// What was being attempted, e.g. "write the status file".
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding the standalone status file failed.
+    #[error("failed to encode the standalone status file")]
+    EncodeStatus(#[source] serde_saphyr::SerializeError),
+    /// A request to the Kubernetes API server failed.
+    #[error("failed to {what}")]
+    Kube {
+        /// What was being attempted, e.g. "patch the status of Service default/web".
+        what: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// This replica lost the leader Lease (it exits; the pod restarts as a standby).
+    #[error("lost the leader Lease")]
+    LeaseLost,
+    /// Publishing an Event failed.
+    #[error("failed to publish an Event about {object}")]
+    Event {
+        /// The object.
+        object: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -32,6 +67,11 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Allocate { source, .. } | Error::SetPools { source } => source.reason(),
+            Error::Io { .. } => "Io",
+            Error::EncodeStatus(_) => "EncodeStatus",
+            Error::Kube { .. } => "Kube",
+            Error::Event { .. } => "Event",
+            Error::LeaseLost => "LeaseLost",
         }
     }
 }
