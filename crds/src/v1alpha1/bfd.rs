@@ -1,0 +1,56 @@
+//! `BFDProfile`: BFD session settings referenced by `BGPPeer.spec.bfdProfile`.
+
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// BFD (RFC 5880) settings for BGP sessions that name this profile.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1alpha1",
+    kind = "BFDProfile",
+    plural = "bfdprofiles",
+    namespaced,
+    status = "BFDProfileStatus",
+    shortname = "bfdprofile",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    printcolumn = r#"{"name":"Passive","type":"boolean","jsonPath":".spec.passiveMode"}"#,
+    printcolumn = r#"{"name":"Transmit Interval","type":"integer","jsonPath":".spec.transmitInterval"}"#,
+    printcolumn = r#"{"name":"Receive Interval","type":"integer","jsonPath":".spec.receiveInterval"}"#,
+    printcolumn = r#"{"name":"Multiplier","type":"integer","jsonPath":".spec.detectMultiplier"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BFDProfileSpec {
+    /// Minimum interval we can receive control packets at, in ms (10..60000, default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 60000))]
+    pub receive_interval: Option<u32>,
+    /// Minimum interval we send control packets at, in ms (10..60000, default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 60000))]
+    pub transmit_interval: Option<u32>,
+    /// Missed packets before the session is declared down (2..255, default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 255))]
+    pub detect_multiplier: Option<u32>,
+    /// Echo packet interval in ms (10..60000, default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 60000))]
+    pub echo_interval: Option<u32>,
+    /// Send echo packets (single-hop only). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_mode: Option<bool>,
+    /// Wait for the peer to start the session. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive_mode: Option<bool>,
+    /// Minimum incoming TTL for multihop sessions (1..254, default 254).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 254))]
+    pub minimum_ttl: Option<u32>,
+}
+
+/// Empty for now.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct BFDProfileStatus {}

@@ -1,0 +1,154 @@
+//! `BGPPeer`: a BGP session from the speakers to a router.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
+///
+/// ```yaml
+/// apiVersion: ferrolb.io/v1alpha1
+/// kind: BGPPeer
+/// metadata: { name: tor1, namespace: ferrolb-system }
+/// spec: { myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, holdTime: 90s }
+/// ```
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1alpha1",
+    kind = "BGPPeer",
+    plural = "bgppeers",
+    namespaced,
+    status = "BGPPeerStatus",
+    shortname = "bgppeer",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    printcolumn = r#"{"name":"Address","type":"string","jsonPath":".spec.peerAddress"}"#,
+    printcolumn = r#"{"name":"My ASN","type":"integer","jsonPath":".spec.myASN"}"#,
+    printcolumn = r#"{"name":"Peer ASN","type":"integer","jsonPath":".spec.peerASN"}"#,
+    printcolumn = r#"{"name":"Dynamic ASN","type":"string","jsonPath":".spec.dynamicASN","priority":1}"#,
+    printcolumn = r#"{"name":"BFD Profile","type":"string","jsonPath":".spec.bfdProfile","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.peerASN) != has(self.dynamicASN)",
+        "message": "exactly one of peerASN and dynamicASN must be set"
+    },
+    {
+        "rule": "!has(self.holdTime) || duration(self.holdTime) == duration('0s') || duration(self.holdTime) >= duration('3s')",
+        "message": "holdTime must be 0 or at least 3s"
+    },
+    {
+        "rule": "!has(self.holdTime) || !has(self.keepaliveTime) || duration(self.holdTime) == duration('0s') || duration(self.keepaliveTime) < duration(self.holdTime)",
+        "message": "keepaliveTime must be less than holdTime"
+    },
+    {
+        "rule": "!(has(self.password) && has(self.passwordSecret))",
+        "message": "password and passwordSecret are mutually exclusive"
+    },
+    {
+        "rule": "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || !has(self.peerASN) || self.peerASN != self.myASN",
+        "message": "ebgpMultiHop applies only to eBGP peers (peerASN different from myASN)"
+    }
+]))]
+pub struct BGPPeerSpec {
+    /// Our AS number, 1..4294967295.
+    #[serde(rename = "myASN")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    pub my_asn: u32,
+    /// The peer's AS number. Exactly one of `peerASN` and `dynamicASN`.
+    #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    pub peer_asn: Option<u32>,
+    /// Accept whatever AS the peer announces, as long as it is internal (= myASN) or external.
+    #[serde(default, rename = "dynamicASN", skip_serializing_if = "Option::is_none")]
+    pub dynamic_asn: Option<DynamicASNMode>,
+    /// AS number to present to this peer instead of `myASN` (`local-as`).
+    #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    pub local_asn: Option<u32>,
+    /// The peer's IPv4 or IPv6 address.
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "isIP(self)", "message": "peerAddress must be an IP address"}]))]
+    pub peer_address: String,
+    /// TCP port of the peer, default 179.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub peer_port: Option<u16>,
+    /// Local address to connect from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "isIP(self)", "message": "sourceAddress must be an IP address"}]))]
+    pub source_address: Option<String>,
+    /// BGP identifier to use instead of the node's first IPv4 address (an IPv4 address).
+    #[serde(default, rename = "routerID", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "isIP(self) && ip(self).family() == 4", "message": "routerID must be an IPv4 address"}]))]
+    pub router_id: Option<String>,
+    /// Hold time proposed in OPEN (default `90s`); 0 or at least 3s. Enforced on receive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"))]
+    pub hold_time: Option<String>,
+    /// Keepalive interval (default holdTime/3); less than holdTime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"))]
+    pub keepalive_time: Option<String>,
+    /// Time between connection attempts (ConnectRetry timer), whole seconds 1s..65535s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('1s') && duration(self) <= duration('65535s') && duration(self).getMilliseconds() % 1000 == 0",
+        "message": "connectTime must be whole seconds between 1s and 65535s"
+    }]))]
+    pub connect_time: Option<String>,
+    /// Allow the peer to be more than one hop away (eBGP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ebgp_multi_hop: Option<bool>,
+    /// TCP MD5 password, in clear. Prefer `passwordSecret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Secret of type `kubernetes.io/basic-auth` whose `password` key holds the TCP MD5 password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretReference>,
+    /// Nodes that peer with this router; empty: every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_selectors: Vec<LabelSelector>,
+    /// Name of a `BFDProfile`: run BFD on this session with those settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd_profile: Option<String>,
+    /// Advertise graceful restart (RFC 4724) so that routes survive a speaker restart.
+    /// Cannot be changed after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "enableGracefulRestart cannot be changed"}]))]
+    pub enable_graceful_restart: Option<bool>,
+    /// Negotiate both IPv4 and IPv6 unicast on this session regardless of its transport family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dual_stack_address_family: Option<bool>,
+}
+
+/// `dynamicASN` modes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DynamicASNMode {
+    /// The peer's ASN must equal ours (iBGP).
+    Internal,
+    /// The peer's ASN must differ from ours (eBGP).
+    External,
+}
+
+/// A reference to a Secret (`namespace` defaults to the peer's namespace).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SecretReference {
+    /// Secret name.
+    pub name: String,
+    /// Secret namespace; default: the namespace of the referring object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Empty; per-node session state is in `SpeakerState`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct BGPPeerStatus {}

@@ -1,0 +1,39 @@
+//! `Community`: named BGP community values.
+
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Aliases for BGP communities, usable by name in `BGPAdvertisement.spec.communities`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1alpha1",
+    kind = "Community",
+    plural = "communities",
+    namespaced,
+    status = "CommunityStatus",
+    shortname = "community",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunitySpec {
+    /// The aliases; names are unique across all `Community` objects.
+    #[serde(default)]
+    pub communities: Vec<CommunityAlias>,
+}
+
+/// One alias.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct CommunityAlias {
+    /// Alias name, e.g. `no-export-to-transit`.
+    pub name: String,
+    /// `65000:100` or `large:1:2:3`.
+    pub value: String,
+}
+
+/// Empty for now.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct CommunityStatus {}

@@ -1,0 +1,134 @@
+//! `SpeakerState`: what one node's speaker announces, written by that speaker.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One per node (object name = node name, in the install namespace), written by the speaker on
+/// that node. `kubectl get speakerstates` answers "which node announces what":
+///
+/// ```text
+/// NAME     PEERS UP   PEERS   BGP PREFIXES   L2 ADDRESSES               LAST UPDATE
+/// node-a   2          2       14             192.0.2.10,2001:db8::a     5s
+/// ```
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1alpha1",
+    kind = "SpeakerState",
+    plural = "speakerstates",
+    namespaced,
+    status = "SpeakerStateStatus",
+    shortname = "speaker",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    printcolumn = r#"{"name":"Peers Up","type":"integer","jsonPath":".status.peersEstablished"}"#,
+    printcolumn = r#"{"name":"Peers","type":"integer","jsonPath":".status.peersConfigured"}"#,
+    printcolumn = r#"{"name":"BGP Prefixes","type":"integer","jsonPath":".status.announcedPrefixes"}"#,
+    printcolumn = r#"{"name":"L2 Addresses","type":"string","jsonPath":".status.l2Summary"}"#,
+    printcolumn = r#"{"name":"Last Update","type":"date","jsonPath":".status.lastUpdate"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SpeakerStateSpec {
+    /// The node this speaker runs on (equal to the object name).
+    #[serde(default)]
+    pub node_name: String,
+}
+
+/// What the speaker on a node is doing right now.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpeakerStateStatus {
+    /// One entry per configured BGP peer of this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bgp_peers: Vec<BGPPeerSessionStatus>,
+    /// Number of `bgpPeers` in state `Established`.
+    #[serde(default)]
+    pub peers_established: u32,
+    /// Number of `bgpPeers`.
+    #[serde(default)]
+    pub peers_configured: u32,
+    /// Distinct prefixes this node announces over BGP (to any peer).
+    #[serde(default)]
+    pub announced_prefixes: u32,
+    /// Addresses this node owns on L2 (answers ARP/NDP for).
+    #[serde(default, rename = "l2Addresses", skip_serializing_if = "Vec::is_empty")]
+    pub l2_addresses: Vec<L2AddressStatus>,
+    /// `l2Addresses` IPs joined by commas, for the printer column.
+    #[serde(default, rename = "l2Summary")]
+    pub l2_summary: String,
+    /// When the speaker last wrote this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<Time>,
+}
+
+impl SpeakerStateStatus {
+    /// Recomputes the summary fields (`peersEstablished`, `peersConfigured`, `l2Summary`) from
+    /// the lists; call before writing.
+    pub fn refresh_summary(&mut self) {
+        self.peers_configured = u32::try_from(self.bgp_peers.len()).unwrap_or(u32::MAX);
+        self.peers_established = u32::try_from(
+            self.bgp_peers
+                .iter()
+                .filter(|p| p.state == BGPSessionState::Established)
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
+        let ips: Vec<&str> = self.l2_addresses.iter().map(|a| a.ip.as_str()).collect();
+        self.l2_summary = ips.join(",");
+    }
+}
+
+/// One BGP session of a node.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BGPPeerSessionStatus {
+    /// `BGPPeer` name.
+    pub name: String,
+    /// Peer address.
+    pub address: String,
+    /// RFC 4271 session state.
+    pub state: BGPSessionState,
+    /// When the session last reached `Established` (uptime = now - this); unset when down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub established_since: Option<Time>,
+    /// Prefixes currently announced to this peer.
+    #[serde(default)]
+    pub prefixes_sent: u32,
+    /// Last error (NOTIFICATION sent or received, connect failure), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// RFC 4271 §8 session states.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BGPSessionState {
+    /// Not trying.
+    #[default]
+    Idle,
+    /// Waiting for TCP to connect.
+    Connect,
+    /// TCP failed, retrying.
+    Active,
+    /// OPEN sent.
+    OpenSent,
+    /// OPEN received, waiting for KEEPALIVE.
+    OpenConfirm,
+    /// Up; routes are exchanged.
+    Established,
+}
+
+/// One address owned on L2 by this node.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct L2AddressStatus {
+    /// The Service IP.
+    pub ip: String,
+    /// Interfaces it is answered on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+    /// Services using it, as `namespace/name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+}
