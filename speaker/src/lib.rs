@@ -1,1 +1,3 @@
-//! ferrolb speaker: cluster state -> desired announcements -> BGP and ARP/NDP drivers.
+//! ferrolb speaker: per-node L2 and BGP announcements.
+
+pub mod election;
