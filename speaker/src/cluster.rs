@@ -67,13 +67,19 @@ impl ClusterView {
         let mut view = ClusterView::default();
         for svc in services {
             let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
-            let Some(name) = svc.metadata.name.as_deref() else { continue };
+            let Some(name) = svc.metadata.name.as_deref() else {
+                continue;
+            };
             let key = format!("{ns}/{name}");
             let Some(spec) = &svc.spec else { continue };
             if spec.type_.as_deref() != Some("LoadBalancer") {
                 continue;
             }
-            if spec.load_balancer_class.as_deref().is_some_and(|c| c != LB_CLASS) {
+            if spec
+                .load_balancer_class
+                .as_deref()
+                .is_some_and(|c| c != LB_CLASS)
+            {
                 continue;
             }
             let ips: Vec<IpAddr> = match ingress {
@@ -83,7 +89,11 @@ impl ClusterView {
                     .as_ref()
                     .and_then(|s| s.load_balancer.as_ref())
                     .and_then(|lb| lb.ingress.as_ref())
-                    .map(|ing| ing.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect())
+                    .map(|ing| {
+                        ing.iter()
+                            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                            .collect()
+                    })
                     .unwrap_or_default(),
             };
             if ips.is_empty() {
@@ -100,7 +110,12 @@ impl ClusterView {
 
         for slice in slices {
             let ns = slice.metadata.namespace.as_deref().unwrap_or("default");
-            let Some(svc) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+            let Some(svc) = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            else {
                 continue;
             };
             let entry = view.endpoints.entry(format!("{ns}/{svc}")).or_default();
@@ -123,13 +138,18 @@ impl ClusterView {
         }
 
         for node in nodes {
-            let Some(name) = node.metadata.name.clone() else { continue };
+            let Some(name) = node.metadata.name.clone() else {
+                continue;
+            };
             let labels = node.metadata.labels.clone().unwrap_or_default();
             let unavailable = node
                 .status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True"));
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+                });
             let excluded = labels.contains_key(EXCLUDE_LABEL) || unavailable;
             view.nodes.insert(name, NodeView { labels, excluded });
         }

@@ -64,7 +64,11 @@ impl Announcements {
 
     /// Distinct prefixes announced to any peer.
     pub fn prefix_count(&self) -> usize {
-        self.routes.values().flat_map(|r| r.keys()).collect::<BTreeSet<_>>().len()
+        self.routes
+            .values()
+            .flat_map(|r| r.keys())
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 }
 
@@ -90,7 +94,9 @@ pub fn desired(
     }
 
     for svc in &cluster.services {
-        let Some(&key) = svc.ips.first() else { continue };
+        let Some(&key) = svc.ips.first() else {
+            continue;
+        };
         let eps = cluster.endpoints.get(&svc.key);
         let has_endpoint = |node: &str| match eps {
             None => false,
@@ -99,13 +105,17 @@ pub fn desired(
         };
 
         for &ip in &svc.ips {
-            let Some(pool) = config.pool_of(ip) else { continue };
+            let Some(pool) = config.pool_of(ip) else {
+                continue;
+            };
 
             // L2: elect among every eligible live member.
             let l2_ads: Vec<&L2Ad> = config
                 .l2
                 .iter()
-                .filter(|a| a.pools.contains(&pool.name) && matches_any(&a.service_selectors, &svc.labels))
+                .filter(|a| {
+                    a.pools.contains(&pool.name) && matches_any(&a.service_selectors, &svc.labels)
+                })
                 .collect();
             if !l2_ads.is_empty() {
                 let mut candidates = Vec::new();
@@ -115,23 +125,24 @@ pub fn desired(
                     if view.excluded || !has_endpoint(node) {
                         continue;
                     }
-                    let ads: Vec<&L2Ad> =
-                        l2_ads.iter().copied().filter(|a| matches_any(&a.node_selectors, &view.labels)).collect();
-                    if ads.is_empty() {
+                    let mut ads = l2_ads
+                        .iter()
+                        .copied()
+                        .filter(|a| matches_any(&a.node_selectors, &view.labels))
+                        .peekable();
+                    if ads.peek().is_none() {
                         continue;
                     }
-                    let ifaces = match links.get(node) {
-                        Some(l) => {
-                            let found = eligible_interfaces(l, &ads, ip);
-                            if found.is_empty() {
+                    let ads: Vec<&L2Ad> = ads.collect();
+                    match links.get(node) {
+                        Some(l) if node == me => {
+                            my_ifaces = eligible_interfaces(l, &ads, ip);
+                            if my_ifaces.is_empty() {
                                 continue;
                             }
-                            found
                         }
-                        None => BTreeSet::new(), // unknown: assumed symmetric
-                    };
-                    if node == me {
-                        my_ifaces = ifaces;
+                        Some(l) if !is_eligible(l, &ads, ip) => continue,
+                        _ => {} // eligible, or unknown: assumed symmetric
                     }
                     let weight: u32 = ads
                         .iter()
@@ -150,7 +161,10 @@ pub fn desired(
                 }
                 out.l2_owners.entry(svc.key.clone()).or_default().insert(
                     ip,
-                    L2Owner { node: owner, interfaces: if mine { my_ifaces } else { BTreeSet::new() } },
+                    L2Owner {
+                        node: owner,
+                        interfaces: if mine { my_ifaces } else { BTreeSet::new() },
+                    },
                 );
             }
 
@@ -158,9 +172,19 @@ pub fn desired(
             if me_view.excluded || !has_endpoint(me) {
                 continue;
             }
-            for ad in config.bgp.iter().filter(|a| bgp_ad_applies(a, &pool.name, svc, me_view)) {
-                let len = if ip.is_ipv4() { ad.aggregation_v4 } else { ad.aggregation_v6 };
-                let Ok(prefix) = IpNet::new(ip, len).map(|n| n.trunc()) else { continue };
+            for ad in config
+                .bgp
+                .iter()
+                .filter(|a| bgp_ad_applies(a, &pool.name, svc, me_view))
+            {
+                let len = if ip.is_ipv4() {
+                    ad.aggregation_v4
+                } else {
+                    ad.aggregation_v6
+                };
+                let Ok(prefix) = IpNet::new(ip, len).map(|n| n.trunc()) else {
+                    continue;
+                };
                 for (name, peer) in &out.peers {
                     if !ad.peers.is_empty() && !ad.peers.contains(name) {
                         continue;
@@ -168,7 +192,12 @@ pub fn desired(
                     if peer.address.is_ipv4() != ip.is_ipv4() && !peer.dual_stack {
                         continue;
                     }
-                    let attrs = out.routes.entry(name.clone()).or_default().entry(prefix).or_default();
+                    let attrs = out
+                        .routes
+                        .entry(name.clone())
+                        .or_default()
+                        .entry(prefix)
+                        .or_default();
                     attrs.local_pref = attrs.local_pref.max(ad.local_pref);
                     attrs.communities.extend(ad.communities.iter().copied());
                 }
@@ -184,10 +213,26 @@ fn bgp_ad_applies(ad: &BgpAd, pool: &str, svc: &ServiceView, me: &NodeView) -> b
         && matches_any(&ad.node_selectors, &me.labels)
 }
 
+fn is_eligible(links: &[crate::links::Link], ads: &[&L2Ad], ip: IpAddr) -> bool {
+    ads.iter().any(|ad| {
+        links.iter().any(|l| {
+            if ad.interfaces.is_empty() {
+                l.serves(ip)
+            } else {
+                l.usable() && ad.interfaces.contains(&l.name)
+            }
+        })
+    })
+}
+
 /// Interfaces of a node usable for `ip` under the advertisements that select the node: an
 /// advertisement with `interfaces` allows those (when up), one without allows every up
 /// interface with a subnet holding `ip`.
-fn eligible_interfaces(links: &[crate::links::Link], ads: &[&L2Ad], ip: IpAddr) -> BTreeSet<String> {
+fn eligible_interfaces(
+    links: &[crate::links::Link],
+    ads: &[&L2Ad],
+    ip: IpAddr,
+) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for ad in ads {
         for l in links {

@@ -57,7 +57,12 @@ pub fn digest(links: &[Link]) -> String {
     let mut sorted: Vec<&Link> = links.iter().filter(|l| l.usable()).collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for l in sorted {
-        let mut nets: Vec<IpNet> = l.addrs.iter().filter(|n| !is_host(n)).map(|n| n.trunc()).collect();
+        let mut nets: Vec<IpNet> = l
+            .addrs
+            .iter()
+            .filter(|n| !is_host(n))
+            .map(|n| n.trunc())
+            .collect();
         nets.sort();
         nets.dedup();
         let nets: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
@@ -70,12 +75,22 @@ pub fn digest(links: &[Link]) -> String {
 pub fn parse_digest(text: &str) -> Result<Vec<Link>, String> {
     let mut out = Vec::new();
     for part in text.split(';').filter(|p| !p.is_empty()) {
-        let (name, nets) = part.split_once('=').ok_or_else(|| format!("{part:?}: expected NAME=NETS"))?;
+        let (name, nets) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: expected NAME=NETS"))?;
         let mut addrs = Vec::new();
         for n in nets.split(',').filter(|n| !n.is_empty()) {
-            addrs.push(n.parse::<IpNet>().map_err(|_| format!("{n:?} is not a CIDR"))?);
+            addrs.push(
+                n.parse::<IpNet>()
+                    .map_err(|_| format!("{n:?} is not a CIDR"))?,
+            );
         }
-        out.push(Link { name: name.to_string(), up: true, loopback: false, addrs });
+        out.push(Link {
+            name: name.to_string(),
+            up: true,
+            loopback: false,
+            addrs,
+        });
     }
     Ok(out)
 }
@@ -87,14 +102,28 @@ mod tests {
     #[test]
     fn digest_round_trips_and_drops_unusable_links_and_host_routes() {
         let links = vec![
-            Link { name: "lo".into(), up: true, loopback: true, addrs: vec!["127.0.0.1/8".parse().unwrap()] },
+            Link {
+                name: "lo".into(),
+                up: true,
+                loopback: true,
+                addrs: vec!["127.0.0.1/8".parse().unwrap()],
+            },
             Link {
                 name: "eth0".into(),
                 up: true,
                 loopback: false,
-                addrs: vec!["192.0.2.11/24".parse().unwrap(), "2001:db8:1::11/64".parse().unwrap(), "192.0.2.200/32".parse().unwrap()],
+                addrs: vec![
+                    "192.0.2.11/24".parse().unwrap(),
+                    "2001:db8:1::11/64".parse().unwrap(),
+                    "192.0.2.200/32".parse().unwrap(),
+                ],
             },
-            Link { name: "eth1".into(), up: false, loopback: false, addrs: vec!["198.51.100.5/24".parse().unwrap()] },
+            Link {
+                name: "eth1".into(),
+                up: false,
+                loopback: false,
+                addrs: vec!["198.51.100.5/24".parse().unwrap()],
+            },
         ];
         let d = digest(&links);
         assert_eq!(d, "eth0=192.0.2.0/24,2001:db8:1::/64");
@@ -102,7 +131,10 @@ mod tests {
         assert_eq!(back.len(), 1);
         assert!(back[0].serves("192.0.2.200".parse().unwrap()));
         assert!(!back[0].serves("198.51.100.7".parse().unwrap()));
-        assert!(!links[2].serves("198.51.100.7".parse().unwrap()), "down link");
+        assert!(
+            !links[2].serves("198.51.100.7".parse().unwrap()),
+            "down link"
+        );
         assert!(parse_digest("eth0=nonsense").is_err());
         assert_eq!(parse_digest("").unwrap(), vec![]);
     }

@@ -58,8 +58,12 @@ impl Community {
         let Some((a, b)) = text.split_once(':') else {
             return Err("expected ASN:VALUE, large:G:L1:L2 or a well-known name".into());
         };
-        let a: u16 = a.parse().map_err(|_| "ASN part must be 0..65535".to_string())?;
-        let b: u16 = b.parse().map_err(|_| "value part must be 0..65535".to_string())?;
+        let a: u16 = a
+            .parse()
+            .map_err(|_| "ASN part must be 0..65535".to_string())?;
+        let b: u16 = b
+            .parse()
+            .map_err(|_| "value part must be 0..65535".to_string())?;
         Ok(Community::Standard((u32::from(a) << 16) | u32::from(b)))
     }
 }
@@ -200,28 +204,38 @@ impl SpeakerConfig {
                 match parse_range(a) {
                     Ok(r) => ranges.push(r),
                     Err(e) => {
-                        errors.push(obj_err("IPAddressPool", &p.metadata, &format!("addresses[{i}] {a:?}"), &e));
+                        errors.push(obj_err(
+                            "IPAddressPool",
+                            &p.metadata,
+                            &format!("addresses[{i}] {a:?}"),
+                            &e,
+                        ));
                         ok = false;
                     }
                 }
             }
             if ok {
-                cfg.pools.push(Pool { name: name(&p.metadata), labels: labels(&p.metadata), ranges });
+                cfg.pools.push(Pool {
+                    name: name(&p.metadata),
+                    labels: labels(&p.metadata),
+                    ranges,
+                });
             }
         }
 
-        let resolve_pools = |names: &[String], sels: &[LabelSelector], pools: &[Pool]| -> BTreeSet<String> {
-            if names.is_empty() && sels.is_empty() {
-                return pools.iter().map(|p| p.name.clone()).collect();
-            }
-            let mut out: BTreeSet<String> = names.iter().cloned().collect();
-            for p in pools {
-                if sels.iter().any(|s| matches_selector(s, &p.labels)) {
-                    out.insert(p.name.clone());
+        let resolve_pools =
+            |names: &[String], sels: &[LabelSelector], pools: &[Pool]| -> BTreeSet<String> {
+                if names.is_empty() && sels.is_empty() {
+                    return pools.iter().map(|p| p.name.clone()).collect();
                 }
-            }
-            out
-        };
+                let mut out: BTreeSet<String> = names.iter().cloned().collect();
+                for p in pools {
+                    if sels.iter().any(|s| matches_selector(s, &p.labels)) {
+                        out.insert(p.name.clone());
+                    }
+                }
+                out
+            };
 
         for a in &res.l2_advertisements {
             let s = &a.spec;
@@ -229,7 +243,12 @@ impl SpeakerConfig {
             let mut ok = true;
             for (i, p) in s.preferred_node_selectors.iter().enumerate() {
                 if !(1..=100).contains(&p.weight) {
-                    errors.push(obj_err("L2Advertisement", &a.metadata, &format!("preferredNodeSelectors[{i}].weight"), "must be 1..100"));
+                    errors.push(obj_err(
+                        "L2Advertisement",
+                        &a.metadata,
+                        &format!("preferredNodeSelectors[{i}].weight"),
+                        "must be 1..100",
+                    ));
                     ok = false;
                 } else {
                     preferred.push((p.weight as u32, p.preference.clone()));
@@ -238,7 +257,11 @@ impl SpeakerConfig {
             if ok {
                 cfg.l2.push(L2Ad {
                     name: name(&a.metadata),
-                    pools: resolve_pools(&s.ip_address_pools, &s.ip_address_pool_selectors, &cfg.pools),
+                    pools: resolve_pools(
+                        &s.ip_address_pools,
+                        &s.ip_address_pool_selectors,
+                        &cfg.pools,
+                    ),
                     node_selectors: s.node_selectors.clone(),
                     interfaces: s.interfaces.clone(),
                     service_selectors: s.service_selectors.clone(),
@@ -254,7 +277,12 @@ impl SpeakerConfig {
                     Ok(v) => {
                         aliases.insert(alias.name.clone(), v);
                     }
-                    Err(e) => errors.push(obj_err("Community", &c.metadata, &format!("communities[{i}].value {:?}", alias.value), &e)),
+                    Err(e) => errors.push(obj_err(
+                        "Community",
+                        &c.metadata,
+                        &format!("communities[{i}].value {:?}", alias.value),
+                        &e,
+                    )),
                 }
             }
         }
@@ -264,12 +292,22 @@ impl SpeakerConfig {
             let mut ok = true;
             let mut communities = BTreeSet::new();
             for (i, c) in s.communities.iter().enumerate() {
-                match aliases.get(c).copied().map(Ok).unwrap_or_else(|| Community::parse(c)) {
+                match aliases
+                    .get(c)
+                    .copied()
+                    .map(Ok)
+                    .unwrap_or_else(|| Community::parse(c))
+                {
                     Ok(v) => {
                         communities.insert(v);
                     }
                     Err(e) => {
-                        errors.push(obj_err("BGPAdvertisement", &a.metadata, &format!("communities[{i}] {c:?}"), &e));
+                        errors.push(obj_err(
+                            "BGPAdvertisement",
+                            &a.metadata,
+                            &format!("communities[{i}] {c:?}"),
+                            &e,
+                        ));
                         ok = false;
                     }
                 }
@@ -277,17 +315,31 @@ impl SpeakerConfig {
             let v4 = s.aggregation_length.unwrap_or(32);
             let v6 = s.aggregation_length_v6.unwrap_or(128);
             if !(0..=32).contains(&v4) {
-                errors.push(obj_err("BGPAdvertisement", &a.metadata, "aggregationLength", "must be 0..32"));
+                errors.push(obj_err(
+                    "BGPAdvertisement",
+                    &a.metadata,
+                    "aggregationLength",
+                    "must be 0..32",
+                ));
                 ok = false;
             }
             if !(0..=128).contains(&v6) {
-                errors.push(obj_err("BGPAdvertisement", &a.metadata, "aggregationLengthV6", "must be 0..128"));
+                errors.push(obj_err(
+                    "BGPAdvertisement",
+                    &a.metadata,
+                    "aggregationLengthV6",
+                    "must be 0..128",
+                ));
                 ok = false;
             }
             if ok {
                 cfg.bgp.push(BgpAd {
                     name: name(&a.metadata),
-                    pools: resolve_pools(&s.ip_address_pools, &s.ip_address_pool_selectors, &cfg.pools),
+                    pools: resolve_pools(
+                        &s.ip_address_pools,
+                        &s.ip_address_pool_selectors,
+                        &cfg.pools,
+                    ),
                     node_selectors: s.node_selectors.clone(),
                     service_selectors: s.service_selectors.clone(),
                     peers: s.peers.clone(),
@@ -309,22 +361,44 @@ impl SpeakerConfig {
     }
 }
 
-fn peer(p: &ferrolb_crds::v1alpha1::BGPPeer, res: &ClusterResources) -> Result<Peer, (&'static str, String)> {
+fn peer(
+    p: &ferrolb_crds::v1alpha1::BGPPeer,
+    res: &ClusterResources,
+) -> Result<Peer, (&'static str, String)> {
     let s = &p.spec;
-    let address: IpAddr = s.peer_address.parse().map_err(|_| ("peerAddress", format!("{:?} is not an IP address", s.peer_address)))?;
+    let address: IpAddr = s.peer_address.parse().map_err(|_| {
+        (
+            "peerAddress",
+            format!("{:?} is not an IP address", s.peer_address),
+        )
+    })?;
     let source_address = match &s.source_address {
-        Some(a) => Some(a.parse().map_err(|_| ("sourceAddress", format!("{a:?} is not an IP address")))?),
+        Some(a) => Some(
+            a.parse()
+                .map_err(|_| ("sourceAddress", format!("{a:?} is not an IP address")))?,
+        ),
         None => None,
     };
     let router_id = match &s.router_id {
-        Some(a) => Some(a.parse().map_err(|_| ("routerID", format!("{a:?} is not an IPv4 address")))?),
+        Some(a) => Some(
+            a.parse()
+                .map_err(|_| ("routerID", format!("{a:?} is not an IPv4 address")))?,
+        ),
         None => None,
     };
-    let dynamic_internal = s.dynamic_asn.map(|m| m == ferrolb_crds::v1alpha1::DynamicASNMode::Internal);
+    let dynamic_internal = s
+        .dynamic_asn
+        .map(|m| m == ferrolb_crds::v1alpha1::DynamicASNMode::Internal);
     if s.peer_asn.is_some() == dynamic_internal.is_some() {
-        return Err(("peerASN", "exactly one of peerASN and dynamicASN must be set".into()));
+        return Err((
+            "peerASN",
+            "exactly one of peerASN and dynamicASN must be set".into(),
+        ));
     }
-    let dur = |v: &Option<String>, field: &'static str, default: Duration| -> Result<Duration, (&'static str, String)> {
+    let dur = |v: &Option<String>,
+               field: &'static str,
+               default: Duration|
+     -> Result<Duration, (&'static str, String)> {
         match v {
             None => Ok(default),
             Some(t) => parse_duration(t).map_err(|e| (field, format!("{t:?}: {e}"))),
@@ -338,18 +412,40 @@ fn peer(p: &ferrolb_crds::v1alpha1::BGPPeer, res: &ClusterResources) -> Result<P
     let connect_time = dur(&s.connect_time, "connectTime", Duration::from_secs(120))?;
     let namespace = p.metadata.namespace.clone().unwrap_or_default();
     let password = match (&s.password, &s.password_secret) {
-        (Some(_), Some(_)) => return Err(("password", "password and passwordSecret are mutually exclusive".into())),
+        (Some(_), Some(_)) => {
+            return Err((
+                "password",
+                "password and passwordSecret are mutually exclusive".into(),
+            ));
+        }
         (Some(pw), None) => Some(pw.clone()),
         (None, Some(r)) => {
             let ns = r.namespace.clone().unwrap_or(namespace.clone());
             let secret = res
                 .secrets
                 .iter()
-                .find(|x| x.metadata.name.as_deref() == Some(r.name.as_str()) && x.metadata.namespace.as_deref().unwrap_or("") == ns)
-                .ok_or(("passwordSecret", format!("Secret {ns}/{} not found", r.name)))?;
-            let from_data = secret.data.as_ref().and_then(|d| d.get("password")).map(|ByteString(b)| String::from_utf8_lossy(b).into_owned());
-            let from_string = secret.string_data.as_ref().and_then(|d| d.get("password")).cloned();
-            Some(from_data.or(from_string).ok_or(("passwordSecret", format!("Secret {ns}/{} has no \"password\" key", r.name)))?)
+                .find(|x| {
+                    x.metadata.name.as_deref() == Some(r.name.as_str())
+                        && x.metadata.namespace.as_deref().unwrap_or("") == ns
+                })
+                .ok_or((
+                    "passwordSecret",
+                    format!("Secret {ns}/{} not found", r.name),
+                ))?;
+            let from_data = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get("password"))
+                .map(|ByteString(b)| String::from_utf8_lossy(b).into_owned());
+            let from_string = secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get("password"))
+                .cloned();
+            Some(from_data.or(from_string).ok_or((
+                "passwordSecret",
+                format!("Secret {ns}/{} has no \"password\" key", r.name),
+            ))?)
         }
         (None, None) => None,
     };
@@ -411,15 +507,25 @@ fn labels(m: &ObjectMeta) -> Labels {
 }
 
 fn obj_err(kind: &str, m: &ObjectMeta, field: &str, problem: &str) -> String {
-    format!("{kind} {}/{}: {field}: {problem}", m.namespace.as_deref().unwrap_or(""), name(m))
+    format!(
+        "{kind} {}/{}: {field}: {problem}",
+        m.namespace.as_deref().unwrap_or(""),
+        name(m)
+    )
 }
 
 /// `a.b.c.d/n`, `a-b`, or a single address.
 pub fn parse_range(text: &str) -> Result<(IpAddr, IpAddr), String> {
     let t = text.trim();
     if let Some((a, b)) = t.split_once('-') {
-        let a: IpAddr = a.trim().parse().map_err(|_| format!("{a:?} is not an IP address"))?;
-        let b: IpAddr = b.trim().parse().map_err(|_| format!("{b:?} is not an IP address"))?;
+        let a: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IP address"))?;
+        let b: IpAddr = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("{b:?} is not an IP address"))?;
         if a.is_ipv4() != b.is_ipv4() {
             return Err("range mixes IPv4 and IPv6".into());
         }
@@ -431,7 +537,9 @@ pub fn parse_range(text: &str) -> Result<(IpAddr, IpAddr), String> {
     if let Ok(net) = t.parse::<IpNet>() {
         return Ok((net.network(), net.broadcast()));
     }
-    let ip: IpAddr = t.parse().map_err(|_| "expected a CIDR, an a-b range or an address".to_string())?;
+    let ip: IpAddr = t
+        .parse()
+        .map_err(|_| "expected a CIDR, an a-b range or an address".to_string())?;
     Ok((ip, ip))
 }
 
@@ -446,10 +554,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or("missing unit")?;
-        let n: f64 = rest[..num_end].parse().map_err(|_| "bad number".to_string())?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or("missing unit")?;
+        let n: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| "bad number".to_string())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -471,10 +585,22 @@ mod tests {
 
     #[test]
     fn parses_communities() {
-        assert_eq!(Community::parse("65000:100").unwrap(), Community::Standard((65000 << 16) | 100));
-        assert_eq!(Community::parse("large:1:2:3").unwrap(), Community::Large(1, 2, 3));
-        assert_eq!(Community::parse("no-export").unwrap(), Community::Standard(0xFFFF_FF01));
-        assert_eq!(Community::parse("graceful-shutdown").unwrap(), GRACEFUL_SHUTDOWN);
+        assert_eq!(
+            Community::parse("65000:100").unwrap(),
+            Community::Standard((65000 << 16) | 100)
+        );
+        assert_eq!(
+            Community::parse("large:1:2:3").unwrap(),
+            Community::Large(1, 2, 3)
+        );
+        assert_eq!(
+            Community::parse("no-export").unwrap(),
+            Community::Standard(0xFFFF_FF01)
+        );
+        assert_eq!(
+            Community::parse("graceful-shutdown").unwrap(),
+            GRACEFUL_SHUTDOWN
+        );
         assert_eq!(GRACEFUL_SHUTDOWN.to_string(), "65535:0");
         assert!(Community::parse("70000:1").is_err());
         assert!(Community::parse("large:1:2").is_err());
@@ -482,9 +608,18 @@ mod tests {
 
     #[test]
     fn parses_ranges_and_durations() {
-        assert_eq!(parse_range("192.0.2.200-192.0.2.210").unwrap().1, "192.0.2.210".parse::<IpAddr>().unwrap());
-        assert_eq!(parse_range("203.0.113.0/28").unwrap().1, "203.0.113.15".parse::<IpAddr>().unwrap());
-        assert_eq!(parse_range("192.0.2.9-192.0.2.1").unwrap_err(), "range start after end");
+        assert_eq!(
+            parse_range("192.0.2.200-192.0.2.210").unwrap().1,
+            "192.0.2.210".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_range("203.0.113.0/28").unwrap().1,
+            "203.0.113.15".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_range("192.0.2.9-192.0.2.1").unwrap_err(),
+            "range start after end"
+        );
         assert_eq!(parse_duration("9s").unwrap(), Duration::from_secs(9));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));

@@ -44,7 +44,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -58,8 +61,14 @@ mod tests {
             }]),
         };
         assert!(matches_selector(&sel, &labels(&[("zone", "a")])));
-        assert!(matches_selector(&sel, &labels(&[("zone", "a"), ("role", "web")])));
-        assert!(!matches_selector(&sel, &labels(&[("zone", "a"), ("role", "db")])));
+        assert!(matches_selector(
+            &sel,
+            &labels(&[("zone", "a"), ("role", "web")])
+        ));
+        assert!(!matches_selector(
+            &sel,
+            &labels(&[("zone", "a"), ("role", "db")])
+        ));
         assert!(!matches_selector(&sel, &labels(&[("zone", "b")])));
         assert!(matches_any(&[], &labels(&[])));
         assert!(!matches_any(&[sel], &labels(&[])));
