@@ -1,12 +1,13 @@
 //! ferrolb speaker: per-node L2 and BGP announcements. See README.md.
 //!
-//! Data path: cluster state ([`source`]) -> [`model`] + [`cluster`] views -> the pure
-//! decision [`decide::desired`] -> the [`plan`] of changes -> protocol drivers.
+//! Data path: cluster state (standalone directory or Kubernetes) -> [`model`] + [`cluster`] views -> the pure
+//! decision [`decide::desired`] -> the plan of changes -> protocol drivers.
 
 pub mod cluster;
 pub mod decide;
 pub mod election;
 pub mod links;
+pub mod membership;
 pub mod model;
 pub mod resources;
 pub mod selector;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Membership detection-time benchmark: crash (SIGKILL, no leave) and graceful leave
+# (SIGTERM -> leave), time from the signal until the other members' live sets drop the
+# node. Runs ferrolb's default tuning and, as the in-run baseline, the same code with
+# memberlist's DefaultLANConfig timers (what MetalLB uses). Needs root (namespaces).
+#
+#   sudo bash bench/membership/run.sh                  # 3 members, 20 trials each
+#   TRIALS=40 MEMBERS=5 sudo -E bash bench/membership/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TRIALS=${TRIALS:-20}
+MEMBERS=${MEMBERS:-3}
+SOAK=${SOAK:-60}
+OUT=${OUT:-target/bench-membership}
+mkdir -p "$OUT"
+cargo build --release -p ferrolb-speaker --example member
+BIN=target/release/examples/member
+for profile in fast memberlist-lan; do
+    echo "== $profile: $MEMBERS members, $TRIALS trials per mode" >&2
+    python3 bench/membership/bench.py --binary "$BIN" --members "$MEMBERS" \
+        --trials "$TRIALS" --profile "$profile" --soak "$SOAK" --json "$OUT/$profile-$MEMBERS.json" >/dev/null
+done
+python3 - "$OUT" "$MEMBERS" <<'PY'
+import json, sys
+out, n = sys.argv[1], sys.argv[2]
+fast = json.load(open(f"{out}/fast-{n}.json"))
+lan = json.load(open(f"{out}/memberlist-lan-{n}.json"))
+print(f"| profile | event | trials | p50 ms | p95 ms | p99 ms | max ms |")
+print(f"|---|---|---|---|---|---|---|")
+for r in (fast, lan):
+    for mode, v in r["results"].items():
+        s = v["all_observers"]
+        print(f"| {r['profile']} | {mode} | {s['n']} | {s['p50']:.0f} | {s['p95']:.0f} "
+              f"| {s['p99']:.0f} | {s['max']:.0f} |")
+for r in (fast, lan):
+    print(f"\n{r['profile']}: false positives during trials {r['false_positives']}, "
+          f"during a {r['soak_seconds']:.0f} s idle soak {r['soak_false_positives']}")
+for mode in fast["results"]:
+    if mode in lan["results"]:
+        a = fast["results"][mode]["all_observers"]["p50"]
+        b = lan["results"][mode]["all_observers"]["p50"]
+        print(f"\n{mode}: memberlist-LAN timers / ferrolb default, p50 ratio = {b / a:.1f}x")
+PY
