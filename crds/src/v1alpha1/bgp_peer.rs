@@ -64,7 +64,11 @@ pub struct BGPPeerSpec {
     #[schemars(range(min = 1, max = 4294967295u32))]
     pub peer_asn: Option<u32>,
     /// Accept whatever AS the peer announces, as long as it is internal (= myASN) or external.
-    #[serde(default, rename = "dynamicASN", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "dynamicASN",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dynamic_asn: Option<DynamicASNMode>,
     /// AS number to present to this peer instead of `myASN` (`local-as`).
     #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
@@ -90,15 +94,24 @@ pub struct BGPPeerSpec {
     pub router_id: Option<String>,
     /// Hold time proposed in OPEN (default `90s`); 0 or at least 3s. Enforced on receive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32), regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"))]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
+    )]
     pub hold_time: Option<String>,
     /// Keepalive interval (default holdTime/3); less than holdTime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32), regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"))]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
+    )]
     pub keepalive_time: Option<String>,
     /// Time between connection attempts (ConnectRetry timer), whole seconds 1s..65535s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32), regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"))]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
+    )]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "duration(self) >= duration('1s') && duration(self) <= duration('65535s') && duration(self).getMilliseconds() % 1000 == 0",
         "message": "connectTime must be whole seconds between 1s and 65535s"

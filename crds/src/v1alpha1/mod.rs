@@ -38,8 +38,8 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` string of this module's kinds.
 pub const API_VERSION: &str = "ferrolb.io/v1alpha1";
 
-use kube_core::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube_core::CustomResourceExt;
 
 /// Every CRD of this version, in the order they are written to `crds.yaml`.
 pub fn crds() -> Vec<CustomResourceDefinition> {

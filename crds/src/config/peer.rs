@@ -1,0 +1,437 @@
+//! `BGPPeer` -> [`Peer`].
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::bfd::Bfd;
+use super::duration::parse_duration;
+use super::error::{ConfigError, Kind, ObjectRef};
+use super::selector::SelectorSet;
+use super::{Labels, parse_selectors};
+use crate::v1alpha1::{BGPPeer, DynamicASNMode};
+
+/// Default hold time (RFC 4271 suggests 90 s; MetalLB's default).
+pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(90);
+/// Default TCP port.
+pub const DEFAULT_PORT: u16 = 179;
+
+/// The peer's AS: fixed, or accepted from its OPEN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerAsn {
+    /// `peerASN`.
+    Fixed(u32),
+    /// `dynamicASN: internal`: whatever the peer sends, which must equal ours.
+    Internal,
+    /// `dynamicASN: external`: whatever the peer sends, which must differ from ours.
+    External,
+}
+
+/// A validated BGP peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Object name (advertisements refer to peers by name).
+    pub name: String,
+    /// Object namespace.
+    pub namespace: String,
+    /// `myASN`.
+    pub my_asn: u32,
+    /// `peerASN` or `dynamicASN`.
+    pub peer_asn: PeerAsn,
+    /// `localASN`: the AS presented to this peer instead of `my_asn`.
+    pub local_asn: Option<u32>,
+    /// `peerAddress`.
+    pub address: IpAddr,
+    /// `peerPort`, default 179.
+    pub port: u16,
+    /// `sourceAddress` (same family as `address`).
+    pub source_address: Option<IpAddr>,
+    /// `routerID`; `None`: the speaker picks the node's address.
+    pub router_id: Option<Ipv4Addr>,
+    /// `holdTime`, default 90 s; zero (no keepalives, no hold timer) or at least 3 s.
+    pub hold_time: Duration,
+    /// `keepaliveTime`, default hold/3; zero when `hold_time` is zero, else below it.
+    pub keepalive_time: Duration,
+    /// `connectTime`; `None`: the session's own default.
+    pub connect_time: Option<Duration>,
+    /// `ebgpMultiHop`.
+    pub ebgp_multihop: bool,
+    /// TCP MD5 password, from `password` or resolved from `passwordSecret`.
+    pub password: Option<String>,
+    /// `nodeSelectors`: which nodes run a session to this peer.
+    pub node_selectors: SelectorSet,
+    /// The resolved `bfdProfile`.
+    pub bfd: Option<Bfd>,
+    /// `enableGracefulRestart`.
+    pub graceful_restart: bool,
+    /// `dualStackAddressFamily`.
+    pub dual_stack_address_family: bool,
+}
+
+impl Peer {
+    /// The AS we present to this peer (`localASN`, else `myASN`).
+    pub fn local_as(&self) -> u32 {
+        self.local_asn.unwrap_or(self.my_asn)
+    }
+
+    /// Whether the session is iBGP; `None` with `dynamicASN: ...` is resolved by the mode.
+    pub fn is_ibgp(&self) -> bool {
+        match self.peer_asn {
+            PeerAsn::Fixed(asn) => asn == self.local_as(),
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+}
+
+fn duration_field(
+    me: &ObjectRef,
+    field: &str,
+    value: &Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    let text = value.as_ref()?;
+    match parse_duration(text) {
+        Ok(d) => Some(d),
+        Err(m) => {
+            errors.push(me.error(format!("spec.{field}"), Some(text), m));
+            None
+        }
+    }
+}
+
+fn ip_field(
+    me: &ObjectRef,
+    field: &str,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<IpAddr> {
+    match text.trim().parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            errors.push(me.error(format!("spec.{field}"), Some(text), "not an IP address"));
+            None
+        }
+    }
+}
+
+/// Validates one peer, resolving its BFD profile and password Secret.
+pub(super) fn validate(
+    obj: &BGPPeer,
+    bfd_profiles: &BTreeMap<String, Bfd>,
+    secrets: &[Secret],
+) -> Result<Peer, Vec<ConfigError>> {
+    let me = ObjectRef::new(Kind::BGPPeer, &obj.metadata);
+    let s = &obj.spec;
+    let mut errors = Vec::new();
+
+    if s.my_asn == 0 {
+        errors.push(me.error(
+            "spec.myASN",
+            Some("0"),
+            "ASN must be between 1 and 4294967295",
+        ));
+    }
+    if s.local_asn == Some(0) {
+        errors.push(me.error(
+            "spec.localASN",
+            Some("0"),
+            "ASN must be between 1 and 4294967295",
+        ));
+    }
+    let peer_asn = match (s.peer_asn, s.dynamic_asn) {
+        (Some(_), Some(_)) => {
+            errors.push(me.error(
+                "spec.dynamicASN",
+                None,
+                "peerASN and dynamicASN are mutually exclusive",
+            ));
+            None
+        }
+        (None, None) => {
+            errors.push(me.error(
+                "spec.peerASN",
+                None,
+                "one of peerASN and dynamicASN is required",
+            ));
+            None
+        }
+        (Some(0), None) => {
+            errors.push(me.error(
+                "spec.peerASN",
+                Some("0"),
+                "ASN must be between 1 and 4294967295",
+            ));
+            None
+        }
+        (Some(asn), None) => Some(PeerAsn::Fixed(asn)),
+        (None, Some(DynamicASNMode::Internal)) => Some(PeerAsn::Internal),
+        (None, Some(DynamicASNMode::External)) => Some(PeerAsn::External),
+    };
+
+    let address = ip_field(&me, "peerAddress", &s.peer_address, &mut errors);
+    if let Some(ip) = address
+        && (ip.is_unspecified() || ip.is_multicast())
+    {
+        errors.push(me.error(
+            "spec.peerAddress",
+            Some(&s.peer_address),
+            "peer address must be a unicast address",
+        ));
+    }
+    let source_address = s
+        .source_address
+        .as_ref()
+        .and_then(|t| ip_field(&me, "sourceAddress", t, &mut errors));
+    if let (Some(a), Some(src)) = (address, source_address)
+        && a.is_ipv4() != src.is_ipv4()
+    {
+        errors.push(me.error(
+            "spec.sourceAddress",
+            Some(&src.to_string()),
+            format!("source address family differs from peerAddress {a}"),
+        ));
+    }
+    let router_id = match s.router_id.as_ref() {
+        None => None,
+        Some(t) => match t.trim().parse::<Ipv4Addr>() {
+            Ok(id) if !id.is_unspecified() => Some(id),
+            _ => {
+                errors.push(me.error(
+                    "spec.routerID",
+                    Some(t),
+                    "router ID must be a non-zero IPv4 address",
+                ));
+                None
+            }
+        },
+    };
+    let port = match s.peer_port {
+        None => DEFAULT_PORT,
+        Some(0) => {
+            errors.push(me.error(
+                "spec.peerPort",
+                Some("0"),
+                "port must be between 1 and 65535",
+            ));
+            DEFAULT_PORT
+        }
+        Some(p) => p,
+    };
+
+    // Timers, as in MetalLB: only hold -> keepalive = hold/3; only keepalive -> hold = 3x.
+    let hold = duration_field(&me, "holdTime", &s.hold_time, &mut errors);
+    let keepalive = duration_field(&me, "keepaliveTime", &s.keepalive_time, &mut errors);
+    let (hold_time, keepalive_time) = match (hold, keepalive) {
+        (Some(h), Some(k)) => (h, k),
+        (Some(h), None) => (h, h / 3),
+        (None, Some(k)) => (k * 3, k),
+        (None, None) => (DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3),
+    };
+    if hold.is_some() || keepalive.is_some() {
+        if hold_time.subsec_nanos() != 0 {
+            errors.push(me.error(
+                "spec.holdTime",
+                s.hold_time.as_deref(),
+                "hold time must be whole seconds (BGP carries seconds)",
+            ));
+        } else if !hold_time.is_zero() && hold_time < Duration::from_secs(3) {
+            errors.push(me.error(
+                if hold.is_some() {
+                    "spec.holdTime"
+                } else {
+                    "spec.keepaliveTime"
+                },
+                if hold.is_some() {
+                    s.hold_time.as_deref()
+                } else {
+                    s.keepalive_time.as_deref()
+                },
+                "hold time must be 0 or at least 3s",
+            ));
+        } else if hold_time.is_zero() && !keepalive_time.is_zero() {
+            errors.push(me.error(
+                "spec.keepaliveTime",
+                s.keepalive_time.as_deref(),
+                "keepaliveTime must be 0 when holdTime is 0",
+            ));
+        } else if !hold_time.is_zero() && (keepalive_time.is_zero() || keepalive_time >= hold_time)
+        {
+            errors.push(me.error(
+                "spec.keepaliveTime",
+                s.keepalive_time.as_deref(),
+                format!(
+                    "keepaliveTime must be above 0 and less than holdTime ({}s)",
+                    hold_time.as_secs()
+                ),
+            ));
+        }
+    }
+    let connect_time = duration_field(&me, "connectTime", &s.connect_time, &mut errors);
+    if let Some(c) = connect_time
+        && (c.subsec_nanos() != 0 || c < Duration::from_secs(1) || c > Duration::from_secs(65535))
+    {
+        errors.push(me.error(
+            "spec.connectTime",
+            s.connect_time.as_deref(),
+            "connectTime must be whole seconds between 1s and 65535s",
+        ));
+    }
+
+    let ebgp_multihop = s.ebgp_multi_hop.unwrap_or(false);
+    let local_as = s.local_asn.unwrap_or(s.my_asn);
+    let ibgp = match peer_asn {
+        Some(PeerAsn::Fixed(asn)) => asn == local_as,
+        Some(PeerAsn::Internal) => true,
+        _ => false,
+    };
+    if ebgp_multihop && ibgp {
+        errors.push(me.error(
+            "spec.ebgpMultiHop",
+            Some("true"),
+            "ebgpMultiHop applies only to eBGP peers (peer ASN equals our ASN)",
+        ));
+    }
+
+    let password = match (&s.password, &s.password_secret) {
+        (Some(_), Some(_)) => {
+            errors.push(me.error(
+                "spec.passwordSecret",
+                None,
+                "password and passwordSecret are mutually exclusive",
+            ));
+            None
+        }
+        (Some(p), None) => Some(p.clone()),
+        (None, None) => None,
+        (None, Some(r)) => {
+            let ns = r.namespace.clone().unwrap_or_else(|| me.namespace.clone());
+            match resolve_secret(secrets, &ns, &r.name) {
+                Ok(p) => Some(p),
+                Err(m) => {
+                    errors.push(me.error(
+                        "spec.passwordSecret",
+                        Some(&format!("{ns}/{}", r.name)),
+                        m,
+                    ));
+                    None
+                }
+            }
+        }
+    };
+    if password
+        .as_ref()
+        .is_some_and(|p| p.is_empty() || p.len() > 80)
+    {
+        errors.push(me.error(
+            "spec.password",
+            None,
+            "TCP MD5 password must be 1 to 80 bytes long",
+        ));
+    }
+
+    let bfd = match &s.bfd_profile {
+        None => None,
+        Some(name) => match bfd_profiles.get(name) {
+            Some(p) => Some(p.clone()),
+            None => {
+                errors.push(me.error(
+                    "spec.bfdProfile",
+                    Some(name),
+                    "no valid BFDProfile with this name",
+                ));
+                None
+            }
+        },
+    };
+    let node_selectors = parse_selectors(&me, "spec.nodeSelectors", &s.node_selectors, &mut errors);
+
+    match (errors.is_empty(), peer_asn, address) {
+        (true, Some(peer_asn), Some(address)) => Ok(Peer {
+            name: me.name.clone(),
+            namespace: me.namespace.clone(),
+            my_asn: s.my_asn,
+            peer_asn,
+            local_asn: s.local_asn,
+            address,
+            port,
+            source_address,
+            router_id,
+            hold_time,
+            keepalive_time,
+            connect_time,
+            ebgp_multihop,
+            password,
+            node_selectors,
+            bfd,
+            graceful_restart: s.enable_graceful_restart.unwrap_or(false),
+            dual_stack_address_family: s.dual_stack_address_family.unwrap_or(false),
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn resolve_secret(secrets: &[Secret], namespace: &str, name: &str) -> Result<String, String> {
+    let secret = secrets
+        .iter()
+        .find(|s| {
+            s.metadata.name.as_deref() == Some(name)
+                && s.metadata.namespace.as_deref().unwrap_or_default() == namespace
+        })
+        .ok_or_else(|| "Secret not found".to_string())?;
+    if let Some(t) = secret.type_.as_deref()
+        && t != "kubernetes.io/basic-auth"
+    {
+        return Err(format!(
+            "Secret type is {t:?}, want \"kubernetes.io/basic-auth\""
+        ));
+    }
+    if let Some(v) = secret.data.as_ref().and_then(|d| d.get("password")) {
+        return String::from_utf8(v.0.clone())
+            .map_err(|_| "Secret key \"password\" is not UTF-8".to_string());
+    }
+    if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get("password")) {
+        return Ok(v.clone());
+    }
+    Err("Secret has no key \"password\"".to_string())
+}
+
+/// Two peers with the same address and port that can run on the same node would fight over
+/// one TCP session: the later object is an error.
+pub(super) fn check_duplicate(
+    peer: Peer,
+    accepted: &BTreeMap<String, Peer>,
+    nodes: &BTreeMap<String, Labels>,
+) -> Result<Peer, Vec<ConfigError>> {
+    for other in accepted.values() {
+        if other.address != peer.address || other.port != peer.port {
+            continue;
+        }
+        let shared = if peer.node_selectors.is_everything() || other.node_selectors.is_everything()
+        {
+            true
+        } else {
+            nodes
+                .values()
+                .any(|l| peer.node_selectors.matches(l) && other.node_selectors.matches(l))
+        };
+        if shared {
+            let me = ObjectRef {
+                kind: Kind::BGPPeer,
+                namespace: peer.namespace.clone(),
+                name: peer.name.clone(),
+            };
+            return Err(vec![me.error(
+                "spec.peerAddress",
+                Some(&peer.address.to_string()),
+                format!(
+                    "BGPPeer {} already peers with {}:{} on the same nodes",
+                    other.name, other.address, other.port
+                ),
+            )]);
+        }
+    }
+    Ok(peer)
+}

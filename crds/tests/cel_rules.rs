@@ -1,0 +1,112 @@
+//! The CEL rules (`x-kubernetes-validations`) in the CRDs, evaluated client-side with
+//! kube-core's CEL support: each rule compiles and rejects what it should, and valid examples
+//! pass. This guards against a rule typo that would make the API server reject the CRD or
+//! every object.
+
+use ferrolb_crds::v1alpha1::{BGPPeer, IPAddressPool};
+
+fn peer(spec: &str) -> BGPPeer {
+    let yaml = format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec:\n{spec}"
+    );
+    serde_saphyr::from_str(&yaml).expect("fixture parses")
+}
+
+fn pool(addresses: &str) -> IPAddressPool {
+    let yaml = format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec:\n  addresses: {addresses}\n"
+    );
+    serde_saphyr::from_str(&yaml).expect("fixture parses")
+}
+
+const BASE: &str = "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n";
+
+#[track_caller]
+fn rejects(obj: &BGPPeer, message: &str) {
+    match kube_core::cel::validate_cel(obj) {
+        Ok(()) => panic!("CEL accepted {:?}", obj.spec),
+        Err(e) => {
+            let text = format!("{e:?}");
+            assert!(text.contains(message), "want {message:?} in {text}");
+        }
+    }
+}
+
+#[test]
+fn valid_peers_pass() {
+    for spec in [
+        BASE.to_string(),
+        format!("{BASE}  holdTime: 90s\n  keepaliveTime: 30s\n  connectTime: 10s\n"),
+        format!("{BASE}  holdTime: \"0\"\n"),
+        format!(
+            "{BASE}  routerID: 192.0.2.200\n  sourceAddress: 192.0.2.2\n  ebgpMultiHop: true\n"
+        ),
+        "  myASN: 64512\n  dynamicASN: internal\n  peerAddress: 2001:db8::1\n".to_string(),
+    ] {
+        let p = peer(&spec);
+        if let Err(e) = kube_core::cel::validate_cel(&p) {
+            panic!("CEL rejected valid spec {spec}: {e:?}");
+        }
+    }
+}
+
+#[test]
+fn peer_rules_reject() {
+    rejects(
+        &peer(&format!("{BASE}  holdTime: 2s\n")),
+        "holdTime must be 0 or at least 3s",
+    );
+    rejects(
+        &peer(&format!("{BASE}  holdTime: 9s\n  keepaliveTime: 9s\n")),
+        "keepaliveTime must be less than holdTime",
+    );
+    rejects(
+        &peer(&format!("{BASE}  dynamicASN: external\n")),
+        "exactly one of peerASN and dynamicASN",
+    );
+    rejects(
+        &peer("  myASN: 64512\n  peerAddress: 192.0.2.1\n"),
+        "exactly one of peerASN and dynamicASN",
+    );
+    rejects(
+        &peer(&format!(
+            "{BASE}  password: x\n  passwordSecret: {{name: s}}\n"
+        )),
+        "mutually exclusive",
+    );
+    rejects(
+        &peer("  myASN: 64512\n  peerASN: 64512\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n"),
+        "ebgpMultiHop applies only to eBGP",
+    );
+    rejects(
+        &peer("  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.300\n"),
+        "peerAddress must be an IP address",
+    );
+    rejects(
+        &peer(&format!("{BASE}  routerID: 2001:db8::1\n")),
+        "routerID must be an IPv4",
+    );
+    rejects(
+        &peer(&format!("{BASE}  connectTime: 1500ms\n")),
+        "connectTime must be whole seconds",
+    );
+}
+
+#[test]
+fn pool_address_rule() {
+    let ok = pool("[192.0.2.0/28, \"198.51.100.1 - 198.51.100.9\", \"2001:db8::/120\"]");
+    if let Err(e) = kube_core::cel::validate_cel(&ok) {
+        panic!("CEL rejected a valid pool: {e:?}");
+    }
+    for bad in [
+        "[banana]",
+        "[192.0.2.7]",
+        "[\"192.0.2.1-banana\"]",
+        "[192.0.2.0/33]",
+    ] {
+        assert!(
+            kube_core::cel::validate_cel(&pool(bad)).is_err(),
+            "CEL accepted addresses {bad}"
+        );
+    }
+}
