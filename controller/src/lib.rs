@@ -1,1 +1,22 @@
 //! ferrolb controller: IP allocator (pure) and Service reconciler.
+//!
+//! - [`allocator`]: the pure IP allocator.
+//! - [`decide`]: the controller's decisions ([`decide::Core`]): config + allocator + Service
+//!   -> status, condition, Events. No I/O.
+//! - [`sink`]: what is written, and the [`sink::ControllerSink`] trait the adapters implement.
+//! - [`standalone`]: `--manifests DIR` mode (status file instead of the API server).
+//! - [`metrics`]: Prometheus metrics.
+
+// `Error::Allocate` carries the allocator's typed reason (136 bytes); errors are cold paths
+// (one per failed write or allocation), so boxing them buys nothing measurable.
+#![allow(clippy::result_large_err)]
+
+pub mod allocator;
+pub mod decide;
+pub mod error;
+pub mod kubernetes;
+pub mod metrics;
+pub mod sink;
+pub mod standalone;
+
+pub use error::{AllocError, Error};

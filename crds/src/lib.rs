@@ -64,3 +64,6 @@ pub fn crds_yaml() -> String {
     }
     out
 }
+
+/// The standalone-mode status file written by the controller and read by the speakers.
+pub mod standalone;

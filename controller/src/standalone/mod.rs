@@ -1,0 +1,276 @@
+//! Standalone mode: `ferrolb-controller --manifests DIR`, no Kubernetes.
+//!
+//! The directory holds the YAML a user would `kubectl apply` (multi-document `*.yaml` /
+//! `*.yml` files directly in it). It is polled (every 200 ms by default) by comparing file
+//! contents; any change re-runs the same decisions as the Kubernetes reconciler
+//! ([`crate::decide::Core`]), and the results go to `DIR/.ferrolb/status.yaml`
+//! ([`ferrolb_crds::standalone::StandaloneStatus`], written atomically).
+//!
+//! - A file that does not load is reported (`configErrors`, with `file:line`) and its last
+//!   good content stays in force.
+//! - At start-up the assignments recorded in the status file are restored before any new
+//!   allocation: the status file is the standalone equivalent of `Service.status`, so a
+//!   restart gives every Service the address it had.
+//! - Services have no clusterIP here: the family comes from `spec.ipFamilies` /
+//!   `spec.ipFamilyPolicy`, default IPv4 SingleStack. A Service without a namespace is in
+//!   `default`.
+
+mod files;
+mod status;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferrolb_crds::ServiceRequest;
+use ferrolb_telemetry::Health;
+
+pub use files::{FileError, MAX_FILE_BYTES, MAX_FILES, ManifestDir};
+pub use status::{StatusFile, write_atomic};
+
+use crate::allocator::ServiceKey;
+use crate::decide::{Core, CurrentStatus};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::sink::{AllocCondition, ControllerEvent, ControllerSink, reasons};
+
+/// Options of standalone mode.
+#[derive(Clone, Debug)]
+pub struct StandaloneOptions {
+    /// The manifests directory.
+    pub dir: PathBuf,
+    /// How often the directory is read.
+    pub poll: Duration,
+    /// Handle only Services of class `ferrolb.io/lb`.
+    pub lb_class_only: bool,
+}
+
+impl StandaloneOptions {
+    /// Defaults: poll every 200 ms, Services without a class are ours.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            poll: Duration::from_millis(200),
+            lb_class_only: false,
+        }
+    }
+}
+
+/// The standalone controller: directory + decisions + status file.
+#[derive(Debug)]
+pub struct Standalone {
+    dir: ManifestDir,
+    status: StatusFile,
+    core: Core,
+    metrics: Metrics,
+    /// Services seen in the last pass (to release deleted ones).
+    known: BTreeSet<ServiceKey>,
+}
+
+impl Standalone {
+    /// Reads the directory and the previous status file, restores the recorded assignments,
+    /// reconciles every Service and writes the status file.
+    pub async fn start(opts: &StandaloneOptions, metrics: Metrics) -> Result<Self, Error> {
+        let mut me = Self {
+            dir: ManifestDir::new(&opts.dir),
+            status: StatusFile::new(&opts.dir),
+            core: Core::new(opts.lb_class_only),
+            metrics,
+            known: BTreeSet::new(),
+        };
+        let previous = me.status.load()?.clone();
+        me.dir.scan()?;
+        let res = me.resources();
+        // Pools first, then the recorded assignments, then anything new.
+        let cfg = me.core.apply_config(&res);
+        me.emit(&cfg.events).await?;
+        let assignments = res
+            .services
+            .iter()
+            .filter_map(|svc| {
+                let req = ServiceRequest::from_service(svc).ok()?;
+                let entry = previous.service(&req.namespace, &req.name)?;
+                if !req.is_ours(opts.lb_class_only) || entry.ingress.is_empty() {
+                    return None;
+                }
+                Some(me.core.assignment(&req, entry.ips()))
+            })
+            .collect();
+        let events = me.core.restore_assignments(assignments);
+        me.emit(&events).await?;
+        // Entries of Services that are gone are dropped by the first pass.
+        me.known = previous
+            .services
+            .iter()
+            .map(|s| ServiceKey::new(s.namespace.clone(), s.name.clone()))
+            .collect();
+        me.pass(&res, cfg.errors).await?;
+        me.status.flush()?;
+        Ok(me)
+    }
+
+    /// Reads the directory again; when anything changed, reconciles and writes the status.
+    /// Returns whether the status file was written.
+    pub async fn step(&mut self) -> Result<bool, Error> {
+        if !self.dir.scan()? {
+            return Ok(false);
+        }
+        let res = self.resources();
+        let cfg = self.core.apply_config(&res);
+        self.emit(&cfg.events).await?;
+        self.pass(&res, cfg.errors).await?;
+        self.status.flush()
+    }
+
+    /// The status as last computed.
+    pub fn status(&self) -> &ferrolb_crds::standalone::StandaloneStatus {
+        self.status.status()
+    }
+
+    /// The decisions' state.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn resources(&self) -> ferrolb_crds::ClusterResources {
+        let mut res = self.dir.resources();
+        for svc in &mut res.services {
+            svc.metadata
+                .namespace
+                .get_or_insert_with(|| "default".into());
+        }
+        res
+    }
+
+    async fn emit(&mut self, events: &[ControllerEvent]) -> Result<(), Error> {
+        for e in events {
+            tracing::info!(object = %e.object, reason = e.reason, message = %e.message, "event");
+            self.status.event(e).await?;
+        }
+        Ok(())
+    }
+
+    /// Reconciles every Service (sorted), releases the deleted ones, writes pools and errors.
+    async fn pass(
+        &mut self,
+        res: &ferrolb_crds::ClusterResources,
+        config_errors: Vec<ferrolb_crds::ConfigError>,
+    ) -> Result<(), Error> {
+        let file_errors = self.dir.errors();
+        for e in &file_errors {
+            tracing::warn!(file = %e.file, line = ?e.line, message = %e.message, "manifest file does not load");
+        }
+        self.status.set_file_errors(&file_errors);
+        self.status.config_state(&config_errors).await?;
+        self.metrics
+            .config_errors
+            .set(i64::try_from(file_errors.len() + config_errors.len()).unwrap_or(i64::MAX));
+
+        let mut services: Vec<_> = res.services.iter().collect();
+        services.sort_by_key(|s| (s.metadata.namespace.clone(), s.metadata.name.clone()));
+        let mut seen = BTreeSet::new();
+        for svc in services {
+            let key = ServiceKey::new(
+                svc.metadata.namespace.clone().unwrap_or_default(),
+                svc.metadata.name.clone().unwrap_or_default(),
+            );
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let current = self.current(&key);
+            let t0 = Instant::now();
+            let d = self.core.reconcile(svc, &current);
+            self.metrics
+                .reconcile_duration
+                .observe(t0.elapsed().as_secs_f64());
+            if let Some(reason) = d.failure
+                && current
+                    .condition
+                    .as_ref()
+                    .is_none_or(|c| c.reason != reason)
+            {
+                self.metrics.failure(reason);
+            }
+            if let Some(w) = &d.write {
+                self.status.service_status(w).await?;
+            }
+            self.emit(&d.events).await?;
+        }
+        let gone: Vec<ServiceKey> = self.known.difference(&seen).cloned().collect();
+        for key in gone {
+            let freed = self.core.release(&key);
+            self.status.service_deleted(&key).await?;
+            if !freed.is_empty() {
+                let ips: Vec<String> = freed.iter().map(ToString::to_string).collect();
+                let e = ControllerEvent {
+                    object: crate::decide::service_ref(&key),
+                    warning: false,
+                    reason: reasons::IP_RELEASED,
+                    message: format!("released {}: the Service was deleted", ips.join(", ")),
+                };
+                self.emit(&[e]).await?;
+            }
+        }
+        self.known = seen;
+        let usage = self.core.pool_usage();
+        self.metrics.set_usage(&usage);
+        self.metrics
+            .outside_pools
+            .set(i64::try_from(self.core.allocator().outside_pools().len()).unwrap_or(i64::MAX));
+        self.status.pool_status(&usage).await
+    }
+
+    fn current(&self, key: &ServiceKey) -> CurrentStatus {
+        self.status
+            .status()
+            .service(&key.namespace, &key.name)
+            .map(|e| CurrentStatus {
+                ingress: e.ips(),
+                condition: Some(AllocCondition {
+                    allocated: e.condition.status == "True",
+                    reason: e.condition.reason.clone(),
+                    message: e.condition.message.clone(),
+                }),
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs standalone mode until `shutdown` completes: start, then poll every `opts.poll`.
+/// `health` becomes ready once the first status file is written. Errors of one poll are
+/// logged and retried at the next.
+pub async fn run(
+    opts: StandaloneOptions,
+    metrics: Metrics,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    tokio::pin!(shutdown);
+    let mut ctl = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        r = Standalone::start(&opts, metrics.clone()) => r?,
+    };
+    tracing::info!(dir = %opts.dir.display(), services = ctl.status().services.len(), "standalone controller started");
+    health.set_ready(true);
+    let mut tick = tokio::time::interval(opts.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {}
+        }
+        match ctl.step().await {
+            Ok(true) => {
+                tracing::debug!(generation = ctl.status().generation, "status file written")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                metrics.error(e.reason());
+                tracing::warn!(error = %e, "standalone pass failed; retrying at the next poll");
+            }
+        }
+    }
+    tracing::info!("standalone controller stopped");
+    Ok(())
+}
