@@ -1,1 +1,24 @@
-//! ferrolb embedded BGP speaker (export-only).
+//! ferrolb's embedded BGP speaker, export-only: it announces Service /32 and /128 routes to
+//! ToR routers and ignores what they send.
+//!
+//! Layers, from the wire up: [`packet`] (pure codec), [`fsm`] (sans-IO RFC 4271 state
+//! machine), [`rib`] (Adj-RIB-Out and UPDATE packing), `session` (tokio driver) and
+//! [`speaker`] (the public API: [`BgpSpeaker`]). See README.md.
+
+pub mod counters;
+mod error;
+pub mod fsm;
+pub mod packet;
+pub mod rib;
+mod session;
+pub mod speaker;
+mod sys;
+
+pub use counters::CountersSnapshot;
+pub use error::Error;
+pub use fsm::State;
+pub use packet::{CeaseSubcode, Family, LargeCommunity};
+pub use rib::{RouteAttrs, RouteSet};
+pub use speaker::{
+    BgpSpeaker, CeaseReason, GracefulMode, PeerConfig, PeerSelector, PeerStatus, SpeakerConfig,
+};

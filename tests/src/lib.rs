@@ -7,6 +7,21 @@
 
 pub mod membership_lab;
 pub mod netns;
+pub mod peers_bird;
+pub mod peers_ferrolb;
+pub mod peers_frr;
+pub mod peers_gobgp;
 mod sys;
 
 pub use netns::{Netns, Proc, require_root, run, veth, wait_until};
+
+/// A fresh private directory for a peer daemon's files: `/tmp/flb-<kind>-<pid>-<n>`.
+pub fn peers_dir(kind: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("flb-{kind}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create peer dir");
+    dir
+}

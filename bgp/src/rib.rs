@@ -1,0 +1,303 @@
+//! Adj-RIB-Out: what we told one peer, and the minimal UPDATEs that turn it into what we
+//! want it to have. Routes that share their attributes are packed into as few UPDATEs as fit
+//! in the negotiated message size; withdrawals are packed the same way.
+//!
+//! Next hop rule: a route's [`RouteAttrs::next_hop`] wins; otherwise IPv4 routes use the
+//! session's local IPv4 address and IPv6 routes the session's local IPv6 address. An IPv6
+//! route over an IPv4 session (or IPv4 over IPv6) therefore needs an explicit next hop of its
+//! own family; without one it is not sent and [`Plan::unresolved`] counts it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::packet::{
+    AsSegment, AttrValue, Cxt, Family, HEADER_LEN, LargeCommunity, MpReach, MpUnreach, PathAttr,
+    Update, prefix_wire_len,
+};
+
+/// Attributes of one advertised route, as the speaker sets them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteAttrs {
+    /// Sent to iBGP peers only (RFC 4271 §5.1.5).
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    /// Standard communities, `(asn << 16) | value`.
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<LargeCommunity>,
+    /// Overrides the session's local address (see the module docs for the rule).
+    pub next_hop: Option<IpAddr>,
+}
+
+/// The desired routes for a peer.
+pub type RouteSet = BTreeMap<IpNet, RouteAttrs>;
+
+/// What the session knows that shapes the attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub local_asn: u32,
+    pub peer_asn: u32,
+    pub local_v4: Option<Ipv4Addr>,
+    pub local_v6: Option<Ipv6Addr>,
+    pub cxt: Cxt,
+    pub families: Vec<Family>,
+}
+
+impl SessionInfo {
+    fn ebgp(&self) -> bool {
+        self.local_asn != self.peer_asn
+    }
+
+    fn next_hop(&self, net: &IpNet, attrs: &RouteAttrs) -> Option<IpAddr> {
+        match (net, attrs.next_hop) {
+            (IpNet::V4(_), Some(nh @ IpAddr::V4(_))) | (IpNet::V6(_), Some(nh @ IpAddr::V6(_))) => {
+                Some(nh)
+            }
+            (IpNet::V4(_), None) => self.local_v4.map(IpAddr::V4),
+            (IpNet::V6(_), None) => self.local_v6.map(IpAddr::V6),
+            _ => None,
+        }
+    }
+}
+
+/// The attributes as they go on the wire: the group key for packing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Wire {
+    next_hop: IpAddr,
+    attrs: RouteAttrs,
+}
+
+/// The UPDATEs to send, in order, and what could not be sent.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub updates: Vec<Update>,
+    /// Routes skipped because no next hop of their family was known.
+    pub unresolved: usize,
+    pub announced: usize,
+    pub withdrawn: usize,
+}
+
+/// Per-peer Adj-RIB-Out.
+#[derive(Debug, Default, Clone)]
+pub struct AdjRibOut {
+    sent: BTreeMap<IpNet, Wire>,
+}
+
+impl AdjRibOut {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of prefixes the peer has from us.
+    pub fn len(&self) -> usize {
+        self.sent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    /// Forget everything (the session went down: the peer dropped our routes).
+    pub fn clear(&mut self) {
+        self.sent.clear();
+    }
+
+    /// Diffs `desired` against what was sent, records the new state, and returns the packed
+    /// UPDATEs (withdrawals first).
+    pub fn sync(&mut self, desired: &RouteSet, sess: &SessionInfo) -> Plan {
+        let mut plan = Plan::default();
+        let mut want: BTreeMap<IpNet, Wire> = BTreeMap::new();
+        for (net, attrs) in desired {
+            if !sess.families.contains(&Family::of(net)) {
+                continue;
+            }
+            match sess.next_hop(net, attrs) {
+                Some(next_hop) => {
+                    want.insert(
+                        *net,
+                        Wire {
+                            next_hop,
+                            attrs: attrs.clone(),
+                        },
+                    );
+                }
+                None => plan.unresolved += 1,
+            }
+        }
+        let withdraw: Vec<IpNet> = self
+            .sent
+            .keys()
+            .filter(|n| !want.contains_key(n))
+            .copied()
+            .collect();
+        let mut groups: BTreeMap<&Wire, Vec<IpNet>> = BTreeMap::new();
+        for (net, w) in &want {
+            if self.sent.get(net) != Some(w) {
+                groups.entry(w).or_default().push(*net);
+            }
+        }
+        plan.withdrawn = withdraw.len();
+        plan.announced = groups.values().map(Vec::len).sum();
+        pack_withdrawals(&withdraw, sess, &mut plan.updates);
+        for (w, nets) in &groups {
+            pack_announcements(w, nets, sess, &mut plan.updates);
+        }
+        self.sent = want;
+        plan
+    }
+
+    /// Everything sent for `family`, again (answer to ROUTE-REFRESH, RFC 2918).
+    pub fn replay(&self, family: Family, sess: &SessionInfo) -> Vec<Update> {
+        let mut groups: BTreeMap<&Wire, Vec<IpNet>> = BTreeMap::new();
+        for (net, w) in &self.sent {
+            if Family::of(net) == family {
+                groups.entry(w).or_default().push(*net);
+            }
+        }
+        let mut out = Vec::new();
+        for (w, nets) in &groups {
+            pack_announcements(w, nets, sess, &mut out);
+        }
+        out
+    }
+
+    /// The families that currently have routes.
+    pub fn families(&self) -> BTreeSet<Family> {
+        self.sent.keys().map(Family::of).collect()
+    }
+}
+
+fn base_attrs(w: &Wire, sess: &SessionInfo) -> Vec<PathAttr> {
+    let mut attrs = vec![PathAttr::new(AttrValue::Origin(0))];
+    let path = if sess.ebgp() {
+        vec![AsSegment::sequence(vec![sess.local_asn])]
+    } else {
+        vec![]
+    };
+    attrs.push(PathAttr::new(AttrValue::AsPath(path.clone())));
+    if let IpAddr::V4(nh) = w.next_hop {
+        attrs.push(PathAttr::new(AttrValue::NextHop(nh)));
+    }
+    if let Some(med) = w.attrs.med {
+        attrs.push(PathAttr::new(AttrValue::Med(med)));
+    }
+    if !sess.ebgp()
+        && let Some(lp) = w.attrs.local_pref
+    {
+        attrs.push(PathAttr::new(AttrValue::LocalPref(lp)));
+    }
+    if !w.attrs.communities.is_empty() {
+        attrs.push(PathAttr::new(AttrValue::Communities(
+            w.attrs.communities.clone(),
+        )));
+    }
+    // A 4-octet local ASN to a 2-octet peer: AS_PATH carries AS_TRANS, AS4_PATH the truth.
+    if !sess.cxt.four_byte_asn && sess.local_asn > u16::MAX as u32 && sess.ebgp() {
+        attrs.push(PathAttr::new(AttrValue::As4Path(path)));
+    }
+    if !w.attrs.large_communities.is_empty() {
+        attrs.push(PathAttr::new(AttrValue::LargeCommunities(
+            w.attrs.large_communities.clone(),
+        )));
+    }
+    attrs
+}
+
+fn attrs_len(attrs: &[PathAttr], cxt: &Cxt) -> usize {
+    attrs.iter().map(|a| a.wire_len(cxt)).sum()
+}
+
+/// Bytes left for NLRI/withdrawals after the header, the two length fields and `used`.
+fn room(cxt: &Cxt, used: usize) -> usize {
+    cxt.max_len.saturating_sub(HEADER_LEN + 4 + used)
+}
+
+/// Splits `nets` into runs whose encoded size fits `space`.
+fn chunks<'a>(nets: &'a [IpNet], space: usize) -> impl Iterator<Item = &'a [IpNet]> + 'a {
+    let mut rest = nets;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut used = 0;
+        let mut n = 0;
+        for net in rest {
+            let l = prefix_wire_len(net);
+            if used + l > space && n > 0 {
+                break;
+            }
+            used += l;
+            n += 1;
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
+
+fn v4s(nets: &[IpNet]) -> Vec<Ipv4Net> {
+    nets.iter()
+        .filter_map(|n| match n {
+            IpNet::V4(n) => Some(*n),
+            IpNet::V6(_) => None,
+        })
+        .collect()
+}
+
+/// MP attribute overhead: flags, type, 2-octet length, AFI, SAFI (+ next hop length,
+/// next hop, reserved for MP_REACH).
+const MP_UNREACH_OVERHEAD: usize = 4 + 3;
+
+fn pack_withdrawals(nets: &[IpNet], sess: &SessionInfo, out: &mut Vec<Update>) {
+    let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = nets.iter().partition(|n| matches!(n, IpNet::V4(_)));
+    for c in chunks(&v4, room(&sess.cxt, 0)) {
+        out.push(Update {
+            withdrawn: v4s(c),
+            ..Default::default()
+        });
+    }
+    for c in chunks(&v6, room(&sess.cxt, MP_UNREACH_OVERHEAD)) {
+        out.push(Update {
+            attrs: vec![PathAttr::new(AttrValue::MpUnreach(MpUnreach {
+                family: Family::Ipv6Unicast,
+                withdrawn: c.to_vec(),
+            }))],
+            ..Default::default()
+        });
+    }
+}
+
+fn pack_announcements(w: &Wire, nets: &[IpNet], sess: &SessionInfo, out: &mut Vec<Update>) {
+    let base = base_attrs(w, sess);
+    let used = attrs_len(&base, &sess.cxt);
+    match (nets.first(), w.next_hop) {
+        (Some(IpNet::V4(_)), IpAddr::V4(_)) => {
+            for c in chunks(nets, room(&sess.cxt, used)) {
+                out.push(Update {
+                    attrs: base.clone(),
+                    nlri: v4s(c),
+                    ..Default::default()
+                });
+            }
+        }
+        (Some(IpNet::V6(_)), nh @ IpAddr::V6(_)) => {
+            let overhead = MP_UNREACH_OVERHEAD + 1 + 16 + 1;
+            for c in chunks(nets, room(&sess.cxt, used + overhead)) {
+                let mut attrs = vec![PathAttr::new(AttrValue::MpReach(MpReach {
+                    family: Family::Ipv6Unicast,
+                    next_hops: vec![nh],
+                    nlri: c.to_vec(),
+                }))];
+                // Extended length always: the value rarely fits in 255 bytes anyway.
+                attrs[0].flags |= crate::packet::attr_flags::EXTENDED_LENGTH;
+                attrs.extend(base.iter().cloned());
+                out.push(Update {
+                    attrs,
+                    ..Default::default()
+                });
+            }
+        }
+        _ => {} // next hop family mismatch is filtered in `sync`
+    }
+}

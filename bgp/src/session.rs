@@ -1,0 +1,634 @@
+//! The tokio driver of one peer: it owns the TCP connection, feeds the [`Fsm`], carries out
+//! its outputs, and keeps the Adj-RIB-Out in step with the desired routes. It only moves
+//! bytes and timers; decisions are in `fsm` and `rib`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::counters::Counters;
+use crate::fsm::{
+    CollisionWinner, DownReason, Fsm, Input, Negotiated, Output, State, Timer, collision_cease,
+    resolve_collision,
+};
+use crate::packet::{Cxt, DecodeError, Message, Notification, Update, frame_len, msg_type};
+use crate::rib::{AdjRibOut, RouteSet, SessionInfo};
+use crate::speaker::{PeerConfig, PeerStatus, StatusBoard};
+
+/// Commands from the speaker to a peer task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Inbound(TcpStream),
+    /// Collision candidate whose first message has been read.
+    Collision(TcpStream, Result<Message, DecodeError>),
+    Reset(Notification),
+    /// Stop for good: optionally withdraw everything first, then send the Cease.
+    Stop {
+        notification: Notification,
+        withdraw: bool,
+        done: oneshot::Sender<()>,
+    },
+    /// Stop for good without a NOTIFICATION, so a graceful-restart helper keeps our routes.
+    CloseForRestart {
+        done: oneshot::Sender<()>,
+    },
+}
+
+struct Conn {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    buf: BytesMut,
+    local: SocketAddr,
+    outbound: bool,
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+enum Event {
+    Cmd(Option<Command>),
+    Frame(Bytes),
+    BadFrame(DecodeError),
+    Closed,
+    Connected(io::Result<TcpStream>),
+    Timer(Timer),
+    RoutesChanged,
+    Coalesce,
+}
+
+pub(crate) struct PeerTask {
+    pub cfg: PeerConfig,
+    pub fsm: Fsm,
+    pub rib: AdjRibOut,
+    pub routes: watch::Receiver<Arc<RouteSet>>,
+    pub cmds: mpsc::UnboundedReceiver<Command>,
+    pub self_tx: mpsc::UnboundedSender<Command>,
+    pub board: Arc<StatusBoard>,
+    pub counters: Arc<Counters>,
+    pub coalesce: Duration,
+    pub status: PeerStatus,
+    conn: Option<Conn>,
+    connecting: Option<ConnectFuture>,
+    timers: HashMap<Timer, Instant>,
+    coalesce_at: Option<Instant>,
+    sess: Option<SessionInfo>,
+    io_failed: bool,
+}
+
+impl PeerTask {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        cfg: PeerConfig,
+        fsm: Fsm,
+        routes: watch::Receiver<Arc<RouteSet>>,
+        cmds: mpsc::UnboundedReceiver<Command>,
+        self_tx: mpsc::UnboundedSender<Command>,
+        board: Arc<StatusBoard>,
+        counters: Arc<Counters>,
+        coalesce: Duration,
+    ) -> Self {
+        PeerTask {
+            cfg,
+            fsm,
+            rib: AdjRibOut::new(),
+            routes,
+            cmds,
+            self_tx,
+            board,
+            counters,
+            coalesce,
+            status: PeerStatus::default(),
+            conn: None,
+            connecting: None,
+            timers: HashMap::new(),
+            coalesce_at: None,
+            sess: None,
+            io_failed: false,
+        }
+    }
+
+    fn cxt(&self) -> Cxt {
+        self.fsm.negotiated().map(|n| n.cxt).unwrap_or_default()
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.publish();
+        self.input(Input::ManualStart).await;
+        loop {
+            let ev = self.next_event().await;
+            match ev {
+                Event::Cmd(None) => {
+                    // The speaker is gone without a shutdown: leave politely.
+                    let n = Notification::cease(
+                        crate::packet::CeaseSubcode::AdminShutdown,
+                        "speaker stopped",
+                    );
+                    self.input(Input::ManualStop(n)).await;
+                    return;
+                }
+                Event::Cmd(Some(cmd)) => {
+                    if self.on_command(cmd).await {
+                        return;
+                    }
+                }
+                Event::Frame(b) => self.on_frame(b).await,
+                Event::BadFrame(e) => {
+                    warn!(error = %e, "malformed BGP frame from peer");
+                    self.counters.decode_error();
+                    self.input(Input::DecodeError(e)).await;
+                }
+                Event::Closed => {
+                    if let Some(c) = self.conn.take() {
+                        close(c);
+                    }
+                    self.input(Input::TcpFailed).await
+                }
+                Event::Connected(Ok(stream)) => {
+                    self.connecting = None;
+                    if self.adopt(stream, true) {
+                        self.input(Input::TcpConnected).await;
+                    } else {
+                        self.input(Input::TcpFailed).await;
+                    }
+                }
+                Event::Connected(Err(e)) => {
+                    debug!(error = %e, "BGP connect failed");
+                    self.connecting = None;
+                    self.input(Input::TcpFailed).await;
+                }
+                Event::Timer(t) => {
+                    self.timers.remove(&t);
+                    self.input(Input::TimerExpired(t)).await;
+                }
+                Event::RoutesChanged => {
+                    if self.sess.is_some() && self.coalesce_at.is_none() {
+                        self.coalesce_at = Some(Instant::now() + self.coalesce);
+                    }
+                }
+                Event::Coalesce => {
+                    self.coalesce_at = None;
+                    self.sync_routes().await;
+                }
+            }
+            // Write failures found while carrying out outputs become TCP failures.
+            let mut bound = 0;
+            while self.io_failed && bound < 4 {
+                self.io_failed = false;
+                bound += 1;
+                self.input(Input::TcpFailed).await;
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Event {
+        let next_timer = self
+            .timers
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(t, at)| (*t, *at));
+        let cxt = self.cxt();
+        let conn = &mut self.conn;
+        let connecting = &mut self.connecting;
+        let cmds = &mut self.cmds;
+        let routes = &mut self.routes;
+        let coalesce_at = self.coalesce_at;
+        tokio::select! {
+            c = cmds.recv() => Event::Cmd(c),
+            ev = read_frame(conn, cxt) => ev,
+            r = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                Event::Connected(r)
+            }
+            t = async {
+                let (t, at) = next_timer.expect("guarded");
+                tokio::time::sleep_until(at).await;
+                t
+            }, if next_timer.is_some() => Event::Timer(t),
+            r = routes.changed() => match r {
+                Ok(()) => Event::RoutesChanged,
+                Err(_) => Event::Cmd(None),
+            },
+            _ = async { tokio::time::sleep_until(coalesce_at.expect("guarded")).await },
+                if coalesce_at.is_some() => Event::Coalesce,
+        }
+    }
+
+    /// Returns true when the task must end.
+    async fn on_command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Inbound(stream) => self.on_inbound(stream).await,
+            Command::Collision(stream, first) => self.on_collision(stream, first).await,
+            Command::Reset(n) => {
+                info!(notification = %n, "resetting BGP session");
+                self.input(Input::Reset(n)).await;
+            }
+            Command::Stop {
+                notification,
+                withdraw,
+                done,
+            } => {
+                if withdraw && self.sess.is_some() {
+                    self.send_plan(&RouteSet::new()).await;
+                }
+                self.input(Input::ManualStop(notification)).await;
+                let _ = done.send(());
+                return true;
+            }
+            Command::CloseForRestart { done } => {
+                // No NOTIFICATION: the peer's graceful-restart helper keeps our routes.
+                if let Some(c) = self.conn.take() {
+                    close(c);
+                }
+                let _ = done.send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn on_inbound(&mut self, stream: TcpStream) {
+        match self.fsm.state() {
+            State::Idle => drop(stream),
+            State::Connect | State::Active => {
+                self.connecting = None;
+                if let Some(c) = self.conn.take() {
+                    close(c);
+                }
+                if self.adopt(stream, false) {
+                    self.input(Input::TcpConnected).await;
+                }
+            }
+            State::Established => {
+                // RFC 4271 §6.8: a collision with an Established session keeps it.
+                let _ = send_and_close(stream, collision_cease(), self.cxt()).await;
+            }
+            State::OpenSent | State::OpenConfirm => {
+                // Read the newcomer's OPEN to learn its BGP Identifier, off the main loop.
+                let tx = self.self_tx.clone();
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let first =
+                        tokio::time::timeout(Duration::from_secs(10), read_one(&mut stream))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(DecodeError::new(
+                                    0,
+                                    0,
+                                    Bytes::new(),
+                                    "collision OPEN (timeout)",
+                                ))
+                            });
+                    let _ = tx.send(Command::Collision(stream, first));
+                });
+            }
+        }
+    }
+
+    async fn on_collision(&mut self, stream: TcpStream, first: Result<Message, DecodeError>) {
+        let Ok(Message::Open(open)) = first else {
+            return; // the newcomer did not send an OPEN: drop it
+        };
+        let live = matches!(self.fsm.state(), State::OpenSent | State::OpenConfirm);
+        let current_outbound = self.conn.as_ref().is_some_and(|c| c.outbound);
+        let keep_new = live
+            && current_outbound
+            && resolve_collision(self.fsm.config().router_id, open.bgp_id)
+                == CollisionWinner::RemotelyInitiated;
+        if !keep_new {
+            info!(peer_id = %open.bgp_id, "connection collision: keeping the existing connection");
+            let _ = send_and_close(stream, collision_cease(), self.cxt()).await;
+            return;
+        }
+        info!(peer_id = %open.bgp_id, "connection collision: switching to the peer's connection");
+        if let Some(c) = self.conn.take() {
+            let mut c = c;
+            let bytes = Message::Notification(collision_cease()).to_bytes(&self.cxt());
+            let _ = c.wr.write_all(&bytes).await;
+            self.counters.notif_out(6);
+            close(c);
+        }
+        if !self.adopt(stream, false) {
+            return self.input(Input::TcpFailed).await;
+        }
+        self.input(Input::ConnectionReplaced).await;
+        self.counters.msg_in(msg_type::OPEN);
+        self.input(Input::Message(Message::Open(open))).await;
+    }
+
+    fn adopt(&mut self, stream: TcpStream, outbound: bool) -> bool {
+        let _ = stream.set_nodelay(true);
+        let Ok(local) = stream.local_addr() else {
+            return false;
+        };
+        let (rd, wr) = stream.into_split();
+        self.conn = Some(Conn {
+            rd,
+            wr,
+            buf: BytesMut::with_capacity(8192),
+            local,
+            outbound,
+        });
+        true
+    }
+
+    async fn on_frame(&mut self, b: Bytes) {
+        let cxt = self.cxt();
+        let kind = b.get(18).copied().unwrap_or(0);
+        self.counters.msg_in(kind);
+        match Message::decode(&mut b.clone(), &cxt) {
+            Ok(m) => {
+                if let Message::Notification(n) = &m {
+                    self.counters.notif_in(n.code);
+                    warn!(notification = %n, "BGP peer sent NOTIFICATION");
+                }
+                if let Message::Update(u) = &m
+                    && u.treat_as_withdraw
+                {
+                    debug!("UPDATE from peer with attribute errors (RFC 7606 treat-as-withdraw)");
+                }
+                self.input(Input::Message(m)).await;
+            }
+            Err(e) => {
+                warn!(error = %e, "malformed BGP message from peer");
+                self.counters.decode_error();
+                self.input(Input::DecodeError(e)).await;
+            }
+        }
+    }
+
+    async fn input(&mut self, input: Input) {
+        let outs = self.fsm.process(input);
+        for o in outs {
+            self.apply(o).await;
+        }
+    }
+
+    async fn apply(&mut self, o: Output) {
+        match o {
+            Output::Connect => self.connecting = Some(connect(&self.cfg)),
+            Output::Close => {
+                self.connecting = None;
+                if let Some(c) = self.conn.take() {
+                    close(c);
+                }
+            }
+            Output::Send(m) => self.send(std::slice::from_ref(&m)).await,
+            Output::StartTimer(t, d) => {
+                self.timers.insert(t, Instant::now() + d);
+            }
+            Output::StopTimer(t) => {
+                self.timers.remove(&t);
+            }
+            Output::StateChanged { from, to } => {
+                info!(?from, ?to, "bgp state change");
+                self.counters.transition(to);
+                self.status.state = to;
+                self.publish();
+            }
+            Output::Established(n) => self.on_established(n).await,
+            Output::Down(reason) => self.on_down(reason),
+            Output::RouteRefresh(r) => {
+                if let (Some(sess), Some(f)) = (
+                    self.sess.clone(),
+                    crate::packet::Family::from_afi_safi(r.afi, r.safi),
+                ) {
+                    info!(family = ?f, "route refresh requested, replaying Adj-RIB-Out");
+                    let ups = self.rib.replay(f, &sess);
+                    self.send_updates(ups, &sess.cxt).await;
+                }
+            }
+        }
+    }
+
+    async fn on_established(&mut self, n: Negotiated) {
+        let Some(local) = self.conn.as_ref().map(|c| c.local.ip()) else {
+            return;
+        };
+        let local = canonical(local);
+        let src = self.cfg.source_addr.map(canonical);
+        let pick_v4 = |ip: Option<IpAddr>| match ip {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
+        let pick_v6 = |ip: Option<IpAddr>| match ip {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        };
+        let sess = SessionInfo {
+            local_asn: self.cfg.local_asn,
+            peer_asn: n.peer_asn,
+            local_v4: pick_v4(Some(local)).or(pick_v4(src)),
+            local_v6: pick_v6(Some(local)).or(pick_v6(src)),
+            cxt: n.cxt,
+            families: n.families.clone(),
+        };
+        info!(peer_id = %n.peer_id, hold = n.hold_time, families = ?n.families, "BGP session established");
+        self.status.established_at = Some(std::time::Instant::now());
+        self.sess = Some(sess.clone());
+        self.coalesce_at = None;
+        self.routes.borrow_and_update();
+        self.sync_routes().await;
+        // End-of-RIB for every family after the initial dump (RFC 4724 §2).
+        let eors = n.families.iter().map(|f| Update::end_of_rib(*f)).collect();
+        self.send_updates(eors, &sess.cxt).await;
+    }
+
+    fn on_down(&mut self, reason: DownReason) {
+        if let DownReason::SentNotification(n) = &reason {
+            warn!(notification = %n, "BGP session closed by us");
+        } else {
+            info!(%reason, "BGP session down");
+        }
+        if self.status.established_at.take().is_some() {
+            self.status.flaps += 1;
+        }
+        self.status.last_error = Some(reason.to_string());
+        self.status.prefixes_sent = 0;
+        self.rib.clear();
+        self.sess = None;
+        self.coalesce_at = None;
+        self.publish();
+    }
+
+    async fn sync_routes(&mut self) {
+        let desired = self.routes.borrow_and_update().clone();
+        self.send_plan(&desired).await;
+    }
+
+    async fn send_plan(&mut self, desired: &RouteSet) {
+        let Some(sess) = self.sess.clone() else {
+            return;
+        };
+        let plan = self.rib.sync(desired, &sess);
+        if plan.unresolved > 0 {
+            warn!(
+                routes = plan.unresolved,
+                "routes not sent: no next hop of their family (set RouteAttrs::next_hop)"
+            );
+        }
+        debug!(
+            announced = plan.announced,
+            withdrawn = plan.withdrawn,
+            updates = plan.updates.len(),
+            "Adj-RIB-Out sync"
+        );
+        self.status.prefixes_sent = self.rib.len();
+        self.status.unresolved_next_hop = plan.unresolved;
+        self.send_updates(plan.updates, &sess.cxt).await;
+        self.publish();
+    }
+
+    async fn send_updates(&mut self, ups: Vec<Update>, cxt: &Cxt) {
+        let msgs: Vec<Message> = ups.into_iter().map(Message::Update).collect();
+        self.send_with(&msgs, cxt).await;
+    }
+
+    async fn send(&mut self, msgs: &[Message]) {
+        let cxt = self.cxt();
+        self.send_with(msgs, &cxt).await;
+    }
+
+    async fn send_with(&mut self, msgs: &[Message], cxt: &Cxt) {
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        if msgs.is_empty() {
+            return;
+        }
+        let mut buf = BytesMut::new();
+        for m in msgs {
+            let start = buf.len();
+            m.encode(&mut buf, cxt);
+            self.counters.msg_out(m.kind(), buf.len() - start);
+            if let Message::Notification(n) = m {
+                self.counters.notif_out(n.code);
+            }
+        }
+        if let Err(e) = c.wr.write_all(&buf).await {
+            debug!(error = %e, "BGP write failed");
+            self.io_failed = true;
+        }
+    }
+
+    fn publish(&self) {
+        self.board.set(self.cfg.peer_addr, self.status.clone());
+    }
+}
+
+/// IPv4-mapped IPv6 addresses become plain IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Reads until one whole frame is buffered. Cancel-safe: bytes stay in `buf`.
+async fn read_frame(conn: &mut Option<Conn>, cxt: Cxt) -> Event {
+    let Some(c) = conn.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match frame_len(&c.buf, &cxt) {
+            Err(e) => return Event::BadFrame(e),
+            Ok(Some(n)) => return Event::Frame(c.buf.split_to(n).freeze()),
+            Ok(None) => {}
+        }
+        match c.rd.read_buf(&mut c.buf).await {
+            Ok(0) | Err(_) => return Event::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads exactly one message from a fresh stream (collision handling).
+async fn read_one(stream: &mut TcpStream) -> Result<Message, DecodeError> {
+    let cxt = Cxt::default();
+    let mut buf = BytesMut::with_capacity(4096);
+    for _ in 0..64 {
+        if let Some(n) = frame_len(&buf, &cxt)? {
+            return Message::decode(&mut buf.split_to(n).freeze(), &cxt);
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Err(DecodeError::new(
+        0,
+        0,
+        Bytes::new(),
+        "collision OPEN (closed)",
+    ))
+}
+
+async fn send_and_close(mut stream: TcpStream, n: Notification, cxt: Cxt) -> io::Result<()> {
+    stream
+        .write_all(&Message::Notification(n).to_bytes(&cxt))
+        .await?;
+    stream.shutdown().await
+}
+
+/// Closes a connection after what was written has gone out: FIN first, then drain what the
+/// peer still sends for a moment so the kernel does not answer with RST and drop our
+/// NOTIFICATION.
+fn close(c: Conn) {
+    let Conn { mut rd, mut wr, .. } = c;
+    tokio::spawn(async move {
+        let _ = wr.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            for _ in 0..256 {
+                match rd.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// Starts an outbound connection with the peer's socket options (source address, TTL for
+/// eBGP multihop, TCP MD5).
+fn connect(cfg: &PeerConfig) -> ConnectFuture {
+    let peer = SocketAddr::new(cfg.peer_addr, cfg.peer_port);
+    let setup = || -> io::Result<TcpSocket> {
+        let sock = match cfg.peer_addr {
+            IpAddr::V4(_) => TcpSocket::new_v4()?,
+            IpAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if let Some(src) = cfg.source_addr {
+            sock.bind(SocketAddr::new(src, 0))?;
+        }
+        let sref = socket2::SockRef::from(&sock);
+        if let Some(ttl) = cfg.ttl() {
+            match cfg.peer_addr {
+                IpAddr::V4(_) => sref.set_ttl_v4(ttl as u32)?,
+                IpAddr::V6(_) => sref.set_unicast_hops_v6(ttl as u32)?,
+            }
+        }
+        if let Some(pw) = &cfg.md5_password {
+            crate::sys::set_tcp_md5(sock.as_raw_fd(), cfg.peer_addr, pw.as_bytes())?;
+        }
+        Ok(sock)
+    };
+    match setup() {
+        Ok(sock) => Box::pin(async move { sock.connect(peer).await }),
+        Err(e) => Box::pin(async move { Err(e) }),
+    }
+}

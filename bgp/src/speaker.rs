@@ -1,0 +1,545 @@
+//! The public API: one [`BgpSpeaker`] per node, any number of peers, one desired route set
+//! (for all peers, or per peer).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferrolb_bgp::Error> {
+//! use ferrolb_bgp::*;
+//! use std::collections::BTreeMap;
+//! let speaker = BgpSpeaker::new(SpeakerConfig::new("192.0.2.10".parse().unwrap()))?;
+//! speaker.add_peer(PeerConfig::new("192.0.2.1".parse().unwrap(), 64512, 64513))?;
+//! let mut routes = BTreeMap::new();
+//! routes.insert("203.0.113.10/32".parse().unwrap(), RouteAttrs::default());
+//! speaker.set_routes(PeerSelector::All, routes)?;
+//! let mut status = speaker.subscribe();
+//! status.changed().await.ok();
+//! speaker.shutdown(GracefulMode::CeaseAndWithdraw).await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::Error;
+use crate::counters::{Counters, CountersSnapshot};
+use crate::fsm::{Fsm, FsmConfig, GracefulRestart, State};
+use crate::packet::{CeaseSubcode, Family, Notification};
+use crate::rib::RouteSet;
+use crate::session::{Command, PeerTask};
+
+/// Speaker-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeakerConfig {
+    pub router_id: Ipv4Addr,
+    /// Where to accept connections from peers (passive peers, and active peers that dial
+    /// us: collisions are resolved per RFC 4271 §6.8). `None`: outbound only.
+    pub listen: Option<SocketAddr>,
+    /// How long route changes are collected before UPDATEs go out.
+    pub coalesce: Duration,
+}
+
+impl SpeakerConfig {
+    pub fn new(router_id: Ipv4Addr) -> Self {
+        SpeakerConfig {
+            router_id,
+            listen: None,
+            coalesce: Duration::from_millis(20),
+        }
+    }
+}
+
+/// One BGP neighbour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub peer_addr: IpAddr,
+    /// 179 unless set.
+    pub peer_port: u16,
+    pub local_asn: u32,
+    pub peer_asn: u32,
+    /// Local address to bind (and the default next hop for its family).
+    pub source_addr: Option<IpAddr>,
+    /// Proposed hold time in seconds: 0 or ≥ 3 (default 90).
+    pub hold_time: u16,
+    /// Keepalive interval in seconds (default 30; 0 = hold / 3).
+    pub keepalive: u16,
+    /// Timeout of one connection attempt (default 10 s). Between failed attempts the wait
+    /// grows from 1 s to 60 s with jitter.
+    pub connect_time: Duration,
+    /// eBGP multihop: TTL of our packets. `None`: TTL 1 for eBGP, the system default for iBGP.
+    pub ebgp_multihop: Option<u8>,
+    /// TCP MD5 signature key (RFC 2385), at most 80 bytes.
+    pub md5_password: Option<String>,
+    /// Advertise graceful restart (restarting speaker: F bit set, End-of-RIB after the dump).
+    pub graceful_restart: bool,
+    /// Restart time advertised with graceful restart (default 120 s).
+    pub restart_time: u16,
+    pub families: Vec<Family>,
+    /// Never connect out; wait for the peer (needs [`SpeakerConfig::listen`]).
+    pub passive: bool,
+}
+
+impl PeerConfig {
+    pub fn new(peer_addr: IpAddr, local_asn: u32, peer_asn: u32) -> Self {
+        PeerConfig {
+            peer_addr,
+            peer_port: 179,
+            local_asn,
+            peer_asn,
+            source_addr: None,
+            hold_time: 90,
+            keepalive: 30,
+            connect_time: Duration::from_secs(10),
+            ebgp_multihop: None,
+            md5_password: None,
+            graceful_restart: false,
+            restart_time: 120,
+            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            passive: false,
+        }
+    }
+
+    pub(crate) fn ttl(&self) -> Option<u8> {
+        match self.ebgp_multihop {
+            Some(t) => Some(t),
+            None if self.local_asn != self.peer_asn => Some(1),
+            None => None,
+        }
+    }
+
+    /// Checks the fields; errors name the peer and the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |field: &'static str, reason: &str| Error::InvalidPeer {
+            peer: self.peer_addr,
+            field,
+            reason: reason.to_string(),
+        };
+        if self.hold_time == 1 || self.hold_time == 2 {
+            return Err(bad("holdTime", "must be 0 or at least 3 seconds"));
+        }
+        if self.hold_time > 0 && self.keepalive > self.hold_time {
+            return Err(bad("keepaliveTime", "must not exceed the hold time"));
+        }
+        if self.peer_port == 0 {
+            return Err(bad("peerPort", "must not be 0"));
+        }
+        if self.local_asn == 0 || self.peer_asn == 0 {
+            return Err(bad("ASN", "0 is reserved"));
+        }
+        if self.families.is_empty() {
+            return Err(bad("families", "at least one address family is needed"));
+        }
+        if self.ebgp_multihop == Some(0) {
+            return Err(bad("ebgpMultiHop", "TTL must be at least 1"));
+        }
+        if self.restart_time > 4095 {
+            return Err(bad("restartTime", "at most 4095 seconds"));
+        }
+        if let Some(pw) = &self.md5_password
+            && (pw.is_empty() || pw.len() > crate::sys::MD5_MAX_KEY)
+        {
+            return Err(bad("password", "must be 1 to 80 bytes"));
+        }
+        if let Some(src) = self.source_addr
+            && src.is_ipv4() != self.peer_addr.is_ipv4()
+        {
+            return Err(bad("sourceAddress", "must be of the peer address's family"));
+        }
+        if self.connect_time.is_zero() {
+            return Err(bad("connectTime", "must be positive"));
+        }
+        Ok(())
+    }
+
+    fn fsm_config(&self, router_id: Ipv4Addr) -> FsmConfig {
+        let mut c = FsmConfig::new(self.local_asn, self.peer_asn, router_id);
+        c.hold_time = self.hold_time;
+        c.keepalive = self.keepalive;
+        c.connect_time = self.connect_time;
+        c.passive = self.passive;
+        c.families = self.families.clone();
+        c.graceful_restart = self.graceful_restart.then_some(GracefulRestart {
+            restart_time: self.restart_time,
+        });
+        // Different peers get different jitter sequences.
+        c.jitter_seed = match self.peer_addr {
+            IpAddr::V4(a) => u32::from(a) as u64,
+            IpAddr::V6(a) => u128::from(a) as u64,
+        } ^ 0x9e37_79b9_7f4a_7c15
+            ^ std::process::id() as u64;
+        c
+    }
+}
+
+/// What one peer looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub state: State,
+    /// When the session reached Established (None while it is not).
+    pub established_at: Option<Instant>,
+    /// Prefixes the peer has from us.
+    pub prefixes_sent: usize,
+    /// Times an Established session went down.
+    pub flaps: u64,
+    /// Why the session (or the last attempt) ended.
+    pub last_error: Option<String>,
+    /// Desired routes not sent for want of a next hop of their family.
+    pub unresolved_next_hop: usize,
+}
+
+impl Default for PeerStatus {
+    fn default() -> Self {
+        PeerStatus {
+            state: State::Idle,
+            established_at: None,
+            prefixes_sent: 0,
+            flaps: 0,
+            last_error: None,
+            unresolved_next_hop: 0,
+        }
+    }
+}
+
+impl PeerStatus {
+    pub fn uptime(&self) -> Option<Duration> {
+        self.established_at.map(|t| t.elapsed())
+    }
+}
+
+/// Shared status of all peers, watched by subscribers.
+#[derive(Debug)]
+pub(crate) struct StatusBoard {
+    tx: watch::Sender<BTreeMap<IpAddr, PeerStatus>>,
+}
+
+impl StatusBoard {
+    pub(crate) fn set(&self, peer: IpAddr, st: PeerStatus) {
+        self.tx.send_modify(|m| {
+            m.insert(peer, st);
+        });
+    }
+
+    fn remove(&self, peer: IpAddr) {
+        self.tx.send_modify(|m| {
+            m.remove(&peer);
+        });
+    }
+}
+
+/// Which peers [`BgpSpeaker::set_routes`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerSelector {
+    /// Every peer without a per-peer route set.
+    All,
+    /// One peer; overrides the `All` set for it.
+    Peer(IpAddr),
+}
+
+impl From<IpAddr> for PeerSelector {
+    fn from(a: IpAddr) -> Self {
+        PeerSelector::Peer(a)
+    }
+}
+
+/// The Cease sent when a peer is removed or reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CeaseReason {
+    pub subcode: CeaseSubcode,
+    /// RFC 9003 shutdown communication (sent with Administrative Shutdown/Reset only).
+    pub message: String,
+}
+
+impl CeaseReason {
+    pub fn admin_shutdown(message: impl Into<String>) -> Self {
+        CeaseReason {
+            subcode: CeaseSubcode::AdminShutdown,
+            message: message.into(),
+        }
+    }
+
+    pub fn admin_reset(message: impl Into<String>) -> Self {
+        CeaseReason {
+            subcode: CeaseSubcode::AdminReset,
+            message: message.into(),
+        }
+    }
+
+    pub fn peer_deconfigured() -> Self {
+        CeaseReason {
+            subcode: CeaseSubcode::PeerDeconfigured,
+            message: String::new(),
+        }
+    }
+
+    fn notification(&self) -> Notification {
+        Notification::cease(self.subcode, &self.message)
+    }
+}
+
+/// How [`BgpSpeaker::shutdown`] leaves the peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GracefulMode {
+    /// Withdraw every route, then send Cease / Administrative Shutdown.
+    CeaseAndWithdraw,
+    /// Close the connections without a NOTIFICATION, so peers with graceful restart keep
+    /// our routes (and traffic keeps flowing) until we are back.
+    KeepForGracefulRestart,
+}
+
+struct PeerHandle {
+    cmds: mpsc::UnboundedSender<Command>,
+    routes: watch::Sender<Arc<RouteSet>>,
+    own_routes: bool,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Inner {
+    cfg: SpeakerConfig,
+    peers: Mutex<HashMap<IpAddr, PeerHandle>>,
+    all_routes: Mutex<Arc<RouteSet>>,
+    board: Arc<StatusBoard>,
+    counters: Arc<Counters>,
+    listener_fd: Option<RawFd>,
+    listener_task: Option<tokio::task::JoinHandle<()>>,
+    rt: tokio::runtime::Handle,
+}
+
+/// The embedded BGP speaker. Cheap to clone; must be created inside a tokio runtime.
+#[derive(Clone)]
+pub struct BgpSpeaker {
+    inner: Arc<Inner>,
+}
+
+impl BgpSpeaker {
+    /// Starts the speaker (and its listener, if configured). Must be called inside a tokio
+    /// runtime; peer tasks run on that runtime, whatever thread later calls the methods.
+    pub fn new(cfg: SpeakerConfig) -> Result<Self, Error> {
+        let rt = tokio::runtime::Handle::current();
+        let (tx, _) = watch::channel(BTreeMap::new());
+        let board = Arc::new(StatusBoard { tx });
+        let peers: Mutex<HashMap<IpAddr, PeerHandle>> = Mutex::new(HashMap::new());
+        let mut listener_fd = None;
+        let mut listener = None;
+        if let Some(addr) = cfg.listen {
+            let bind = || -> std::io::Result<TcpListener> {
+                let sock = match addr {
+                    SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                sock.set_reuseaddr(true)?;
+                sock.bind(addr)?;
+                sock.listen(64)
+            };
+            let l = bind().map_err(|source| Error::Bind { addr, source })?;
+            listener_fd = Some(l.as_raw_fd());
+            listener = Some(l);
+        }
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let listener_task = listener.map(|l| {
+                let weak = weak.clone();
+                tokio::spawn(accept_loop(l, weak))
+            });
+            Inner {
+                cfg,
+                peers,
+                all_routes: Mutex::new(Arc::new(RouteSet::new())),
+                board,
+                counters: Arc::new(Counters::default()),
+                listener_fd,
+                listener_task,
+                rt,
+            }
+        });
+        Ok(BgpSpeaker { inner })
+    }
+
+    pub fn router_id(&self) -> Ipv4Addr {
+        self.inner.cfg.router_id
+    }
+
+    /// Adds a peer and starts connecting (or waiting, if passive).
+    pub fn add_peer(&self, cfg: PeerConfig) -> Result<(), Error> {
+        cfg.validate()?;
+        let mut peers = self.inner.peers.lock().expect("peers lock");
+        if peers.contains_key(&cfg.peer_addr) {
+            return Err(Error::DuplicatePeer(cfg.peer_addr));
+        }
+        if let (Some(fd), Some(pw)) = (self.inner.listener_fd, &cfg.md5_password) {
+            crate::sys::set_tcp_md5(fd, cfg.peer_addr, pw.as_bytes()).map_err(|source| {
+                Error::Md5 {
+                    peer: cfg.peer_addr,
+                    source,
+                }
+            })?;
+        }
+        let all = self.inner.all_routes.lock().expect("routes lock").clone();
+        let (rtx, rrx) = watch::channel(all);
+        let (ctx, crx) = mpsc::unbounded_channel();
+        let fsm = Fsm::new(cfg.fsm_config(self.inner.cfg.router_id));
+        let span = info_span!("peer", addr = %cfg.peer_addr, asn = cfg.peer_asn);
+        let addr = cfg.peer_addr;
+        let task = PeerTask::new(
+            cfg,
+            fsm,
+            rrx,
+            crx,
+            ctx.clone(),
+            self.inner.board.clone(),
+            self.inner.counters.clone(),
+            self.inner.cfg.coalesce,
+        );
+        let task = self.inner.rt.spawn(task.run().instrument(span));
+        peers.insert(
+            addr,
+            PeerHandle {
+                cmds: ctx,
+                routes: rtx,
+                own_routes: false,
+                task,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes a peer: sends the Cease (the peer drops our routes) and forgets it.
+    pub async fn remove_peer(&self, addr: IpAddr, reason: CeaseReason) -> Result<(), Error> {
+        let h = self
+            .inner
+            .peers
+            .lock()
+            .expect("peers lock")
+            .remove(&addr)
+            .ok_or(Error::UnknownPeer(addr))?;
+        if let Some(fd) = self.inner.listener_fd {
+            let _ = crate::sys::set_tcp_md5(fd, addr, &[]);
+        }
+        let (done, wait) = oneshot::channel();
+        let _ = h.cmds.send(Command::Stop {
+            notification: reason.notification(),
+            withdraw: false,
+            done,
+        });
+        let _ = wait.await;
+        let _ = h.task.await;
+        self.inner.board.remove(addr);
+        Ok(())
+    }
+
+    /// Tears the session down at once with a Cease / Administrative Reset carrying `reason`
+    /// (BFD Down calls this); it reconnects after the usual backoff.
+    pub fn reset_peer(&self, addr: IpAddr, reason: &str) -> Result<(), Error> {
+        let peers = self.inner.peers.lock().expect("peers lock");
+        let h = peers.get(&addr).ok_or(Error::UnknownPeer(addr))?;
+        h.cmds
+            .send(Command::Reset(Notification::cease(
+                CeaseSubcode::AdminReset,
+                reason,
+            )))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Sets the routes to advertise. Only the difference to what each peer has goes out,
+    /// after the coalescing window.
+    pub fn set_routes(&self, target: PeerSelector, routes: RouteSet) -> Result<(), Error> {
+        let routes = Arc::new(routes);
+        let mut peers = self.inner.peers.lock().expect("peers lock");
+        match target {
+            PeerSelector::All => {
+                *self.inner.all_routes.lock().expect("routes lock") = routes.clone();
+                for h in peers.values().filter(|h| !h.own_routes) {
+                    h.routes.send_replace(routes.clone());
+                }
+            }
+            PeerSelector::Peer(addr) => {
+                let h = peers.get_mut(&addr).ok_or(Error::UnknownPeer(addr))?;
+                h.own_routes = true;
+                h.routes.send_replace(routes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Status of every peer, updated on each change.
+    pub fn subscribe(&self) -> watch::Receiver<BTreeMap<IpAddr, PeerStatus>> {
+        self.inner.board.tx.subscribe()
+    }
+
+    pub fn peer_status(&self, addr: IpAddr) -> Option<PeerStatus> {
+        self.inner.board.tx.borrow().get(&addr).cloned()
+    }
+
+    pub fn counters(&self) -> CountersSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// Stops every peer as `mode` says and waits until the messages are out.
+    pub async fn shutdown(&self, mode: GracefulMode) {
+        let handles: Vec<(IpAddr, PeerHandle)> = self
+            .inner
+            .peers
+            .lock()
+            .expect("peers lock")
+            .drain()
+            .collect();
+        if let Some(t) = &self.inner.listener_task {
+            t.abort();
+        }
+        let mut waits = Vec::new();
+        for (addr, h) in handles {
+            let (done, wait) = oneshot::channel();
+            let cmd = match mode {
+                GracefulMode::CeaseAndWithdraw => Command::Stop {
+                    notification: Notification::cease(
+                        CeaseSubcode::AdminShutdown,
+                        "ferrolb speaker shutting down",
+                    ),
+                    withdraw: true,
+                    done,
+                },
+                GracefulMode::KeepForGracefulRestart => Command::CloseForRestart { done },
+            };
+            let _ = h.cmds.send(cmd);
+            waits.push((addr, wait, h.task));
+        }
+        for (addr, wait, task) in waits {
+            let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+            let _ = task.await;
+            info!(%addr, ?mode, "BGP peer stopped");
+        }
+        // Let the FINs go out before the runtime may end.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn accept_loop(l: TcpListener, inner: std::sync::Weak<Inner>) {
+    loop {
+        let (stream, remote) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "BGP listener accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let ip = match remote.ip() {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        let peers = inner.peers.lock().expect("peers lock");
+        match peers.get(&ip) {
+            Some(h) => {
+                let _ = h.cmds.send(Command::Inbound(stream));
+            }
+            None => info!(%remote, "connection from an unconfigured address refused"),
+        }
+    }
+}
