@@ -1,0 +1,195 @@
+//! ARP request generator for bench/arp/run.sh, run in the client namespace on an AF_PACKET
+//! socket (the crate's `PacketSocket`), so the kernel and our responder are measured by the
+//! same tool in the same run.
+//!
+//!     arpbench latency IFACE SRC_IP COUNT TARGET [TARGET...]
+//!         One request at a time, targets interleaved (A B A B ...); prints p50/p90/p99/max
+//!         round-trip time per target in microseconds.
+//!     arpbench blast IFACE SRC_IP SECONDS WINDOW TARGET
+//!         Keeps WINDOW requests outstanding for SECONDS; prints replies per second.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use ferrolb_arp::packet::{ArpOp, ArpPacket, ETHERTYPE_ARP, EthernetHeader, Frame, Payload};
+use ferrolb_arp::{MacAddr, PacketSocket};
+
+fn request(mac: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    Frame {
+        eth: EthernetHeader {
+            dst: MacAddr::BROADCAST,
+            src: mac,
+            vlan: None,
+            ethertype: ETHERTYPE_ARP,
+        },
+        payload: Payload::Arp(ArpPacket {
+            op: ArpOp::Request,
+            sha: mac,
+            spa,
+            tha: MacAddr::ZERO,
+            tpa,
+        }),
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+/// The sender IP of an ARP reply addressed to `mac`, if `frame` is one.
+fn reply_from(frame: &[u8], mac: MacAddr) -> Option<Ipv4Addr> {
+    match Frame::decode(frame) {
+        Ok(Frame {
+            payload: Payload::Arp(a),
+            ..
+        }) if a.op == ArpOp::Reply && a.tha == mac => Some(a.spa),
+        _ => None,
+    }
+}
+
+fn mac_of(iface: &str) -> MacAddr {
+    let out = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+        .expect("read interface MAC");
+    out.trim().parse().expect("MAC")
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 5 {
+        eprintln!(
+            "usage: arpbench latency IFACE SRC_IP COUNT TARGET...\n       arpbench blast IFACE SRC_IP SECONDS WINDOW TARGET"
+        );
+        std::process::exit(2);
+    }
+    let iface = &args[1];
+    let spa: Ipv4Addr = args[2].parse().expect("SRC_IP");
+    let mac = mac_of(iface);
+    let sock = PacketSocket::open(iface)
+        .expect("open packet socket")
+        .into_async()
+        .expect("register socket");
+    let mut buf = vec![0u8; 2048];
+    match args[0].as_str() {
+        "latency" => {
+            let count: usize = args[3].parse().expect("COUNT");
+            let targets: Vec<Ipv4Addr> = args[4..]
+                .iter()
+                .map(|s| s.parse().expect("TARGET"))
+                .collect();
+            let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+            let mut lost = vec![0usize; targets.len()];
+            for i in 0..count * targets.len() {
+                let t = i % targets.len();
+                let frame = request(mac, spa, targets[t]);
+                let start = Instant::now();
+                sock.get_ref().send(&frame).expect("send");
+                let deadline = start + Duration::from_millis(200);
+                let got = loop {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    let Ok(guard) = tokio::time::timeout(wait, sock.readable()).await else {
+                        break false;
+                    };
+                    let mut guard = guard.expect("readable");
+                    let mut found = false;
+                    loop {
+                        match sock.get_ref().try_recv(&mut buf) {
+                            Ok(r) => {
+                                if reply_from(&buf[r], mac) == Some(targets[t]) {
+                                    found = true;
+                                    break;
+                                }
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                guard.clear_ready();
+                                break;
+                            }
+                            Err(e) => panic!("recv: {e}"),
+                        }
+                    }
+                    if found {
+                        break true;
+                    }
+                };
+                if got {
+                    rtts[t].push(start.elapsed().as_secs_f64() * 1e6);
+                } else {
+                    lost[t] += 1;
+                }
+                // Small gap so requests do not queue behind each other.
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            for (t, ip) in targets.iter().enumerate() {
+                let v = &mut rtts[t];
+                v.sort_by(|a, b| a.total_cmp(b));
+                println!(
+                    "target={ip} n={} lost={} p50_us={:.1} p90_us={:.1} p99_us={:.1} max_us={:.1}",
+                    v.len(),
+                    lost[t],
+                    pct(v, 0.5),
+                    pct(v, 0.9),
+                    pct(v, 0.99),
+                    v.last().copied().unwrap_or(f64::NAN)
+                );
+            }
+        }
+        "blast" => {
+            let secs: f64 = args[3].parse().expect("SECONDS");
+            let window: usize = args[4].parse().expect("WINDOW");
+            let target: Ipv4Addr = args[5].parse().expect("TARGET");
+            let frame = request(mac, spa, target);
+            let start = Instant::now();
+            let end = start + Duration::from_secs_f64(secs);
+            let (mut sent, mut replies, mut stalls) = (0u64, 0u64, 0u64);
+            let mut outstanding = 0usize;
+            while Instant::now() < end {
+                while outstanding < window {
+                    match sock.get_ref().send(&frame) {
+                        Ok(_) => {
+                            sent += 1;
+                            outstanding += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                match tokio::time::timeout(Duration::from_millis(20), sock.readable()).await {
+                    Err(_) => {
+                        // Requests or replies were lost somewhere: refill the window.
+                        stalls += 1;
+                        outstanding = 0;
+                    }
+                    Ok(guard) => {
+                        let mut guard = guard.expect("readable");
+                        loop {
+                            match sock.get_ref().try_recv(&mut buf) {
+                                Ok(r) => {
+                                    if reply_from(&buf[r], mac) == Some(target) {
+                                        replies += 1;
+                                        outstanding = outstanding.saturating_sub(1);
+                                    }
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    guard.clear_ready();
+                                    break;
+                                }
+                                Err(e) => panic!("recv: {e}"),
+                            }
+                        }
+                    }
+                }
+            }
+            let el = start.elapsed().as_secs_f64();
+            println!(
+                "target={target} seconds={el:.2} sent={sent} replies={replies} stalls={stalls} replies_per_s={:.0}",
+                replies as f64 / el
+            );
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}

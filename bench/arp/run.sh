@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# ARP responder benchmark (as root). In one run, on one veth pair between two namespaces:
+#   1. in-process throughput of Responder::handle (no sockets; upper bound for one core);
+#   2. ARP reply latency p50/p99, our responder vs the Linux kernel answering for an address
+#      configured on the same interface, requests interleaved A B A B by one tool (arpbench);
+#   3. socket blast: replies/s with WINDOW requests outstanding, ours vs the kernel.
+# Our responder runs pinned to one CPU (taskset -c 1 when there are >= 2), the client on
+# the other. Prints result lines; BENCHMARKS.md records them with this command line.
+#
+#   sudo bash bench/arp/run.sh [LATENCY_COUNT=2000] [BLAST_SECONDS=3] [WINDOW=64]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+COUNT=${1:-2000}
+SECS=${2:-3}
+WINDOW=${3:-64}
+
+cargo build --release -q -p ferrolb-arp --examples
+BIN=target/release/examples
+
+N=flb-bench-n-$$
+C=flb-bench-c-$$
+RESP_PID=
+cleanup() {
+    [ -n "$RESP_PID" ] && kill "$RESP_PID" 2>/dev/null || true
+    ip netns del "$N" 2>/dev/null || true
+    ip netns del "$C" 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add "$N"
+ip netns add "$C"
+ip link add eth0 netns "$N" address 02:00:00:00:0a:01 type veth peer name eth0 netns "$C" address 02:00:00:00:0c:01
+for ns in "$N" "$C"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set eth0 up
+done
+ip -n "$N" addr add 192.0.2.10/24 dev eth0   # the kernel answers for this one
+ip -n "$C" addr add 192.0.2.1/24 dev eth0
+
+PIN_RESP=() PIN_CLIENT=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    PIN_RESP=(taskset -c 1) PIN_CLIENT=(taskset -c 0)
+fi
+
+echo "== machine: $(nproc) cores, $(uname -r), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== 1. in-process Responder::handle (no sockets)"
+"${PIN_RESP[@]}" $BIN/handle_throughput 2
+
+ip netns exec "$N" "${PIN_RESP[@]}" $BIN/l2respond eth0 192.0.2.11 > /tmp/l2respond.$$.out 2>/dev/null &
+RESP_PID=$!
+# Wait (bounded) until our responder answers.
+for _ in $(seq 1 50); do
+    if ip netns exec "$C" arping -q -c 1 -w 1 -I eth0 192.0.2.11 >/dev/null 2>&1; then break; fi
+    sleep 0.1
+done
+
+echo "== 2. latency, $COUNT requests per target, interleaved (192.0.2.10 = kernel, 192.0.2.11 = ferrolb)"
+ip netns exec "$C" "${PIN_CLIENT[@]}" $BIN/arpbench latency eth0 192.0.2.1 "$COUNT" 192.0.2.10 192.0.2.11
+
+if [ "${RT:-0}" = 1 ] && command -v chrt >/dev/null; then
+    echo "== 2b. latency again with our responder and the client at SCHED_FIFO 10 (chrt): separates"
+    echo "==     CPU contention from the machine's other jobs from the cost of our path"
+    chrt -f -p 10 "$RESP_PID"
+    ip netns exec "$C" "${PIN_CLIENT[@]}" chrt -f 10 $BIN/arpbench latency eth0 192.0.2.1 "$COUNT" 192.0.2.10 192.0.2.11
+    chrt -o -p 0 "$RESP_PID"
+fi
+
+echo "== 3. socket blast, $SECS s, window $WINDOW"
+cpu_ns() { cut -d' ' -f1 "/proc/$RESP_PID/schedstat"; }
+before=$(cpu_ns)
+out=$(ip netns exec "$C" "${PIN_CLIENT[@]}" $BIN/arpbench blast eth0 192.0.2.1 "$SECS" "$WINDOW" 192.0.2.11)
+after=$(cpu_ns)
+replies=$(sed -n 's/.* replies=\([0-9]*\) .*/\1/p' <<<"$out")
+echo "$out responder_cpu_ms=$(( (after - before) / 1000000 )) replies_per_cpu_second=$(( replies * 1000000000 / (after - before + 1) ))"
+ip netns exec "$C" "${PIN_CLIENT[@]}" $BIN/arpbench blast eth0 192.0.2.1 "$SECS" "$WINDOW" 192.0.2.10
+
+kill -TERM "$RESP_PID"; wait "$RESP_PID" 2>/dev/null || true; RESP_PID=
+echo "== responder counters: $(cat /tmp/l2respond.$$.out)"
+rm -f /tmp/l2respond.$$.out
