@@ -1,1 +1,48 @@
 //! ferrolb native BFD (RFC 5880/5881), single-hop asynchronous mode.
+//!
+//! - [`packet`]: the Control packet codec with the RFC 5880 §6.8.6 reception checks (pure).
+//! - [`session`]: the session state machine, sans-IO (`Session::process(Input) -> Vec<Output>`).
+//! - [`profile`]: [`BfdProfile`], the MetalLB-named timer settings.
+//! - [`manager`]: [`BfdManager`], the tokio driver: UDP 3784 with GTSM, one send socket per
+//!   session, events, counters.
+
+pub mod manager;
+pub mod packet;
+pub mod profile;
+pub mod session;
+mod sys;
+
+use std::net::IpAddr;
+
+pub use manager::{BfdCounters, BfdEvent, BfdManager, ManagerConfig, SessionStatus};
+pub use packet::{ControlPacket, DecodeCxt, Diag, DropReason, State};
+pub use profile::BfdProfile;
+pub use session::{Input, Output, Session, SessionInfo};
+
+/// Errors of the BFD crate.
+#[derive(Debug, thiserror::Error)]
+pub enum BfdError {
+    #[error("invalid BFD profile: {field}: {reason}")]
+    InvalidProfile { field: &'static str, reason: String },
+    #[error("failed to bind BFD receive socket on {addr}")]
+    BindReceive {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to open BFD send socket from {local} to peer {peer}")]
+    SendSocket {
+        peer: IpAddr,
+        local: IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to add BFD session for peer {peer}: {reason}")]
+    BadSession { peer: IpAddr, reason: String },
+    #[error("BFD session for peer {peer} already exists")]
+    SessionExists { peer: IpAddr },
+    #[error("no BFD session for peer {peer}")]
+    NoSession { peer: IpAddr },
+    #[error("the BFD manager has stopped")]
+    Stopped,
+}

@@ -1,0 +1,117 @@
+//! A standalone BFD speaker for tests and benchmarks: one session, events on stdout.
+//!
+//! ```text
+//! bfd_peer --local 192.0.2.2 --peer 192.0.2.1 [--ifname eth0] [--rx 300] [--tx 300] [--mult 3] [--passive]
+//! ```
+//!
+//! Prints `ready` once the session is added, then one line per state change
+//! (`event peer=192.0.2.1 old=Down new=Up diag=None`). SIGTERM / SIGINT: AdminDown, then exit.
+//! Tests run it in a namespace and freeze it with SIGSTOP to play a hung node.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ferrolb_bfd::{BfdEvent, BfdManager, BfdProfile, ManagerConfig};
+
+struct Args {
+    local: IpAddr,
+    peer: IpAddr,
+    ifname: Option<String>,
+    profile: BfdProfile,
+}
+
+fn parse() -> anyhow::Result<Args> {
+    let mut local = None;
+    let mut peer = None;
+    let mut ifname = None;
+    let mut profile = BfdProfile::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--passive" {
+            profile.passive_mode = true;
+            continue;
+        }
+        let val = it.next().with_context(|| format!("{flag} needs a value"))?;
+        let ms = |v: &str| -> anyhow::Result<Duration> {
+            Ok(Duration::from_millis(
+                v.parse().with_context(|| format!("{flag} {v}"))?,
+            ))
+        };
+        match flag.as_str() {
+            "--local" => local = Some(val.parse().context("--local")?),
+            "--peer" => peer = Some(val.parse().context("--peer")?),
+            "--ifname" => ifname = Some(val),
+            "--rx" => profile.receive_interval = ms(&val)?,
+            "--tx" => profile.transmit_interval = ms(&val)?,
+            "--mult" => profile.detect_multiplier = val.parse().context("--mult")?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(Args {
+        local: local.context("--local is required")?,
+        peer: peer.context("--peer is required")?,
+        ifname,
+        profile,
+    })
+}
+
+fn print_event(out: &mut impl Write, ev: &BfdEvent) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "event peer={} old={} new={} diag={:?} remote={} failure={}",
+        ev.peer,
+        ev.old,
+        ev.new,
+        ev.diag,
+        ev.remote_state,
+        ev.is_failure()
+    )?;
+    out.flush()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = parse()?;
+    let mgr = BfdManager::start(ManagerConfig {
+        ipv4: args.peer.is_ipv4(),
+        ipv6: args.peer.is_ipv6(),
+        ..ManagerConfig::default()
+    })
+    .await?;
+    let mut events = mgr.subscribe();
+    mgr.add_session(args.peer, args.local, args.ifname, args.profile)
+        .await?;
+    let mut out = std::io::stdout();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                print_event(&mut out, &ev)?;
+                out.flush()?;
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    mgr.shutdown().await?;
+    // The AdminDown transitions made by shutdown.
+    while let Ok(ev) = events.try_recv() {
+        print_event(&mut out, &ev)?;
+    }
+    let c = mgr.counters();
+    writeln!(
+        out,
+        "counters in={} out={} send_errors={} state_changes={} drops={}",
+        c.packets_in,
+        c.packets_out,
+        c.send_errors,
+        c.state_changes,
+        c.drops.values().sum::<u64>()
+    )?;
+    Ok(())
+}
