@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::selector::Labels;
+use ferrolb_crds::config::Labels;
 
 /// Our `loadBalancerClass`.
 pub const LB_CLASS: &str = "ferrolb.io/lb";

@@ -6,11 +6,12 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::cluster::{ClusterView, NodeView, ServiceView};
+use ferrolb_crds::Config;
+use ferrolb_crds::config::{CommunityValue, L2Adv, Peer};
+
+use crate::cluster::{ClusterView, NodeView};
 use crate::election::{self, NodeCandidate};
 use crate::links::LinkMap;
-use crate::model::{BgpAd, Community, L2Ad, Peer, SpeakerConfig};
-use crate::selector::{matches_any, matches_selector};
 
 /// An IP this node answers ARP/NDP for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub struct L2Claim {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RouteAttrs {
     pub local_pref: Option<u32>,
-    pub communities: BTreeSet<Community>,
+    pub communities: BTreeSet<CommunityValue>,
 }
 
 /// The elected L2 owner of one Service IP (any node, not only this one).
@@ -76,7 +77,7 @@ impl Announcements {
 /// what is known about each node's interfaces (a node absent from it is assumed able to
 /// answer any subnet; this node's own entry should always be present).
 pub fn desired(
-    config: &SpeakerConfig,
+    config: &Config,
     cluster: &ClusterView,
     live: &BTreeSet<String>,
     links: &LinkMap,
@@ -86,8 +87,8 @@ pub fn desired(
     let no_node = NodeView::default();
     let me_view = cluster.nodes.get(me).unwrap_or(&no_node);
 
-    for p in &config.peers {
-        if p.selects(&me_view.labels) {
+    for p in config.peers.values() {
+        if p.node_selectors.matches(&me_view.labels) {
             out.peers.insert(p.name.clone(), p.clone());
             out.routes.insert(p.name.clone(), BTreeMap::new());
         }
@@ -105,17 +106,14 @@ pub fn desired(
         };
 
         for &ip in &svc.ips {
-            let Some(pool) = config.pool_of(ip) else {
+            let Some(pool) = config.pool_for_ip(ip) else {
                 continue;
             };
 
             // L2: elect among every eligible live member.
-            let l2_ads: Vec<&L2Ad> = config
-                .l2
-                .iter()
-                .filter(|a| {
-                    a.pools.contains(&pool.name) && matches_any(&a.service_selectors, &svc.labels)
-                })
+            let l2_ads: Vec<&L2Adv> = config
+                .l2_advertisements_for_pool(&pool.name)
+                .filter(|a| a.selects_service(&svc.labels))
                 .collect();
             if !l2_ads.is_empty() {
                 let mut candidates = Vec::new();
@@ -128,12 +126,12 @@ pub fn desired(
                     let mut ads = l2_ads
                         .iter()
                         .copied()
-                        .filter(|a| matches_any(&a.node_selectors, &view.labels))
+                        .filter(|a| a.selects_node(&view.labels))
                         .peekable();
                     if ads.peek().is_none() {
                         continue;
                     }
-                    let ads: Vec<&L2Ad> = ads.collect();
+                    let ads: Vec<&L2Adv> = ads.collect();
                     match links.get(node) {
                         Some(l) if node == me => {
                             my_ifaces = eligible_interfaces(l, &ads, ip);
@@ -144,12 +142,7 @@ pub fn desired(
                         Some(l) if !is_eligible(l, &ads, ip) => continue,
                         _ => {} // eligible, or unknown: assumed symmetric
                     }
-                    let weight: u32 = ads
-                        .iter()
-                        .flat_map(|a| a.preferred.iter())
-                        .filter(|(_, sel)| matches_selector(sel, &view.labels))
-                        .map(|(w, _)| *w)
-                        .sum();
+                    let weight: u32 = ads.iter().map(|a| a.preference(&view.labels)).sum();
                     candidates.push(NodeCandidate::new(node.clone(), weight));
                 }
                 let owner = election::owner(&candidates, key).map(str::to_string);
@@ -173,23 +166,15 @@ pub fn desired(
                 continue;
             }
             for ad in config
-                .bgp
-                .iter()
-                .filter(|a| bgp_ad_applies(a, &pool.name, svc, me_view))
+                .bgp_advertisements_for_pool(&pool.name)
+                .filter(|a| a.selects_service(&svc.labels) && a.selects_node(&me_view.labels))
             {
-                let len = if ip.is_ipv4() {
-                    ad.aggregation_v4
-                } else {
-                    ad.aggregation_v6
-                };
-                let Ok(prefix) = IpNet::new(ip, len).map(|n| n.trunc()) else {
-                    continue;
-                };
+                let prefix = ad.prefix_for(ip);
                 for (name, peer) in &out.peers {
-                    if !ad.peers.is_empty() && !ad.peers.contains(name) {
+                    if !ad.applies_to_peer(name) {
                         continue;
                     }
-                    if peer.address.is_ipv4() != ip.is_ipv4() && !peer.dual_stack {
+                    if peer.address.is_ipv4() != ip.is_ipv4() && !peer.dual_stack_address_family {
                         continue;
                     }
                     let attrs = out
@@ -207,13 +192,7 @@ pub fn desired(
     out
 }
 
-fn bgp_ad_applies(ad: &BgpAd, pool: &str, svc: &ServiceView, me: &NodeView) -> bool {
-    ad.pools.contains(pool)
-        && matches_any(&ad.service_selectors, &svc.labels)
-        && matches_any(&ad.node_selectors, &me.labels)
-}
-
-fn is_eligible(links: &[crate::links::Link], ads: &[&L2Ad], ip: IpAddr) -> bool {
+fn is_eligible(links: &[crate::links::Link], ads: &[&L2Adv], ip: IpAddr) -> bool {
     ads.iter().any(|ad| {
         links.iter().any(|l| {
             if ad.interfaces.is_empty() {
@@ -230,7 +209,7 @@ fn is_eligible(links: &[crate::links::Link], ads: &[&L2Ad], ip: IpAddr) -> bool 
 /// interface with a subnet holding `ip`.
 fn eligible_interfaces(
     links: &[crate::links::Link],
-    ads: &[&L2Ad],
+    ads: &[&L2Adv],
     ip: IpAddr,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

@@ -1,6 +1,6 @@
 //! ferrolb speaker: per-node L2 and BGP announcements. See README.md.
 //!
-//! Data path: cluster state (standalone directory or Kubernetes) -> [`model`] + [`cluster`] views -> the pure
+//! Data path: cluster state (standalone directory or Kubernetes) -> validated `ferrolb_crds::Config` + [`cluster`] view -> the pure
 //! decision [`decide::desired`] -> the plan of changes -> protocol drivers.
 
 pub mod cluster;
@@ -8,6 +8,3 @@ pub mod decide;
 pub mod election;
 pub mod links;
 pub mod membership;
-pub mod model;
-pub mod resources;
-pub mod selector;

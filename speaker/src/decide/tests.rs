@@ -2,71 +2,82 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use ferrolb_crds::Config;
+use ferrolb_crds::config::CommunityValue;
 
 use super::*;
-use crate::cluster::EndpointView;
+use crate::cluster::{EndpointView, ServiceView};
 use crate::links::Link;
-use crate::model::{Pool, parse_range};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn sel(k: &str, v: &str) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some([(k.to_string(), v.to_string())].into()),
-        match_expressions: None,
-    }
+const POOLS: &str = "
+apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: l2, namespace: ferrolb-system}
+spec: {addresses: [192.0.2.200-192.0.2.210, 2001:db8:1::100-2001:db8:1::1ff], autoAssign: false}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: bgp, namespace: ferrolb-system}
+spec: {addresses: [203.0.113.0/28]}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: big, namespace: ferrolb-system}
+spec: {addresses: [2001:db8:2::/64]}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: bare, namespace: ferrolb-system}
+spec: {addresses: [2001:db8:ff::/64]}
+";
+
+const TOR: &str = "
+apiVersion: ferrolb.io/v1alpha1
+kind: BGPPeer
+metadata: {name: tor, namespace: ferrolb-system}
+spec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1}
+";
+
+fn l2_ad(spec: &str) -> String {
+    format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: L2Advertisement\nmetadata: {{name: l2, namespace: ferrolb-system}}\nspec: {spec}\n"
+    )
 }
 
-fn pool(name: &str, range: &str) -> Pool {
-    Pool {
-        name: name.into(),
-        labels: Default::default(),
-        ranges: vec![parse_range(range).unwrap()],
-    }
+fn bgp_ad(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: BGPAdvertisement\nmetadata: {{name: {name}, namespace: ferrolb-system}}\nspec: {spec}\n"
+    )
 }
 
-fn l2_ad(pools: &[&str]) -> L2Ad {
-    L2Ad {
-        name: "l2".into(),
-        pools: pools.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+fn peer(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {{name: {name}, namespace: ferrolb-system}}\nspec: {spec}\n"
+    )
 }
 
-fn bgp_ad(pools: &[&str]) -> BgpAd {
-    BgpAd {
-        name: "bgp".into(),
-        pools: pools.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+/// Validated config from YAML documents (which must all be valid).
+fn config(docs: &[&str]) -> Config {
+    let text = docs.join("\n---\n");
+    let loaded = ferrolb_crds::yaml::load_str("test.yaml", &text);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let outcome = ferrolb_crds::from_resources(&loaded.resources);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    outcome.config
 }
 
-fn peer(name: &str, addr: &str) -> Peer {
-    Peer {
-        name: name.into(),
-        my_asn: 64513,
-        peer_asn: Some(64512),
-        dynamic_internal: None,
-        local_asn: None,
-        address: ip(addr),
-        port: 179,
-        source_address: None,
-        router_id: None,
-        hold_time: Duration::from_secs(9),
-        keepalive_time: Duration::from_secs(3),
-        connect_time: Duration::from_secs(1),
-        ebgp_multihop: false,
-        password: None,
-        node_selectors: vec![],
-        bfd: None,
-        graceful_restart: false,
-        dual_stack: false,
-    }
+fn default_config() -> Config {
+    config(&[
+        POOLS,
+        &l2_ad("{ipAddressPools: [l2, big]}"),
+        &bgp_ad("bgp", "{ipAddressPools: [bgp]}"),
+        TOR,
+    ])
 }
 
 fn eth0(addr: &str) -> Vec<Link> {
@@ -80,7 +91,7 @@ fn eth0(addr: &str) -> Vec<Link> {
 
 /// A lab-like world: `n` nodes node-0.. on 192.0.2.0/24 (eth0 up), an L2 pool and a BGP pool.
 struct World {
-    config: SpeakerConfig,
+    config: Config,
     cluster: ClusterView,
     live: BTreeSet<String>,
     links: LinkMap,
@@ -107,16 +118,7 @@ impl World {
             live.insert(name.clone());
             links.insert(name, eth0(&format!("192.0.2.{}/24", 10 + i % 200)));
         }
-        let config = SpeakerConfig {
-            pools: vec![
-                pool("l2", "192.0.2.200-192.0.2.210"),
-                pool("bgp", "203.0.113.0/28"),
-                pool("v6", "2001:db8:ff::/64"),
-            ],
-            l2: vec![l2_ad(&["l2"])],
-            bgp: vec![bgp_ad(&["bgp"])],
-            peers: vec![peer("tor", "192.0.2.1")],
-        };
+        let config = default_config();
         World {
             config,
             cluster,
@@ -129,7 +131,11 @@ impl World {
     fn service(&mut self, key: &str, ips: &[&str], local: bool, ready: &[&str]) {
         self.cluster.services.push(ServiceView {
             key: key.into(),
-            labels: [("app".to_string(), key.to_string())].into(),
+            labels: [(
+                "app".to_string(),
+                key.rsplit('/').next().unwrap().to_string(),
+            )]
+            .into(),
             ips: ips.iter().map(|s| ip(s)).collect(),
             local,
         });
@@ -230,7 +236,15 @@ fn etp_cluster_needs_a_serving_endpoint_somewhere() {
 #[test]
 fn node_selectors_exclusion_label_and_network_unavailable_remove_candidates() {
     let mut w = World::new(4);
-    w.config.l2[0].node_selectors = vec![sel("zone", "b")]; // node-1, node-3
+    w.config = config(&[
+        POOLS,
+        &l2_ad("{ipAddressPools: [l2], nodeSelectors: [{matchLabels: {zone: b}}]}"), // node-1, node-3
+        &bgp_ad(
+            "bgp",
+            "{ipAddressPools: [bgp], nodeSelectors: [{matchLabels: {zone: a}}]}",
+        ),
+        TOR,
+    ]);
     w.service("default/web", &["192.0.2.202"], false, &["node-0"]);
     let owner = w.owner("default/web", "192.0.2.202").unwrap();
     assert!(owner == "node-1" || owner == "node-3");
@@ -239,7 +253,6 @@ fn node_selectors_exclusion_label_and_network_unavailable_remove_candidates() {
     assert_eq!(w.owner("default/web", "192.0.2.202"), None);
 
     // BGP node selectors: only zone=a nodes announce.
-    w.config.bgp[0].node_selectors = vec![sel("zone", "a")];
     w.service("default/b", &["203.0.113.5"], false, &["node-0"]);
     assert_eq!(w.decide("node-2").routes["tor"].len(), 1);
     assert!(w.decide("node-1").routes["tor"].is_empty());
@@ -253,10 +266,14 @@ fn node_selectors_exclusion_label_and_network_unavailable_remove_candidates() {
 #[test]
 fn service_and_pool_selectors_pick_the_advertisement() {
     let mut w = World::new(3);
-    w.config.l2[0].service_selectors = vec![sel("app", "default/yes")];
-    w.service("default/yes", &["192.0.2.203"], false, &["node-0"]);
+    w.config = config(&[
+        POOLS,
+        &l2_ad("{ipAddressPools: [l2], serviceSelectors: [{matchLabels: {app: wanted}}]}"),
+        TOR,
+    ]);
+    w.service("default/wanted", &["192.0.2.203"], false, &["node-0"]);
     w.service("default/no", &["192.0.2.204"], false, &["node-0"]);
-    assert!(w.owner("default/yes", "192.0.2.203").is_some());
+    assert!(w.owner("default/wanted", "192.0.2.203").is_some());
     assert!(!w.decide("node-0").l2_owners.contains_key("default/no"));
     // An IP outside every pool is never announced.
     w.service("default/stray", &["198.51.100.9"], false, &["node-0"]);
@@ -318,7 +335,7 @@ fn advertisement_interfaces_allow_a_named_interface_outside_the_subnet() {
         w.decide("node-0").l2.is_empty(),
         "no interface in 192.0.2.0/24"
     );
-    w.config.l2[0].interfaces = vec!["vlan5".into()];
+    w.config = config(&[POOLS, &l2_ad("{ipAddressPools: [l2], interfaces: [vlan5]}")]);
     assert_eq!(
         w.decide("node-0").l2[&ip("192.0.2.206")].interfaces,
         ["vlan5".to_string()].into()
@@ -337,10 +354,6 @@ fn unknown_links_of_another_node_count_as_eligible() {
 #[test]
 fn dual_stack_and_shared_ips_stay_on_the_first_ips_owner() {
     let mut w = World::new(10);
-    w.config
-        .pools
-        .push(pool("l2v6", "2001:db8:1::100-2001:db8:1::1ff"));
-    w.config.l2[0].pools.insert("l2v6".into());
     for l in w.links.values_mut() {
         l[0].addrs.push("2001:db8:1::5/64".parse().unwrap());
     }
@@ -364,7 +377,10 @@ fn dual_stack_and_shared_ips_stay_on_the_first_ips_owner() {
 #[test]
 fn preferred_node_selectors_win_over_the_hash() {
     let mut w = World::new(10);
-    w.config.l2[0].preferred = vec![(50, sel("zone", "b"))];
+    w.config = config(&[
+        POOLS,
+        &l2_ad("{preferredNodeSelectors: [{weight: 50, preference: {matchLabels: {zone: b}}}]}"),
+    ]);
     let all: Vec<String> = (0..10).map(|i| format!("node-{i}")).collect();
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     for i in 0..11 {
@@ -386,25 +402,26 @@ fn preferred_node_selectors_win_over_the_hash() {
 #[test]
 fn bgp_attributes_aggregation_and_peer_selection() {
     let mut w = World::new(2);
-    w.config.peers.push(Peer {
-        node_selectors: vec![sel("zone", "b")],
-        ..peer("tor-b", "192.0.2.2")
-    });
-    w.config.peers.push(peer("tor6", "2001:db8::1"));
-    w.config.bgp = vec![
-        BgpAd {
-            aggregation_v4: 24,
-            local_pref: Some(100),
-            communities: [Community::Standard(65000 << 16 | 1)].into(),
-            ..bgp_ad(&["bgp"])
-        },
-        BgpAd {
-            peers: vec!["tor".into()],
-            local_pref: Some(200),
-            communities: [Community::Large(1, 2, 3)].into(),
-            ..bgp_ad(&["bgp"])
-        },
-    ];
+    w.config = config(&[
+        POOLS,
+        TOR,
+        &peer(
+            "tor-b",
+            "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2, nodeSelectors: [{matchLabels: {zone: b}}]}",
+        ),
+        &peer(
+            "tor6",
+            "{myASN: 64513, peerASN: 64512, peerAddress: \"2001:db8::1\"}",
+        ),
+        &bgp_ad(
+            "agg",
+            "{ipAddressPools: [bgp], aggregationLength: 30, localPref: 100, communities: [\"65000:1\"]}",
+        ),
+        &bgp_ad(
+            "host",
+            "{ipAddressPools: [bgp], peers: [tor], localPref: 200, communities: [\"large:1:2:3\"]}",
+        ),
+    ]);
     w.service("default/b", &["203.0.113.6"], false, &["node-0"]);
     let d0 = w.decide("node-0");
     assert_eq!(
@@ -415,12 +432,12 @@ fn bgp_attributes_aggregation_and_peer_selection() {
     let tor = &d0.routes["tor"];
     assert_eq!(tor.len(), 2);
     assert_eq!(
-        tor[&"203.0.113.0/24".parse().unwrap()].local_pref,
+        tor[&"203.0.113.4/30".parse().unwrap()].local_pref,
         Some(100)
     );
     let host = &tor[&"203.0.113.6/32".parse().unwrap()];
     assert_eq!(host.local_pref, Some(200));
-    assert_eq!(host.communities, [Community::Large(1, 2, 3)].into());
+    assert_eq!(host.communities, [CommunityValue::Large(1, 2, 3)].into());
     assert!(
         d0.routes["tor6"].is_empty(),
         "IPv4 route not sent on an IPv6 session without dualStack"
@@ -429,15 +446,13 @@ fn bgp_attributes_aggregation_and_peer_selection() {
     let d1 = w.decide("node-1");
     assert_eq!(
         d1.routes["tor-b"].keys().collect::<Vec<_>>(),
-        [&"203.0.113.0/24".parse::<IpNet>().unwrap()]
+        [&"203.0.113.4/30".parse::<IpNet>().unwrap()]
     );
 }
 
 /// Many Services over `n` nodes: every node's count within ±20% of even.
 fn spread(n: usize, per_node: usize) {
     let mut w = World::new(n);
-    w.config.pools.push(pool("big", "2001:db8:2::/64"));
-    w.config.l2[0].pools.insert("big".into());
     for l in w.links.values_mut() {
         l[0].addrs.push("2001:db8:2::1/64".parse().unwrap());
     }
@@ -479,8 +494,6 @@ fn spread_over_100_nodes() {
 #[test]
 fn losing_a_member_moves_only_its_ips() {
     let mut w = World::new(10);
-    w.config.pools.push(pool("big", "2001:db8:2::/64"));
-    w.config.l2[0].pools.insert("big".into());
     for l in w.links.values_mut() {
         l[0].addrs.push("2001:db8:2::1/64".parse().unwrap());
     }
