@@ -8,3 +8,4 @@ pub mod decide;
 pub mod election;
 pub mod links;
 pub mod membership;
+pub mod plan;
