@@ -6,6 +6,10 @@
 pub mod cluster;
 pub mod decide;
 pub mod election;
+mod error;
 pub mod links;
 pub mod membership;
 pub mod plan;
+pub mod source;
+
+pub use error::Error;
