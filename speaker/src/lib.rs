@@ -9,7 +9,9 @@ pub mod election;
 mod error;
 pub mod links;
 pub mod membership;
+pub mod metrics;
 pub mod plan;
 pub mod source;
+pub mod status;
 
 pub use error::Error;
