@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod decide;
+pub mod drivers;
 pub mod election;
 mod error;
 pub mod links;
