@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use ferrolb_arp::L2Handle;
 use ferrolb_bfd::{BfdManager, BfdProfile, ManagerConfig};
-use ferrolb_bgp::{BgpSpeaker, CeaseReason, Family, GracefulMode, LargeCommunity, PeerConfig, PeerSelector, RouteSet};
+use ferrolb_bgp::{
+    BgpSpeaker, CeaseReason, Family, GracefulMode, LargeCommunity, PeerConfig, PeerSelector,
+    RouteSet,
+};
 use ferrolb_crds::config::{Bfd, CommunityValue, Peer, PeerAsn};
 use ipnet::IpNet;
 use tracing::{info, warn};
@@ -68,7 +71,11 @@ pub fn peer_config(p: &Peer) -> Option<PeerConfig> {
     } else {
         (Family::Ipv6Unicast, Family::Ipv4Unicast)
     };
-    c.families = if p.dual_stack_address_family { vec![own, other] } else { vec![own] };
+    c.families = if p.dual_stack_address_family {
+        vec![own, other]
+    } else {
+        vec![own]
+    };
     Some(c)
 }
 
@@ -77,11 +84,16 @@ pub fn route_set(routes: &BTreeMap<IpNet, RouteAttrs>, extra_community: Option<u
     routes
         .iter()
         .map(|(net, a)| {
-            let mut attrs = ferrolb_bgp::RouteAttrs { local_pref: a.local_pref, ..Default::default() };
+            let mut attrs = ferrolb_bgp::RouteAttrs {
+                local_pref: a.local_pref,
+                ..Default::default()
+            };
             for c in &a.communities {
                 match *c {
                     CommunityValue::Standard(v) => attrs.communities.push(v),
-                    CommunityValue::Large(g, l1, l2) => attrs.large_communities.push(LargeCommunity(g, l1, l2)),
+                    CommunityValue::Large(g, l1, l2) => {
+                        attrs.large_communities.push(LargeCommunity(g, l1, l2))
+                    }
                 }
             }
             if let Some(c) = extra_community
@@ -121,17 +133,26 @@ pub fn local_address_for(links: &[Link], peer: IpAddr) -> Option<IpAddr> {
 pub fn router_id(p: &Peer, links: &[Link]) -> Ipv4Addr {
     p.router_id
         .or_else(|| {
-            links.iter().filter(|l| l.usable()).flat_map(|l| l.addrs.iter()).find_map(|n| match n.addr() {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            })
+            links
+                .iter()
+                .filter(|l| l.usable())
+                .flat_map(|l| l.addrs.iter())
+                .find_map(|n| match n.addr() {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
         })
         .unwrap_or(Ipv4Addr::new(192, 0, 2, 254))
 }
 
 impl Drivers {
     pub fn new(l2: L2Handle) -> Drivers {
-        Drivers { l2, bgp: None, bfd: None, graceful: BTreeMap::new() }
+        Drivers {
+            l2,
+            bgp: None,
+            bfd: None,
+            graceful: BTreeMap::new(),
+        }
     }
 
     /// Carries out `actions`; a failing call is logged and does not stop the others (the
@@ -157,7 +178,10 @@ impl Drivers {
                     self.graceful.remove(&peer);
                     if let Some(bgp) = &self.bgp {
                         info!(%peer, "removing BGP peer");
-                        if let Err(error) = bgp.remove_peer(peer, CeaseReason::peer_deconfigured()).await {
+                        if let Err(error) = bgp
+                            .remove_peer(peer, CeaseReason::peer_deconfigured())
+                            .await
+                        {
                             warn!(%peer, %error, "failed to remove BGP peer");
                         }
                     }
@@ -170,7 +194,10 @@ impl Drivers {
                     if self.bgp.is_none() {
                         let rid = router_id(&p, links);
                         info!(router_id = %rid, "starting the BGP speaker");
-                        self.bgp = Some(BgpSpeaker::new(ferrolb_bgp::SpeakerConfig::new(rid)).map_err(Error::Bgp)?);
+                        self.bgp = Some(
+                            BgpSpeaker::new(ferrolb_bgp::SpeakerConfig::new(rid))
+                                .map_err(Error::Bgp)?,
+                        );
                     }
                     let bgp = self.bgp.as_ref().expect("started above");
                     info!(peer = %p.name, addr = %p.address, "adding BGP peer");
@@ -181,20 +208,28 @@ impl Drivers {
                 }
                 Action::AddBfd { peer, profile } => {
                     if self.bfd.is_none() {
-                        self.bfd = Some(BfdManager::start(ManagerConfig::default()).await.map_err(Error::Bfd)?);
+                        self.bfd = Some(
+                            BfdManager::start(ManagerConfig::default())
+                                .await
+                                .map_err(Error::Bfd)?,
+                        );
                     }
                     let Some(local) = local_address_for(links, peer) else {
                         warn!(%peer, "no local address in the peer's subnet; BFD session not started");
                         continue;
                     };
                     let bfd = self.bfd.as_ref().expect("started above");
-                    if let Err(error) = bfd.add_session(peer, local, None, bfd_profile(&profile)).await {
+                    if let Err(error) = bfd
+                        .add_session(peer, local, None, bfd_profile(&profile))
+                        .await
+                    {
                         warn!(%peer, %error, "failed to add BFD session");
                     }
                 }
                 Action::SetRoutes { peer, routes } => {
                     if let Some(bgp) = &self.bgp
-                        && let Err(error) = bgp.set_routes(PeerSelector::Peer(peer), route_set(&routes, None))
+                        && let Err(error) =
+                            bgp.set_routes(PeerSelector::Peer(peer), route_set(&routes, None))
                     {
                         warn!(%peer, %error, "failed to set routes");
                     }
@@ -223,11 +258,19 @@ impl Drivers {
             warn!(%error, "BFD shutdown failed");
         }
         let Some(bgp) = self.bgp.take() else { return };
-        let plain: Vec<IpAddr> = self.graceful.iter().filter(|(_, gr)| !**gr).map(|(a, _)| *a).collect();
+        let plain: Vec<IpAddr> = self
+            .graceful
+            .iter()
+            .filter(|(_, gr)| !**gr)
+            .map(|(a, _)| *a)
+            .collect();
         if !plain.is_empty() {
             for addr in &plain {
                 if let Some(r) = routes.get(addr).filter(|r| !r.is_empty()) {
-                    let _ = bgp.set_routes(PeerSelector::Peer(*addr), route_set(r, Some(GRACEFUL_SHUTDOWN)));
+                    let _ = bgp.set_routes(
+                        PeerSelector::Peer(*addr),
+                        route_set(r, Some(GRACEFUL_SHUTDOWN)),
+                    );
                 }
             }
             tokio::time::sleep(gshut_wait).await;
@@ -236,7 +279,13 @@ impl Drivers {
             }
             tokio::time::sleep(gshut_wait).await;
             for addr in &plain {
-                if let Err(error) = bgp.remove_peer(*addr, CeaseReason::admin_shutdown("ferrolb speaker shutting down")).await {
+                if let Err(error) = bgp
+                    .remove_peer(
+                        *addr,
+                        CeaseReason::admin_shutdown("ferrolb speaker shutting down"),
+                    )
+                    .await
+                {
                     warn!(peer = %addr, %error, "failed to send Cease");
                 }
             }
@@ -252,8 +301,12 @@ mod tests {
 
     #[test]
     fn routes_carry_communities_and_graceful_shutdown_is_added_once() {
-        let mut a = RouteAttrs { local_pref: Some(100), ..Default::default() };
-        a.communities.insert(CommunityValue::Standard(GRACEFUL_SHUTDOWN));
+        let mut a = RouteAttrs {
+            local_pref: Some(100),
+            ..Default::default()
+        };
+        a.communities
+            .insert(CommunityValue::Standard(GRACEFUL_SHUTDOWN));
         a.communities.insert(CommunityValue::Large(1, 2, 3));
         let routes = BTreeMap::from([("203.0.113.1/32".parse().unwrap(), a)]);
         let set = route_set(&routes, Some(GRACEFUL_SHUTDOWN));
@@ -266,11 +319,27 @@ mod tests {
     #[test]
     fn local_address_and_router_id_come_from_usable_links() {
         let links = vec![
-            Link { name: "lo".into(), up: true, loopback: true, addrs: vec!["127.0.0.1/8".parse().unwrap()] },
-            Link { name: "eth0".into(), up: true, loopback: false, addrs: vec!["192.0.2.11/24".parse().unwrap()] },
+            Link {
+                name: "lo".into(),
+                up: true,
+                loopback: true,
+                addrs: vec!["127.0.0.1/8".parse().unwrap()],
+            },
+            Link {
+                name: "eth0".into(),
+                up: true,
+                loopback: false,
+                addrs: vec!["192.0.2.11/24".parse().unwrap()],
+            },
         ];
-        assert_eq!(local_address_for(&links, "192.0.2.1".parse().unwrap()), Some("192.0.2.11".parse().unwrap()));
-        assert_eq!(local_address_for(&links, "198.51.100.1".parse().unwrap()), None);
+        assert_eq!(
+            local_address_for(&links, "192.0.2.1".parse().unwrap()),
+            Some("192.0.2.11".parse().unwrap())
+        );
+        assert_eq!(
+            local_address_for(&links, "198.51.100.1".parse().unwrap()),
+            None
+        );
         let yaml = "apiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: p, namespace: ferrolb-system}\nspec: {myASN: 64513, dynamicASN: internal, peerAddress: 192.0.2.1, holdTime: 9s, connectTime: 1s, password: s3cret}\n";
         let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
         let p = ferrolb_crds::from_resources(&loaded.resources).config.peers["p"].clone();
