@@ -10,6 +10,7 @@ use clap::Parser;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::run::{MembersOptions, Options};
 use ferrolb_speaker::source::ClusterSource;
+use ferrolb_speaker::source::kubernetes::Kubernetes;
 use ferrolb_speaker::source::standalone::Standalone;
 use ferrolb_telemetry::{Health, LogFormat};
 use prometheus_client::registry::Registry;
@@ -36,6 +37,9 @@ struct Cli {
     /// File holding the shared membership key (any bytes, at least 16).
     #[arg(long, value_name = "FILE")]
     members_key_file: Option<PathBuf>,
+    /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode).
+    #[arg(long, default_value = "ferrolb-system")]
+    namespace: String,
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "0.0.0.0:7473")]
     metrics_addr: SocketAddr,
@@ -74,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let mut opts = Options::new(cli.node.clone());
+    opts.namespace = cli.namespace.clone();
     if let Some(bind) = cli.members_bind {
         let path = cli
             .members_key_file
@@ -94,9 +99,22 @@ async fn main() -> anyhow::Result<()> {
             cli.node,
             Duration::from_millis(250),
         )?),
-        (None, _) => anyhow::bail!(
-            "the Kubernetes mode of the speaker is not implemented yet: use --manifests DIR"
-        ),
+        (None, kubeconfig) => {
+            let config = match kubeconfig {
+                Some(path) => {
+                    let kc = kube::config::Kubeconfig::read_from(&path).with_context(|| {
+                        format!("failed to read the kubeconfig {}", path.display())
+                    })?;
+                    kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+                }
+                None => kube::Config::infer()
+                    .await
+                    .context("failed to find the in-cluster Kubernetes config")?,
+            };
+            let client =
+                kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+            Arc::new(Kubernetes::start(client, cli.node, cli.namespace.clone()))
+        }
     };
     let result = ferrolb_speaker::run::run(opts, source, metrics, health, stopped(stop_rx)).await;
     telemetry.abort();

@@ -1,6 +1,7 @@
 //! Where cluster state comes from and where the speaker's state goes: the standalone
 //! directory or the Kubernetes API, behind one trait.
 
+pub mod kubernetes;
 pub mod standalone;
 
 use std::collections::BTreeMap;
