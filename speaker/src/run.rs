@@ -83,6 +83,14 @@ pub async fn run(
     let (l2, mut l2_events_rx) =
         ferrolb_arp::L2Responder::start(opts.arp.clone()).map_err(Error::L2)?;
     let mut drivers = Drivers::new(l2.clone());
+    // The responder polls the interfaces on its own task: wait (bounded) for its first poll,
+    // so that the first decision and the BGP router ID see this node's links.
+    for _ in 0..40 {
+        if !l2.links().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let (membership, mut live_rx): (Option<MembershipHandle>, watch::Receiver<BTreeSet<String>>) =
         match &opts.members {
