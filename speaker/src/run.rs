@@ -226,16 +226,19 @@ pub async fn run(
     Ok(())
 }
 
+/// What a published state is compared by: status and annotations, without timestamps.
+type PublishedKey = (
+    Option<ferrolb_crds::v1alpha1::SpeakerStateStatus>,
+    Option<BTreeMap<String, String>>,
+);
+
 struct LoopState {
     config: Option<Config>,
     applied: Applied,
     ann: Announcements,
     links: Vec<Link>,
     /// Last published status and annotations (without timestamps).
-    published: Option<(
-        Option<ferrolb_crds::v1alpha1::SpeakerStateStatus>,
-        Option<BTreeMap<String, String>>,
-    )>,
+    published: Option<PublishedKey>,
 }
 
 impl LoopState {

@@ -195,10 +195,11 @@ impl Dir {
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(LINKS_ANNOTATION));
-            if let Some(Ok(links)) = digest.map(|d| parse_digest(d)) {
-                if !node.is_empty() && node != self.node {
-                    peer_links.insert(node, links);
-                }
+            if let Some(Ok(links)) = digest.map(|d| parse_digest(d))
+                && !node.is_empty()
+                && node != self.node
+            {
+                peer_links.insert(node, links);
             }
         }
         Snapshot {
