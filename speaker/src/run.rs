@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferrolb_crds::Config;
-use ferrolb_telemetry::Health;
+pub use ferrolb_telemetry::Health;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
