@@ -156,3 +156,105 @@ impl ClusterView {
         view
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> ferrolb_crds::ClusterResources {
+        let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        loaded.resources
+    }
+
+    const OBJECTS: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: shop, labels: {app: web}}
+spec: {type: LoadBalancer, externalTrafficPolicy: Local}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.200}, {ip: \"2001:db8::200\"}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other-class, namespace: shop}
+spec: {type: LoadBalancer, loadBalancerClass: example.com/lb}
+status: {loadBalancer: {ingress: [{ip: 192.0.2.201}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cluster-ip, namespace: shop}
+spec: {type: ClusterIP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pending, namespace: shop}
+spec: {type: LoadBalancer}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: local-a, namespace: shop, labels: {kubernetes.io/service-name: local}}
+addressType: IPv4
+endpoints:
+  - {addresses: [10.0.0.1], nodeName: n1}
+  - {addresses: [10.0.0.2], nodeName: n2, conditions: {ready: false}}
+  - {addresses: [10.0.0.3], nodeName: n3, conditions: {ready: true, terminating: true}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2, labels: {node.kubernetes.io/exclude-from-external-load-balancers: \"\"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n3}
+status: {conditions: [{type: NetworkUnavailable, status: \"True\"}]}
+";
+
+    #[test]
+    fn services_endpoints_and_nodes_become_the_view() {
+        let res = load(OBJECTS);
+        let view = ClusterView::build(&res.services, &res.endpoint_slices, &res.nodes, None);
+        assert_eq!(
+            view.services.len(),
+            1,
+            "other class, ClusterIP and pending are left out"
+        );
+        let s = &view.services[0];
+        assert_eq!(s.key, "shop/local");
+        assert!(s.local);
+        assert_eq!(
+            s.ips,
+            vec![
+                "192.0.2.200".parse::<IpAddr>().unwrap(),
+                "2001:db8::200".parse().unwrap()
+            ]
+        );
+        let e = &view.endpoints["shop/local"];
+        assert_eq!(
+            e.ready_nodes,
+            ["n1".to_string()].into(),
+            "unset ready = ready; not ready and terminating left out"
+        );
+        assert!(e.any_serving);
+        assert!(!view.nodes["n1"].excluded);
+        assert!(view.nodes["n2"].excluded, "exclusion label");
+        assert!(view.nodes["n3"].excluded, "NetworkUnavailable=True");
+
+        // Standalone: IPs come from the controller's status file, not the Service.
+        let ingress = BTreeMap::from([(
+            "shop/pending".to_string(),
+            vec!["192.0.2.205".parse().unwrap()],
+        )]);
+        let view = ClusterView::build(
+            &res.services,
+            &res.endpoint_slices,
+            &res.nodes,
+            Some(&ingress),
+        );
+        let keys: Vec<&str> = view.services.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["shop/pending"]);
+    }
+}

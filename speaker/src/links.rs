@@ -43,6 +43,14 @@ impl Link {
     }
 }
 
+/// fe80::/10 and 169.254/16: never a Service subnet.
+fn is_link_local(n: &IpNet) -> bool {
+    match n.addr() {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 fn is_host(n: &IpNet) -> bool {
     n.prefix_len() == n.max_prefix_len()
 }
@@ -60,7 +68,7 @@ pub fn digest(links: &[Link]) -> String {
         let mut nets: Vec<IpNet> = l
             .addrs
             .iter()
-            .filter(|n| !is_host(n))
+            .filter(|n| !is_host(n) && !is_link_local(n))
             .map(|n| n.trunc())
             .collect();
         nets.sort();
@@ -116,6 +124,7 @@ mod tests {
                     "192.0.2.11/24".parse().unwrap(),
                     "2001:db8:1::11/64".parse().unwrap(),
                     "192.0.2.200/32".parse().unwrap(),
+                    "fe80::1/64".parse().unwrap(),
                 ],
             },
             Link {

@@ -111,6 +111,7 @@ pub async fn run(
             None => {
                 let (tx, rx) = watch::channel(BTreeSet::from([me.clone()]));
                 std::mem::forget(tx); // keeps the channel open for the life of the process
+                metrics.members.set(1);
                 (None, rx)
             }
         };
