@@ -11,30 +11,32 @@ cd "$(dirname "$0")/../.."
 TRIALS=${TRIALS:-20}
 MEMBERS=${MEMBERS:-3}
 SOAK=${SOAK:-60}
+PROFILES=${PROFILES:-"fast memberlist-lan"}
 OUT=${OUT:-target/bench-membership}
 mkdir -p "$OUT"
 cargo build --release -p ferrolb-speaker --example member
 BIN=target/release/examples/member
-for profile in fast memberlist-lan; do
+for profile in $PROFILES; do
     echo "== $profile: $MEMBERS members, $TRIALS trials per mode" >&2
     python3 bench/membership/bench.py --binary "$BIN" --members "$MEMBERS" \
         --trials "$TRIALS" --profile "$profile" --soak "$SOAK" --json "$OUT/$profile-$MEMBERS.json" >/dev/null
 done
-python3 - "$OUT" "$MEMBERS" <<'PY'
+python3 - "$OUT" "$MEMBERS" $PROFILES <<'PY'
 import json, sys
-out, n = sys.argv[1], sys.argv[2]
-fast = json.load(open(f"{out}/fast-{n}.json"))
-lan = json.load(open(f"{out}/memberlist-lan-{n}.json"))
+out, n, profiles = sys.argv[1], sys.argv[2], sys.argv[3:]
+runs = [json.load(open(f"{out}/{p}-{n}.json")) for p in profiles]
 print(f"| profile | event | trials | p50 ms | p95 ms | p99 ms | max ms |")
 print(f"|---|---|---|---|---|---|---|")
-for r in (fast, lan):
+for r in runs:
     for mode, v in r["results"].items():
         s = v["all_observers"]
         print(f"| {r['profile']} | {mode} | {s['n']} | {s['p50']:.0f} | {s['p95']:.0f} "
               f"| {s['p99']:.0f} | {s['max']:.0f} |")
-for r in (fast, lan):
+for r in runs:
     print(f"\n{r['profile']}: false positives during trials {r['false_positives']}, "
           f"during a {r['soak_seconds']:.0f} s idle soak {r['soak_false_positives']}")
+fast = runs[0]
+lan = runs[1] if len(runs) > 1 else {"results": {}}
 for mode in fast["results"]:
     if mode in lan["results"]:
         a = fast["results"][mode]["all_observers"]["p50"]

@@ -25,7 +25,8 @@ enum Profile {
     /// ferrolb's defaults (`Tuning::default()`).
     Fast,
     /// hashicorp/memberlist DefaultLANConfig timers (probe 1 s, ack 500 ms, suspicion
-    /// 4 s, gossip 200 ms), as MetalLB uses them: a baseline run with the same code.
+    /// 4 s, gossip 200 ms) and a gossip-only leave, as MetalLB uses them: a baseline run
+    /// with the same SWIM code.
     MemberlistLan,
 }
 
@@ -73,7 +74,8 @@ async fn main() -> anyhow::Result<()> {
             gossip_fanout: 3,
             reannounce_period: Duration::from_secs(1),
             remove_down_after: Duration::from_secs(30),
-            leave_repeats: 1,
+            // memberlist's Leave gossips; no direct notice to every member.
+            leave_repeats: 0,
         },
     };
     let (handle, mut live) = Membership::start(MembershipConfig {

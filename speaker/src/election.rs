@@ -66,6 +66,12 @@ pub fn owner(candidates: &[NodeCandidate], key: IpAddr) -> Option<&str> {
         .map(|(c, _)| c.name.as_str())
 }
 
+/// The one owner of all IPs of a Service (or of Services sharing an IP): the election
+/// keyed on the first ingress IP, as MetalLB does. `None` without candidates or IPs.
+pub fn service_owner<'a>(candidates: &'a [NodeCandidate], ingress: &[IpAddr]) -> Option<&'a str> {
+    owner(candidates, *ingress.first()?)
+}
+
 /// All candidates in election order (the owner first, then who would take over if it
 /// went away), for status and diagnostics.
 pub fn ranking(candidates: &[NodeCandidate], key: IpAddr) -> Vec<&str> {
@@ -264,6 +270,23 @@ mod tests {
             .cloned()
             .collect();
         assert!(owners(&rest, &ks).iter().all(|o| o == "node-4"));
+    }
+
+    #[test]
+    fn dual_stack_service_has_one_owner_keyed_on_the_first_ip() {
+        let cands = nodes(10);
+        // Find a Service whose two IPs would land on different nodes if elected apart.
+        let svc = (0..1000u32)
+            .map(|i| {
+                let v4 = IpAddr::V4(Ipv4Addr::new(203, 0, 113, (i % 250) as u8));
+                let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i as u16));
+                [v4, v6]
+            })
+            .find(|[a, b]| owner(&cands, *a) != owner(&cands, *b))
+            .expect("some pair splits");
+        assert_eq!(service_owner(&cands, &svc), owner(&cands, svc[0]));
+        assert_ne!(service_owner(&cands, &svc), owner(&cands, svc[1]));
+        assert_eq!(service_owner(&cands, &[]), None);
     }
 
     proptest! {

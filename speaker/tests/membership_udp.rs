@@ -62,7 +62,7 @@ async fn join_by_seed_and_set_seeds_then_leave_and_crash() {
     wait_for(&mut a_rx, set(&["a"])).await;
     let m = a.metrics();
     assert_eq!(m.members, 1);
-    assert_eq!(m.member_down, 2);
+    assert!(m.member_down >= 2, "{m:?}");
     assert_eq!(m.auth_failures, 0);
 }
 
@@ -101,4 +101,23 @@ async fn bad_configs_are_refused_with_the_field_named() {
         Membership::start(slow).await,
         Err(MembershipError::Tuning(_))
     ));
+}
+
+#[tokio::test]
+async fn members_meet_over_ipv6() {
+    let v6 = |name: &str, seeds| MembershipConfig {
+        bind: "[::1]:0".parse().unwrap(),
+        ..config(name, seeds)
+    };
+    let Ok((a, mut a_rx)) = Membership::start(v6("a", vec![])).await else {
+        eprintln!("skipping members_meet_over_ipv6: no IPv6 loopback on this host");
+        return;
+    };
+    let (b, mut b_rx) = Membership::start(v6("b", vec![a.local_addr()]))
+        .await
+        .expect("start b");
+    wait_for(&mut a_rx, set(&["a", "b"])).await;
+    wait_for(&mut b_rx, set(&["a", "b"])).await;
+    b.leave().await.expect("leave");
+    wait_for(&mut a_rx, set(&["a"])).await;
 }

@@ -116,6 +116,8 @@ impl Member {
                         }
                         changed = watch.changed() => {
                             if changed.is_err() { return Ok(()); }
+                            // The core counts before it publishes: metrics first.
+                            *metrics2.lock().unwrap() = handle.metrics();
                             *live2.lock().unwrap() = watch.borrow().clone();
                         }
                         _ = tick.tick() => *metrics2.lock().unwrap() = handle.metrics(),

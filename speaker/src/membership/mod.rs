@@ -93,7 +93,8 @@ pub struct Tuning {
     pub reannounce_period: Duration,
     /// Forget a down identity after this long.
     pub remove_down_after: Duration,
-    /// Copies of the leave notice sent to each member.
+    /// Copies of the leave notice sent directly to each member and seed on leave. 0 sends
+    /// none: the leave then spreads only by SWIM gossip (memberlist's behaviour).
     pub leave_repeats: u8,
 }
 

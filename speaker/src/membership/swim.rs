@@ -221,8 +221,8 @@ impl Core {
     }
 
     /// Leaves gracefully: a leave notice straight to every live member and every seed
-    /// (each sent `leave_repeats` times against loss), plus SWIM's own leave gossip. After
-    /// this the core ignores every input.
+    /// (each sent `leave_repeats` times against loss; 0 sends none), plus SWIM's own leave
+    /// gossip. After this the core ignores every input.
     pub fn leave(&mut self) -> Vec<Output> {
         if self.left {
             return Vec::new();
@@ -237,7 +237,7 @@ impl Core {
                 targets.remove(&me.addr);
                 let data = self.rt.key.seal(Kind::Leave, &notice);
                 for to in targets {
-                    for _ in 0..self.tuning.leave_repeats.max(1) {
+                    for _ in 0..self.tuning.leave_repeats {
                         self.rt.out.push(Output::Send {
                             to,
                             data: data.clone(),

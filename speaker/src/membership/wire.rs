@@ -94,6 +94,17 @@ impl Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes are never taken for an authenticated datagram, and never panic.
+        #[test]
+        fn random_bytes_are_unauthenticated(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(Key::new(&[3; 32]).open(&data), Err(OpenError::Unauthenticated));
+        }
+    }
 
     #[test]
     fn sealed_datagram_matches_an_independent_hmac() {

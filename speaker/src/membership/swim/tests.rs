@@ -39,6 +39,7 @@ struct Sim {
     nodes: BTreeMap<SocketAddr, Node>,
     /// Nodes cut off from everyone (both directions).
     isolated: HashSet<SocketAddr>,
+    tuning: Tuning,
 }
 
 impl Sim {
@@ -50,6 +51,7 @@ impl Sim {
             events: HashMap::new(),
             nodes: BTreeMap::new(),
             isolated: HashSet::new(),
+            tuning: Tuning::default(),
         }
     }
 
@@ -65,7 +67,7 @@ impl Sim {
             id,
             key,
             seeds.iter().map(|s| addr(*s)).collect(),
-            Tuning::default(),
+            self.tuning.clone(),
             u64::from(i) * 7919 + bump,
             metrics.clone(),
         )
@@ -166,7 +168,12 @@ fn names(ids: &[u8]) -> BTreeSet<String> {
 
 /// Three members, each seeded with the first one only.
 fn three() -> Sim {
+    three_with(Tuning::default())
+}
+
+fn three_with(tuning: Tuning) -> Sim {
     let mut sim = Sim::new();
+    sim.tuning = tuning;
     sim.add(1, KEY, &[1], 100);
     sim.add(2, KEY, &[1], 100);
     sim.add(3, KEY, &[1], 100);
@@ -246,6 +253,26 @@ fn graceful_leave_reaches_every_member_directly() {
     // A left member stays gone (no probe of it can revive it).
     sim.run_for(Duration::from_secs(10));
     assert_eq!(sim.live(1), names(&[1, 2]));
+}
+
+#[test]
+fn leave_without_direct_notice_still_spreads_by_gossip() {
+    let mut sim = three_with(Tuning {
+        leave_repeats: 0,
+        ..Tuning::default()
+    });
+    let t0 = sim.now;
+    sim.leave(3);
+    sim.run_for(Duration::from_secs(2));
+    for i in 1..=2 {
+        assert_eq!(sim.live(i), names(&[1, 2]), "node-{i}");
+        assert_eq!(
+            sim.metrics(i).leaves_received,
+            0,
+            "no direct notice was sent"
+        );
+        assert!(sim.dropped_at(i, "node-3", t0).is_some());
+    }
 }
 
 #[test]
@@ -333,4 +360,30 @@ fn bad_tuning_is_rejected() {
         ..Tuning::default()
     };
     assert!(matches!(foca_config(&t), Err(MembershipError::Tuning(_))));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Authenticated garbage (a member with the key but a broken encoder) reaches foca's
+    /// decoder: it must be counted and dropped, never panic, never change the live set.
+    #[test]
+    fn authenticated_garbage_never_panics(
+        kind in proptest::prelude::prop_oneof![
+            proptest::prelude::Just(Kind::Swim),
+            proptest::prelude::Just(Kind::Leave)
+        ],
+        payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+    ) {
+        let metrics = Arc::new(Metrics::default());
+        let id = NodeId { name: "node-1".into(), addr: addr(1), bump: 1 };
+        let mut core = Core::new(id, KEY, vec![], Tuning::default(), 1, metrics.clone()).unwrap();
+        let _ = core.start();
+        let _ = core.handle_datagram(addr(2), &Key::new(KEY).seal(kind, &payload));
+        let m = metrics.snapshot();
+        proptest::prop_assert_eq!(m.auth_failures, 0);
+        // Either rejected as malformed, or a well-formed message from a new member (the
+        // payload happened to decode); never a crash.
+        proptest::prop_assert!(core.live().contains("node-1"));
+    }
 }
