@@ -1,6 +1,43 @@
 //! ferrolb API types (group `ferrolb.io`, version `v1alpha1`) and validated config.
+//!
+//! ```
+//! use ferrolb_crds::config::Family;
+//! use ferrolb_crds::{Config, ServiceRequest};
+//!
+//! let yaml = r#"
+//! apiVersion: ferrolb.io/v1alpha1
+//! kind: IPAddressPool
+//! metadata: {name: prod, namespace: ferrolb-system}
+//! spec: {addresses: ["192.0.2.0/28", "2001:db8::/120"]}
+//! ---
+//! apiVersion: ferrolb.io/v1alpha1
+//! kind: BGPAdvertisement
+//! metadata: {name: all, namespace: ferrolb-system}
+//! spec: {communities: [no-export]}
+//! ---
+//! apiVersion: v1
+//! kind: Service
+//! metadata: {name: web, namespace: shop, annotations: {metallb.io/address-pool: prod}}
+//! spec: {type: LoadBalancer, ports: [{port: 80}]}
+//! "#;
+//! let loaded = ferrolb_crds::yaml::load_str("inline.yaml", yaml);
+//! assert!(loaded.errors.is_empty());
+//!
+//! let outcome = Config::build(&loaded.resources, None);
+//! assert!(outcome.is_valid());
+//! let pool = &outcome.config.pools["prod"];
+//! assert_eq!(pool.intervals(Family::V4), vec![(0xC000_0200, 0xC000_020F)]);
+//! let ad = &outcome.config.bgp_advertisements["all"];
+//! assert!(ad.pools.contains("prod"));
+//! assert_eq!(ad.prefix_for("192.0.2.3".parse().unwrap()).to_string(), "192.0.2.3/32");
+//!
+//! let req = ServiceRequest::from_service(&loaded.resources.services[0]).unwrap();
+//! assert_eq!(req.pool.as_deref(), Some("prod"));
+//! assert!(req.is_ours(false));
+//! ```
 
 pub mod config;
+pub mod convert;
 mod error;
 pub mod resources;
 pub mod service;

@@ -109,6 +109,8 @@ pub struct ServiceRequest {
     pub selector: Labels,
     /// Addresses currently in `status.loadBalancer.ingress`.
     pub ingress_ips: Vec<IpAddr>,
+    /// The `ip-allocated-from-pool` annotation the controller wrote earlier (any spelling).
+    pub allocated_from_pool: Option<String>,
     /// MetalLB spellings found (`metallb.io/address-pool`, ...), for a deprecation Event.
     pub alias_annotations: Vec<String>,
 }
@@ -147,6 +149,12 @@ impl ServiceRequest {
         )
         .map(|(_, v)| v.trim().to_string())
         .filter(|v| !v.is_empty());
+        // Written by a controller (ours or MetalLB's), so read leniently: first spelling wins.
+        let allocated_from_pool = std::iter::once("ferrolb.io/")
+            .chain(ALIAS_PREFIXES)
+            .find_map(|p| annotations.get(&format!("{p}ip-allocated-from-pool")))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
         if pool.as_deref() == Some("") {
             errors.push(me.error(
                 format!("metadata.annotations[{ANNOTATION_ADDRESS_POOL}]"),
@@ -323,6 +331,7 @@ impl ServiceRequest {
             ports,
             selector: spec.selector.clone().unwrap_or_default(),
             ingress_ips,
+            allocated_from_pool,
             alias_annotations,
         })
     }

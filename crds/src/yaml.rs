@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::Error;
 use crate::resources::ClusterResources;
@@ -23,6 +24,32 @@ pub struct Loaded {
     pub ignored: Vec<IgnoredDocument>,
     /// Documents that failed to decode.
     pub errors: Vec<Error>,
+    /// Fields the typed structs do not know (typos such as `autoAsign`, or MetalLB-only fields
+    /// such as `vrf`); the document loaded without them.
+    pub unknown_fields: Vec<UnknownField>,
+}
+
+/// A field of a loaded document that ferrolb does not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownField {
+    /// File name.
+    pub file: String,
+    /// 1-based line of the document start.
+    pub line: u64,
+    /// `kind "name"` of the document.
+    pub object: String,
+    /// Path of the field, e.g. `spec.autoAsign`.
+    pub path: String,
+}
+
+impl std::fmt::Display for UnknownField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: unknown field {} (ignored)",
+            self.file, self.line, self.object, self.path
+        )
+    }
 }
 
 /// A document that was skipped because ferrolb does not read its kind.
@@ -50,10 +77,20 @@ struct Header {
 }
 
 #[derive(Deserialize)]
+struct ListItems {
+    #[serde(default)]
+    items: Vec<Value>,
+}
+
+#[derive(Deserialize)]
 struct HeaderMeta {
     #[serde(default)]
     name: Option<String>,
 }
+
+/// MetalLB API versions whose kinds are read as ferrolb's (same kinds and field names); fields
+/// ferrolb lacks (`vrf`, `interface`, `disableMP`) are reported in [`Loaded::unknown_fields`].
+pub const METALLB_API_VERSIONS: [&str; 2] = ["metallb.io/v1beta1", "metallb.io/v1beta2"];
 
 /// One document of a stream: its text and the 1-based line it starts on.
 pub struct Document<'a> {
@@ -117,6 +154,7 @@ pub fn load_dir(dir: &Path) -> Loaded {
                 out.resources.extend(loaded.resources);
                 out.ignored.extend(loaded.ignored);
                 out.errors.extend(loaded.errors);
+                out.unknown_fields.extend(loaded.unknown_fields);
             }
             Err(source) => out.errors.push(Error::Io { path, source }),
         }
@@ -141,17 +179,33 @@ pub fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Erro
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(
+fn decode<T: DeserializeOwned + Serialize>(
     file: &str,
     doc: &Document<'_>,
     what: &str,
-    errors: &mut Vec<Error>,
+    out: &mut Loaded,
 ) -> Option<T> {
     match serde_saphyr::from_str::<T>(doc.text) {
-        Ok(v) => Some(v),
+        Ok(v) => {
+            if let (Ok(input), Ok(typed)) = (
+                serde_saphyr::from_str::<Value>(doc.text),
+                serde_json::to_value(&v),
+            ) {
+                let mut paths = Vec::new();
+                unknown_paths(&input, &typed, "", &mut paths);
+                out.unknown_fields
+                    .extend(paths.into_iter().map(|path| UnknownField {
+                        file: file.to_string(),
+                        line: doc.line,
+                        object: what.to_string(),
+                        path,
+                    }));
+            }
+            Some(v)
+        }
         Err(source) => {
             let rel = source.location().map(|l| l.line()).unwrap_or(1).max(1);
-            errors.push(Error::Yaml {
+            out.errors.push(Error::Yaml {
                 file: file.to_string(),
                 line: doc.line + rel - 1,
                 what: what.to_string(),
@@ -163,9 +217,53 @@ fn decode<T: DeserializeOwned>(
     }
 }
 
+/// Keys of `input` that the typed value dropped (ignoring null and empty values, which typed
+/// structs legitimately omit).
+fn unknown_paths(input: &Value, typed: &Value, prefix: &str, out: &mut Vec<String>) {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    };
+    match (input, typed) {
+        (Value::Object(i), Value::Object(t)) => {
+            for (k, v) in i {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match t.get(k) {
+                    Some(tv) => unknown_paths(v, tv, &path, out),
+                    None if empty(v) => {}
+                    None => out.push(path),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(t)) if i.len() == t.len() => {
+            for (n, (iv, tv)) in i.iter().zip(t).enumerate() {
+                unknown_paths(iv, tv, &format!("{prefix}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn load_document(file: &str, doc: &Document<'_>, out: &mut Loaded) {
-    let Some(header) = decode::<Header>(file, doc, "YAML document", &mut out.errors) else {
-        return;
+    let header = match serde_saphyr::from_str::<Header>(doc.text) {
+        Ok(h) => h,
+        Err(source) => {
+            let rel = source.location().map(|l| l.line()).unwrap_or(1).max(1);
+            out.errors.push(Error::Yaml {
+                file: file.to_string(),
+                line: doc.line + rel - 1,
+                what: "YAML document".to_string(),
+                message: source.to_string(),
+                source: Box::new(source),
+            });
+            return;
+        }
     };
     let (Some(api_version), Some(kind)) = (header.api_version, header.kind) else {
         out.errors.push(Error::Object {
@@ -177,25 +275,82 @@ fn load_document(file: &str, doc: &Document<'_>, out: &mut Loaded) {
     };
     let name = header.metadata.and_then(|m| m.name).unwrap_or_default();
     let what = format!("{kind} {name:?}");
-    let errs = &mut out.errors;
-    let r = &mut out.resources;
-    match (api_version.as_str(), kind.as_str()) {
-        (API_VERSION, "IPAddressPool") => r.pools.extend(decode(file, doc, &what, errs)),
-        (API_VERSION, "L2Advertisement") => {
-            r.l2_advertisements.extend(decode(file, doc, &what, errs))
+    let ours = api_version == API_VERSION || METALLB_API_VERSIONS.contains(&api_version.as_str());
+    match (ours, api_version.as_str(), kind.as_str()) {
+        (true, _, "IPAddressPool") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.pools.extend(v);
         }
-        (API_VERSION, "BGPAdvertisement") => {
-            r.bgp_advertisements.extend(decode(file, doc, &what, errs))
+        (true, _, "L2Advertisement") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.l2_advertisements.extend(v);
         }
-        (API_VERSION, "BGPPeer") => r.bgp_peers.extend(decode(file, doc, &what, errs)),
-        (API_VERSION, "Community") => r.communities.extend(decode(file, doc, &what, errs)),
-        (API_VERSION, "BFDProfile") => r.bfd_profiles.extend(decode(file, doc, &what, errs)),
-        ("v1", "Service") => r.services.extend(decode(file, doc, &what, errs)),
-        ("v1", "Node") => r.nodes.extend(decode(file, doc, &what, errs)),
-        ("v1", "Namespace") => r.namespaces.extend(decode(file, doc, &what, errs)),
-        ("v1", "Secret") => r.secrets.extend(decode(file, doc, &what, errs)),
-        ("discovery.k8s.io/v1", "EndpointSlice") => {
-            r.endpoint_slices.extend(decode(file, doc, &what, errs))
+        (true, _, "BGPAdvertisement") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.bgp_advertisements.extend(v);
+        }
+        (true, _, "BGPPeer") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.bgp_peers.extend(v);
+        }
+        (true, _, "Community") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.communities.extend(v);
+        }
+        (true, _, "BFDProfile") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.bfd_profiles.extend(v);
+        }
+        (_, "v1", "Service") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.services.extend(v);
+        }
+        (_, "v1", "Node") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.nodes.extend(v);
+        }
+        (_, "v1", "Namespace") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.namespaces.extend(v);
+        }
+        (_, "v1", "Secret") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.secrets.extend(v);
+        }
+        (_, "discovery.k8s.io/v1", "EndpointSlice") => {
+            let v = decode(file, doc, &what, out);
+            out.resources.endpoint_slices.extend(v);
+        }
+        (_, "v1", "List") => {
+            // `kubectl get ... -o yaml` output: load each item as its own document.
+            match serde_saphyr::from_str::<ListItems>(doc.text) {
+                Ok(list) => {
+                    for item in list.items {
+                        match serde_saphyr::to_string(&item) {
+                            Ok(text) => load_document(
+                                file,
+                                &Document {
+                                    text: &text,
+                                    line: doc.line,
+                                },
+                                out,
+                            ),
+                            Err(e) => out.errors.push(Error::Object {
+                                file: file.to_string(),
+                                line: doc.line,
+                                message: format!("failed to re-encode a List item: {e}"),
+                            }),
+                        }
+                    }
+                }
+                Err(source) => out.errors.push(Error::Yaml {
+                    file: file.to_string(),
+                    line: doc.line,
+                    what: "List".to_string(),
+                    message: source.to_string(),
+                    source: Box::new(source),
+                }),
+            }
         }
         _ => out.ignored.push(IgnoredDocument {
             file: file.to_string(),
@@ -273,5 +428,56 @@ spec:
             &loaded.errors[..],
             [Error::Object { line: 2, .. }]
         ));
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_and_the_document_still_loads() {
+        let text = "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: p, namespace: ferrolb-system}\nspec:\n  addresses: [192.0.2.0/28]\n  autoAsign: false\n  interfaces: []\n  serviceAllocation: {priority: 1, bogus: x}\n";
+        let loaded = load_str("p.yaml", text);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert_eq!(loaded.resources.pools.len(), 1);
+        let paths: Vec<&str> = loaded
+            .unknown_fields
+            .iter()
+            .map(|u| u.path.as_str())
+            .collect();
+        assert_eq!(paths, ["spec.autoAsign", "spec.serviceAllocation.bogus"]);
+        assert_eq!(
+            loaded.unknown_fields[0].to_string(),
+            "p.yaml:1: IPAddressPool \"p\": unknown field spec.autoAsign (ignored)"
+        );
+    }
+
+    #[test]
+    fn metallb_documents_load_as_ferrolb_kinds() {
+        let text = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor, namespace: metallb-system}\nspec:\n  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/28]}\n";
+        let loaded = load_str("m.yaml", text);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert_eq!(
+            (
+                loaded.resources.bgp_peers.len(),
+                loaded.resources.pools.len()
+            ),
+            (1, 1)
+        );
+        assert_eq!(loaded.unknown_fields.len(), 1);
+        assert_eq!(loaded.unknown_fields[0].path, "spec.vrf");
+        // Core kinds round-trip without false positives.
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d, annotations: {a: b}}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80, targetPort: http, protocol: TCP}]\n  selector: {app: x}\n";
+        let loaded = load_str("s.yaml", svc);
+        assert!(
+            loaded.unknown_fields.is_empty(),
+            "{:?}",
+            loaded.unknown_fields
+        );
+    }
+
+    #[test]
+    fn lists_from_kubectl_are_unpacked() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: metallb.io/v1beta1\n  kind: IPAddressPool\n  metadata: {name: a, namespace: metallb-system}\n  spec: {addresses: [192.0.2.0/28]}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s, namespace: d}\n  spec: {type: LoadBalancer}\nmetadata: {resourceVersion: \"\"}\n";
+        let loaded = load_str("l.yaml", text);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert_eq!(loaded.resources.pools.len(), 1);
+        assert_eq!(loaded.resources.services.len(), 1);
     }
 }

@@ -110,3 +110,46 @@ fn pool_address_rule() {
         );
     }
 }
+
+#[test]
+fn bgp_advertisement_service_selectors_need_default_aggregation() {
+    use ferrolb_crds::v1alpha1::BGPAdvertisement;
+    let ad = |spec: &str| -> BGPAdvertisement {
+        let yaml = format!(
+            "apiVersion: ferrolb.io/v1alpha1\nkind: BGPAdvertisement\nmetadata: {{name: a, namespace: ferrolb-system}}\nspec:\n{spec}"
+        );
+        serde_saphyr::from_str(&yaml).expect("fixture parses")
+    };
+    let with_selectors = "  serviceSelectors: [{matchLabels: {app: web}}]\n";
+    assert!(kube_core::cel::validate_cel(&ad(with_selectors)).is_ok());
+    assert!(kube_core::cel::validate_cel(&ad("  aggregationLength: 24\n")).is_ok());
+    let bad = ad(&format!("{with_selectors}  aggregationLength: 24\n"));
+    let err = kube_core::cel::validate_cel(&bad).expect_err("CEL accepted selectors + aggregation");
+    assert!(format!("{err:?}").contains("serviceSelectors cannot be combined"));
+}
+
+/// The API server would reject an example that breaks a CEL rule: check them all.
+#[test]
+fn every_example_passes_the_cel_rules() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let loaded = ferrolb_crds::yaml::load_dir(&dir);
+    let r = &loaded.resources;
+    assert!(
+        r.custom_resource_count() >= 15,
+        "examples not found in {}",
+        dir.display()
+    );
+    fn check<T: kube_core::CustomResourceExt + serde::Serialize>(objs: &[T]) {
+        for o in objs {
+            if let Err(e) = kube_core::cel::validate_cel(o) {
+                panic!("{}: {e:?}", serde_json::to_string(o).unwrap_or_default());
+            }
+        }
+    }
+    check(&r.pools);
+    check(&r.l2_advertisements);
+    check(&r.bgp_advertisements);
+    check(&r.bgp_peers);
+    check(&r.communities);
+    check(&r.bfd_profiles);
+}

@@ -445,3 +445,57 @@ fn community_bad_value() {
         "large:GLOBAL:LOCAL1:LOCAL2",
     );
 }
+
+#[test]
+fn bgp_local_pref_conflict_on_same_pool_peers_and_nodes() {
+    let yaml = pools()
+        + &obj(
+            "BGPAdvertisement",
+            "a",
+            "  ipAddressPools: [v4]\n  localPref: 100\n",
+        )
+        + &obj(
+            "BGPAdvertisement",
+            "b",
+            "  ipAddressPools: [v4]\n  localPref: 200\n",
+        );
+    let out = build(&yaml);
+    one_error(
+        &out,
+        Kind::BGPAdvertisement,
+        "b",
+        "spec.localPref",
+        Some("200"),
+        "BGPAdvertisement a announces IPAddressPool v4 with localPref 100",
+    );
+    assert!(out.config.bgp_advertisements.contains_key("a"));
+}
+
+#[test]
+fn bgp_local_pref_differs_with_disjoint_peers_is_fine() {
+    let yaml = pools()
+        + &peer(
+            "p1",
+            "  myASN: 64512\n  peerASN: 64512\n  peerAddress: 192.0.2.251\n",
+        )
+        + &peer(
+            "p2",
+            "  myASN: 64512\n  peerASN: 64512\n  peerAddress: 192.0.2.252\n",
+        )
+        + &obj(
+            "BGPAdvertisement",
+            "a",
+            "  ipAddressPools: [v4]\n  localPref: 100\n  peers: [p1]\n",
+        )
+        + &obj(
+            "BGPAdvertisement",
+            "b",
+            "  ipAddressPools: [v4]\n  localPref: 200\n  peers: [p2]\n",
+        )
+        + &obj(
+            "BGPAdvertisement",
+            "c",
+            "  ipAddressPools: [v4]\n  localPref: 300\n  aggregationLength: 26\n",
+        );
+    no_errors(&build(&yaml));
+}

@@ -43,6 +43,12 @@ fn timers_from_duration_strings() {
         only_keepalive.config.peers["tor"].hold_time,
         Duration::from_secs(60)
     );
+    let odd = build(&peer("tor", &format!("{BASE}  holdTime: 4s\n")));
+    no_errors(&odd);
+    assert_eq!(
+        odd.config.peers["tor"].keepalive_time,
+        Duration::from_secs(1)
+    );
     let zero = build(&peer("tor", &format!("{BASE}  holdTime: 0s\n")));
     no_errors(&zero);
     assert_eq!(zero.config.peers["tor"].keepalive_time, Duration::ZERO);

@@ -73,6 +73,7 @@ fn metallb_spellings_are_aliases() {
         ]
     );
     assert_eq!(r.class, LbClass::Unset);
+    assert_eq!(r.allocated_from_pool, None);
     assert!(r.is_ours(false) && !r.is_ours(true));
     assert_eq!(r.backend_key(), "", "Cluster policy");
 }
@@ -157,4 +158,12 @@ fn other_class_and_other_types_are_not_ours() {
     let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: c, namespace: d}\nspec: {type: ClusterIP}\n";
     let r = ServiceRequest::from_service(&res(yaml).services[0]).unwrap();
     assert!(!r.is_ours(false));
+}
+
+#[test]
+fn allocated_pool_and_ingress_are_read_back() {
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: d\n  annotations: {metallb.io/ip-allocated-from-pool: old}\nspec: {type: LoadBalancer}\nstatus:\n  loadBalancer:\n    ingress: [{ip: 192.0.2.9}, {hostname: x.example}, {ip: \"2001:db8::9\"}]\n";
+    let r = ServiceRequest::from_service(&res(yaml).services[0]).unwrap();
+    assert_eq!(r.allocated_from_pool.as_deref(), Some("old"));
+    assert_eq!(r.ingress_ips, ips(&["192.0.2.9", "2001:db8::9"]));
 }

@@ -70,11 +70,9 @@ impl BgpAdv {
         self.service_selectors.matches(labels)
     }
 
-    pub(super) fn restricted_to(
-        &self,
-        pools: &BTreeMap<String, Pool>,
-        _peers: &BTreeMap<String, Peer>,
-    ) -> Self {
+    /// This version with its pools re-resolved against `pools` (used when the previous
+    /// version is kept). Its `peers` stay as written: a peer that is gone matches nothing.
+    pub(super) fn restricted_to(&self, pools: &BTreeMap<String, Pool>) -> Self {
         BgpAdv {
             pools: self.pool_refs.resolve(pools),
             ..self.clone()
@@ -210,4 +208,61 @@ pub(super) fn validate(
         node_selectors,
         service_selectors,
     })
+}
+
+/// MetalLB's LOCAL_PREF rule: two advertisements of the same pool with different `localPref`
+/// would announce the same prefix to the same peer from the same node with two values, unless
+/// they differ in aggregation length, their peers are disjoint, or their nodes are disjoint.
+/// Advertisements with `serviceSelectors` are exempt (the speaker checks them per Service).
+pub(super) fn check_local_pref(
+    ad: BgpAdv,
+    accepted: &BTreeMap<String, BgpAdv>,
+    nodes: &BTreeMap<String, Labels>,
+) -> Result<BgpAdv, Vec<ConfigError>> {
+    if !ad.service_selectors.is_empty() {
+        return Ok(ad);
+    }
+    for other in accepted.values() {
+        if !other.service_selectors.is_empty()
+            || other.local_pref == ad.local_pref
+            || other.pools.is_disjoint(&ad.pools)
+            || other.aggregation_length != ad.aggregation_length
+            || other.aggregation_length_v6 != ad.aggregation_length_v6
+        {
+            continue;
+        }
+        let peers_disjoint =
+            !ad.peers.is_empty() && !other.peers.is_empty() && ad.peers.is_disjoint(&other.peers);
+        let nodes_disjoint = !ad.node_selectors.is_everything()
+            && !other.node_selectors.is_everything()
+            && !nodes
+                .values()
+                .any(|l| ad.node_selectors.matches(l) && other.node_selectors.matches(l));
+        if peers_disjoint || nodes_disjoint {
+            continue;
+        }
+        let pool = ad
+            .pools
+            .intersection(&other.pools)
+            .next()
+            .cloned()
+            .unwrap_or_default();
+        let me = ObjectRef {
+            kind: Kind::BGPAdvertisement,
+            namespace: ad.namespace.clone(),
+            name: ad.name.clone(),
+        };
+        let show = |v: Option<u32>| v.map_or_else(|| "unset".to_string(), |v| v.to_string());
+        return Err(vec![me.error(
+            "spec.localPref",
+            Some(&show(ad.local_pref)),
+            format!(
+                "BGPAdvertisement {} announces IPAddressPool {pool} with localPref {} to the same \
+                 peers from the same nodes; use different aggregation lengths, peers or nodes",
+                other.name,
+                show(other.local_pref)
+            ),
+        )]);
+    }
+    Ok(ad)
 }

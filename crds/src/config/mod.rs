@@ -132,12 +132,14 @@ impl Config {
         }
 
         // Community aliases; an alias defined twice is an error on the later object.
-        for obj in unique(
+        let mut community_objs = unique(
             Kind::Community,
             &res.communities,
             |o| &o.metadata,
             &mut errors,
-        ) {
+        );
+        community_objs.sort_by_key(|o| creation_key(&o.metadata));
+        for obj in community_objs {
             let name = obj.metadata.name.clone().unwrap_or_default();
             let result = community_set::validate(obj, &config.communities);
             if let Some(v) = settle(result, prev.communities.get(&name), &mut errors) {
@@ -176,19 +178,23 @@ impl Config {
         }
 
         // Advertisements (after pools, peers and communities, which they refer to).
-        let objs = unique(
+        let mut objs = unique(
             Kind::BGPAdvertisement,
             &res.bgp_advertisements,
             |o| &o.metadata,
             &mut errors,
         );
+        objs.sort_by_key(|o| creation_key(&o.metadata));
         for obj in objs {
             let name = obj.metadata.name.clone().unwrap_or_default();
-            let result = bgp_advertisement::validate(obj, &config.pools, &config.peers, &aliases);
+            let result = bgp_advertisement::validate(obj, &config.pools, &config.peers, &aliases)
+                .and_then(|ad| {
+                    bgp_advertisement::check_local_pref(ad, &config.bgp_advertisements, &nodes)
+                });
             let previous = prev
                 .bgp_advertisements
                 .get(&name)
-                .map(|p| p.restricted_to(&config.pools, &config.peers));
+                .map(|p| p.restricted_to(&config.pools));
             if let Some(v) = settle(result, previous.as_ref(), &mut errors) {
                 config.bgp_advertisements.insert(name, v);
             }

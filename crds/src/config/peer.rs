@@ -76,7 +76,7 @@ impl Peer {
         self.local_asn.unwrap_or(self.my_asn)
     }
 
-    /// Whether the session is iBGP; `None` with `dynamicASN: ...` is resolved by the mode.
+    /// Whether the session is iBGP (for `dynamicASN`, by its mode).
     pub fn is_ibgp(&self) -> bool {
         match self.peer_asn {
             PeerAsn::Fixed(asn) => asn == self.local_as(),
@@ -226,7 +226,9 @@ pub(super) fn validate(
     let keepalive = duration_field(&me, "keepaliveTime", &s.keepalive_time, &mut errors);
     let (hold_time, keepalive_time) = match (hold, keepalive) {
         (Some(h), Some(k)) => (h, k),
-        (Some(h), None) => (h, h / 3),
+        // Whole seconds, at least 1s (hold 4s -> keepalive 1s), as BGP speakers do.
+        (Some(h), None) if h.is_zero() => (h, Duration::ZERO),
+        (Some(h), None) => (h, Duration::from_secs((h.as_secs() / 3).max(1))),
         (None, Some(k)) => (k * 3, k),
         (None, None) => (DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3),
     };

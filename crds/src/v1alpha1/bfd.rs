@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
     plural = "bfdprofiles",
     namespaced,
     status = "BFDProfileStatus",
-    shortname = "bfdprofile",
+    shortname = "lbbfd",
     category = "ferrolb",
     crates(kube_core = "::kube_core"),
     printcolumn = r#"{"name":"Passive","type":"boolean","jsonPath":".spec.passiveMode"}"#,

@@ -23,6 +23,10 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))",
+    "message": "serviceSelectors cannot be combined with an aggregation length other than 32/128"
+}]))]
 pub struct BGPAdvertisementSpec {
     /// Prefix length announced for IPv4 addresses (default 32). Shorter lengths aggregate, and
     /// may not be shorter than any CIDR of the pool.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
     plural = "bgppeers",
     namespaced,
     status = "BGPPeerStatus",
-    shortname = "bgppeer",
+    shortname = "lbpeer",
     category = "ferrolb",
     crates(kube_core = "::kube_core"),
     printcolumn = r#"{"name":"Address","type":"string","jsonPath":".spec.peerAddress"}"#,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
     plural = "communities",
     namespaced,
     status = "CommunityStatus",
-    shortname = "community",
+    shortname = "lbcommunity",
     category = "ferrolb",
     crates(kube_core = "::kube_core"),
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -31,6 +31,9 @@ pub struct CommunityAlias {
     /// Alias name, e.g. `no-export-to-transit`.
     pub name: String,
     /// `65000:100` or `large:1:2:3`.
+    #[schemars(regex(
+        pattern = r"^([0-9]{1,5}:[0-9]{1,5}|large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10})$"
+    ))]
     pub value: String,
 }
 

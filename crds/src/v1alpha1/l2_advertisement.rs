@@ -35,6 +35,7 @@ pub struct L2AdvertisementSpec {
     pub node_selectors: Vec<LabelSelector>,
     /// Interfaces to answer and send gratuitous packets on; empty: every interface.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 15)))]
     pub interfaces: Vec<String>,
     /// Services (by their labels) this advertisement applies to; empty: every Service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -23,8 +23,7 @@ use serde::{Deserialize, Serialize};
     plural = "ipaddresspools",
     namespaced,
     status = "IPAddressPoolStatus",
-    shortname = "ippool",
-    shortname = "pool",
+    shortname = "lbpool",
     category = "ferrolb",
     crates(kube_core = "::kube_core"),
     printcolumn = r#"{"name":"Auto Assign","type":"boolean","jsonPath":".spec.autoAssign"}"#,
@@ -95,4 +94,38 @@ pub struct IPAddressPoolStatus {
     /// IPv6 addresses still free (saturates at `i64::MAX`).
     #[serde(default, rename = "availableIPv6")]
     pub available_ipv6: i64,
+}
+
+impl IPAddressPoolStatus {
+    /// Status from exact counts; each count saturates at `i64::MAX` (an IPv6 /64 has 2^64
+    /// addresses, more than the field can hold).
+    pub fn from_counts(
+        assigned_v4: u128,
+        available_v4: u128,
+        assigned_v6: u128,
+        available_v6: u128,
+    ) -> Self {
+        let sat = |n: u128| i64::try_from(n).unwrap_or(i64::MAX);
+        IPAddressPoolStatus {
+            assigned_ipv4: sat(assigned_v4),
+            assigned_ipv6: sat(assigned_v6),
+            available_ipv4: sat(available_v4),
+            available_ipv6: sat(available_v6),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_counts_saturate() {
+        let s = IPAddressPoolStatus::from_counts(3, 13, 1, 1u128 << 64);
+        assert_eq!(
+            (s.assigned_ipv4, s.available_ipv4, s.assigned_ipv6),
+            (3, 13, 1)
+        );
+        assert_eq!(s.available_ipv6, i64::MAX);
+    }
 }

@@ -17,6 +17,11 @@ pub fn res(yaml: &str) -> ClusterResources {
         "fixture has unknown kinds: {:?}",
         loaded.ignored
     );
+    assert!(
+        loaded.unknown_fields.is_empty(),
+        "fixture has typos: {:?}",
+        loaded.unknown_fields
+    );
     loaded.resources
 }
 
