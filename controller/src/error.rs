@@ -48,9 +48,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// A mode this build cannot run.
-    #[error("{0}")]
-    Unsupported(&'static str),
+    /// This replica lost the leader Lease (it exits; the pod restarts as a standby).
+    #[error("lost the leader Lease")]
+    LeaseLost,
     /// Publishing an Event failed.
     #[error("failed to publish an Event about {object}")]
     Event {
@@ -71,7 +71,7 @@ impl Error {
             Error::EncodeStatus(_) => "EncodeStatus",
             Error::Kube { .. } => "Kube",
             Error::Event { .. } => "Event",
-            Error::Unsupported(_) => "Unsupported",
+            Error::LeaseLost => "LeaseLost",
         }
     }
 }

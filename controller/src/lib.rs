@@ -5,6 +5,8 @@
 //!   -> status, condition, Events. No I/O.
 //! - [`sink`]: what is written, and the [`sink::ControllerSink`] trait the adapters implement.
 //! - [`standalone`]: `--manifests DIR` mode (status file instead of the API server).
+//! - [`kubernetes`]: the Kubernetes adapter (reconciler, status writes, Events, Lease).
+//! - [`lease`]: leader election decisions (pure).
 //! - [`metrics`]: Prometheus metrics.
 
 // `Error::Allocate` carries the allocator's typed reason (136 bytes); errors are cold paths
@@ -15,6 +17,7 @@ pub mod allocator;
 pub mod decide;
 pub mod error;
 pub mod kubernetes;
+pub mod lease;
 pub mod metrics;
 pub mod sink;
 pub mod standalone;

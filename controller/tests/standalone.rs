@@ -85,6 +85,13 @@ spec:
     )
 }
 
+/// Polls like the run loop does: a change is applied once two reads agree, so the first
+/// step after an edit writes nothing and the second writes the status.
+async fn settle(ctl: &mut Standalone) -> bool {
+    assert!(!ctl.step().await.unwrap(), "applied after a single read");
+    ctl.step().await.unwrap()
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -119,6 +126,7 @@ async fn assigns_edits_breaks_deletes_and_restores() {
 
     // Nothing changed: no write.
     assert!(!ctl.step().await.unwrap());
+    assert!(!ctl.step().await.unwrap());
     assert_eq!(read_status(&dir.0).generation, gen1);
 
     // 2. An edit that adds Services: c gets the next address, a and b keep theirs; a
@@ -134,7 +142,7 @@ async fn assigns_edits_breaks_deletes_and_restores() {
                 "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv6, IPv4]\n",
             )),
     );
-    assert!(ctl.step().await.unwrap());
+    assert!(settle(&mut ctl).await);
     let st = read_status(&dir.0);
     assert!(st.generation > gen1);
     assert_eq!(ips(&st, "a"), vec![ip("192.0.2.10")]);
@@ -147,7 +155,7 @@ async fn assigns_edits_breaks_deletes_and_restores() {
         "svc.yaml",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\nspec:\n  type: LoadBalancer\n  ports: {not: [a list\n",
     );
-    assert!(ctl.step().await.unwrap());
+    assert!(settle(&mut ctl).await);
     let st = read_status(&dir.0);
     let err = st
         .config_errors
@@ -166,7 +174,7 @@ async fn assigns_edits_breaks_deletes_and_restores() {
         "pools.yaml",
         &POOLS.replace("192.0.2.10-192.0.2.12", "192.0.2.12-192.0.2.10"),
     );
-    assert!(ctl.step().await.unwrap());
+    assert!(settle(&mut ctl).await);
     let st = read_status(&dir.0);
     let perr = st
         .config_errors
@@ -189,7 +197,7 @@ async fn assigns_edits_breaks_deletes_and_restores() {
                 "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv6, IPv4]\n",
             )),
     );
-    assert!(ctl.step().await.unwrap());
+    assert!(settle(&mut ctl).await);
     let st = read_status(&dir.0);
     assert!(st.service("default", "c").is_none());
     assert!(st.config_errors.is_empty(), "{:#?}", st.config_errors);
@@ -323,4 +331,72 @@ async fn wait_for(dir: &Path, f: impl Fn(&StandaloneStatus) -> bool) -> Standalo
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("status file never reached the expected state");
+}
+
+#[tokio::test]
+async fn pool_shrink_keeps_the_address_and_reports_it() {
+    let dir = TempDir::new("outside");
+    dir.write("pools.yaml", POOLS);
+    dir.write("svc.yaml", &(service("a", "", "") + &service("b", "", "")));
+    let mut ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
+        .await
+        .unwrap();
+    assert_eq!(ips(&read_status(&dir.0), "a"), vec![ip("192.0.2.10")]);
+    // The pool no longer contains .10 (and gains a /64 of IPv6).
+    dir.write(
+        "pools.yaml",
+        &POOLS.replace(
+            "    - 192.0.2.10-192.0.2.12",
+            "    - 192.0.2.11-192.0.2.12\n    - 2001:db8:1::/64",
+        ),
+    );
+    assert!(settle(&mut ctl).await);
+    let st = read_status(&dir.0);
+    let a = st.service("default", "a").unwrap();
+    assert_eq!(a.ips(), vec![ip("192.0.2.10")], "the address never moves");
+    assert_eq!(a.condition.status, "True");
+    assert_eq!(a.condition.reason, "IPOutsidePool");
+    assert_eq!(a.pool, None);
+    assert_eq!(ips(&st, "b"), vec![ip("192.0.2.11")]);
+    assert!(st.events.iter().any(|e| e.reason == "IPOutsidePool"
+        && e.object == "Service default/a"
+        && e.type_ == "Warning"));
+    let small = st.pool("small").unwrap();
+    assert_eq!((small.assigned_ipv4, small.available_ipv4), (1, 1));
+    assert_eq!(small.available_ipv6, u64::MAX, "a /64 saturates");
+    // Restart: the outside address is restored as it is.
+    drop(ctl);
+    let _ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
+        .await
+        .unwrap();
+    let st = read_status(&dir.0);
+    assert_eq!(ips(&st, "a"), vec![ip("192.0.2.10")]);
+    assert_eq!(ips(&st, "b"), vec![ip("192.0.2.11")]);
+}
+
+#[tokio::test]
+async fn half_written_file_does_not_free_addresses() {
+    let dir = TempDir::new("settle");
+    dir.write("pools.yaml", POOLS);
+    let full = service("a", "", "") + &service("b", "", "");
+    dir.write("svc.yaml", &full);
+    let mut ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
+        .await
+        .unwrap();
+    let before = read_status(&dir.0);
+    // One poll catches the file truncated (as `cp` does before writing): nothing applies.
+    dir.write("svc.yaml", "");
+    assert!(!ctl.step().await.unwrap());
+    dir.write("svc.yaml", &(full.clone() + &service("c", "", "")));
+    assert!(!ctl.step().await.unwrap(), "changed again: still waiting");
+    assert!(ctl.step().await.unwrap());
+    let st = read_status(&dir.0);
+    assert_eq!(ips(&st, "a"), ips(&before, "a"));
+    assert_eq!(ips(&st, "b"), ips(&before, "b"));
+    assert_eq!(ips(&st, "c"), vec![ip("192.0.2.12")]);
+    assert!(!st.events.iter().any(|e| e.reason == "IPReleased"));
+    // A removed file is applied after two reads too.
+    std::fs::remove_file(dir.0.join("svc.yaml")).unwrap();
+    assert!(settle(&mut ctl).await);
+    assert!(read_status(&dir.0).services.is_empty());
 }

@@ -90,21 +90,19 @@ impl IntervalSet {
         assert!(start <= end, "interval start after end");
         let mut new_start = start;
         let mut new_end = end;
-        // An interval starting before `start` that overlaps or touches it.
+        // An interval starting before `start` that overlaps or touches it is absorbed.
         if let Some((&s, &e)) = self.map.range(..start).next_back()
             && e.checked_add(1).is_none_or(|after| after >= start)
         {
+            self.map.remove(&s);
+            self.len -= span(s, e);
             new_start = s;
             new_end = new_end.max(e);
         }
-        // Intervals starting inside `new_start..=end+1` are absorbed.
+        // So are intervals starting inside `start..=end+1` (none can start past that and
+        // still touch: stored intervals never touch each other).
         let upper = end.saturating_add(1);
-        let absorbed: Vec<(u128, u128)> = self
-            .map
-            .range(new_start..=upper)
-            .map(|(&s, &e)| (s, e))
-            .collect();
-        for (s, e) in absorbed {
+        while let Some((&s, &e)) = self.map.range(start..=upper).next() {
             self.map.remove(&s);
             self.len -= span(s, e);
             new_end = new_end.max(e);
@@ -121,7 +119,8 @@ impl IntervalSet {
     /// Removes every value in `start..=end`.
     pub fn remove(&mut self, start: u128, end: u128) {
         assert!(start <= end, "interval start after end");
-        // An interval starting before `start` that reaches into it: keep its head.
+        // An interval starting before `start` that reaches into it: keep its head (and its
+        // tail, if it also reaches past `end`).
         if let Some((&s, &e)) = self.map.range(..start).next_back()
             && e >= start
         {
@@ -134,14 +133,13 @@ impl IntervalSet {
                 return;
             }
         }
-        let inside: Vec<(u128, u128)> =
-            self.map.range(start..=end).map(|(&s, &e)| (s, e)).collect();
-        for (s, e) in inside {
+        while let Some((&s, &e)) = self.map.range(start..=end).next() {
             self.map.remove(&s);
             self.len -= span(s, e);
             if e > end {
                 self.map.insert(end + 1, e);
                 self.len = self.len.saturating_add(span(end + 1, e));
+                break;
             }
         }
     }

@@ -14,10 +14,46 @@
 //! - an address a Service already holds is never moved by a pool edit or a restart; it moves
 //!   only when the Service's own request changes (another requested IP, another pinned pool,
 //!   a family dropped, or its sharing no longer fits).
+//!
+//! ```
+//! use ferrolb_controller::allocator::*;
+//!
+//! let mut alloc = Allocator::new();
+//! let prod = Pool::parse("prod", &["192.0.2.0/30", "2001:db8::/64"]).unwrap();
+//! assert!(alloc.set_pools(vec![prod]).unwrap().is_empty());
+//!
+//! // Start-up: restore what Service status says, before allocating anything new.
+//! let report = alloc.restore(vec![Assignment {
+//!     service: ServiceKey::new("default", "web"),
+//!     ips: vec!["192.0.2.0".parse().unwrap()],
+//!     sharing: None,
+//!     pool: None,
+//! }]);
+//! assert!(report.conflicts.is_empty() && report.outside.is_empty());
+//!
+//! let req = Request::new(ServiceKey::new("team-a", "api"))
+//!     .families(FamilyPolicy::RequireDualStack, &[Family::V4, Family::V6]);
+//! let got = alloc.allocate(&req).unwrap();
+//! assert_eq!(got.ips, ["192.0.2.1".parse::<std::net::IpAddr>().unwrap(), "2001:db8::".parse().unwrap()]);
+//! assert_eq!(got.pool.as_deref(), Some("prod"));
+//!
+//! let taken = Request::new(ServiceKey::new("team-a", "other")).ips(&["192.0.2.0".parse().unwrap()]);
+//! let err = alloc.allocate(&taken).unwrap_err();
+//! assert_eq!(err.to_string(), "requested 192.0.2.0 is held by default/web");
+//! assert_eq!(err.reason(), "IPInUse");
+//!
+//! // Shrinking the pool keeps every assignment and reports those now outside it.
+//! let outside = alloc.set_pools(vec![Pool::parse("prod", &["2001:db8::/64"]).unwrap()]).unwrap();
+//! assert_eq!(outside.len(), 2);
+//! let usage = alloc.pool_usage("prod").unwrap();
+//! assert_eq!((usage.assigned_v4, usage.assigned_v6), (0, 1));
+//! ```
 
 mod interval;
 mod types;
 
+#[cfg(test)]
+mod prop_tests;
 #[cfg(test)]
 mod tests;
 
@@ -33,7 +69,7 @@ pub use types::{
 use types::{from_u128, to_u128};
 
 /// One pool and its free space.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PoolState {
     cfg: Pool,
     /// Configured addresses per family.
@@ -51,6 +87,17 @@ impl PoolState {
     }
 }
 
+/// Allocation order: `priority` ascending with unset last, then pools with a
+/// `serviceAllocation` (specific) before general ones, then by name.
+fn pool_order(p: &Pool) -> (bool, Option<i32>, bool, &str) {
+    (
+        p.priority().is_none(),
+        p.priority(),
+        p.service_allocation.is_none(),
+        &p.name,
+    )
+}
+
 fn is_buggy(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => matches!(a.octets()[3], 0 | 255),
@@ -59,7 +106,7 @@ fn is_buggy(ip: IpAddr) -> bool {
 }
 
 /// One held address.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct IpState {
     /// Index of the pool containing it; `None` when outside every pool.
     pool: Option<usize>,
@@ -88,7 +135,7 @@ pub struct RestoreReport {
 }
 
 /// The allocator. See the module documentation for the rules.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Allocator {
     /// Pools in allocation order.
     pools: Vec<PoolState>,
@@ -114,20 +161,7 @@ impl Allocator {
     /// ranges overlap.
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<Vec<OutsidePool>, AllocError> {
         let mut pools = pools;
-        pools.sort_by(|a, b| {
-            (
-                a.priority().is_none(),
-                a.priority(),
-                a.service_allocation.is_none(),
-                &a.name,
-            )
-                .cmp(&(
-                    b.priority().is_none(),
-                    b.priority(),
-                    b.service_allocation.is_none(),
-                    &b.name,
-                ))
-        });
+        pools.sort_by(|a, b| pool_order(a).cmp(&pool_order(b)));
         let mut by_name = HashMap::new();
         let mut index: [BTreeMap<u128, (u128, usize)>; 2] = Default::default();
         let mut states = Vec::with_capacity(pools.len());
@@ -267,6 +301,21 @@ impl Allocator {
     /// On error nothing changes: a Service that already had addresses keeps them.
     pub fn allocate(&mut self, req: &Request) -> Result<Allocation, AllocError> {
         let ips = self.plan(req)?;
+        let pool = ips
+            .first()
+            .and_then(|ip| self.lookup(*ip))
+            .map(|p| self.pools[p].cfg.name.clone());
+        if let Some(st) = self.services.get(&req.service)
+            && st.ips == ips
+            && st.sharing == req.sharing
+            && st.pin == req.pool
+        {
+            return Ok(Allocation {
+                ips,
+                pool,
+                changed: false,
+            });
+        }
         let old: BTreeSet<IpAddr> = self
             .services
             .get(&req.service)
@@ -280,10 +329,6 @@ impl Allocator {
             req.sharing.clone(),
             req.pool.clone(),
         );
-        let pool = ips
-            .first()
-            .and_then(|ip| self.lookup(*ip))
-            .map(|p| self.pools[p].cfg.name.clone());
         Ok(Allocation { ips, pool, changed })
     }
 

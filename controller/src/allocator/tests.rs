@@ -564,3 +564,13 @@ fn pinned_service_keeps_address_when_its_range_moves_to_another_pool() {
     assert_eq!(err.to_string(), "pool p does not exist");
     assert_eq!(a.assigned(&key("d/s")), Some(&[ip("192.0.2.0")][..]));
 }
+
+#[test]
+fn allocator_can_be_shared_across_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    fn clone<T: Clone>() {}
+    send_sync::<Allocator>();
+    clone::<Allocator>();
+    send_sync::<AllocError>();
+    send_sync::<crate::Error>();
+}

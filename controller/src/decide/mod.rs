@@ -213,26 +213,45 @@ impl Core {
     pub fn restore(&mut self, services: &[Service]) -> Vec<ControllerEvent> {
         let list = services
             .iter()
-            .filter_map(|svc| {
-                let req = ServiceRequest::from_service(svc).ok()?;
-                if !req.is_ours(self.lb_class_only) {
-                    return None;
-                }
-                let ingress = CurrentStatus::of_service(svc).ingress;
-                Some(self.assignment(&req, ingress))
-            })
+            .filter_map(|svc| self.assignment(svc, CurrentStatus::of_service(svc).ingress))
             .collect();
         self.restore_assignments(list)
     }
 
-    /// The assignment record of a Service with addresses `ips` (for [`Self::restore_assignments`]).
-    pub fn assignment(&self, req: &ServiceRequest, ips: Vec<IpAddr>) -> Assignment {
-        let areq = self.to_request(req);
-        Assignment {
-            service: areq.service,
-            ips,
-            sharing: areq.sharing,
-            pool: areq.pool,
+    /// The assignment record of a Service holding `ips` (for [`Self::restore_assignments`]);
+    /// `None` when the Service is not ours or holds nothing. A Service whose annotations do
+    /// not parse is still restored (without sharing or pool pin): its address must not be
+    /// handed to another Service.
+    pub fn assignment(&self, svc: &Service, ips: Vec<IpAddr>) -> Option<Assignment> {
+        if ips.is_empty() {
+            return None;
+        }
+        match ServiceRequest::from_service(svc) {
+            Ok(req) => {
+                if !req.is_ours(self.lb_class_only) {
+                    return None;
+                }
+                let areq = self.to_request(&req);
+                Some(Assignment {
+                    service: areq.service,
+                    ips,
+                    sharing: areq.sharing,
+                    pool: areq.pool,
+                })
+            }
+            Err(_) if self.is_ours_raw(svc) => Some(Assignment {
+                service: ServiceKey::new(
+                    svc.metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                    svc.metadata.name.clone().unwrap_or_default(),
+                ),
+                ips,
+                sharing: None,
+                pool: None,
+            }),
+            Err(_) => None,
         }
     }
 

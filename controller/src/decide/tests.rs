@@ -377,3 +377,36 @@ fn config_errors_are_reported_once_and_last_good_pool_stays() {
     step(&mut core, &plain("web"), &mut cur);
     assert_eq!(cur.ingress, vec![ip("192.0.2.8")]);
 }
+
+#[test]
+fn restore_keeps_the_address_of_a_service_with_broken_annotations() {
+    let mut core = core_with(vec![pool("prod", &["192.0.2.10/31"])]);
+    let broken = with_ingress(
+        svc(
+            "default",
+            "broken",
+            json!({}),
+            json!({"ferrolb.io/loadBalancerIPs": "not-an-ip"}),
+        ),
+        &["192.0.2.10"],
+    );
+    let other_class = with_ingress(
+        svc(
+            "default",
+            "theirs",
+            json!({"loadBalancerClass": "example.com/lb"}),
+            json!({}),
+        ),
+        &["192.0.2.11"],
+    );
+    core.restore(&[broken, other_class]);
+    assert_eq!(
+        core.allocator().assigned(&key("broken")),
+        Some(&[ip("192.0.2.10")][..])
+    );
+    assert_eq!(core.allocator().assigned(&key("theirs")), None);
+    // So a new Service gets .11, not .10.
+    let mut cur = CurrentStatus::default();
+    step(&mut core, &plain("new"), &mut cur);
+    assert_eq!(cur.ingress, vec![ip("192.0.2.11")]);
+}

@@ -42,21 +42,37 @@ impl std::fmt::Display for FileError {
 
 #[derive(Debug, Default)]
 struct FileState {
-    /// Contents seen last (compared on every scan).
-    contents: Vec<u8>,
+    /// What was applied last.
+    seen: Option<Observed>,
     /// Objects of the last version that loaded without error.
     good: Option<ClusterResources>,
     /// Errors of the current contents.
     errors: Vec<FileError>,
 }
 
+/// What one read of a file gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Observed {
+    Contents(Vec<u8>),
+    Unreadable(String),
+    Removed,
+}
+
 /// The directory and what each file holds.
+///
+/// A change is applied only once two consecutive scans read the same thing (file contents,
+/// or the file's absence): a file caught in the middle of being rewritten (`cp` truncates
+/// first) must not look like "these Services were deleted" and free their addresses. The
+/// very first scan applies at once.
 #[derive(Debug)]
 pub struct ManifestDir {
     dir: PathBuf,
     files: BTreeMap<String, FileState>,
-    /// Errors of the directory itself (unreadable, too many files).
+    /// Errors of the directory itself (too many files).
     dir_errors: Vec<FileError>,
+    /// Changes seen once, waiting for a second identical read.
+    pending: BTreeMap<String, Observed>,
+    scans: u64,
 }
 
 impl ManifestDir {
@@ -66,6 +82,8 @@ impl ManifestDir {
             dir: dir.into(),
             files: BTreeMap::new(),
             dir_errors: Vec::new(),
+            pending: BTreeMap::new(),
+            scans: 0,
         }
     }
 
@@ -74,8 +92,14 @@ impl ManifestDir {
         &self.dir
     }
 
-    /// Reads the directory; returns true when any file appeared, disappeared or changed.
-    /// A file that does not load keeps its last good objects in force.
+    /// Whether changes were seen that are not applied yet (waiting for a second read).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Reads the directory; returns true when a file appeared, disappeared or changed (and
+    /// read the same twice in a row). A file that does not load keeps its last good objects
+    /// in force.
     pub fn scan(&mut self) -> Result<bool, Error> {
         let io = |source| Error::Io {
             what: "read the manifests directory",
@@ -111,52 +135,77 @@ impl ManifestDir {
         let mut changed = dir_errors != self.dir_errors;
         self.dir_errors = dir_errors;
 
-        let before = self.files.len();
-        self.files
-            .retain(|name, _| names.binary_search(name).is_ok());
-        changed |= self.files.len() != before;
-
-        for name in names {
-            let path = self.dir.join(&name);
-            let contents = match read_bounded(&path) {
-                Ok(c) => c,
-                Err(message) => {
-                    let state = self.files.entry(name.clone()).or_default();
-                    let err = FileError {
-                        file: name,
-                        line: None,
-                        message,
-                        kept_previous: state.good.is_some(),
-                    };
-                    if state.errors != [err.clone()] {
-                        state.errors = vec![err];
-                        state.contents.clear();
-                        changed = true;
-                    }
-                    continue;
-                }
-            };
-            let state = self.files.entry(name.clone()).or_default();
-            if state.contents == contents && (state.good.is_some() || !state.errors.is_empty()) {
+        let mut observed: BTreeMap<String, Observed> = names
+            .into_iter()
+            .map(|name| {
+                let obs = match read_bounded(&self.dir.join(&name)) {
+                    Ok(c) => Observed::Contents(c),
+                    Err(m) => Observed::Unreadable(m),
+                };
+                (name, obs)
+            })
+            .collect();
+        for name in self.files.keys() {
+            observed.entry(name.clone()).or_insert(Observed::Removed);
+        }
+        let first = self.scans == 0;
+        self.scans += 1;
+        let mut pending = BTreeMap::new();
+        for (name, obs) in observed {
+            let applied = self.files.get(&name).and_then(|s| s.seen.as_ref());
+            if applied == Some(&obs) || (applied.is_none() && obs == Observed::Removed) {
                 continue;
             }
-            changed = true;
-            state.contents = contents;
-            let text = String::from_utf8_lossy(&state.contents);
-            let loaded = load_str(&name, &text);
-            if loaded.errors.is_empty() {
-                state.good = Some(loaded.resources);
-                state.errors.clear();
+            if first || self.pending.get(&name) == Some(&obs) {
+                self.apply(name, obs);
+                changed = true;
             } else {
-                let kept = state.good.is_some();
-                state.errors = loaded
-                    .errors
-                    .iter()
-                    .map(|e| file_error(&name, e, kept))
-                    .collect();
+                pending.insert(name, obs);
             }
         }
+        self.pending = pending;
         Ok(changed)
+    }
+
+    fn apply(&mut self, name: String, obs: Observed) {
+        let state = match obs {
+            Observed::Removed => {
+                self.files.remove(&name);
+                return;
+            }
+            _ => self.files.entry(name.clone()).or_default(),
+        };
+        let kept = state.good.is_some();
+        match &obs {
+            Observed::Contents(bytes) => {
+                let text = String::from_utf8_lossy(bytes);
+                let loaded = load_str(&name, &text);
+                if loaded.errors.is_empty() {
+                    state.good = Some(loaded.resources);
+                    state.errors.clear();
+                } else {
+                    for e in &loaded.errors {
+                        tracing::warn!(file = %name, kept_previous = kept, error = %e, "manifest file does not load");
+                    }
+                    state.errors = loaded
+                        .errors
+                        .iter()
+                        .map(|e| file_error(&name, e, kept))
+                        .collect();
+                }
+            }
+            Observed::Unreadable(message) => {
+                tracing::warn!(file = %name, kept_previous = kept, error = %message, "manifest file cannot be read");
+                state.errors = vec![FileError {
+                    file: name.clone(),
+                    line: None,
+                    message: message.clone(),
+                    kept_previous: kept,
+                }];
+            }
+            Observed::Removed => {}
+        }
+        state.seen = Some(obs);
     }
 
     /// Every object in force: the last good version of each file, merged in file-name order.
@@ -199,7 +248,12 @@ fn file_error(name: &str, e: &ferrolb_crds::Error, kept_previous: bool) -> FileE
             what,
             message,
             ..
-        } => (Some(*line), format!("{what}: {message}")),
+        } => (
+            Some(*line),
+            // The parser's message carries a source snippet after its first line; the
+            // first line says it all (the snippet is in the controller's log).
+            format!("{what}: {}", message.lines().next().unwrap_or_default()),
+        ),
         E::Object { line, message, .. } => (Some(*line), message.clone()),
         other => (None, other.to_string()),
     };

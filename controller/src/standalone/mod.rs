@@ -2,7 +2,8 @@
 //!
 //! The directory holds the YAML a user would `kubectl apply` (multi-document `*.yaml` /
 //! `*.yml` files directly in it). It is polled (every 200 ms by default) by comparing file
-//! contents; any change re-runs the same decisions as the Kubernetes reconciler
+//! contents; a change applies once two consecutive reads agree (so a file caught half-written
+//! never frees addresses), then re-runs the same decisions as the Kubernetes reconciler
 //! ([`crate::decide::Core`]), and the results go to `DIR/.ferrolb/status.yaml`
 //! ([`ferrolb_crds::standalone::StandaloneStatus`], written atomically).
 //!
@@ -23,7 +24,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ferrolb_crds::ServiceRequest;
 use ferrolb_telemetry::Health;
 
 pub use files::{FileError, MAX_FILE_BYTES, MAX_FILES, ManifestDir};
@@ -89,12 +89,11 @@ impl Standalone {
             .services
             .iter()
             .filter_map(|svc| {
-                let req = ServiceRequest::from_service(svc).ok()?;
-                let entry = previous.service(&req.namespace, &req.name)?;
-                if !req.is_ours(opts.lb_class_only) || entry.ingress.is_empty() {
-                    return None;
-                }
-                Some(me.core.assignment(&req, entry.ips()))
+                let entry = previous.service(
+                    svc.metadata.namespace.as_deref().unwrap_or("default"),
+                    svc.metadata.name.as_deref().unwrap_or_default(),
+                )?;
+                me.core.assignment(svc, entry.ips())
             })
             .collect();
         let events = me.core.restore_assignments(assignments);
@@ -158,9 +157,6 @@ impl Standalone {
         config_errors: Vec<ferrolb_crds::ConfigError>,
     ) -> Result<(), Error> {
         let file_errors = self.dir.errors();
-        for e in &file_errors {
-            tracing::warn!(file = %e.file, line = ?e.line, message = %e.message, "manifest file does not load");
-        }
         self.status.set_file_errors(&file_errors);
         self.status.config_state(&config_errors).await?;
         self.metrics

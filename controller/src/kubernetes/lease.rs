@@ -1,0 +1,207 @@
+//! The Lease adapter: reads the Lease, asks [`crate::lease::decide`], writes the result with
+//! optimistic concurrency (a `resourceVersion` conflict means another replica won).
+
+use std::future::Future;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::error::Error;
+use crate::lease::{LeaseAction, LeaseParams, LeaseView, decide, lost, next_view};
+
+/// One replica's side of the election.
+#[derive(Clone)]
+pub struct LeaseElector {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    params: LeaseParams,
+}
+
+fn view(lease: &Lease) -> LeaseView {
+    let spec = lease.spec.clone().unwrap_or_default();
+    LeaseView {
+        holder: spec.holder_identity,
+        renew_time: spec.renew_time.map(|t| t.0),
+        duration_secs: spec.lease_duration_seconds,
+        transitions: spec.lease_transitions.unwrap_or(0),
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+impl LeaseElector {
+    /// The elector for Lease `namespace/name`, as `identity`.
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: impl Into<String>,
+        identity: impl Into<String>,
+        params: LeaseParams,
+    ) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            params,
+        }
+    }
+
+    /// The timing parameters.
+    pub fn params(&self) -> &LeaseParams {
+        &self.params
+    }
+
+    fn err(&self, what: &str, source: kube::Error) -> Error {
+        Error::Kube {
+            what: format!("{what} Lease {}", self.name),
+            source,
+        }
+    }
+
+    /// One attempt to acquire or renew. `Ok(true)`: we hold the Lease now.
+    pub async fn try_lead(&self) -> Result<bool, Error> {
+        let current = match self.api.get(&self.name).await {
+            Ok(l) => Some(l),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(self.err("read", e)),
+        };
+        let now = Timestamp::now();
+        let cur_view = current.as_ref().map(view);
+        let action = decide(now, &self.identity, cur_view.as_ref(), &self.params);
+        let Some(next) = next_view(
+            now,
+            &self.identity,
+            cur_view.as_ref(),
+            &action,
+            &self.params,
+        ) else {
+            if let LeaseAction::Standby { holder, until } = &action {
+                tracing::debug!(%holder, %until, "lease held by another replica");
+            }
+            return Ok(false);
+        };
+        let acquire_time = match action {
+            LeaseAction::Renew => current
+                .as_ref()
+                .and_then(|l| l.spec.as_ref())
+                .and_then(|s| s.acquire_time.clone())
+                .or(Some(MicroTime(now))),
+            _ => Some(MicroTime(now)),
+        };
+        let spec = LeaseSpec {
+            holder_identity: next.holder,
+            lease_duration_seconds: next.duration_secs,
+            lease_transitions: Some(next.transitions),
+            renew_time: next.renew_time.map(MicroTime),
+            acquire_time,
+            ..LeaseSpec::default()
+        };
+        let result = match current {
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(spec),
+                };
+                self.api.create(&PostParams::default(), &lease).await
+            }
+            Some(mut lease) => {
+                lease.spec = Some(spec);
+                lease.metadata.managed_fields = None;
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+            }
+        };
+        match result {
+            Ok(_) => {
+                if matches!(action, LeaseAction::Create | LeaseAction::Acquire) {
+                    tracing::info!(lease = %self.name, identity = %self.identity, "became leader");
+                }
+                Ok(true)
+            }
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(self.err("write", e)),
+        }
+    }
+
+    /// Gives the Lease up if we hold it (empty holder, 1 s duration): the standby takes over
+    /// at its next retry instead of waiting for expiry.
+    pub async fn release(&self) -> Result<(), Error> {
+        let mut lease = match self.api.get(&self.name).await {
+            Ok(l) => l,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(self.err("read", e)),
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        lease.metadata.managed_fields = None;
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(lease = %self.name, "lease released");
+                Ok(())
+            }
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(self.err("release", e)),
+        }
+    }
+
+    /// Retries every `retry_every` until we lead (`Ok(true)`) or `shutdown` completes
+    /// (`Ok(false)`). Errors are logged and retried.
+    pub async fn acquire(&self, shutdown: impl Future<Output = ()>) -> bool {
+        tokio::pin!(shutdown);
+        loop {
+            match self.try_lead().await {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
+            }
+            tokio::select! {
+                _ = &mut shutdown => return false,
+                _ = tokio::time::sleep(self.params.retry_every) => {}
+            }
+        }
+    }
+
+    /// Renews every `renew_every`; completes when the Lease is lost (not renewed for a whole
+    /// lease duration, or taken by another replica).
+    pub async fn hold(&self) {
+        let mut last_ok = Timestamp::now();
+        loop {
+            tokio::time::sleep(self.params.renew_every).await;
+            match self.try_lead().await {
+                Ok(true) => last_ok = Timestamp::now(),
+                Ok(false) => {
+                    tracing::warn!(lease = %self.name, "lease taken by another replica");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+            }
+            if lost(Timestamp::now(), last_ok, &self.params) {
+                tracing::warn!(lease = %self.name, "lease not renewed in time; giving up leadership");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The Service reconciler: `reconcile(obj, ctx) -> Result<Action>` and `error_policy`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrolb_crds::ClusterResources;
+use ferrolb_crds::config::Kind;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::Action;
+
+use super::sink::KubeSink;
+use crate::allocator::ServiceKey;
+use crate::decide::{ConfigDecision, Core, CurrentStatus};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::sink::{ControllerEvent, ControllerSink};
+
+/// Re-check interval of a Service whose allocation failed (a pool change re-queues it
+/// earlier).
+pub const FAILED_RECHECK: Duration = Duration::from_secs(300);
+
+/// Shared state of the reconciler.
+pub struct Context {
+    /// Decisions and allocator.
+    pub core: Mutex<Core>,
+    /// Writes.
+    pub sink: KubeSink,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Consecutive errors per Service (for the backoff).
+    failures: Mutex<HashMap<ServiceKey, u32>>,
+    /// The status last written per Service, with the `resourceVersion` the Service had
+    /// before the write: while the watch still shows that version, the write is what the
+    /// Service has (no second write, no repeated Event when a re-queue comes first).
+    written: Mutex<HashMap<ServiceKey, (Option<String>, CurrentStatus)>>,
+}
+
+impl Context {
+    /// A context around `core`.
+    pub fn new(core: Core, sink: KubeSink, metrics: Metrics) -> Self {
+        Self {
+            core: Mutex::new(core),
+            sink,
+            metrics,
+            failures: Mutex::default(),
+            written: Mutex::default(),
+        }
+    }
+
+    fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+        self.core.lock().expect("controller core lock")
+    }
+
+    /// Publishes events; a failed Event is logged and counted, never fatal.
+    pub async fn emit(&self, events: &[ControllerEvent]) {
+        let mut sink = self.sink.clone();
+        for e in events {
+            tracing::info!(object = %e.object, reason = e.reason, message = %e.message, "event");
+            if let Err(err) = sink.event(e).await {
+                self.metrics.error(err.reason());
+                tracing::warn!(error = %err, "failed to publish an event");
+            }
+        }
+    }
+
+    /// Applies a new configuration (pools, namespaces): Events, configuration state, pool
+    /// status. Returns the decision (its `pools_changed` says whether to re-queue Services).
+    pub async fn apply_config(&self, res: &ClusterResources) -> Result<ConfigDecision, Error> {
+        for p in &res.pools {
+            self.sink.remember(Kind::IPAddressPool, &p.metadata);
+        }
+        let (d, usage, outside) = {
+            let mut core = self.core();
+            let d = core.apply_config(res);
+            let outside = core.allocator().outside_pools().len();
+            (d, core.pool_usage(), outside)
+        };
+        self.metrics
+            .config_errors
+            .set(i64::try_from(d.errors.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .outside_pools
+            .set(i64::try_from(outside).unwrap_or(i64::MAX));
+        self.metrics.set_usage(&usage);
+        self.emit(&d.events).await;
+        let mut sink = self.sink.clone();
+        sink.config_state(&d.errors).await?;
+        sink.pool_status(&usage).await?;
+        Ok(d)
+    }
+
+    /// Restores the assignments recorded in the Services' status (start-up, before any
+    /// allocation).
+    pub async fn restore(&self, services: &[Service]) {
+        for s in services {
+            self.sink.remember(Kind::Service, &s.metadata);
+        }
+        let events = self.core().restore(services);
+        self.emit(&events).await;
+    }
+
+    /// Releases a deleted Service and updates pool status.
+    pub async fn deleted(&self, key: &ServiceKey) -> Result<(), Error> {
+        let (freed, usage) = {
+            let mut core = self.core();
+            let freed = core.release(key);
+            (freed, core.pool_usage())
+        };
+        self.failures.lock().expect("failures lock").remove(key);
+        self.written.lock().expect("written lock").remove(key);
+        if !freed.is_empty() {
+            tracing::info!(service = %key, ips = ?freed, "released the addresses of a deleted Service");
+        }
+        let mut sink = self.sink.clone();
+        sink.service_deleted(key).await?;
+        self.metrics.set_usage(&usage);
+        sink.pool_status(&usage).await
+    }
+
+    /// Services holding addresses that are not in `present` (deleted while we were not
+    /// watching) are released.
+    pub async fn resync(&self, present: &[ServiceKey]) -> Result<(), Error> {
+        let gone: Vec<ServiceKey> = {
+            let core = self.core();
+            core.allocator()
+                .assignments()
+                .into_iter()
+                .map(|a| a.service)
+                .filter(|k| !present.contains(k))
+                .collect()
+        };
+        for k in gone {
+            self.deleted(&k).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reconciles one Service: decide, write status, publish Events, update pool status.
+pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let t0 = Instant::now();
+    let key = ServiceKey::new(
+        svc.metadata.namespace.clone().unwrap_or_default(),
+        svc.metadata.name.clone().unwrap_or_default(),
+    );
+    let current = match ctx.written.lock().expect("written lock").get(&key) {
+        Some((rv, written)) if *rv == svc.metadata.resource_version => written.clone(),
+        _ => CurrentStatus::of_service(&svc),
+    };
+    let (d, usage) = {
+        let mut core = ctx.core();
+        let d = core.reconcile(&svc, &current);
+        (d, core.pool_usage())
+    };
+    ctx.metrics
+        .reconcile_duration
+        .observe(t0.elapsed().as_secs_f64());
+    if d.ours {
+        ctx.sink.remember(Kind::Service, &svc.metadata);
+    }
+    if let Some(reason) = d.failure
+        && current
+            .condition
+            .as_ref()
+            .is_none_or(|c| c.reason != reason)
+    {
+        ctx.metrics.failure(reason);
+    }
+    let mut sink = ctx.sink.clone();
+    if let Some(w) = &d.write {
+        sink.service_status(w).await?;
+        ctx.written.lock().expect("written lock").insert(
+            key.clone(),
+            (
+                svc.metadata.resource_version.clone(),
+                CurrentStatus {
+                    ingress: w.ingress.clone(),
+                    condition: w.condition.clone(),
+                },
+            ),
+        );
+    }
+    ctx.emit(&d.events).await;
+    if d.write.is_some() {
+        ctx.metrics.set_usage(&usage);
+        sink.pool_status(&usage).await?;
+    }
+    ctx.failures.lock().expect("failures lock").remove(&key);
+    Ok(if d.failure.is_some() {
+        Action::requeue(FAILED_RECHECK)
+    } else {
+        Action::await_change()
+    })
+}
+
+/// Backoff after `n` consecutive errors: 1 s, 2 s, 4 s ... capped at 5 min.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.min(8)).min(Duration::from_secs(300))
+}
+
+/// Logs the error, counts it by label and re-queues with backoff.
+pub fn error_policy(svc: Arc<Service>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = ServiceKey::new(
+        svc.metadata.namespace.clone().unwrap_or_default(),
+        svc.metadata.name.clone().unwrap_or_default(),
+    );
+    ctx.metrics.error(err.reason());
+    let n = {
+        let mut f = ctx.failures.lock().expect("failures lock");
+        let n = f.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = backoff(n - 1);
+    tracing::warn!(service = %key, error = %err, attempt = n, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
