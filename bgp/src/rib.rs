@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net};
 
@@ -78,10 +79,11 @@ pub struct Plan {
     pub withdrawn: usize,
 }
 
-/// Per-peer Adj-RIB-Out.
+/// Per-peer Adj-RIB-Out. Attribute sets are interned: routes that share attributes share
+/// one allocation, so a prefix costs little more than its key.
 #[derive(Debug, Default, Clone)]
 pub struct AdjRibOut {
-    sent: BTreeMap<IpNet, Wire>,
+    sent: BTreeMap<IpNet, Arc<Wire>>,
 }
 
 impl AdjRibOut {
@@ -107,24 +109,37 @@ impl AdjRibOut {
     /// UPDATEs (withdrawals first).
     pub fn sync(&mut self, desired: &RouteSet, sess: &SessionInfo) -> Plan {
         let mut plan = Plan::default();
-        let mut want: BTreeMap<IpNet, Wire> = BTreeMap::new();
+        // Interner seeded with what was sent, so unchanged routes keep their Arc.
+        let mut interned: BTreeMap<Wire, Arc<Wire>> = BTreeMap::new();
+        for w in self.sent.values() {
+            if !interned.contains_key(w.as_ref()) {
+                interned.insert(w.as_ref().clone(), w.clone());
+            }
+        }
+        let mut want: BTreeMap<IpNet, Arc<Wire>> = BTreeMap::new();
         for (net, attrs) in desired {
             if !sess.families.contains(&Family::of(net)) {
                 continue;
             }
-            match sess.next_hop(net, attrs) {
-                Some(next_hop) => {
-                    want.insert(
-                        *net,
-                        Wire {
-                            next_hop,
-                            attrs: attrs.clone(),
-                        },
-                    );
+            let Some(next_hop) = sess.next_hop(net, attrs) else {
+                plan.unresolved += 1;
+                continue;
+            };
+            let w = Wire {
+                next_hop,
+                attrs: attrs.clone(),
+            };
+            let arc = match interned.get(&w) {
+                Some(a) => a.clone(),
+                None => {
+                    let a = Arc::new(w.clone());
+                    interned.insert(w, a.clone());
+                    a
                 }
-                None => plan.unresolved += 1,
-            }
+            };
+            want.insert(*net, arc);
         }
+        drop(interned);
         let withdraw: Vec<IpNet> = self
             .sent
             .keys()
@@ -133,8 +148,12 @@ impl AdjRibOut {
             .collect();
         let mut groups: BTreeMap<&Wire, Vec<IpNet>> = BTreeMap::new();
         for (net, w) in &want {
-            if self.sent.get(net) != Some(w) {
-                groups.entry(w).or_default().push(*net);
+            let same = self
+                .sent
+                .get(net)
+                .is_some_and(|old| Arc::ptr_eq(old, w) || old == w);
+            if !same {
+                groups.entry(w.as_ref()).or_default().push(*net);
             }
         }
         plan.withdrawn = withdraw.len();
@@ -152,7 +171,7 @@ impl AdjRibOut {
         let mut groups: BTreeMap<&Wire, Vec<IpNet>> = BTreeMap::new();
         for (net, w) in &self.sent {
             if Family::of(net) == family {
-                groups.entry(w).or_default().push(*net);
+                groups.entry(w.as_ref()).or_default().push(*net);
             }
         }
         let mut out = Vec::new();

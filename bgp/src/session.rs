@@ -65,6 +65,7 @@ enum Event {
     Connected(io::Result<TcpStream>),
     Timer(Timer),
     RoutesChanged,
+    RoutesClosed,
     Coalesce,
 }
 
@@ -74,7 +75,8 @@ pub(crate) struct PeerTask {
     pub rib: AdjRibOut,
     pub routes: watch::Receiver<Arc<RouteSet>>,
     pub cmds: mpsc::UnboundedReceiver<Command>,
-    pub self_tx: mpsc::UnboundedSender<Command>,
+    /// Weak, so that the task's own handle does not keep its command channel open.
+    pub self_tx: mpsc::WeakUnboundedSender<Command>,
     pub board: Arc<StatusBoard>,
     pub counters: Arc<Counters>,
     pub coalesce: Duration,
@@ -85,6 +87,8 @@ pub(crate) struct PeerTask {
     coalesce_at: Option<Instant>,
     sess: Option<SessionInfo>,
     io_failed: bool,
+    /// The speaker dropped the route channel; only the command channel ends the task.
+    routes_closed: bool,
 }
 
 impl PeerTask {
@@ -94,7 +98,7 @@ impl PeerTask {
         fsm: Fsm,
         routes: watch::Receiver<Arc<RouteSet>>,
         cmds: mpsc::UnboundedReceiver<Command>,
-        self_tx: mpsc::UnboundedSender<Command>,
+        self_tx: mpsc::WeakUnboundedSender<Command>,
         board: Arc<StatusBoard>,
         counters: Arc<Counters>,
         coalesce: Duration,
@@ -116,6 +120,7 @@ impl PeerTask {
             coalesce_at: None,
             sess: None,
             io_failed: false,
+            routes_closed: false,
         }
     }
 
@@ -177,6 +182,7 @@ impl PeerTask {
                         self.coalesce_at = Some(Instant::now() + self.coalesce);
                     }
                 }
+                Event::RoutesClosed => self.routes_closed = true,
                 Event::Coalesce => {
                     self.coalesce_at = None;
                     self.sync_routes().await;
@@ -204,6 +210,7 @@ impl PeerTask {
         let cmds = &mut self.cmds;
         let routes = &mut self.routes;
         let coalesce_at = self.coalesce_at;
+        let routes_open = !self.routes_closed;
         tokio::select! {
             c = cmds.recv() => Event::Cmd(c),
             ev = read_frame(conn, cxt) => ev,
@@ -215,9 +222,9 @@ impl PeerTask {
                 tokio::time::sleep_until(at).await;
                 t
             }, if next_timer.is_some() => Event::Timer(t),
-            r = routes.changed() => match r {
+            r = routes.changed(), if routes_open => match r {
                 Ok(()) => Event::RoutesChanged,
-                Err(_) => Event::Cmd(None),
+                Err(_) => Event::RoutesClosed,
             },
             _ = async { tokio::time::sleep_until(coalesce_at.expect("guarded")).await },
                 if coalesce_at.is_some() => Event::Coalesce,
@@ -275,7 +282,9 @@ impl PeerTask {
             }
             State::OpenSent | State::OpenConfirm => {
                 // Read the newcomer's OPEN to learn its BGP Identifier, off the main loop.
-                let tx = self.self_tx.clone();
+                let Some(tx) = self.self_tx.upgrade() else {
+                    return;
+                };
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let first =
@@ -394,6 +403,12 @@ impl PeerTask {
                 info!(?from, ?to, "bgp state change");
                 self.counters.transition(to);
                 self.status.state = to;
+                if to == State::Established {
+                    // Published together with the state, so watchers never see one without
+                    // the other.
+                    self.status.established_at = Some(std::time::Instant::now());
+                    self.status.negotiated = self.fsm.negotiated().cloned();
+                }
                 self.publish();
             }
             Output::Established(n) => self.on_established(n).await,
@@ -434,7 +449,6 @@ impl PeerTask {
             families: n.families.clone(),
         };
         info!(peer_id = %n.peer_id, hold = n.hold_time, families = ?n.families, "BGP session established");
-        self.status.established_at = Some(std::time::Instant::now());
         self.sess = Some(sess.clone());
         self.coalesce_at = None;
         self.routes.borrow_and_update();
@@ -455,10 +469,11 @@ impl PeerTask {
         }
         self.status.last_error = Some(reason.to_string());
         self.status.prefixes_sent = 0;
+        self.status.negotiated = None;
         self.rib.clear();
         self.sess = None;
         self.coalesce_at = None;
-        self.publish();
+        // Published with the state change that always follows a Down.
     }
 
     async fn sync_routes(&mut self) {
@@ -515,9 +530,28 @@ impl PeerTask {
                 self.counters.notif_out(n.code);
             }
         }
-        if let Err(e) = c.wr.write_all(&buf).await {
-            debug!(error = %e, "BGP write failed");
-            self.io_failed = true;
+        // A peer that stops reading must not wedge the loop (and its hold timer): give up
+        // after the hold time, as the hold timer would.
+        let limit = Duration::from_secs(
+            self.fsm
+                .negotiated()
+                .map(|n| n.hold_time as u64)
+                .filter(|h| *h > 0)
+                .unwrap_or(crate::fsm::OPEN_SENT_HOLD.as_secs()),
+        );
+        match tokio::time::timeout(limit, c.wr.write_all(&buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(error = %e, "BGP write failed");
+                self.io_failed = true;
+            }
+            Err(_) => {
+                warn!(
+                    secs = limit.as_secs(),
+                    "peer stopped reading; dropping the connection"
+                );
+                self.io_failed = true;
+            }
         }
     }
 

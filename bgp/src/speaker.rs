@@ -28,7 +28,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::Error;
 use crate::counters::{Counters, CountersSnapshot};
-use crate::fsm::{Fsm, FsmConfig, GracefulRestart, State};
+use crate::fsm::{Fsm, FsmConfig, GracefulRestart, Negotiated, State};
 use crate::packet::{CeaseSubcode, Family, Notification};
 use crate::rib::RouteSet;
 use crate::session::{Command, PeerTask};
@@ -82,6 +82,8 @@ pub struct PeerConfig {
     pub families: Vec<Family>,
     /// Never connect out; wait for the peer (needs [`SpeakerConfig::listen`]).
     pub passive: bool,
+    /// Offer RFC 8654 extended messages (UPDATEs up to 65535 bytes when both sides agree).
+    pub extended_messages: bool,
 }
 
 impl PeerConfig {
@@ -101,6 +103,7 @@ impl PeerConfig {
             restart_time: 120,
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
             passive: false,
+            extended_messages: false,
         }
     }
 
@@ -162,6 +165,7 @@ impl PeerConfig {
         c.keepalive = self.keepalive;
         c.connect_time = self.connect_time;
         c.passive = self.passive;
+        c.extended_messages = self.extended_messages;
         c.families = self.families.clone();
         c.graceful_restart = self.graceful_restart.then_some(GracefulRestart {
             restart_time: self.restart_time,
@@ -190,6 +194,8 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Desired routes not sent for want of a next hop of their family.
     pub unresolved_next_hop: usize,
+    /// What the OPENs agreed on (peer router id, hold time, families), while Established.
+    pub negotiated: Option<Negotiated>,
 }
 
 impl Default for PeerStatus {
@@ -201,6 +207,7 @@ impl Default for PeerStatus {
             flaps: 0,
             last_error: None,
             unresolved_next_hop: 0,
+            negotiated: None,
         }
     }
 }
@@ -305,8 +312,18 @@ struct Inner {
     board: Arc<StatusBoard>,
     counters: Arc<Counters>,
     listener_fd: Option<RawFd>,
+    listen_addr: Option<SocketAddr>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
     rt: tokio::runtime::Handle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Peer tasks end on their own when their command channels close (with a Cease).
+        if let Some(t) = &self.listener_task {
+            t.abort();
+        }
+    }
 }
 
 /// The embedded BGP speaker. Cheap to clone; must be created inside a tokio runtime.
@@ -325,6 +342,7 @@ impl BgpSpeaker {
         let peers: Mutex<HashMap<IpAddr, PeerHandle>> = Mutex::new(HashMap::new());
         let mut listener_fd = None;
         let mut listener = None;
+        let mut listen_addr = None;
         if let Some(addr) = cfg.listen {
             let bind = || -> std::io::Result<TcpListener> {
                 let sock = match addr {
@@ -337,6 +355,7 @@ impl BgpSpeaker {
             };
             let l = bind().map_err(|source| Error::Bind { addr, source })?;
             listener_fd = Some(l.as_raw_fd());
+            listen_addr = l.local_addr().ok();
             listener = Some(l);
         }
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
@@ -351,11 +370,17 @@ impl BgpSpeaker {
                 board,
                 counters: Arc::new(Counters::default()),
                 listener_fd,
+                listen_addr,
                 listener_task,
                 rt,
             }
         });
         Ok(BgpSpeaker { inner })
+    }
+
+    /// The address the listener is bound to (with the real port when 0 was asked for).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.listen_addr
     }
 
     pub fn router_id(&self) -> Ipv4Addr {
@@ -388,11 +413,12 @@ impl BgpSpeaker {
             fsm,
             rrx,
             crx,
-            ctx.clone(),
+            ctx.downgrade(),
             self.inner.board.clone(),
             self.inner.counters.clone(),
             self.inner.cfg.coalesce,
         );
+        self.inner.board.set(addr, PeerStatus::default());
         let task = self.inner.rt.spawn(task.run().instrument(span));
         peers.insert(
             addr,
@@ -504,11 +530,12 @@ impl BgpSpeaker {
                 GracefulMode::KeepForGracefulRestart => Command::CloseForRestart { done },
             };
             let _ = h.cmds.send(cmd);
-            waits.push((addr, wait, h.task));
+            // Keep the handle (and its channels) alive until the peer has stopped.
+            waits.push((addr, wait, h));
         }
-        for (addr, wait, task) in waits {
+        for (addr, wait, h) in waits {
             let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
-            let _ = task.await;
+            let _ = h.task.await;
             info!(%addr, ?mode, "BGP peer stopped");
         }
         // Let the FINs go out before the runtime may end.

@@ -470,3 +470,21 @@ fn four_byte_local_asn_uses_as_trans_in_open() {
     assert_eq!(o.my_as, 23456);
     assert_eq!(o.asn(), 4_200_000_001);
 }
+
+#[test]
+fn extended_messages_negotiated_only_when_both_offer() {
+    let mut c = cfg();
+    c.extended_messages = true;
+    let mut f = Fsm::new(c.clone());
+    f.process(Input::ManualStart);
+    f.process(Input::TcpConnected);
+    let mut o = peer_open(64513, 90);
+    o.params[0].push(Capability::ExtendedMessage);
+    f.process(Input::Message(Message::Open(o)));
+    assert_eq!(f.negotiated().unwrap().cxt.max_len, EXT_MAX_LEN);
+    let mut f = Fsm::new(c);
+    f.process(Input::ManualStart);
+    f.process(Input::TcpConnected);
+    f.process(Input::Message(Message::Open(peer_open(64513, 90))));
+    assert_eq!(f.negotiated().unwrap().cxt.max_len, MAX_LEN);
+}

@@ -434,13 +434,21 @@ fn update_errors_follow_rfc7606() {
     // NLRI with prefix length 33 -> 3/10 Invalid Network Field.
     let e = decode_err("001c020000000021cb00710a");
     assert_eq!((e.code, e.subcode), (3, 10));
-    // Unrecognized well-known attribute (flags 0x40, type 99) -> 3/2.
-    let e = decode_err("001a0200000003406300");
-    assert_eq!((e.code, e.subcode), (3, 2));
-    // MP_REACH with a bad next hop length -> 3/9.
-    let e = decode_err("0021020000000a800e0700020103000000");
-    assert_eq!((e.code, e.subcode), (3, 9));
-    // ORIGIN of length 2: the session stays up, the UPDATE is treat-as-withdraw.
+    // Errors RFC 4271/7606 would answer with a session reset, we answer with
+    // treat-as-withdraw (received routes are never used): an unrecognized well-known
+    // attribute (flags 0x40, type 99), an MP_REACH with a bad next hop length, and a
+    // repeated MP_UNREACH.
+    for body in [
+        "001a0200000003406300",
+        "0021020000000a800e0700020103000000",
+        "0023020000000c800f03000201800f03000201",
+    ] {
+        let b = hex(&format!("{MARKER}{body}"));
+        let Message::Update(u) = Message::decode(&mut b.clone(), &cxt()).expect(body) else {
+            panic!("not an UPDATE")
+        };
+        assert!(u.treat_as_withdraw, "{body}");
+    }
     let mut good = Update {
         attrs: vec![
             PathAttr::new(AttrValue::Origin(0)),

@@ -203,3 +203,16 @@ fn replay_resends_a_family() {
     let (ann, _) = wire(&rib.replay(Family::Ipv4Unicast, &s), &s);
     assert_eq!(ann.len(), 1000);
 }
+
+#[test]
+fn extended_messages_pack_more_per_update() {
+    let mut s = sess(64512, 64513);
+    s.cxt.max_len = EXT_MAX_LEN;
+    let mut rib = AdjRibOut::new();
+    let routes = v4_routes(100_000);
+    let plan = rib.sync(&routes, &s);
+    assert!(plan.updates.len() <= 8, "{} UPDATEs", plan.updates.len());
+    for u in &plan.updates {
+        assert!(Message::Update(u.clone()).to_bytes(&s.cxt).len() <= EXT_MAX_LEN);
+    }
+}

@@ -1,7 +1,7 @@
 //! BIRD 2 as a test peer: a private config directory, `bird -f` in a namespace, `birdc` on
 //! its control socket. Reusable for BGP, BFD and end-to-end tests.
 //!
-//! ```ignore
+//! ```text
 //! let bird = Bird::start(&r, &format!("{}\n{}", Bird::bgp_protocol("node", ..), ..));
 //! assert!(bird.wait_established("node", Duration::from_secs(10)));
 //! ```

@@ -27,8 +27,20 @@ impl Frr {
             format!("log file {}/zebra.log\n", dir.display()),
         )
         .unwrap();
+        // bgpd logs to DIR/bgpd.log (see [`Frr::log`]) unless the config says otherwise.
+        let bgpd_conf = if bgpd_conf.contains("log file") {
+            bgpd_conf.to_string()
+        } else {
+            format!("log file {}/bgpd.log\n{bgpd_conf}", dir.display())
+        };
         std::fs::write(dir.join("bgpd.conf"), bgpd_conf).unwrap();
         if let Some(b) = bfdd_conf {
+            // Same for bfdd: DIR/bfdd.log, so nothing piles up in a pipe.
+            let b = if b.contains("log file") {
+                b.to_string()
+            } else {
+                format!("log file {}/bfdd.log\n{b}", dir.display())
+            };
             std::fs::write(dir.join("bfdd.conf"), b).unwrap();
         }
         run("chown", &["-R", "frr:frr", dir.to_str().unwrap()]).expect("chown frr dir");

@@ -20,17 +20,15 @@ impl Gobgp {
         let dir = crate::peers_dir("gobgp");
         let conf = dir.join("gobgpd.toml");
         std::fs::write(&conf, toml).expect("write gobgpd.toml");
-        let proc = ns.spawn(
-            "gobgpd",
-            &[
-                "-f",
-                conf.to_str().unwrap(),
-                "--api-hosts",
-                GOBGP_API,
-                "-l",
-                "debug",
-            ],
+        // gobgpd logs only to stdout/stderr: send them to a file so a long test can never
+        // fill a pipe nobody reads. `exec` keeps the daemon's PID for the Proc guard.
+        let log = dir.join("gobgpd.log");
+        let cmd = format!(
+            "exec gobgpd -f '{}' --api-hosts {GOBGP_API} -l debug >'{}' 2>&1",
+            conf.display(),
+            log.display()
         );
+        let proc = ns.spawn("sh", &["-c", &cmd]);
         let g = Gobgp {
             dir,
             ns: ns.name().to_string(),
@@ -98,10 +96,15 @@ impl Gobgp {
         })
     }
 
-    /// gobgpd's own log (stdout+stderr); stops the daemon.
+    /// gobgpd's log so far (debug level, JSON lines).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gobgpd.log")).unwrap_or_default()
+    }
+
+    /// Stops the daemon and returns its whole log.
     pub fn stop(&mut self) -> String {
-        let (o, e) = self.proc.stop();
-        format!("{o}{e}")
+        self.proc.stop();
+        self.log()
     }
 }
 

@@ -14,13 +14,17 @@ use ferrolb_tests::{Netns, require_root, wait_until};
 const T: Duration = Duration::from_secs(20);
 
 fn bgpd_conf(extra_neighbor: &str) -> String {
+    bgpd_conf_as(64512, extra_neighbor)
+}
+
+fn bgpd_conf_as(node_as: u32, extra_neighbor: &str) -> String {
     format!(
         "hostname r\n\
          router bgp 64513\n\
          \x20bgp router-id {ROUTER_V4}\n\
          \x20no bgp ebgp-requires-policy\n\
          \x20no bgp default ipv4-unicast\n\
-         \x20neighbor {NODE_V4} remote-as 64512\n\
+         \x20neighbor {NODE_V4} remote-as {node_as}\n\
          \x20neighbor {NODE_V4} timers connect 1\n\
          {extra_neighbor}\
          \x20address-family ipv4 unicast\n\
@@ -34,10 +38,7 @@ fn bgpd_conf(extra_neighbor: &str) -> String {
 
 fn start_frr(r: &Netns, extra: &str) -> Frr {
     let log = format!(" neighbor {NODE_V4} description ferrolb-node\n{extra}");
-    let frr = Frr::start(r, &bgpd_conf(&log), None);
-    let dir = frr.dir().display().to_string();
-    frr.vtysh(&["conf t", &format!("log file {dir}/bgpd.log")]);
-    frr
+    Frr::start(r, &bgpd_conf(&log), None)
 }
 
 fn peer() -> PeerConfig {
@@ -210,7 +211,12 @@ fn frr_keeps_routes_across_graceful_restart() {
     });
     assert!(down.is_some());
     let stale = frr.route("203.0.113.10/32");
-    assert!(frr.has_route("203.0.113.10/32"), "route dropped: {stale}");
+    assert!(
+        frr.has_route("203.0.113.10/32"),
+        "route dropped: {stale}\n{}\n{}",
+        frr.neighbor(NODE_V4),
+        frr.log("bgpd")
+    );
     assert!(stale.to_string().contains("stale"), "{stale}");
     // The speaker comes back: same routes, End-of-RIB, no longer stale.
     let sp = Speaker::start(&n, SpeakerConfig::new("192.0.2.10".parse().unwrap()));
@@ -225,4 +231,47 @@ fn frr_keeps_routes_across_graceful_restart() {
     // A clean shutdown (Cease + withdraw) removes them.
     sp.run(|s| async move { s.shutdown(GracefulMode::CeaseAndWithdraw).await });
     assert!(wait_route(&frr, "203.0.113.10/32", false));
+}
+
+#[test]
+fn frr_ibgp_sees_local_pref_and_peer_restart_reconnects() {
+    if !require_root("frr_ibgp_sees_local_pref_and_peer_restart_reconnects") {
+        return;
+    }
+    let (r, n) = link_lab("bgpfrr4");
+    let conf = bgpd_conf_as(64513, "");
+    let mut frr = Frr::start(&r, &conf, None);
+    let sp = Speaker::start(&n, SpeakerConfig::new("192.0.2.10".parse().unwrap()));
+    let mut rs = BTreeMap::new();
+    rs.insert(
+        "203.0.113.40/32".parse().unwrap(),
+        RouteAttrs {
+            local_pref: Some(250),
+            ..Default::default()
+        },
+    );
+    sp.speaker.set_routes(PeerSelector::All, rs).unwrap();
+    sp.speaker
+        .add_peer(PeerConfig {
+            local_asn: 64513,
+            ..peer()
+        })
+        .unwrap();
+    assert!(wait_route(&frr, "203.0.113.40/32", true));
+    let v = frr.route("203.0.113.40/32");
+    assert_eq!(v["paths"][0]["locPrf"], 250, "{v}");
+    // bgpd restarts: we notice, back off, reconnect and announce again.
+    frr.stop_bgpd();
+    let down = wait_until(T, Duration::from_millis(50), || {
+        (sp.status(ip(ROUTER_V4)).unwrap().state != State::Established).then_some(())
+    });
+    assert!(down.is_some());
+    frr.start_bgpd(&r);
+    assert!(
+        frr.wait_established(NODE_V4, T),
+        "{}",
+        frr.neighbor(NODE_V4)
+    );
+    assert!(wait_route(&frr, "203.0.113.40/32", true));
+    assert_eq!(sp.status(ip(ROUTER_V4)).unwrap().flaps, 1);
 }

@@ -393,46 +393,25 @@ fn decode_attrs(mut b: Bytes, cxt: &Cxt, u: &mut Update) -> Result<(), DecodeErr
             return Ok(());
         }
         let data = b.split_to(len);
-        let is_mp = code == attr_type::MP_REACH || code == attr_type::MP_UNREACH;
         if seen[code as usize] {
-            if is_mp {
-                // RFC 7606 §3(g): repeated MP attributes reset the session.
-                return Err(malformed_list());
+            // RFC 7606 §3(g): keep the first; repeated MP attributes would reset the session,
+            // but an export-only speaker ignores received routes: treat-as-withdraw instead.
+            if code == attr_type::MP_REACH || code == attr_type::MP_UNREACH {
+                u.treat_as_withdraw = true;
             }
-            continue; // other repeats: keep the first
+            continue;
         }
         seen[code as usize] = true;
-        match decode_value(flags, code, data.clone(), cxt) {
+        match decode_value(flags, code, data, cxt) {
             Ok(value) => u.attrs.push(PathAttr { flags, value }),
-            Err(Some(AttrFault::TreatAsWithdraw)) => u.treat_as_withdraw = true,
-            Err(Some(AttrFault::Discard)) => {}
-            Err(None) if is_mp => {
-                return Err(DecodeError::update(
-                    9,
-                    "UPDATE MP_REACH/MP_UNREACH attribute",
-                ));
-            }
-            Err(None) => {
-                // Unrecognized well-known attribute (RFC 4271 §6.3), data = the attribute.
-                let mut d = BytesMut::new();
-                d.put_u8(flags);
-                d.put_u8(code);
-                d.put_u8(len as u8);
-                d.put_slice(&data);
-                return Err(DecodeError::new(
-                    super::error_code::UPDATE,
-                    2,
-                    d.freeze(),
-                    "UPDATE unrecognized well-known attribute",
-                ));
-            }
+            Err(AttrFault::Discard) => {}
+            // Includes what RFC 4271/7606 would answer with a session reset (unrecognized
+            // well-known attribute, malformed MP_REACH/MP_UNREACH): we never use received
+            // routes, so dropping them keeps the session up at no cost.
+            Err(AttrFault::TreatAsWithdraw) => u.treat_as_withdraw = true,
         }
     }
     Ok(())
-}
-
-fn malformed_list() -> DecodeError {
-    DecodeError::update(1, "UPDATE attribute list")
 }
 
 fn get_segments(mut d: Bytes, four: bool) -> Option<Vec<AsSegment>> {
@@ -461,17 +440,12 @@ fn get_segments(mut d: Bytes, four: bool) -> Option<Vec<AsSegment>> {
     Some(segs)
 }
 
-/// `Err(None)`: not an attribute we know and it is well-known (or a broken MP attribute).
-fn decode_value(
-    flags: u8,
-    code: u8,
-    mut d: Bytes,
-    cxt: &Cxt,
-) -> Result<AttrValue, Option<AttrFault>> {
+/// Decodes one attribute value; the error says what RFC 7606 action applies.
+fn decode_value(flags: u8, code: u8, mut d: Bytes, cxt: &Cxt) -> Result<AttrValue, AttrFault> {
     use AttrFault::*;
     use attr_flags::{OPTIONAL, TRANSITIVE};
     use attr_type::*;
-    let taw = Err(Some(TreatAsWithdraw));
+    let taw = Err(TreatAsWithdraw);
     // RFC 7606 §3(c): flags that conflict with the attribute type -> the attribute's action.
     let want = match code {
         ORIGIN | AS_PATH | NEXT_HOP | LOCAL_PREF | ATOMIC_AGGREGATE => Some(TRANSITIVE),
@@ -485,8 +459,7 @@ fn decode_value(
         && flags & (OPTIONAL | TRANSITIVE) != w
     {
         return match code {
-            MP_REACH | MP_UNREACH => Err(None),
-            ATOMIC_AGGREGATE | AGGREGATOR | AS4_AGGREGATOR | AS4_PATH => Err(Some(Discard)),
+            ATOMIC_AGGREGATE | AGGREGATOR | AS4_AGGREGATOR | AS4_PATH => Err(Discard),
             _ => taw,
         };
     }
@@ -503,7 +476,7 @@ fn decode_value(
         },
         AS4_PATH => match get_segments(d, true) {
             Some(s) => AttrValue::As4Path(s),
-            None => return Err(Some(Discard)),
+            None => return Err(Discard),
         },
         NEXT_HOP => {
             if d.len() != 4 {
@@ -524,7 +497,7 @@ fn decode_value(
         }
         ATOMIC_AGGREGATE => {
             if !d.is_empty() {
-                return Err(Some(Discard));
+                return Err(Discard);
             }
             AttrValue::AtomicAggregate
         }
@@ -547,7 +520,7 @@ fn decode_value(
         MP_REACH => {
             let raw = d.clone();
             if d.len() < 5 {
-                return Err(None);
+                return taw;
             }
             let afi = d.get_u16();
             let safi = d.get_u8();
@@ -559,7 +532,7 @@ fn decode_value(
             };
             let nhl = d.get_u8() as usize;
             if d.len() < nhl + 1 {
-                return Err(None);
+                return taw;
             }
             let mut nh = d.split_to(nhl);
             d.advance(1); // reserved
@@ -572,9 +545,9 @@ fn decode_value(
                 ],
                 // RFC 5549/8950 IPv4 NLRI with an IPv6 next hop.
                 (AFI_IPV4, 16) => vec![IpAddr::V6(Ipv6Addr::from(nh.get_u128()))],
-                _ => return Err(None),
+                _ => return taw,
             };
-            let nlri = mp_prefixes(afi, d).map_err(|_| None)?;
+            let nlri = mp_prefixes(afi, d).map_err(|_| TreatAsWithdraw)?;
             AttrValue::MpReach(MpReach {
                 family,
                 next_hops,
@@ -584,7 +557,7 @@ fn decode_value(
         MP_UNREACH => {
             let raw = d.clone();
             if d.len() < 3 {
-                return Err(None);
+                return taw;
             }
             let afi = d.get_u16();
             let safi = d.get_u8();
@@ -594,10 +567,10 @@ fn decode_value(
                     data: raw,
                 });
             };
-            let withdrawn = mp_prefixes(afi, d).map_err(|_| None)?;
+            let withdrawn = mp_prefixes(afi, d).map_err(|_| TreatAsWithdraw)?;
             AttrValue::MpUnreach(MpUnreach { family, withdrawn })
         }
-        _ if flags & OPTIONAL == 0 => return Err(None),
+        _ if flags & OPTIONAL == 0 => return taw,
         _ => AttrValue::Unknown {
             type_code: code,
             data: d,
