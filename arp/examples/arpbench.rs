@@ -4,14 +4,18 @@
 //!
 //!     arpbench latency IFACE SRC_IP COUNT TARGET [TARGET...]
 //!         One request at a time, targets interleaved (A B A B ...); prints p50/p90/p99/max
-//!         round-trip time per target in microseconds.
+//!         round-trip time per target in microseconds. IPv4: ARP requests; IPv6: Neighbor
+//!         Solicitations to the target's solicited-node group (SRC_IP of the same family).
 //!     arpbench blast IFACE SRC_IP SECONDS WINDOW TARGET
 //!         Keeps WINDOW requests outstanding for SECONDS; prints replies per second.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ferrolb_arp::packet::{ArpOp, ArpPacket, ETHERTYPE_ARP, EthernetHeader, Frame, Payload};
+use ferrolb_arp::packet::{
+    ArpOp, ArpPacket, ETHERTYPE_ARP, ETHERTYPE_IPV6, EthernetHeader, Frame, Ipv6Header, NdpMessage,
+    NdpOptions, Payload, solicited_node, solicited_node_mac,
+};
 use ferrolb_arp::{MacAddr, PacketSocket};
 
 fn request(mac: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
@@ -32,6 +36,56 @@ fn request(mac: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
     }
     .to_bytes()
     .to_vec()
+}
+
+fn solicitation(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    Frame {
+        eth: EthernetHeader {
+            dst: solicited_node_mac(&target),
+            src: mac,
+            vlan: None,
+            ethertype: ETHERTYPE_IPV6,
+        },
+        payload: Payload::Ndp {
+            ip: Ipv6Header::ndp(src, solicited_node(&target)),
+            msg: NdpMessage::NeighborSolicit {
+                target,
+                options: NdpOptions {
+                    source_lla: Some(mac),
+                    ..NdpOptions::default()
+                },
+            },
+        },
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+fn request_for(mac: MacAddr, src: IpAddr, target: IpAddr) -> Vec<u8> {
+    match (src, target) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => request(mac, s, t),
+        (IpAddr::V6(s), IpAddr::V6(t)) => solicitation(mac, s, t),
+        _ => panic!("SRC_IP and TARGET must be of the same family"),
+    }
+}
+
+/// The IP a reply (ARP reply or solicited NA) addressed to `mac` answers for.
+fn answer_for(frame: &[u8], mac: MacAddr) -> Option<IpAddr> {
+    match Frame::decode(frame) {
+        Ok(Frame {
+            payload: Payload::Arp(a),
+            ..
+        }) if a.op == ArpOp::Reply && a.tha == mac => Some(IpAddr::V4(a.spa)),
+        Ok(Frame {
+            eth,
+            payload:
+                Payload::Ndp {
+                    msg: NdpMessage::NeighborAdvert { flags, target, .. },
+                    ..
+                },
+        }) if eth.dst == mac && flags.solicited => Some(IpAddr::V6(target)),
+        _ => None,
+    }
 }
 
 /// The sender IP of an ARP reply addressed to `mac`, if `frame` is one.
@@ -69,7 +123,7 @@ async fn main() {
         std::process::exit(2);
     }
     let iface = &args[1];
-    let spa: Ipv4Addr = args[2].parse().expect("SRC_IP");
+    let src: IpAddr = args[2].parse().expect("SRC_IP");
     let mac = mac_of(iface);
     let sock = PacketSocket::open(iface)
         .expect("open packet socket")
@@ -79,7 +133,7 @@ async fn main() {
     match args[0].as_str() {
         "latency" => {
             let count: usize = args[3].parse().expect("COUNT");
-            let targets: Vec<Ipv4Addr> = args[4..]
+            let targets: Vec<IpAddr> = args[4..]
                 .iter()
                 .map(|s| s.parse().expect("TARGET"))
                 .collect();
@@ -87,7 +141,7 @@ async fn main() {
             let mut lost = vec![0usize; targets.len()];
             for i in 0..count * targets.len() {
                 let t = i % targets.len();
-                let frame = request(mac, spa, targets[t]);
+                let frame = request_for(mac, src, targets[t]);
                 let start = Instant::now();
                 sock.get_ref().send(&frame).expect("send");
                 let deadline = start + Duration::from_millis(200);
@@ -101,7 +155,7 @@ async fn main() {
                     loop {
                         match sock.get_ref().try_recv(&mut buf) {
                             Ok(r) => {
-                                if reply_from(&buf[r], mac) == Some(targets[t]) {
+                                if answer_for(&buf[r], mac) == Some(targets[t]) {
                                     found = true;
                                     break;
                                 }
@@ -143,6 +197,9 @@ async fn main() {
             let secs: f64 = args[3].parse().expect("SECONDS");
             let window: usize = args[4].parse().expect("WINDOW");
             let target: Ipv4Addr = args[5].parse().expect("TARGET");
+            let IpAddr::V4(spa) = src else {
+                panic!("blast is ARP only: SRC_IP must be IPv4")
+            };
             let frame = request(mac, spa, target);
             let start = Instant::now();
             let end = start + Duration::from_secs_f64(secs);

@@ -36,10 +36,11 @@ async fn main() {
     }
     let c = handle.counters();
     println!(
-        "frames_received={} replies={} drops={:?} send_errors={}",
+        "frames_received={} replies={} drops={:?} send_errors={} kernel_drops={}",
         c.frames_received,
         c.replies_total(),
         c.drops.iter().filter(|(_, v)| **v > 0).collect::<Vec<_>>(),
-        c.send_errors
+        c.send_errors,
+        c.kernel_drops
     );
 }

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::announce::AnnounceSchedule;
 use crate::packet::{MacAddr, solicited_node_mac};
 use crate::responder::{DropReason, ReplyKind, Responder, Verdict, announcements};
 use crate::{Error, sys};
@@ -98,6 +99,8 @@ pub struct Counters {
     /// Announcement frames sent (each gratuitous ARP form and each unsolicited NA count 1).
     pub announcements_sent: u64,
     pub send_errors: u64,
+    /// Frames the kernel dropped because a socket's receive buffer was full.
+    pub kernel_drops: u64,
     pub events_dropped: u64,
 }
 
@@ -115,6 +118,7 @@ struct AtomicCounters {
     conflicts: AtomicU64,
     announcements_sent: AtomicU64,
     send_errors: AtomicU64,
+    kernel_drops: AtomicU64,
     events_dropped: AtomicU64,
 }
 
@@ -150,6 +154,7 @@ impl AtomicCounters {
             conflicts: ld(&self.conflicts),
             announcements_sent: ld(&self.announcements_sent),
             send_errors: ld(&self.send_errors),
+            kernel_drops: ld(&self.kernel_drops),
             events_dropped: ld(&self.events_dropped),
         }
     }
@@ -157,6 +162,7 @@ impl AtomicCounters {
 
 struct Shared {
     config: Config,
+    stopped: std::sync::atomic::AtomicBool,
     owned: Mutex<HashMap<String, watch::Sender<BTreeSet<IpAddr>>>>,
     links: RwLock<BTreeMap<String, LinkInfo>>,
     counters: AtomicCounters,
@@ -183,6 +189,7 @@ impl L2Responder {
         let links = poll_links()?;
         let shared = Arc::new(Shared {
             config,
+            stopped: std::sync::atomic::AtomicBool::new(false),
             owned: Mutex::new(HashMap::new()),
             links: RwLock::new(links),
             counters: AtomicCounters::default(),
@@ -204,7 +211,12 @@ impl L2Responder {
 #[derive(Clone)]
 pub struct L2Handle {
     shared: Arc<Shared>,
-    wake: mpsc::UnboundedSender<()>,
+    wake: mpsc::UnboundedSender<Cmd>,
+}
+
+enum Cmd {
+    Wake,
+    Shutdown,
 }
 
 impl L2Handle {
@@ -212,7 +224,7 @@ impl L2Handle {
     /// Removed IPs stop being answered before the next frame is handled; gained IPs are
     /// announced. The interface need not exist yet: we start once it appears.
     pub fn set_owned(&self, interface: &str, ips: BTreeSet<IpAddr>) -> Result<(), Error> {
-        if self.wake.is_closed() {
+        if self.wake.is_closed() || self.shared.stopped.load(Ordering::SeqCst) {
             return Err(Error::Stopped);
         }
         {
@@ -226,7 +238,19 @@ impl L2Handle {
                 }
             }
         }
-        self.wake.send(()).map_err(|_| Error::Stopped)
+        self.wake.send(Cmd::Wake).map_err(|_| Error::Stopped)
+    }
+
+    /// Stops answering on every interface at once (before the next frame is handled) and
+    /// stops the responder: sockets are closed, later `set_owned` calls fail with
+    /// [`Error::Stopped`]. Nothing is sent. Dropping every handle has the same effect.
+    pub fn shutdown(&self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        let owned = self.shared.owned.lock().unwrap_or_else(|e| e.into_inner());
+        for tx in owned.values() {
+            tx.send_replace(BTreeSet::new());
+        }
+        let _ = self.wake.send(Cmd::Shutdown);
     }
 
     /// The IPs currently answered on `interface`.
@@ -290,6 +314,9 @@ fn poll_links() -> Result<BTreeMap<String, LinkInfo>, Error> {
         .collect())
 }
 
+/// How long a failed interface waits before its socket is opened again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 struct Running {
     ifindex: u32,
     mac: MacAddr,
@@ -297,16 +324,26 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<()>) {
+async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<Cmd>) {
     let mut tick = tokio::time::interval(shared.config.link_poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut running: HashMap<String, Running> = HashMap::new();
+    let mut backoff: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
-            w = wake.recv() => if w.is_none() { break },
+            w = wake.recv() => match w {
+                None | Some(Cmd::Shutdown) => break,
+                Some(Cmd::Wake) => {}
+            },
             _ = tick.tick() => {}
         }
-        while wake.try_recv().is_ok() {}
+        let mut stop = false;
+        while let Ok(c) = wake.try_recv() {
+            stop |= matches!(c, Cmd::Shutdown);
+        }
+        if stop {
+            break;
+        }
         let new = match poll_links() {
             Ok(l) => l,
             Err(e) => {
@@ -348,7 +385,7 @@ async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<()>) {
                 Some(_) => {}
             }
         }
-        reconcile(&shared, &new, &mut running);
+        reconcile(&shared, &new, &mut running, &mut backoff);
     }
     for (_, r) in running {
         r.task.abort();
@@ -357,12 +394,17 @@ async fn manager(shared: Arc<Shared>, mut wake: mpsc::UnboundedReceiver<()>) {
 }
 
 /// Starts a socket task for every interface that owns IPs and exists with a MAC; stops tasks
-/// whose interface is gone, changed (ifindex or MAC) or owns nothing any more.
+/// whose interface is gone, changed (ifindex or MAC) or owns nothing any more. A task that
+/// ended by itself (socket could not be opened, e.g. no CAP_NET_RAW) is retried after
+/// [`RETRY_AFTER`], not at every poll, so its `SocketError` event is not repeated in a loop.
 fn reconcile(
     shared: &Arc<Shared>,
     links: &BTreeMap<String, LinkInfo>,
     running: &mut HashMap<String, Running>,
+    backoff: &mut HashMap<String, Instant>,
 ) {
+    let now = Instant::now();
+    backoff.retain(|_, until| *until > now);
     let owned: Vec<(String, watch::Receiver<BTreeSet<IpAddr>>)> = {
         let owned = shared.owned.lock().unwrap_or_else(|e| e.into_inner());
         owned
@@ -383,17 +425,20 @@ fn reconcile(
         }
     }
     running.retain(|name, r| {
-        let keep = !r.task.is_finished()
-            && wanted
-                .get(name)
-                .is_some_and(|(idx, mac, _)| *idx == r.ifindex && *mac == r.mac);
+        if r.task.is_finished() {
+            backoff.insert(name.clone(), now + RETRY_AFTER);
+            return false;
+        }
+        let keep = wanted
+            .get(name)
+            .is_some_and(|(idx, mac, _)| *idx == r.ifindex && *mac == r.mac);
         if !keep {
             r.task.abort();
         }
         keep
     });
     for (name, (ifindex, mac, rx)) in wanted {
-        if running.contains_key(&name) {
+        if running.contains_key(&name) || backoff.contains_key(&name) {
             continue;
         }
         let reannounce = Arc::new(Notify::new());
@@ -462,6 +507,12 @@ impl PacketSocket {
     /// returned range is where the frame is, with any VLAN tag the kernel moved into packet
     /// metadata put back after the MAC addresses, so the frame reads as it was on the wire.
     pub fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<std::ops::Range<usize>> {
+        if buf.len() <= TAG_ROOM + 14 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "receive buffer must hold 4 spare bytes and an Ethernet header",
+            ));
+        }
         let meta = sys::recv_frame(&self.fd, &mut buf[TAG_ROOM..])?;
         match meta.vlan {
             Some((tpid, tci)) if meta.len >= 12 => {
@@ -472,6 +523,11 @@ impl PacketSocket {
             }
             _ => Ok(TAG_ROOM..TAG_ROOM + meta.len),
         }
+    }
+
+    /// Frames the kernel dropped for this socket since the last call.
+    pub fn kernel_drops(&self) -> std::io::Result<u32> {
+        sys::dropped_since_last(&self.fd)
     }
 
     fn membership(&self, mac: MacAddr, join: bool) -> std::io::Result<()> {
@@ -491,9 +547,13 @@ struct IfaceState {
     responder: Responder,
     owned: BTreeSet<IpAddr>,
     groups: BTreeMap<MacAddr, usize>,
-    /// (next send time, ip, announcements left)
-    pending: Vec<(Instant, IpAddr, u32)>,
+    schedule: AnnounceSchedule,
+    /// Last time each (ip, other MAC) conflict was reported, to report a flood once per
+    /// [`CONFLICT_REPORT_EVERY`] (the counter still counts every frame).
+    conflicts: HashMap<(IpAddr, MacAddr), std::time::Instant>,
 }
+
+const CONFLICT_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl IfaceState {
     /// Applies a new owned set: the responder first (stop answering at once), then multicast
@@ -532,35 +592,25 @@ impl IfaceState {
                 *n += 1;
             }
         }
-        self.pending.retain(|(_, ip, _)| new.contains(ip));
+        self.schedule.retain_owned(&new);
         self.owned = new;
         if !gained.is_empty() || !lost.is_empty() {
             info!(?gained, ?lost, "owned IPs changed");
         }
-        self.schedule(&gained, shared);
+        self.announce(&gained);
     }
 
-    fn schedule(&mut self, ips: &[IpAddr], shared: &Shared) {
-        let count = shared.config.announce_count;
-        if count == 0 {
-            return;
-        }
-        let now = Instant::now();
+    fn announce(&mut self, ips: &[IpAddr]) {
+        let now = std::time::Instant::now();
         for ip in ips {
-            self.pending.retain(|(_, p, _)| p != ip);
-            self.pending.push((now, *ip, count));
+            self.schedule.start(*ip, now);
         }
     }
 
     fn send_due(&mut self, sock: &PacketSocket, shared: &Shared) {
-        let now = Instant::now();
         let mac = self.responder.mac();
-        let interval = shared.config.announce_interval;
-        for (at, ip, left) in &mut self.pending {
-            if *at > now {
-                continue;
-            }
-            for frame in announcements(mac, *ip) {
+        for ip in self.schedule.take_due(std::time::Instant::now()) {
+            for frame in announcements(mac, ip) {
                 match sock.send(&frame) {
                     Ok(_) => bump(&shared.counters.announcements_sent),
                     Err(e) => {
@@ -569,10 +619,7 @@ impl IfaceState {
                     }
                 }
             }
-            *left -= 1;
-            *at = now + interval;
         }
-        self.pending.retain(|(_, _, left)| *left > 0);
     }
 
     fn on_frame(&mut self, sock: &PacketSocket, frame: &[u8], shared: &Shared) {
@@ -587,12 +634,20 @@ impl IfaceState {
             },
             Verdict::Conflict { ip, other_mac } => {
                 bump(&shared.counters.conflicts);
-                warn!(%ip, %other_mac, "another host claims an owned IP");
-                shared.emit(L2Event::Conflict {
-                    ip,
-                    iface: self.iface.clone(),
-                    other_mac,
-                });
+                let now = std::time::Instant::now();
+                let last = self.conflicts.get(&(ip, other_mac)).copied();
+                if last.is_none_or(|t| now.duration_since(t) >= CONFLICT_REPORT_EVERY) {
+                    if self.conflicts.len() > 1024 {
+                        self.conflicts.clear();
+                    }
+                    self.conflicts.insert((ip, other_mac), now);
+                    warn!(%ip, %other_mac, "another host claims an owned IP");
+                    shared.emit(L2Event::Conflict {
+                        ip,
+                        iface: self.iface.clone(),
+                        other_mac,
+                    });
+                }
             }
             Verdict::Drop(reason) => shared.counters.drop_reason(reason),
         }
@@ -642,13 +697,17 @@ async fn iface_task(
         responder: Responder::new(mac),
         owned: BTreeSet::new(),
         groups: BTreeMap::new(),
-        pending: Vec::new(),
+        schedule: AnnounceSchedule::new(
+            shared.config.announce_count,
+            shared.config.announce_interval,
+        ),
+        conflicts: HashMap::new(),
     };
     let first = owned_rx.borrow_and_update().clone();
     st.apply(sock.get_ref(), first, &shared);
     let mut buf = vec![0u8; 2048 + TAG_ROOM];
     loop {
-        let next = st.pending.iter().map(|p| p.0).min();
+        let next = st.schedule.next_due().map(Instant::from_std);
         tokio::select! {
             biased;
             changed = owned_rx.changed() => {
@@ -660,7 +719,7 @@ async fn iface_task(
             }
             _ = reannounce.notified() => {
                 let all: Vec<IpAddr> = st.owned.iter().copied().collect();
-                st.schedule(&all, &shared);
+                st.announce(&all);
             }
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 st.send_due(sock.get_ref(), &shared);
@@ -696,6 +755,11 @@ async fn iface_task(
                             break;
                         }
                     }
+                }
+                if let Ok(n) = sock.get_ref().kernel_drops()
+                    && n > 0
+                {
+                    shared.counters.kernel_drops.fetch_add(u64::from(n), Ordering::Relaxed);
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! Layers: [`packet`] (pure codec), [`responder`] (pure decision per frame), [`io`] (AF_PACKET
 //! sockets on tokio, announcements, link polling). Only `sys.rs` holds `unsafe`.
 
+pub mod announce;
 mod error;
 pub mod io;
 pub mod packet;

@@ -279,6 +279,14 @@ impl Responder {
                 }
             }
             NdpMessage::NeighborSolicit { target, options } => {
+                // Another host sending from one of our addresses: the IPv6 counterpart of
+                // RFC 5227 §2.4 (a). (From ::, a DAD probe, is answered below instead.)
+                if self.v6.contains(&ip.src) {
+                    return Verdict::Conflict {
+                        ip: IpAddr::V6(ip.src),
+                        other_mac: options.source_lla.unwrap_or(eth.src),
+                    };
+                }
                 self.on_ns(eth, ip, *target, options)
             }
         }

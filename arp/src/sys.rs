@@ -15,7 +15,10 @@ const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_DROP_MEMBERSHIP: libc::c_int = 2;
 const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_MR_MULTICAST: libc::c_ushort = 0;
+const PACKET_STATISTICS: libc::c_int = 6;
 const SO_ATTACH_FILTER: libc::c_int = 26;
+/// Receive buffer asked for: room for a few thousand frames of an ARP storm.
+const RCVBUF: libc::c_int = 4 << 20;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 const ETH_P_ALL: u16 = 0x0003;
@@ -120,6 +123,18 @@ pub fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, SO_ATTACH_FILTER, &prog)?;
     let one: libc::c_int = 1;
     setsockopt(fd.as_raw_fd(), SOL_PACKET, PACKET_AUXDATA, &one)?;
+    // SO_RCVBUFFORCE (CAP_NET_ADMIN) goes past net.core.rmem_max; otherwise take what
+    // SO_RCVBUF gives (capped by rmem_max). Neither failing is fatal.
+    if setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        &RCVBUF,
+    )
+    .is_err()
+    {
+        let _ = setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &RCVBUF);
+    }
     // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -158,6 +173,33 @@ pub fn multicast_membership(
         PACKET_DROP_MEMBERSHIP
     };
     setsockopt(fd.as_raw_fd(), SOL_PACKET, opt, &mreq)
+}
+
+/// Frames the kernel dropped for this socket (receive buffer full) since the last call;
+/// reading resets the kernel's counter (packet(7), PACKET_STATISTICS).
+pub fn dropped_since_last(fd: &OwnedFd) -> io::Result<u32> {
+    #[repr(C)]
+    struct TpacketStats {
+        tp_packets: u32,
+        tp_drops: u32,
+    }
+    let mut st = TpacketStats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = size_of::<TpacketStats>() as libc::socklen_t;
+    // SAFETY: `st` and `len` are valid, writable and sized for the option being read.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            SOL_PACKET,
+            PACKET_STATISTICS,
+            (&mut st as *mut TpacketStats).cast(),
+            &mut len,
+        )
+    })?;
+    let _ = st.tp_packets;
+    Ok(st.tp_drops)
 }
 
 /// One received frame's metadata.
@@ -260,6 +302,7 @@ pub fn interfaces() -> io::Result<Vec<RawInterface>> {
     // SAFETY: `head` is a valid out-pointer; on success it is freed below with freeifaddrs.
     cvt(unsafe { libc::getifaddrs(&mut head) })?;
     let mut out: Vec<RawInterface> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
@@ -268,9 +311,10 @@ pub fn interfaces() -> io::Result<Vec<RawInterface>> {
         unsafe {
             let ifa = &*cur;
             let name = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
-            let idx = match out.iter().position(|i| i.name == name) {
-                Some(i) => i,
+            let idx = match index.get(&name) {
+                Some(i) => *i,
                 None => {
+                    index.insert(name.clone(), out.len());
                     out.push(RawInterface {
                         name,
                         ..RawInterface::default()

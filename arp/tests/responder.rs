@@ -233,6 +233,16 @@ fn other_hosts_claiming_our_ips_are_conflicts() {
             other_mac: CLIENT
         }
     );
+    // A solicitation sent from one of our IPv6 addresses by another host (kernel NS from
+    // 2001:db8::1).
+    let r6 = responder(&["2001:db8::1", "2001:db8::10"]);
+    assert_eq!(
+        r6.handle(&common::one("kernel_ns_mcast", 0)),
+        Verdict::Conflict {
+            ip: "2001:db8::1".parse().unwrap(),
+            other_mac: CLIENT
+        }
+    );
     // The same frames from our own MAC are our own announcements, not conflicts.
     let own = {
         let mut r = Responder::new(CLIENT);

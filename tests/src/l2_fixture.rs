@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferrolb_arp::{Config, Counters, L2Event, L2Handle, L2Responder};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::netns::{Netns, run, veth};
+use crate::netns::{Netns, run, veth, wait_until};
 
 pub const NODE_MAC: &str = "02:00:00:00:0a:01";
 pub const CLIENT_MAC: &str = "02:00:00:00:0c:01";
@@ -43,6 +43,16 @@ impl L2Bench {
             ns.ip(&["link", "set", "eth0", "address", mac])
                 .expect("mac");
             ns.ip(&["link", "set", "eth0", "up"]).expect("up");
+        }
+        // Both ends operationally up before anything starts, so a responder never sees a
+        // late carrier-up (which would count as a link change and re-announce).
+        for ns in [&node, &client] {
+            let up = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+                ns.ip(&["-br", "link", "show", "eth0"])
+                    .ok()
+                    .filter(|s| s.split_whitespace().nth(1) == Some("UP"))
+            });
+            assert!(up.is_some(), "eth0 in {} did not come up", ns.name());
         }
         client
             .ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"])

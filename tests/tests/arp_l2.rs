@@ -173,8 +173,8 @@ fn arp_announcements_update_existing_client_entries() {
 }
 
 #[test]
-fn arp_unicast_ns_keeps_client_entry_reachable() {
-    if !require_root("arp_unicast_ns_keeps_client_entry_reachable") {
+fn arp_nud_probes_keep_client_entries_reachable() {
+    if !require_root("arp_nud_probes_keep_client_entries_reachable") {
         return;
     }
     let bench = L2Bench::new();
@@ -218,6 +218,40 @@ fn arp_unicast_ns_keeps_client_entry_reachable() {
     );
     let c = r.counters();
     assert!(c.replies[&ReplyKind::NaUnicastNs] >= 1, "{c:?}");
+
+    // The IPv4 counterpart: Linux probes a stale ARP entry with unicast requests to the
+    // cached MAC.
+    r.set_owned("eth0", &["2001:db8::14", "192.0.2.14"]);
+    bench
+        .client
+        .sysctl("net.ipv4.neigh.eth0.delay_first_probe_time=0")
+        .expect("sysctl");
+    bench
+        .client
+        .ip(&[
+            "neigh",
+            "replace",
+            "192.0.2.14",
+            "lladdr",
+            NODE_MAC,
+            "dev",
+            "eth0",
+            "nud",
+            "stale",
+        ])
+        .expect("seed neighbour");
+    let before = r.counters().replies[&ReplyKind::Arp];
+    let _ = bench
+        .client
+        .exec_output("ping", &["-c", "2", "-i", "0.3", "-W", "1", "192.0.2.14"]);
+    let reachable = wait_until(WAIT, POLL, || {
+        bench
+            .client_neigh("192.0.2.14")
+            .contains("REACHABLE")
+            .then_some(())
+    });
+    assert!(reachable.is_some(), "{}", bench.client_neigh("192.0.2.14"));
+    assert!(r.counters().replies[&ReplyKind::Arp] > before);
 }
 
 #[test]
@@ -304,14 +338,17 @@ fn arp_conflicts_are_reported() {
     let bench = L2Bench::new();
     let mut r = bench.start_responder(quiet());
     r.set_owned("eth0", &["192.0.2.17", "2001:db8::17"]);
-    // Another host (the client) announces our IPv4 address with a gratuitous ARP reply...
+    // Another host (the client) announces our IPv4 address with gratuitous ARP replies (a
+    // burst of 10, 10 ms apart)...
     let _ = arping(
         &bench.client,
         &[
             "-U",
             "-P",
             "-c",
-            "1",
+            "10",
+            "-W",
+            "0.01",
             "-w",
             "1",
             "-I",
@@ -334,6 +371,19 @@ fn arp_conflicts_are_reported() {
         }
         other => panic!("no conflict event: {other:?}"),
     }
+    // Every frame is counted, but the burst is not reported once per frame.
+    let counted = wait_until(WAIT, POLL, || (r.counters().conflicts >= 10).then_some(()));
+    assert!(counted.is_some(), "{:?}", r.counters());
+    let mut repeats = 0;
+    while let Ok(ev) = r.events.try_recv() {
+        if matches!(&ev, L2Event::Conflict { ip, .. } if ip.to_string() == "192.0.2.17") {
+            repeats += 1;
+        }
+    }
+    assert!(
+        repeats < 9,
+        "{repeats} repeated conflict events for one burst"
+    );
     // ...and our IPv6 address with an unsolicited NA: the client kernel sends one for each
     // of its addresses when its MAC changes and ndisc_notify is on.
     bench
@@ -353,7 +403,7 @@ fn arp_conflicts_are_reported() {
         |e| matches!(e, L2Event::Conflict { ip, .. } if ip.to_string() == "2001:db8::17"),
     );
     assert!(ev.is_some(), "no IPv6 conflict event: {:?}", r.counters());
-    assert!(r.counters().conflicts >= 2);
+    assert!(r.counters().conflicts >= 11);
 }
 
 #[test]
@@ -444,4 +494,53 @@ fn arp_link_changes_are_reported() {
     );
     assert!(ev.is_some());
     assert!(!r.handle.links().contains_key("x0"));
+
+    // Re-created (new ifindex) and up: served again, the owned IP announced on it.
+    let before = r.counters().announcements_sent;
+    bench
+        .node
+        .ip(&["link", "add", "x0", "type", "veth", "peer", "name", "x1"])
+        .expect("re-add veth");
+    bench.node.ip(&["link", "set", "x1", "up"]).expect("x1 up");
+    bench.node.ip(&["link", "set", "x0", "up"]).expect("x0 up");
+    let again = wait_until(WAIT, POLL, || {
+        (r.counters().announcements_sent >= before + 2).then_some(())
+    });
+    assert!(again.is_some(), "{:?}", r.counters());
+}
+
+#[test]
+fn arp_answers_only_on_the_bound_interface_and_stops_on_shutdown() {
+    if !require_root("arp_answers_only_on_the_bound_interface_and_stops_on_shutdown") {
+        return;
+    }
+    let bench = L2Bench::new();
+    // A second segment: node eth1 <-> client2 eth0.
+    let client2 = ferrolb_tests::Netns::new("l2c2");
+    ferrolb_tests::veth(&bench.node, "eth1", &client2, "eth0");
+    client2
+        .ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"])
+        .expect("client2 address");
+    let r = bench.start_responder(quiet());
+    r.set_owned("eth0", &["192.0.2.19"]);
+    let (ok, out) = arping(
+        &bench.client,
+        &["-c", "1", "-w", "2", "-I", "eth0", "192.0.2.19"],
+    );
+    assert!(ok, "not answered on the bound interface: {out}");
+    let (ok, out) = arping(
+        &client2,
+        &["-c", "1", "-w", "1", "-I", "eth0", "192.0.2.19"],
+    );
+    assert!(
+        !ok,
+        "answered on an interface the IP is not bound to: {out}"
+    );
+
+    r.handle.shutdown();
+    let (ok, out) = arping(
+        &bench.client,
+        &["-c", "1", "-w", "1", "-I", "eth0", "192.0.2.19"],
+    );
+    assert!(!ok, "still answering after shutdown: {out}");
 }
