@@ -25,8 +25,17 @@ D=$(mktemp -d /tmp/flb-bench-bfd.XXXXXX); chmod 755 "$D"   # frr must traverse i
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for _ in $(seq 30); do   # bounded wait (3 s) for a clean exit
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+        # FRR leaves /var/tmp/frr/<daemon>.<pid> behind when killed (lab-recipes pitfall 7)
+        rm -rf "/var/tmp/frr/zebra.$p" "/var/tmp/frr/bfdd.$p"
+    done
     ip netns del "$R" 2>/dev/null || true
     ip netns del "$N" 2>/dev/null || true
     rm -rf "$D"

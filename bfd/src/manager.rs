@@ -186,10 +186,20 @@ impl BfdManager {
             None
         };
         let sock6 = if config.ipv6 {
-            Some(bind_receive(SocketAddr::new(
+            match bind_receive(SocketAddr::new(
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 config.listen_port,
-            ))?)
+            )) {
+                Ok(s) => Some(s),
+                // A host booted with ipv6.disable=1: run IPv4-only rather than not at all.
+                Err(BfdError::BindReceive { source, .. })
+                    if source.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+                {
+                    warn!("IPv6 unavailable on this host; BFD runs IPv4-only");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
@@ -197,6 +207,8 @@ impl BfdManager {
         let counters = Arc::new(SharedCounters::default());
         let subscribers: Subscribers = Arc::default();
         let driver = Driver {
+            has_v4: sock4.is_some(),
+            has_v6: sock6.is_some(),
             peer_port: config.peer_port,
             sessions: HashMap::new(),
             by_discr: HashMap::new(),
@@ -349,12 +361,17 @@ fn open_send_socket(
     .map_err(err)?;
     let ttl = u32::from(SINGLE_HOP_TTL);
     let mut scope = 0;
+    // FREEBIND: the local address may not exist yet (interface still being configured, IPv6
+    // DAD in progress); sends fail and are counted until it appears, then the session
+    // proceeds without the caller having to retry.
     if peer.is_ipv6() {
         sock.set_unicast_hops_v6(ttl).map_err(err)?;
         sock.set_tclass_v6(0xc0).map_err(err)?;
+        sock.set_freebind_v6(true).map_err(err)?;
     } else {
         sock.set_ttl_v4(ttl).map_err(err)?;
         sock.set_tos_v4(0xc0).map_err(err)?;
+        sock.set_freebind_v4(true).map_err(err)?;
     }
     if let Some(name) = ifname {
         sock.bind_device(Some(name.as_bytes())).map_err(err)?;
@@ -409,6 +426,8 @@ impl Entry {
 }
 
 struct Driver {
+    has_v4: bool,
+    has_v6: bool,
     peer_port: u16,
     sessions: HashMap<IpAddr, Entry>,
     by_discr: HashMap<u32, IpAddr>,
@@ -564,6 +583,12 @@ impl Driver {
     ) -> Result<(), BfdError> {
         if self.sessions.contains_key(&peer) {
             return Err(BfdError::SessionExists { peer });
+        }
+        if (peer.is_ipv4() && !self.has_v4) || (peer.is_ipv6() && !self.has_v6) {
+            return Err(BfdError::BadSession {
+                peer,
+                reason: "no receive socket for this address family (disabled in ManagerConfig or unavailable on the host)".to_string(),
+            });
         }
         if peer.is_ipv4() != local.is_ipv4() {
             return Err(BfdError::BadSession {

@@ -404,3 +404,15 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn length_beyond_header_without_auth_is_accepted() {
+    // Found by the decode_control fuzz target: Length 45, A bit clear, 45 bytes present.
+    // RFC 5880 §6.8.6 only bounds Length from below, so the packet is accepted; the extra
+    // bytes are ignored and our encoding says Length 24.
+    let mut b = hex(GOOD);
+    b[3] = 45;
+    b.extend_from_slice(&[0x72; 21]);
+    let p = ControlPacket::decode(&b, &DecodeCxt::default()).unwrap();
+    assert_eq!(p.to_bytes().as_ref(), &hex(GOOD)[..]);
+}

@@ -144,9 +144,15 @@ impl FrrBfdd {
 
 impl Drop for FrrBfdd {
     fn drop(&mut self) {
+        let pids = [("bfdd", self.bfdd.pid()), ("zebra", self.zebra.pid())];
         self.bfdd.stop();
         self.zebra.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        // A daemon that needed SIGKILL leaves /var/tmp/frr/<daemon>.<pid> (lab-recipes
+        // pitfall 7); a clean exit removes it itself.
+        for (name, pid) in pids {
+            let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/{name}.{pid}"));
+        }
     }
 }
 

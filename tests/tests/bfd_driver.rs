@@ -6,7 +6,7 @@ use std::net::{IpAddr, UdpSocket};
 use std::time::Duration;
 
 use ferrolb_bfd::packet::{ControlPacket, Diag, DropReason, State};
-use ferrolb_bfd::{BfdEvent, BfdManager, BfdProfile, ManagerConfig};
+use ferrolb_bfd::{BfdError, BfdEvent, BfdManager, BfdProfile, ManagerConfig};
 use ferrolb_tests::bfd_peers::bfd_pair;
 use ferrolb_tests::require_root;
 use tokio::sync::oneshot;
@@ -66,7 +66,55 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
                 .await
                 .expect("add A");
             let dup = mgr.add_session(lb, la, Some("eth0".into()), fast()).await;
-            assert!(dup.is_err(), "duplicate session accepted");
+            assert!(
+                matches!(dup, Err(BfdError::SessionExists { .. })),
+                "duplicate session: {dup:?}"
+            );
+            // This manager has no IPv4 socket: an IPv4 session is refused, as are mixed
+            // families and a profile asking for echo mode.
+            let v4 = mgr
+                .add_session(
+                    "192.0.2.2".parse().unwrap(),
+                    "192.0.2.1".parse().unwrap(),
+                    None,
+                    fast(),
+                )
+                .await;
+            assert!(matches!(v4, Err(BfdError::BadSession { .. })), "{v4:?}");
+            let mixed = mgr
+                .add_session(
+                    "2001:db8::2".parse().unwrap(),
+                    "192.0.2.1".parse().unwrap(),
+                    None,
+                    fast(),
+                )
+                .await;
+            assert!(
+                matches!(mixed, Err(BfdError::BadSession { .. })),
+                "{mixed:?}"
+            );
+            let echo = BfdProfile {
+                echo_mode: true,
+                ..fast()
+            };
+            let echo = mgr
+                .add_session(
+                    "2001:db8::2".parse().unwrap(),
+                    "2001:db8::1".parse().unwrap(),
+                    None,
+                    echo,
+                )
+                .await;
+            assert!(
+                matches!(
+                    echo,
+                    Err(BfdError::InvalidProfile {
+                        field: "echoMode",
+                        ..
+                    })
+                ),
+                "{echo:?}"
+            );
             let up = next_event(&mut ev, |e| e.new == State::Up).await;
             let status = mgr.session(lb).await.unwrap();
             let _ = go_rx.await;
@@ -110,15 +158,11 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
         st.source_port
     );
     assert_eq!(st.info.remote_detect_mult, 3);
+    // (remote_state is not checked here: B's last packet may still say Init.)
+    let a_admin = a_admin.expect("A reported AdminDown");
     assert_eq!(
-        a_admin,
-        Some(BfdEvent {
-            peer: lb,
-            old: State::Up,
-            new: State::AdminDown,
-            diag: Diag::AdministrativelyDown,
-            remote_state: State::Up,
-        })
+        (a_admin.peer, a_admin.old, a_admin.new, a_admin.diag),
+        (lb, State::Up, State::AdminDown, Diag::AdministrativelyDown)
     );
     assert!(a_gone.is_none(), "session still listed after remove");
     assert_eq!(
@@ -140,8 +184,16 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
     for c in [&a_counters, &b_counters] {
         assert!(c.packets_in > 0 && c.packets_out > 0, "{c:?}");
         assert!(c.state_changes >= 2, "{c:?}");
-        assert_eq!(c.drops.values().sum::<u64>(), 0, "{c:?}");
+        // A forgets the session while B still talks to it: those packets have no session.
+        let other: u64 = c
+            .drops
+            .iter()
+            .filter(|(r, _)| **r != DropReason::NoSession)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(other, 0, "{c:?}");
     }
+    assert_eq!(b_counters.drops(DropReason::NoSession), 0, "{b_counters:?}");
 }
 
 /// A valid Down packet from a peer we do not know.
@@ -207,13 +259,24 @@ fn gtsm_and_malformed_packets_are_dropped_and_counted() {
             tx.send_to(&mult, to).unwrap();
             tx.send_to(&stray_packet(), to).unwrap();
             tx.send_to(&[0x20], to).unwrap();
+            // The session's own discriminator, but from the wrong source address.
+            let discr = mgr
+                .session("192.0.2.2".parse().unwrap())
+                .await
+                .unwrap()
+                .expect("session")
+                .info
+                .local_discr;
+            let mut spoof = stray_packet();
+            spoof[8..12].copy_from_slice(&discr.to_be_bytes());
+            tx.send_to(&spoof, to).unwrap();
             // IPv6 with hop limit 64.
             let tx6 = UdpSocket::bind("[2001:db8::1]:0").unwrap();
             socket2::SockRef::from(&tx6)
                 .set_unicast_hops_v6(64)
                 .unwrap();
             tx6.send_to(&stray_packet(), "[2001:db8::1]:3784").unwrap();
-            let want = 8;
+            let want = 9;
             for _ in 0..100 {
                 if mgr.counters().packets_in >= want {
                     break;
@@ -225,7 +288,12 @@ fn gtsm_and_malformed_packets_are_dropped_and_counted() {
             c
         })
     });
-    assert_eq!(counters.packets_in, 8, "{counters:?}");
+    assert_eq!(counters.packets_in, 9, "{counters:?}");
+    assert_eq!(
+        counters.drops(DropReason::SourceMismatch),
+        1,
+        "{counters:?}"
+    );
     assert_eq!(counters.drops(DropReason::TtlNot255), 2, "{counters:?}");
     assert_eq!(counters.drops(DropReason::BadVersion), 1, "{counters:?}");
     assert_eq!(counters.drops(DropReason::BadLength), 1, "{counters:?}");
@@ -237,4 +305,68 @@ fn gtsm_and_malformed_packets_are_dropped_and_counted() {
     );
     assert_eq!(counters.drops(DropReason::NoSession), 1, "{counters:?}");
     assert_eq!(counters.drops(DropReason::Short), 1, "{counters:?}");
+}
+
+/// A session may be added before its local address exists (interface still being set up):
+/// sends fail and are counted, and the session comes Up once the address appears.
+#[test]
+fn session_added_before_local_address_exists_comes_up_later() {
+    if !require_root("session_added_before_local_address_exists_comes_up_later") {
+        return;
+    }
+    let (a, b) = bfd_pair("bdf");
+    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])
+        .unwrap();
+    let la: IpAddr = "198.51.100.1".parse().unwrap();
+    let lb: IpAddr = "198.51.100.2".parse().unwrap();
+    let (added_tx, added_rx) = std::sync::mpsc::channel::<()>();
+    let ta = a.spawn_thread(move || {
+        runtime().block_on(async move {
+            let cfg = ManagerConfig {
+                ipv6: false,
+                ..ManagerConfig::default()
+            };
+            let mgr = BfdManager::start(cfg).await.expect("start A");
+            let mut ev = mgr.subscribe();
+            mgr.add_session(lb, la, None, fast())
+                .await
+                .expect("add before the address exists");
+            let _ = added_tx.send(());
+            let up = next_event(&mut ev, |e| e.new == State::Up).await;
+            let c = mgr.counters();
+            mgr.shutdown().await.unwrap();
+            (up, c)
+        })
+    });
+    let tb = b.spawn_thread(move || {
+        runtime().block_on(async move {
+            let cfg = ManagerConfig {
+                ipv6: false,
+                ..ManagerConfig::default()
+            };
+            let mgr = BfdManager::start(cfg).await.expect("start B");
+            let mut ev = mgr.subscribe();
+            mgr.add_session(la, lb, None, fast()).await.expect("add B");
+            let up = next_event(&mut ev, |e| e.new == State::Up).await;
+            // Stay until A has seen Up too (A's shutdown then reaches us as AdminDown).
+            let _ = next_event(&mut ev, |e| e.new == State::Down).await;
+            mgr.shutdown().await.unwrap();
+            up
+        })
+    });
+    added_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("A added its session");
+    // Let A try (and fail) to send from the missing address first.
+    std::thread::sleep(Duration::from_millis(300));
+    a.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth0"])
+        .unwrap();
+    let (a_up, a_counters) = ta.join().expect("thread A");
+    let b_up = tb.join().expect("thread B");
+    assert_eq!(a_up.map(|e| e.peer), Some(lb), "{a_counters:?}");
+    assert_eq!(b_up.map(|e| e.peer), Some(la));
+    assert!(
+        a_counters.send_errors > 0,
+        "the first send from the missing address should have failed: {a_counters:?}"
+    );
 }

@@ -2,9 +2,9 @@
 //! commands: the state machine must never panic, and its invariants must hold.
 #![no_main]
 
+use ferrolb_bfd::BfdProfile;
 use ferrolb_bfd::packet::{ControlPacket, DecodeCxt, State};
 use ferrolb_bfd::session::{Input, Session};
-use ferrolb_bfd::BfdProfile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
