@@ -1,0 +1,232 @@
+//! The decision: what this node announces, as a pure function of config, cluster state,
+//! live members and links. No I/O; the driver makes the world match the result.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use ferrolb_crds::Config;
+use ferrolb_crds::config::{CommunityValue, L2Adv, Peer};
+
+use crate::cluster::{ClusterView, NodeView};
+use crate::election::{self, NodeCandidate};
+use crate::links::LinkMap;
+
+/// An IP this node answers ARP/NDP for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct L2Claim {
+    /// Interfaces to answer on.
+    pub interfaces: BTreeSet<String>,
+    /// Services using the IP (`namespace/name`).
+    pub services: BTreeSet<String>,
+}
+
+/// Path attributes of one announced prefix (merged over every matching `BGPAdvertisement`:
+/// communities are united, the highest local-pref wins).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteAttrs {
+    pub local_pref: Option<u32>,
+    pub communities: BTreeSet<CommunityValue>,
+}
+
+/// The elected L2 owner of one Service IP (any node, not only this one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L2Owner {
+    pub node: Option<String>,
+    /// Interfaces, known only when the owner is this node.
+    pub interfaces: BTreeSet<String>,
+}
+
+/// What this node should announce.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Announcements {
+    /// IPs this node owns on L2.
+    pub l2: BTreeMap<IpAddr, L2Claim>,
+    /// For every Service with an L2 advertisement: the owner of each of its IPs.
+    pub l2_owners: BTreeMap<String, BTreeMap<IpAddr, L2Owner>>,
+    /// BGP sessions this node keeps, by `BGPPeer` name.
+    pub peers: BTreeMap<String, Peer>,
+    /// Prefixes per peer name (every peer of `peers` has an entry, maybe empty).
+    pub routes: BTreeMap<String, BTreeMap<IpNet, RouteAttrs>>,
+}
+
+impl Announcements {
+    /// Owned L2 IPs grouped by interface: what the ARP/NDP responder is given.
+    pub fn l2_by_interface(&self) -> BTreeMap<String, BTreeSet<IpAddr>> {
+        let mut out: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+        for (ip, claim) in &self.l2 {
+            for i in &claim.interfaces {
+                out.entry(i.clone()).or_default().insert(*ip);
+            }
+        }
+        out
+    }
+
+    /// Distinct prefixes announced to any peer.
+    pub fn prefix_count(&self) -> usize {
+        self.routes
+            .values()
+            .flat_map(|r| r.keys())
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+}
+
+/// The decision. `live` are the live members (this node included when it runs); `links`
+/// what is known about each node's interfaces (a node absent from it is assumed able to
+/// answer any subnet; this node's own entry should always be present).
+pub fn desired(
+    config: &Config,
+    cluster: &ClusterView,
+    live: &BTreeSet<String>,
+    links: &LinkMap,
+    me: &str,
+) -> Announcements {
+    let mut out = Announcements::default();
+    let no_node = NodeView::default();
+    let me_view = cluster.nodes.get(me).unwrap_or(&no_node);
+
+    for p in config.peers.values() {
+        if p.node_selectors.matches(&me_view.labels) {
+            out.peers.insert(p.name.clone(), p.clone());
+            out.routes.insert(p.name.clone(), BTreeMap::new());
+        }
+    }
+
+    for svc in &cluster.services {
+        let Some(&key) = svc.ips.first() else {
+            continue;
+        };
+        let eps = cluster.endpoints.get(&svc.key);
+        let has_endpoint = |node: &str| match eps {
+            None => false,
+            Some(e) if svc.local => e.ready_nodes.contains(node),
+            Some(e) => e.any_serving,
+        };
+
+        for &ip in &svc.ips {
+            let Some(pool) = config.pool_for_ip(ip) else {
+                continue;
+            };
+
+            // L2: elect among every eligible live member.
+            let l2_ads: Vec<&L2Adv> = config
+                .l2_advertisements_for_pool(&pool.name)
+                .filter(|a| a.selects_service(&svc.labels))
+                .collect();
+            if !l2_ads.is_empty() {
+                let mut candidates = Vec::new();
+                let mut my_ifaces = BTreeSet::new();
+                for node in live {
+                    let view = cluster.nodes.get(node).unwrap_or(&no_node);
+                    if view.excluded || !has_endpoint(node) {
+                        continue;
+                    }
+                    let mut ads = l2_ads
+                        .iter()
+                        .copied()
+                        .filter(|a| a.selects_node(&view.labels))
+                        .peekable();
+                    if ads.peek().is_none() {
+                        continue;
+                    }
+                    let ads: Vec<&L2Adv> = ads.collect();
+                    match links.get(node) {
+                        Some(l) if node == me => {
+                            my_ifaces = eligible_interfaces(l, &ads, ip);
+                            if my_ifaces.is_empty() {
+                                continue;
+                            }
+                        }
+                        Some(l) if !is_eligible(l, &ads, ip) => continue,
+                        _ => {} // eligible, or unknown: assumed symmetric
+                    }
+                    let weight: u32 = ads.iter().map(|a| a.preference(&view.labels)).sum();
+                    candidates.push(NodeCandidate::new(node.clone(), weight));
+                }
+                let owner = election::owner(&candidates, key).map(str::to_string);
+                let mine = owner.as_deref() == Some(me) && !my_ifaces.is_empty();
+                if mine {
+                    let claim = out.l2.entry(ip).or_default();
+                    claim.interfaces.extend(my_ifaces.iter().cloned());
+                    claim.services.insert(svc.key.clone());
+                }
+                out.l2_owners.entry(svc.key.clone()).or_default().insert(
+                    ip,
+                    L2Owner {
+                        node: owner,
+                        interfaces: if mine { my_ifaces } else { BTreeSet::new() },
+                    },
+                );
+            }
+
+            // BGP: this node announces when eligible itself.
+            if me_view.excluded || !has_endpoint(me) {
+                continue;
+            }
+            for ad in config
+                .bgp_advertisements_for_pool(&pool.name)
+                .filter(|a| a.selects_service(&svc.labels) && a.selects_node(&me_view.labels))
+            {
+                let prefix = ad.prefix_for(ip);
+                for (name, peer) in &out.peers {
+                    if !ad.applies_to_peer(name) {
+                        continue;
+                    }
+                    if peer.address.is_ipv4() != ip.is_ipv4() && !peer.dual_stack_address_family {
+                        continue;
+                    }
+                    let attrs = out
+                        .routes
+                        .entry(name.clone())
+                        .or_default()
+                        .entry(prefix)
+                        .or_default();
+                    attrs.local_pref = attrs.local_pref.max(ad.local_pref);
+                    attrs.communities.extend(ad.communities.iter().copied());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_eligible(links: &[crate::links::Link], ads: &[&L2Adv], ip: IpAddr) -> bool {
+    ads.iter().any(|ad| {
+        links.iter().any(|l| {
+            if ad.interfaces.is_empty() {
+                l.serves(ip)
+            } else {
+                l.usable() && ad.interfaces.contains(&l.name)
+            }
+        })
+    })
+}
+
+/// Interfaces of a node usable for `ip` under the advertisements that select the node: an
+/// advertisement with `interfaces` allows those (when up), one without allows every up
+/// interface with a subnet holding `ip`.
+fn eligible_interfaces(
+    links: &[crate::links::Link],
+    ads: &[&L2Adv],
+    ip: IpAddr,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for ad in ads {
+        for l in links {
+            let ok = if ad.interfaces.is_empty() {
+                l.serves(ip)
+            } else {
+                l.usable() && ad.interfaces.contains(&l.name)
+            };
+            if ok {
+                out.insert(l.name.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

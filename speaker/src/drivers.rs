@@ -1,0 +1,353 @@
+//! The protocol drivers the speaker steers (ARP/NDP responder, BGP speaker, BFD manager),
+//! and the translation of [`Action`]s into their calls. No policy here.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use ferrolb_arp::L2Handle;
+use ferrolb_bfd::{BfdManager, BfdProfile, ManagerConfig};
+use ferrolb_bgp::{
+    BgpSpeaker, CeaseReason, Family, GracefulMode, LargeCommunity, PeerConfig, PeerSelector,
+    RouteSet,
+};
+use ferrolb_crds::config::{Bfd, CommunityValue, Peer, PeerAsn};
+use ipnet::IpNet;
+use tracing::{info, warn};
+
+use crate::Error;
+use crate::decide::RouteAttrs;
+use crate::links::Link;
+use crate::plan::Action;
+
+/// RFC 8326 GRACEFUL_SHUTDOWN (65535:0).
+pub const GRACEFUL_SHUTDOWN: u32 = 0xFFFF_0000;
+
+/// The running protocol drivers.
+pub struct Drivers {
+    pub l2: L2Handle,
+    /// Started when the first peer is added (its router ID is known then).
+    pub bgp: Option<BgpSpeaker>,
+    /// Started when the first peer with a BFD profile is added.
+    pub bfd: Option<BfdManager>,
+    /// Peers with graceful restart (kept on shutdown), by address.
+    graceful: BTreeMap<IpAddr, bool>,
+}
+
+/// The interfaces as the L2 responder last polled them.
+pub fn links_of(l2: &L2Handle) -> Vec<Link> {
+    l2.links()
+        .into_iter()
+        .map(|(name, info)| Link {
+            loopback: name == "lo" || info.mac.is_none_or(|m| m.0 == [0; 6]),
+            name,
+            up: info.up,
+            addrs: info.addresses,
+        })
+        .collect()
+}
+
+/// The BGP speaker's session config for a validated peer; `None` for `dynamicASN: external`,
+/// which the embedded speaker does not support yet.
+pub fn peer_config(p: &Peer) -> Option<PeerConfig> {
+    let peer_asn = match p.peer_asn {
+        PeerAsn::Fixed(n) => n,
+        PeerAsn::Internal => p.local_as(),
+        PeerAsn::External => return None,
+    };
+    let mut c = PeerConfig::new(p.address, p.local_as(), peer_asn);
+    c.peer_port = p.port;
+    c.source_addr = p.source_address;
+    c.hold_time = u16::try_from(p.hold_time.as_secs()).unwrap_or(u16::MAX);
+    c.keepalive = u16::try_from(p.keepalive_time.as_secs()).unwrap_or(u16::MAX);
+    if let Some(t) = p.connect_time {
+        c.connect_time = t;
+    }
+    c.ebgp_multihop = p.ebgp_multihop.then_some(255);
+    c.md5_password = p.password.clone();
+    c.graceful_restart = p.graceful_restart;
+    let (own, other) = if p.address.is_ipv4() {
+        (Family::Ipv4Unicast, Family::Ipv6Unicast)
+    } else {
+        (Family::Ipv6Unicast, Family::Ipv4Unicast)
+    };
+    c.families = if p.dual_stack_address_family {
+        vec![own, other]
+    } else {
+        vec![own]
+    };
+    Some(c)
+}
+
+/// The BGP crate's route set for decided routes.
+pub fn route_set(routes: &BTreeMap<IpNet, RouteAttrs>, extra_community: Option<u32>) -> RouteSet {
+    routes
+        .iter()
+        .map(|(net, a)| {
+            let mut attrs = ferrolb_bgp::RouteAttrs {
+                local_pref: a.local_pref,
+                ..Default::default()
+            };
+            for c in &a.communities {
+                match *c {
+                    CommunityValue::Standard(v) => attrs.communities.push(v),
+                    CommunityValue::Large(g, l1, l2) => {
+                        attrs.large_communities.push(LargeCommunity(g, l1, l2))
+                    }
+                }
+            }
+            if let Some(c) = extra_community
+                && !attrs.communities.contains(&c)
+            {
+                attrs.communities.push(c);
+            }
+            (*net, attrs)
+        })
+        .collect()
+}
+
+fn bfd_profile(b: &Bfd) -> BfdProfile {
+    BfdProfile {
+        receive_interval: Duration::from_millis(u64::from(b.receive_interval_ms)),
+        transmit_interval: Duration::from_millis(u64::from(b.transmit_interval_ms)),
+        detect_multiplier: b.detect_multiplier,
+        echo_interval: Duration::from_millis(u64::from(b.echo_interval_ms)),
+        echo_mode: b.echo_mode,
+        passive_mode: b.passive_mode,
+        minimum_ttl: b.minimum_ttl,
+    }
+}
+
+/// The local address to reach `peer` from: the first address on a usable link whose subnet
+/// holds it.
+pub fn local_address_for(links: &[Link], peer: IpAddr) -> Option<IpAddr> {
+    links
+        .iter()
+        .filter(|l| l.usable())
+        .flat_map(|l| l.addrs.iter())
+        .find(|n| n.contains(&peer))
+        .map(|n| n.addr())
+}
+
+/// Router ID: the peer's `routerID`, else the first IPv4 address of a usable link.
+pub fn router_id(p: &Peer, links: &[Link]) -> Ipv4Addr {
+    p.router_id
+        .or_else(|| {
+            links
+                .iter()
+                .filter(|l| l.usable())
+                .flat_map(|l| l.addrs.iter())
+                .find_map(|n| match n.addr() {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
+        })
+        .unwrap_or(Ipv4Addr::new(192, 0, 2, 254))
+}
+
+impl Drivers {
+    pub fn new(l2: L2Handle) -> Drivers {
+        Drivers {
+            l2,
+            bgp: None,
+            bfd: None,
+            graceful: BTreeMap::new(),
+        }
+    }
+
+    /// Carries out `actions`; a failing call is logged and does not stop the others (the
+    /// next decision retries, since `applied` then differs from the drivers' state only in
+    /// what failed — the caller re-plans against its own record).
+    pub async fn apply(&mut self, actions: Vec<Action>, links: &[Link]) -> Result<(), Error> {
+        for a in actions {
+            match a {
+                Action::SetOwned { iface, ips } => {
+                    info!(%iface, ips = ?ips, "L2 owned set");
+                    if let Err(error) = self.l2.set_owned(&iface, ips) {
+                        warn!(%iface, %error, "failed to set owned IPs");
+                    }
+                }
+                Action::RemoveBfd { peer } => {
+                    if let Some(bfd) = &self.bfd
+                        && let Err(error) = bfd.remove_session(peer).await
+                    {
+                        warn!(%peer, %error, "failed to remove BFD session");
+                    }
+                }
+                Action::RemovePeer { peer } => {
+                    self.graceful.remove(&peer);
+                    if let Some(bgp) = &self.bgp {
+                        info!(%peer, "removing BGP peer");
+                        if let Err(error) = bgp
+                            .remove_peer(peer, CeaseReason::peer_deconfigured())
+                            .await
+                        {
+                            warn!(%peer, %error, "failed to remove BGP peer");
+                        }
+                    }
+                }
+                Action::AddPeer(p) => {
+                    let Some(cfg) = peer_config(&p) else {
+                        warn!(peer = %p.name, "dynamicASN: external is not supported by the embedded BGP speaker yet; peer skipped");
+                        continue;
+                    };
+                    if self.bgp.is_none() {
+                        let rid = router_id(&p, links);
+                        info!(router_id = %rid, "starting the BGP speaker");
+                        self.bgp = Some(
+                            BgpSpeaker::new(ferrolb_bgp::SpeakerConfig::new(rid))
+                                .map_err(Error::Bgp)?,
+                        );
+                    }
+                    let bgp = self.bgp.as_ref().expect("started above");
+                    info!(peer = %p.name, addr = %p.address, "adding BGP peer");
+                    self.graceful.insert(p.address, p.graceful_restart);
+                    if let Err(error) = bgp.add_peer(cfg) {
+                        warn!(peer = %p.name, %error, "failed to add BGP peer");
+                    }
+                }
+                Action::AddBfd { peer, profile } => {
+                    if self.bfd.is_none() {
+                        self.bfd = Some(
+                            BfdManager::start(ManagerConfig::default())
+                                .await
+                                .map_err(Error::Bfd)?,
+                        );
+                    }
+                    let Some(local) = local_address_for(links, peer) else {
+                        warn!(%peer, "no local address in the peer's subnet; BFD session not started");
+                        continue;
+                    };
+                    let bfd = self.bfd.as_ref().expect("started above");
+                    if let Err(error) = bfd
+                        .add_session(peer, local, None, bfd_profile(&profile))
+                        .await
+                    {
+                        warn!(%peer, %error, "failed to add BFD session");
+                    }
+                }
+                Action::SetRoutes { peer, routes } => {
+                    if let Some(bgp) = &self.bgp
+                        && let Err(error) =
+                            bgp.set_routes(PeerSelector::Peer(peer), route_set(&routes, None))
+                    {
+                        warn!(%peer, %error, "failed to set routes");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Shutdown, after membership was left and ARP kept answering a little: stop answering,
+    /// BFD AdminDown, then BGP: peers without graceful restart get their routes again with
+    /// GRACEFUL_SHUTDOWN (RFC 8326), then a withdraw and a Cease; peers with graceful restart
+    /// keep our routes (connection closed without a NOTIFICATION).
+    pub async fn shutdown(
+        &mut self,
+        l2_ifaces: impl IntoIterator<Item = String>,
+        routes: &BTreeMap<IpAddr, BTreeMap<IpNet, RouteAttrs>>,
+        gshut_wait: Duration,
+    ) {
+        for iface in l2_ifaces {
+            let _ = self.l2.set_owned(&iface, Default::default());
+        }
+        if let Some(bfd) = self.bfd.take()
+            && let Err(error) = bfd.shutdown().await
+        {
+            warn!(%error, "BFD shutdown failed");
+        }
+        let Some(bgp) = self.bgp.take() else { return };
+        let plain: Vec<IpAddr> = self
+            .graceful
+            .iter()
+            .filter(|(_, gr)| !**gr)
+            .map(|(a, _)| *a)
+            .collect();
+        if !plain.is_empty() {
+            for addr in &plain {
+                if let Some(r) = routes.get(addr).filter(|r| !r.is_empty()) {
+                    let _ = bgp.set_routes(
+                        PeerSelector::Peer(*addr),
+                        route_set(r, Some(GRACEFUL_SHUTDOWN)),
+                    );
+                }
+            }
+            tokio::time::sleep(gshut_wait).await;
+            for addr in &plain {
+                let _ = bgp.set_routes(PeerSelector::Peer(*addr), RouteSet::new());
+            }
+            tokio::time::sleep(gshut_wait).await;
+            for addr in &plain {
+                if let Err(error) = bgp
+                    .remove_peer(
+                        *addr,
+                        CeaseReason::admin_shutdown("ferrolb speaker shutting down"),
+                    )
+                    .await
+                {
+                    warn!(peer = %addr, %error, "failed to send Cease");
+                }
+            }
+        }
+        bgp.shutdown(GracefulMode::KeepForGracefulRestart).await;
+        info!("BGP stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_carry_communities_and_graceful_shutdown_is_added_once() {
+        let mut a = RouteAttrs {
+            local_pref: Some(100),
+            ..Default::default()
+        };
+        a.communities
+            .insert(CommunityValue::Standard(GRACEFUL_SHUTDOWN));
+        a.communities.insert(CommunityValue::Large(1, 2, 3));
+        let routes = BTreeMap::from([("203.0.113.1/32".parse().unwrap(), a)]);
+        let set = route_set(&routes, Some(GRACEFUL_SHUTDOWN));
+        let r = &set[&"203.0.113.1/32".parse().unwrap()];
+        assert_eq!(r.communities, vec![GRACEFUL_SHUTDOWN]);
+        assert_eq!(r.large_communities, vec![LargeCommunity(1, 2, 3)]);
+        assert_eq!(r.local_pref, Some(100));
+    }
+
+    #[test]
+    fn local_address_and_router_id_come_from_usable_links() {
+        let links = vec![
+            Link {
+                name: "lo".into(),
+                up: true,
+                loopback: true,
+                addrs: vec!["127.0.0.1/8".parse().unwrap()],
+            },
+            Link {
+                name: "eth0".into(),
+                up: true,
+                loopback: false,
+                addrs: vec!["192.0.2.11/24".parse().unwrap()],
+            },
+        ];
+        assert_eq!(
+            local_address_for(&links, "192.0.2.1".parse().unwrap()),
+            Some("192.0.2.11".parse().unwrap())
+        );
+        assert_eq!(
+            local_address_for(&links, "198.51.100.1".parse().unwrap()),
+            None
+        );
+        let yaml = "apiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: p, namespace: ferrolb-system}\nspec: {myASN: 64513, dynamicASN: internal, peerAddress: 192.0.2.1, holdTime: 9s, connectTime: 1s, password: s3cret}\n";
+        let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
+        let p = ferrolb_crds::from_resources(&loaded.resources).config.peers["p"].clone();
+        assert_eq!(router_id(&p, &links), Ipv4Addr::new(192, 0, 2, 11));
+        let c = peer_config(&p).unwrap();
+        assert_eq!((c.local_asn, c.peer_asn, c.hold_time), (64513, 64513, 9));
+        assert_eq!(c.md5_password.as_deref(), Some("s3cret"));
+        assert_eq!(c.families, vec![Family::Ipv4Unicast]);
+        assert_eq!(c.connect_time, Duration::from_secs(1));
+    }
+}

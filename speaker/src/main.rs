@@ -1,0 +1,137 @@
+//! `ferrolb-speaker`: parses flags, sets up telemetry, runs the speaker.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::run::{MembersOptions, Options};
+use ferrolb_speaker::source::ClusterSource;
+use ferrolb_speaker::source::kubernetes::Kubernetes;
+use ferrolb_speaker::source::standalone::Standalone;
+use ferrolb_telemetry::{Health, LogFormat};
+use prometheus_client::registry::Registry;
+
+/// ferrolb speaker: announces Service IPs of this node over ARP/NDP and BGP.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// This node's name (the Node object that supplies its labels).
+    #[arg(long, env = "NODE_NAME")]
+    node: String,
+    /// Standalone mode: read manifests from DIR (and the controller's DIR/.ferrolb/status.yaml).
+    #[arg(long, value_name = "DIR", conflicts_with = "kubeconfig")]
+    manifests: Option<PathBuf>,
+    /// Kubeconfig file (default: in-cluster config).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// UDP address for membership (e.g. 192.0.2.11:7946); without it this speaker runs alone.
+    #[arg(long, value_name = "IP:PORT")]
+    members_bind: Option<SocketAddr>,
+    /// Other speakers' membership addresses.
+    #[arg(long, value_name = "IP:PORT,...", value_delimiter = ',')]
+    members_seeds: Vec<SocketAddr>,
+    /// File holding the shared membership key (any bytes, at least 16).
+    #[arg(long, value_name = "FILE")]
+    members_key_file: Option<PathBuf>,
+    /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode).
+    #[arg(long, default_value = "ferrolb-system")]
+    namespace: String,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, default_value = "0.0.0.0:7473")]
+    metrics_addr: SocketAddr,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    ferrolb_telemetry::init_logging(cli.log_format, "info")?;
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let metrics = Metrics::default();
+    metrics.register(&mut registry.lock().expect("registry lock"));
+    let health = Health::default();
+    let listener = tokio::net::TcpListener::bind(cli.metrics_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to bind the metrics listener on {}",
+                cli.metrics_addr
+            )
+        })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let telemetry = tokio::spawn(ferrolb_telemetry::serve(
+        listener,
+        registry,
+        health.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+
+    let mut opts = Options::new(cli.node.clone());
+    opts.namespace = cli.namespace.clone();
+    if let Some(bind) = cli.members_bind {
+        let path = cli
+            .members_key_file
+            .context("--members-bind needs --members-key-file")?;
+        let key = std::fs::read(&path).with_context(|| {
+            format!("failed to read the membership key file {}", path.display())
+        })?;
+        opts.members = Some(MembersOptions {
+            bind,
+            seeds: cli.members_seeds,
+            key,
+            tuning: Default::default(),
+        });
+    }
+    let source: Arc<dyn ClusterSource> = match (cli.manifests, cli.kubeconfig) {
+        (Some(dir), _) => Arc::new(Standalone::start(
+            dir,
+            cli.node,
+            Duration::from_millis(250),
+        )?),
+        (None, kubeconfig) => {
+            let config = match kubeconfig {
+                Some(path) => {
+                    let kc = kube::config::Kubeconfig::read_from(&path).with_context(|| {
+                        format!("failed to read the kubeconfig {}", path.display())
+                    })?;
+                    kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+                }
+                None => kube::Config::infer()
+                    .await
+                    .context("failed to find the in-cluster Kubernetes config")?,
+            };
+            let client =
+                kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+            Arc::new(Kubernetes::start(client, cli.node, cli.namespace.clone()))
+        }
+    };
+    let result = ferrolb_speaker::run::run(opts, source, metrics, health, stopped(stop_rx)).await;
+    telemetry.abort();
+    result.context("speaker failed")
+}
+
+/// Completes when the watch channel says stop.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,228 @@
+//! The speaker's Prometheus metrics (served on `/metrics` by `ferrolb-telemetry`).
+//!
+//! Protocol crates keep their own counters as plain numbers; [`Metrics`] turns snapshots of
+//! them into Prometheus counters by adding the increase since the previous snapshot.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_bgp::{PeerStatus, State};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// `peer` label (BGPPeer name and address).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    pub peer: String,
+    pub address: String,
+}
+
+/// `kind` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// Every metric of the speaker. Cheap to clone (shared handles).
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// `ferrolb_speaker_bgp_session_up{peer,address}`: 1 while Established.
+    pub session_up: Family<PeerLabel, Gauge>,
+    /// `ferrolb_speaker_bgp_session_flaps_total{peer,address}`.
+    pub session_flaps: Family<PeerLabel, Counter>,
+    /// `ferrolb_speaker_bgp_prefixes_advertised{peer,address}`.
+    pub prefixes: Family<PeerLabel, Gauge>,
+    /// `ferrolb_speaker_l2_owned_ips`.
+    pub l2_owned: Gauge,
+    /// `ferrolb_speaker_l2_replies_total{kind}`.
+    pub l2_replies: Family<KindLabel, Counter>,
+    /// `ferrolb_speaker_l2_drops_total{reason}`.
+    pub l2_drops: Family<ReasonLabel, Counter>,
+    /// `ferrolb_speaker_l2_conflicts_total`.
+    pub l2_conflicts: Counter,
+    /// `ferrolb_speaker_l2_announcements_sent_total`.
+    pub l2_announcements: Counter,
+    /// `ferrolb_speaker_members`: live members seen by this node (itself included).
+    pub members: Gauge,
+    /// `ferrolb_speaker_l2_failovers_total`: IPs this node took over from another node.
+    pub failovers: Counter,
+    /// `ferrolb_speaker_config_errors`: invalid objects and files now.
+    pub config_errors: Gauge,
+    last: std::sync::Arc<std::sync::Mutex<Last>>,
+}
+
+#[derive(Debug, Default)]
+struct Last {
+    flaps: BTreeMap<IpAddr, u64>,
+    replies: BTreeMap<String, u64>,
+    drops: BTreeMap<String, u64>,
+    conflicts: u64,
+    announcements: u64,
+}
+
+impl Metrics {
+    /// Registers every metric under `ferrolb_speaker_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("ferrolb_speaker");
+        r.register(
+            "bgp_session_up",
+            "1 while the BGP session is Established",
+            self.session_up.clone(),
+        );
+        r.register(
+            "bgp_session_flaps",
+            "Established BGP sessions that went down",
+            self.session_flaps.clone(),
+        );
+        r.register(
+            "bgp_prefixes_advertised",
+            "Prefixes the peer has from this node",
+            self.prefixes.clone(),
+        );
+        r.register(
+            "l2_owned_ips",
+            "IPs this node answers ARP/NDP for",
+            self.l2_owned.clone(),
+        );
+        r.register(
+            "l2_replies",
+            "ARP replies and neighbor advertisements sent",
+            self.l2_replies.clone(),
+        );
+        r.register(
+            "l2_drops",
+            "ARP/NDP frames dropped, by reason",
+            self.l2_drops.clone(),
+        );
+        r.register(
+            "l2_conflicts",
+            "Other hosts claiming an IP this node owns",
+            self.l2_conflicts.clone(),
+        );
+        r.register(
+            "l2_announcements_sent",
+            "Gratuitous ARP and unsolicited NA frames sent",
+            self.l2_announcements.clone(),
+        );
+        r.register(
+            "members",
+            "Live speakers seen by this node, itself included",
+            self.members.clone(),
+        );
+        r.register(
+            "l2_failovers",
+            "L2 IPs this node took over from another node",
+            self.failovers.clone(),
+        );
+        r.register(
+            "config_errors",
+            "Invalid objects and files now",
+            self.config_errors.clone(),
+        );
+    }
+
+    /// Updates the BGP metrics from the session board (`names` maps address to peer name).
+    pub fn observe_bgp(
+        &self,
+        names: &BTreeMap<IpAddr, String>,
+        sessions: &BTreeMap<IpAddr, PeerStatus>,
+    ) {
+        let mut last = self.last.lock().expect("metrics lock");
+        for (addr, s) in sessions {
+            let label = PeerLabel {
+                peer: names.get(addr).cloned().unwrap_or_default(),
+                address: addr.to_string(),
+            };
+            self.session_up
+                .get_or_create(&label)
+                .set(i64::from(s.state == State::Established));
+            self.prefixes
+                .get_or_create(&label)
+                .set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
+            let prev = last.flaps.insert(*addr, s.flaps).unwrap_or(0);
+            self.session_flaps
+                .get_or_create(&label)
+                .inc_by(s.flaps.saturating_sub(prev));
+        }
+    }
+
+    /// Updates the L2 counters from the responder's snapshot.
+    pub fn observe_l2(&self, c: &ferrolb_arp::Counters) {
+        let mut last = self.last.lock().expect("metrics lock");
+        for (kind, n) in &c.replies {
+            let k = format!("{kind:?}");
+            let prev = last.replies.insert(k.clone(), *n).unwrap_or(0);
+            self.l2_replies
+                .get_or_create(&KindLabel { kind: k })
+                .inc_by(n.saturating_sub(prev));
+        }
+        for (reason, n) in &c.drops {
+            let k = format!("{reason:?}");
+            let prev = last.drops.insert(k.clone(), *n).unwrap_or(0);
+            self.l2_drops
+                .get_or_create(&ReasonLabel { reason: k })
+                .inc_by(n.saturating_sub(prev));
+        }
+        self.l2_conflicts
+            .inc_by(c.conflicts.saturating_sub(last.conflicts));
+        last.conflicts = last.conflicts.max(c.conflicts);
+        self.l2_announcements
+            .inc_by(c.announcements_sent.saturating_sub(last.announcements));
+        last.announcements = last.announcements.max(c.announcements_sent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_become_monotonic_counters() {
+        let m = Metrics::default();
+        let mut reg = Registry::default();
+        m.register(&mut reg);
+        let mut c = ferrolb_arp::Counters {
+            conflicts: 2,
+            ..Default::default()
+        };
+        m.observe_l2(&c);
+        c.conflicts = 5;
+        m.observe_l2(&c);
+        m.observe_l2(&c);
+        assert_eq!(m.l2_conflicts.get(), 5);
+        let addr: IpAddr = "192.0.2.1".parse().unwrap();
+        let names = BTreeMap::from([(addr, "tor".to_string())]);
+        let st = PeerStatus {
+            flaps: 3,
+            ..Default::default()
+        };
+        m.observe_bgp(&names, &BTreeMap::from([(addr, st.clone())]));
+        m.observe_bgp(&names, &BTreeMap::from([(addr, st)]));
+        let label = PeerLabel {
+            peer: "tor".into(),
+            address: addr.to_string(),
+        };
+        assert_eq!(m.session_flaps.get_or_create(&label).get(), 3);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+        assert!(
+            text.contains("ferrolb_speaker_l2_conflicts_total 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "ferrolb_speaker_bgp_session_flaps_total{peer=\"tor\",address=\"192.0.2.1\"} 3"
+            ),
+            "{text}"
+        );
+    }
+}

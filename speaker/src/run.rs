@@ -1,0 +1,333 @@
+//! The speaker's one event loop: every relevant change (a cluster snapshot, a membership
+//! change, a link change) marks the state dirty; after a short debounce the loop decides
+//! ([`crate::decide::desired`]), plans ([`crate::plan::plan`]), applies, and tells
+//! (state, events, metrics). No per-Service tasks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ferrolb_crds::Config;
+pub use ferrolb_telemetry::Health;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::Error;
+use crate::cluster::ClusterView;
+use crate::decide::{Announcements, desired};
+use crate::drivers::{Drivers, links_of};
+use crate::links::{Link, LinkMap, digest};
+use crate::membership::{Membership, MembershipConfig, MembershipHandle, Tuning};
+use crate::metrics::Metrics;
+use crate::plan::{Applied, plan};
+use crate::source::ClusterSource;
+use crate::status::{l2_events, speaker_state, stamp};
+
+/// Membership settings (`--members-*`).
+#[derive(Clone, Debug)]
+pub struct MembersOptions {
+    pub bind: SocketAddr,
+    pub seeds: Vec<SocketAddr>,
+    pub key: Vec<u8>,
+    pub tuning: Tuning,
+}
+
+/// What [`run`] needs besides the source.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// This node's name.
+    pub node: String,
+    /// Namespace of the `SpeakerState` objects.
+    pub namespace: String,
+    /// `None`: no membership, this node alone elects itself.
+    pub members: Option<MembersOptions>,
+    /// Changes are collected this long before deciding.
+    pub debounce: Duration,
+    /// How often links and protocol counters are polled.
+    pub poll: Duration,
+    /// After leaving membership on shutdown, ARP/NDP keeps answering this long.
+    pub l2_grace: Duration,
+    /// GRACEFUL_SHUTDOWN routes are left this long before the withdraw.
+    pub gshut_wait: Duration,
+    pub arp: ferrolb_arp::Config,
+}
+
+impl Options {
+    pub fn new(node: impl Into<String>) -> Options {
+        Options {
+            node: node.into(),
+            namespace: ferrolb_crds::INSTALL_NAMESPACE.to_string(),
+            members: None,
+            debounce: Duration::from_millis(50),
+            poll: Duration::from_millis(500),
+            l2_grace: Duration::from_millis(200),
+            gshut_wait: Duration::from_millis(300),
+            arp: ferrolb_arp::Config::default(),
+        }
+    }
+}
+
+/// Runs the speaker until `shutdown` completes, then stops in order: leave membership (the
+/// new owner takes over), keep answering ARP/NDP `l2_grace` more, stop answering, BFD
+/// AdminDown, BGP graceful shutdown / Cease.
+pub async fn run(
+    opts: Options,
+    source: Arc<dyn ClusterSource>,
+    metrics: Metrics,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let me = opts.node.clone();
+    let (l2, mut l2_events_rx) =
+        ferrolb_arp::L2Responder::start(opts.arp.clone()).map_err(Error::L2)?;
+    let mut drivers = Drivers::new(l2.clone());
+    // The responder polls the interfaces on its own task: wait (bounded) for its first poll,
+    // so that the first decision and the BGP router ID see this node's links.
+    for _ in 0..40 {
+        if !l2.links().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (membership, mut live_rx): (Option<MembershipHandle>, watch::Receiver<BTreeSet<String>>) =
+        match &opts.members {
+            Some(m) => {
+                let (h, rx) = Membership::start(MembershipConfig {
+                    node_name: me.clone(),
+                    bind: m.bind,
+                    advertise: None,
+                    seeds: m.seeds.clone(),
+                    key: m.key.clone(),
+                    tuning: m.tuning.clone(),
+                })
+                .await
+                .map_err(Error::Membership)?;
+                info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
+                (Some(h), rx)
+            }
+            None => {
+                let (tx, rx) = watch::channel(BTreeSet::from([me.clone()]));
+                std::mem::forget(tx); // keeps the channel open for the life of the process
+                metrics.members.set(1);
+                (None, rx)
+            }
+        };
+
+    let mut snap_rx = source.subscribe();
+    let mut bgp_rx: Option<watch::Receiver<BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>>> = None;
+    let mut bfd_rx: Option<tokio::sync::mpsc::UnboundedReceiver<ferrolb_bfd::BfdEvent>> = None;
+
+    let mut st = LoopState {
+        config: None,
+        applied: Applied::default(),
+        ann: Announcements::default(),
+        links: links_of(&l2),
+        published: None,
+    };
+    let mut pending: Option<Instant> = Some(Instant::now());
+    let mut publish_due = false;
+    let mut tick = tokio::time::interval(opts.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+
+    loop {
+        let mark = |p: &mut Option<Instant>| {
+            p.get_or_insert(Instant::now() + opts.debounce);
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            r = snap_rx.changed() => {
+                if r.is_err() { warn!("cluster source stopped"); break; }
+                mark(&mut pending);
+            }
+            r = live_rx.changed() => {
+                if r.is_ok() {
+                    info!(members = ?*live_rx.borrow(), "membership changed");
+                    mark(&mut pending);
+                }
+            }
+            Some(ev) = l2_events_rx.recv() => {
+                match &ev {
+                    ferrolb_arp::L2Event::Conflict { ip, iface, other_mac } => {
+                        warn!(%ip, %iface, ?other_mac, "another host answers for an IP this node owns");
+                    }
+                    other => debug!(event = ?other, "link event"),
+                }
+                mark(&mut pending);
+            }
+            r = async { bgp_rx.as_mut().expect("guarded").changed().await }, if bgp_rx.is_some() => {
+                if r.is_ok() { publish_due = true; }
+            }
+            ev = async { bfd_rx.as_mut().expect("guarded").recv().await }, if bfd_rx.is_some() => {
+                match ev {
+                    Some(ev) if ev.is_failure() => {
+                        warn!(peer = %ev.peer, diag = ?ev.diag, "BFD down: resetting the BGP session");
+                        if let Some(bgp) = &drivers.bgp && let Err(error) = bgp.reset_peer(ev.peer, "BFD session down") {
+                            warn!(peer = %ev.peer, %error, "failed to reset BGP peer");
+                        }
+                    }
+                    Some(ev) => debug!(peer = %ev.peer, old = ?ev.old, new = ?ev.new, "BFD state"),
+                    None => bfd_rx = None,
+                }
+            }
+            _ = tick.tick() => {
+                let links = links_of(&l2);
+                if links != st.links { mark(&mut pending); }
+                metrics.observe_l2(&l2.counters());
+                if let Some(m) = &membership { metrics.members.set(i64::try_from(m.metrics().members).unwrap_or(i64::MAX)); }
+                if let Some(bgp) = &drivers.bgp {
+                    let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
+                    metrics.observe_bgp(&names, &bgp.subscribe().borrow());
+                }
+            }
+            _ = async { tokio::time::sleep_until(pending.expect("guarded")).await }, if pending.is_some() => {
+                pending = None;
+                let snap = snap_rx.borrow_and_update().clone();
+                let live = live_rx.borrow_and_update().clone();
+                st.links = links_of(&l2);
+                st.step(&me, &snap, &live, &metrics, source.as_ref(), &mut drivers).await?;
+                if bgp_rx.is_none() && let Some(bgp) = &drivers.bgp { bgp_rx = Some(bgp.subscribe()); }
+                if bfd_rx.is_none() && let Some(bfd) = &drivers.bfd { bfd_rx = Some(bfd.subscribe()); }
+                if snap.synced && !health.is_ready() { health.set_ready(true); info!("ready"); }
+                publish_due = true;
+            }
+        }
+        if publish_due {
+            publish_due = false;
+            let sessions = drivers
+                .bgp
+                .as_ref()
+                .map(|b| b.subscribe().borrow().clone())
+                .unwrap_or_default();
+            st.publish(&me, &opts.namespace, &sessions, source.as_ref())
+                .await;
+        }
+    }
+
+    // Shutdown, in order.
+    health.set_ready(false);
+    if let Some(m) = membership {
+        info!("leaving membership");
+        if let Err(error) = m.leave().await {
+            warn!(%error, "leaving membership failed");
+        }
+    }
+    tokio::time::sleep(opts.l2_grace).await;
+    info!("stopping ARP/NDP answers, BFD and BGP");
+    drivers
+        .shutdown(
+            st.applied.l2.keys().cloned().collect::<Vec<_>>(),
+            &st.applied.routes,
+            opts.gshut_wait,
+        )
+        .await;
+    Ok(())
+}
+
+/// What a published state is compared by: status and annotations, without timestamps.
+type PublishedKey = (
+    Option<ferrolb_crds::v1alpha1::SpeakerStateStatus>,
+    Option<BTreeMap<String, String>>,
+);
+
+struct LoopState {
+    config: Option<Config>,
+    applied: Applied,
+    ann: Announcements,
+    links: Vec<Link>,
+    /// Last published status and annotations (without timestamps).
+    published: Option<PublishedKey>,
+}
+
+impl LoopState {
+    async fn step(
+        &mut self,
+        me: &str,
+        snap: &crate::source::Snapshot,
+        live: &BTreeSet<String>,
+        metrics: &Metrics,
+        source: &dyn ClusterSource,
+        drivers: &mut Drivers,
+    ) -> Result<(), Error> {
+        let outcome = Config::build(&snap.resources, self.config.as_ref());
+        if !outcome.errors.is_empty() && self.config.as_ref() != Some(&outcome.config) {
+            for e in &outcome.errors {
+                warn!(error = %e, "invalid configuration object");
+            }
+        }
+        metrics
+            .config_errors
+            .set(i64::try_from(outcome.errors.len() + snap.errors.len()).unwrap_or(i64::MAX));
+        self.config = Some(outcome.config);
+        let config = self.config.as_ref().expect("set above");
+
+        let cluster = ClusterView::build(
+            &snap.resources.services,
+            &snap.resources.endpoint_slices,
+            &snap.resources.nodes,
+            snap.ingress.as_ref(),
+        );
+        let mut links: LinkMap = snap.peer_links.clone();
+        links.insert(me.to_string(), self.links.clone());
+        let mut live = live.clone();
+        live.insert(me.to_string());
+
+        let ann = desired(config, &cluster, &live, &links, me);
+        for ev in l2_events(me, &self.ann.l2_owners, &ann.l2_owners) {
+            if let Err(error) = source.service_event(ev).await {
+                warn!(%error, "failed to record a Service event");
+            }
+        }
+        let took_over = ann
+            .l2
+            .keys()
+            .filter(|ip| !self.ann.l2.contains_key(ip))
+            .filter(|ip| {
+                self.ann.l2_owners.values().any(|o| {
+                    o.get(ip)
+                        .is_some_and(|o| o.node.as_deref().is_some_and(|n| n != me))
+                })
+            })
+            .count();
+        metrics.failovers.inc_by(took_over as u64);
+        metrics
+            .l2_owned
+            .set(i64::try_from(ann.l2.len()).unwrap_or(i64::MAX));
+
+        let actions = plan(&self.applied, &ann);
+        if !actions.is_empty() {
+            debug!(count = actions.len(), "applying changes");
+            drivers.apply(actions, &self.links).await?;
+            self.applied = Applied::from_desired(&ann);
+        }
+        self.ann = ann;
+        Ok(())
+    }
+
+    async fn publish(
+        &mut self,
+        me: &str,
+        namespace: &str,
+        sessions: &BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>,
+        source: &dyn ClusterSource,
+    ) {
+        let state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
+        let key = (state.status.clone(), state.metadata.annotations.clone());
+        if self.published.as_ref() == Some(&key) {
+            return;
+        }
+        let mut stamped = state.clone();
+        let uptimes = sessions
+            .iter()
+            .filter_map(|(a, s)| Some((*a, s.uptime()?)))
+            .collect();
+        stamp(&mut stamped, SystemTime::now(), &uptimes);
+        match source.publish(stamped).await {
+            Ok(()) => self.published = Some(key),
+            Err(error) => warn!(%error, "failed to publish the speaker state"),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! What this node tells: its `SpeakerState` (peers and session states, owned L2 IPs,
+//! announced prefix count, links digest) and the Service events of L2 ownership changes.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use ferrolb_bgp::{PeerStatus, State};
+use ferrolb_crds::v1alpha1::{
+    BGPPeerSessionStatus, BGPSessionState, L2AddressStatus, SpeakerState, SpeakerStateSpec,
+    SpeakerStateStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::decide::{Announcements, L2Owner};
+use crate::links::LINKS_ANNOTATION;
+use crate::source::ServiceEvent;
+
+/// Maps the BGP crate's FSM state to the API's.
+pub fn session_state(s: State) -> BGPSessionState {
+    match s {
+        State::Idle => BGPSessionState::Idle,
+        State::Connect => BGPSessionState::Connect,
+        State::Active => BGPSessionState::Active,
+        State::OpenSent => BGPSessionState::OpenSent,
+        State::OpenConfirm => BGPSessionState::OpenConfirm,
+        State::Established => BGPSessionState::Established,
+    }
+}
+
+fn time(t: SystemTime) -> Option<Time> {
+    k8s_openapi::jiff::Timestamp::try_from(t).ok().map(Time)
+}
+
+/// The `SpeakerState` of `node`, without `lastUpdate` (so that two states compare equal when
+/// nothing changed; [`stamp`] sets it before writing).
+pub fn speaker_state(
+    node: &str,
+    namespace: &str,
+    links_digest: &str,
+    ann: &Announcements,
+    sessions: &BTreeMap<IpAddr, PeerStatus>,
+) -> SpeakerState {
+    let mut status = SpeakerStateStatus::default();
+    for (name, peer) in &ann.peers {
+        let s = sessions.get(&peer.address);
+        status.bgp_peers.push(BGPPeerSessionStatus {
+            name: name.clone(),
+            address: peer.address.to_string(),
+            state: s.map(|s| session_state(s.state)).unwrap_or_default(),
+            established_since: None,
+            prefixes_sent: s
+                .map(|s| u32::try_from(s.prefixes_sent).unwrap_or(u32::MAX))
+                .unwrap_or(0),
+            last_error: s.and_then(|s| s.last_error.clone()),
+        });
+    }
+    status.announced_prefixes = u32::try_from(ann.prefix_count()).unwrap_or(u32::MAX);
+    for (ip, claim) in &ann.l2 {
+        status.l2_addresses.push(L2AddressStatus {
+            ip: ip.to_string(),
+            interfaces: claim.interfaces.iter().cloned().collect(),
+            services: claim.services.iter().cloned().collect(),
+        });
+    }
+    status.refresh_summary();
+    SpeakerState {
+        metadata: ObjectMeta {
+            name: Some(node.to_string()),
+            namespace: Some(namespace.to_string()),
+            annotations: Some([(LINKS_ANNOTATION.to_string(), links_digest.to_string())].into()),
+            ..Default::default()
+        },
+        spec: SpeakerStateSpec {
+            node_name: node.to_string(),
+        },
+        status: Some(status),
+    }
+}
+
+/// Sets `lastUpdate` to `now` and each Established peer's `establishedSince` from its uptime.
+pub fn stamp(state: &mut SpeakerState, now: SystemTime, uptimes: &BTreeMap<IpAddr, Duration>) {
+    if let Some(st) = state.status.as_mut() {
+        st.last_update = time(now);
+        for p in &mut st.bgp_peers {
+            let up = p
+                .address
+                .parse::<IpAddr>()
+                .ok()
+                .and_then(|a| uptimes.get(&a));
+            p.established_since = up.and_then(|d| now.checked_sub(*d)).and_then(time);
+        }
+    }
+}
+
+/// Events for L2 ownership changes that concern this node: one `L2Announced` per Service
+/// whose IPs this node now owns and did not before ("only the new owner emits it").
+pub fn l2_events(
+    me: &str,
+    before: &BTreeMap<String, BTreeMap<IpAddr, L2Owner>>,
+    after: &BTreeMap<String, BTreeMap<IpAddr, L2Owner>>,
+) -> Vec<ServiceEvent> {
+    let mut out = Vec::new();
+    for (svc, owners) in after {
+        let mut gained = Vec::new();
+        for (ip, o) in owners {
+            if o.node.as_deref() != Some(me) {
+                continue;
+            }
+            let was = before
+                .get(svc)
+                .and_then(|b| b.get(ip))
+                .and_then(|o| o.node.as_deref());
+            if was != Some(me) {
+                let ifaces: Vec<&str> = o.interfaces.iter().map(String::as_str).collect();
+                gained.push(format!("{ip} on {}", ifaces.join(",")));
+            }
+        }
+        if !gained.is_empty() {
+            out.push(ServiceEvent {
+                service: svc.clone(),
+                reason: "L2Announced".into(),
+                message: format!("announced by node {me}: {}", gained.join("; ")),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::L2Claim;
+
+    fn owner(node: &str, iface: &str) -> L2Owner {
+        L2Owner {
+            node: Some(node.into()),
+            interfaces: if iface.is_empty() {
+                Default::default()
+            } else {
+                [iface.to_string()].into()
+            },
+        }
+    }
+
+    #[test]
+    fn only_the_new_owner_emits_the_event() {
+        let ip: IpAddr = "192.0.2.200".parse().unwrap();
+        let before = BTreeMap::from([(
+            "default/web".to_string(),
+            BTreeMap::from([(ip, owner("n1", ""))]),
+        )]);
+        let after = BTreeMap::from([(
+            "default/web".to_string(),
+            BTreeMap::from([(ip, owner("n2", "eth0"))]),
+        )]);
+        let ev = l2_events("n2", &before, &after);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].message, "announced by node n2: 192.0.2.200 on eth0");
+        assert!(l2_events("n1", &before, &after).is_empty());
+        assert!(l2_events("n3", &before, &after).is_empty());
+        assert!(
+            l2_events("n2", &after, &after).is_empty(),
+            "no change, no event"
+        );
+    }
+
+    #[test]
+    fn state_lists_l2_addresses_and_prefixes() {
+        let mut ann = Announcements::default();
+        ann.l2.insert(
+            "192.0.2.200".parse().unwrap(),
+            L2Claim {
+                interfaces: ["eth0".to_string()].into(),
+                services: ["default/web".to_string()].into(),
+            },
+        );
+        ann.routes.insert(
+            "tor".into(),
+            BTreeMap::from([("203.0.113.1/32".parse().unwrap(), Default::default())]),
+        );
+        let mut st = speaker_state(
+            "n1",
+            "ferrolb-system",
+            "eth0=192.0.2.0/24",
+            &ann,
+            &BTreeMap::new(),
+        );
+        stamp(&mut st, SystemTime::now(), &BTreeMap::new());
+        let s = st.status.unwrap();
+        assert_eq!(s.l2_summary, "192.0.2.200");
+        assert_eq!(s.announced_prefixes, 1);
+        assert!(s.last_update.is_some());
+        assert_eq!(
+            st.metadata.annotations.unwrap()[LINKS_ANNOTATION],
+            "eth0=192.0.2.0/24"
+        );
+    }
+}
