@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use ferrolb_crds::standalone::StandaloneStatus;
+
 use crate::netns::{Netns, Proc, run, veth, wait_until};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -381,26 +383,20 @@ impl Lab {
         self.speakers.insert(NODE_NAMES[i].to_string(), p);
     }
 
-    /// First ingress IP the controller wrote for `name` in the standalone status file.
+    /// The addresses the controller wrote for Service `default/<name>` in the standalone
+    /// status file (empty while there is none or the file is not there yet).
     pub fn assigned_ips(&self, name: &str) -> Vec<String> {
         let path = self.dir().join(".ferrolb").join("status.yaml");
         let Ok(text) = std::fs::read_to_string(path) else {
             return vec![];
         };
-        let mut found = false;
-        let mut ips = Vec::new();
-        for line in text.lines() {
-            let t = line.trim_start().trim_start_matches("- ");
-            if let Some(v) = t.strip_prefix("name:") {
-                if found {
-                    break;
-                }
-                found = v.trim().trim_matches('"') == name;
-            } else if let Some(v) = t.strip_prefix("ip:").filter(|_| found) {
-                ips.push(v.trim().trim_matches('"').to_string());
-            }
-        }
-        ips
+        let Ok(status) = serde_saphyr::from_str::<StandaloneStatus>(&text) else {
+            return vec![];
+        };
+        status
+            .service("default", name)
+            .map(|s| s.ips().iter().map(|ip| ip.to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// Waits (bounded) for the controller to assign `n` IPs to Service `name`.
