@@ -28,4 +28,3 @@ pub fn peers_dir(kind: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("create peer dir");
     dir
 }
-pub mod bfd_peers;
