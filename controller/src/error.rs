@@ -183,6 +183,17 @@ pub enum AllocError {
         /// "mixes IPv4 and IPv6" or "starts after it ends".
         problem: &'static str,
     },
+    /// `avoidBuggyIPs` on an IPv4 space larger than a /8 (its free space keeps one interval
+    /// per /24).
+    #[error(
+        "pool {pool}: avoidBuggyIPs is supported on at most 16777216 IPv4 addresses (a /8), the pool has {addresses}"
+    )]
+    AvoidBuggyTooLarge {
+        /// The pool.
+        pool: String,
+        /// Its IPv4 address count.
+        addresses: u128,
+    },
     /// Two pools have the same name.
     #[error("pool {pool} is defined twice")]
     DuplicatePool {
@@ -224,6 +235,7 @@ impl AllocError {
             AllocError::InvalidRequest(_) => "InvalidRequest",
             AllocError::PoolOverlap { .. }
             | AllocError::InvalidRange { .. }
+            | AllocError::AvoidBuggyTooLarge { .. }
             | AllocError::DuplicatePool { .. } => "InvalidPools",
         }
     }

@@ -123,7 +123,7 @@ fn auto_assign_false_only_by_explicit_request() {
 #[test]
 fn avoid_buggy_ips_skips_dot0_and_dot255() {
     let mut a = alloc(vec![
-        pool("p", &["192.0.2.254-198.51.100.1"]).avoid_buggy_ips(true),
+        pool("p", &["192.0.2.254-192.0.3.10"]).avoid_buggy_ips(true),
     ]);
     let got: Vec<String> = (0..3)
         .map(|i| ips(&a.allocate(&req(&format!("d/s{i}"))).unwrap())[0].clone())
@@ -436,6 +436,21 @@ fn invalid_pools_are_rejected_without_change() {
         a.pool_of(ip("192.0.2.1")),
         Some("p"),
         "old pools still in force"
+    );
+    let huge = pool("h", &["0.0.0.0/7"]).avoid_buggy_ips(true);
+    let err = a.set_pools(vec![huge]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "pool h: avoidBuggyIPs is supported on at most 16777216 IPv4 addresses (a /8), the pool has 33554432"
+    );
+    assert_eq!(err.reason(), "InvalidPools");
+    // A /8 is fine (one interval per /24).
+    a.set_pools(vec![pool("h", &["198.0.0.0/8"]).avoid_buggy_ips(true)])
+        .unwrap();
+    assert_eq!(a.pools[0].free[0].intervals(), 1 << 16);
+    assert_eq!(
+        a.pool_usage("h").unwrap().available_v4,
+        (1 << 24) - 2 * (1 << 16)
     );
 }
 
