@@ -581,9 +581,10 @@ async fn holder_renews_and_releases_on_shutdown() {
     t.await.unwrap().unwrap();
 }
 
-/// Start-up as leader against a scripted API server: pools and namespaces are listed, then
-/// Services, and only then does anything get allocated. A Service that already had an
-/// address keeps it (even though it is not the lowest free one).
+/// Start-up as leader against a scripted API server: the first request fails (retried after
+/// a backoff); pools and namespaces are listed, then Services, and only then does anything
+/// get allocated. A Service that already had an address keeps it (even though it is not the
+/// lowest free one).
 #[tokio::test]
 async fn startup_restores_recorded_addresses_before_allocating() {
     use ferrolb_controller::kubernetes::{KubeOptions, lead};
@@ -643,6 +644,21 @@ async fn startup_restores_recorded_addresses_before_allocating() {
             continue;
         }
         order.push(format!("{method} {path}"));
+        // The very first request fails (API server not ready): the start-up is retried.
+        if order.len() == 1 {
+            send.send_response(
+                Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .body(Body::from(
+                        serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1",
+                            "status": "Failure", "reason": "ServiceUnavailable", "code": 503,
+                            "message": "starting"}))
+                        .unwrap(),
+                    ))
+                    .unwrap(),
+            );
+            continue;
+        }
         let reply = match (method.as_str(), path.as_str()) {
             ("GET", "/api/v1/services") => services.clone(),
             ("GET", "/api/v1/namespaces") => namespaces.clone(),
