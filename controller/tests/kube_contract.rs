@@ -101,7 +101,8 @@ fn service(name: &str) -> Service {
     .unwrap()
 }
 
-/// Answers the three requests of a successful first allocation (status, Event, pool status).
+/// Answers the four requests of a successful first allocation (status, pool annotation,
+/// Event, pool status).
 async fn serve_allocation(api: &mut Handle, name: &str) {
     let s = next(
         api,
@@ -114,6 +115,13 @@ async fn serve_allocation(api: &mut Handle, name: &str) {
         "{}",
         s.path
     );
+    let a = next(
+        api,
+        StatusCode::OK,
+        serde_json::to_value(service(name)).unwrap(),
+    )
+    .await;
+    assert!(a.path.ends_with(&format!("/services/{name}")), "{}", a.path);
     let e = next(api, StatusCode::CREATED, json!({})).await;
     assert!(e.path.ends_with("/events"), "{}", e.path);
     let p = next(api, StatusCode::OK, pool_reply("prod")).await;
@@ -181,7 +189,30 @@ async fn allocation_patches_status_publishes_event_and_pool_status() {
     assert_eq!(cond["message"], "assigned 192.0.2.10 from pool prod");
     assert!(cond["lastTransitionTime"].is_string());
 
-    // 2. The Event, about the Service (with its uid, so `kubectl describe` shows it).
+    // 2. MetalLB's informational annotation, server-side apply of that one field.
+    let a = next(
+        &mut api,
+        StatusCode::OK,
+        serde_json::to_value(service("web")).unwrap(),
+    )
+    .await;
+    assert_eq!(a.method, Method::PATCH);
+    assert_eq!(a.path, "/api/v1/namespaces/default/services/web");
+    assert!(
+        has_query(&a, "fieldManager", "ferrolb-controller"),
+        "{:?}",
+        a.query
+    );
+    assert_eq!(
+        a.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(
+        a.body,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default", "annotations": {"ferrolb.io/ip-allocated-from-pool": "prod"}}})
+    );
+
+    // 3. The Event, about the Service (with its uid, so `kubectl describe` shows it).
     let e = next(&mut api, StatusCode::CREATED, json!({})).await;
     assert_eq!(e.method, Method::POST);
     assert_eq!(e.path, "/apis/events.k8s.io/v1/namespaces/default/events");
@@ -195,7 +226,7 @@ async fn allocation_patches_status_publishes_event_and_pool_status() {
         json!({"apiVersion": "v1", "kind": "Service", "namespace": "default", "name": "web", "uid": "uid-web"})
     );
 
-    // 3. Pool status, merge patch on the status subresource.
+    // 4. Pool status, merge patch on the status subresource.
     let p = next(&mut api, StatusCode::OK, pool_reply("prod")).await;
     assert_eq!(p.method, Method::PATCH);
     assert_eq!(
@@ -379,6 +410,12 @@ async fn api_error_goes_to_error_policy_with_backoff() {
         s.body["status"]["loadBalancer"],
         json!({"ingress": [{"ip": "192.0.2.10"}]})
     );
+    next(
+        &mut api,
+        StatusCode::OK,
+        serde_json::to_value(service("web")).unwrap(),
+    )
+    .await;
     next(&mut api, StatusCode::CREATED, json!({})).await;
     next(&mut api, StatusCode::OK, pool_reply("prod")).await;
     t.await.unwrap().unwrap();
@@ -544,9 +581,10 @@ async fn holder_renews_and_releases_on_shutdown() {
     t.await.unwrap().unwrap();
 }
 
-/// Start-up as leader against a scripted API server: pools and namespaces are listed, then
-/// Services, and only then does anything get allocated. A Service that already had an
-/// address keeps it (even though it is not the lowest free one).
+/// Start-up as leader against a scripted API server: the first request fails (retried after
+/// a backoff); pools and namespaces are listed, then Services, and only then does anything
+/// get allocated. A Service that already had an address keeps it (even though it is not the
+/// lowest free one).
 #[tokio::test]
 async fn startup_restores_recorded_addresses_before_allocating() {
     use ferrolb_controller::kubernetes::{KubeOptions, lead};
@@ -606,11 +644,36 @@ async fn startup_restores_recorded_addresses_before_allocating() {
             continue;
         }
         order.push(format!("{method} {path}"));
+        // The very first request fails (API server not ready): the start-up is retried.
+        if order.len() == 1 {
+            send.send_response(
+                Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .body(Body::from(
+                        serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1",
+                            "status": "Failure", "reason": "ServiceUnavailable", "code": 503,
+                            "message": "starting"}))
+                        .unwrap(),
+                    ))
+                    .unwrap(),
+            );
+            continue;
+        }
         let reply = match (method.as_str(), path.as_str()) {
             ("GET", "/api/v1/services") => services.clone(),
             ("GET", "/api/v1/namespaces") => namespaces.clone(),
             ("GET", "/apis/ferrolb.io/v1alpha1/namespaces/ferrolb-system/ipaddresspools") => {
                 pools.clone()
+            }
+            ("PATCH", p)
+                if p.starts_with("/api/v1/namespaces/default/services/")
+                    && !p.ends_with("/status") =>
+            {
+                assert_eq!(
+                    body["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"],
+                    "prod"
+                );
+                serde_json::to_value(service(p.split('/').nth(6).unwrap())).unwrap()
             }
             ("PATCH", p) if p.starts_with("/api/v1/namespaces/default/services/") => {
                 ready_when_first_write.get_or_insert(health.is_ready());
@@ -752,6 +815,16 @@ async fn pool_change_requeues_pending_services() {
                 ("GET", p) if p.ends_with("/ipaddresspools") => {
                     list("IPAddressPoolList", vec![small.clone()])
                 }
+                ("PATCH", p)
+                    if p.starts_with("/api/v1/namespaces/default/services/")
+                        && !p.ends_with("/status") =>
+                {
+                    assert_eq!(
+                        body["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"],
+                        "prod"
+                    );
+                    serde_json::to_value(service(p.split('/').nth(6).unwrap())).unwrap()
+                }
                 ("PATCH", p) if p.starts_with("/api/v1/namespaces/default/services/") => {
                     let name = p.split('/').nth(6).unwrap().to_string();
                     *writes.entry(name.clone()).or_default() += 1;
@@ -820,4 +893,54 @@ async fn pool_change_requeues_pending_services() {
         "a"
     };
     assert_eq!(writes.get(holder), Some(&1), "{writes:?}");
+}
+
+#[tokio::test]
+async fn type_change_clears_status_condition_and_annotation() {
+    let (client, mut api) = mock();
+    let ctx = context(client, vec![pool("prod", &["192.0.2.10/32"])]);
+    let t = tokio::spawn(reconcile(Arc::new(service("web")), ctx.clone()));
+    serve_allocation(&mut api, "web").await;
+    t.await.unwrap().unwrap();
+
+    // The same Service as the watch now shows it: our status and annotation, type ClusterIP.
+    let mut changed = serde_json::to_value(service("web")).unwrap();
+    changed["spec"]["type"] = json!("ClusterIP");
+    changed["metadata"]["resourceVersion"] = json!("2");
+    changed["metadata"]["annotations"] = json!({"ferrolb.io/ip-allocated-from-pool": "prod"});
+    changed["status"] = json!({
+        "loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]},
+        "conditions": [{"type": "ferrolb.io/IPAllocated", "status": "True", "reason": "IPAllocated",
+                        "message": "assigned 192.0.2.10 from pool prod",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    let svc: Service = serde_json::from_value(changed).unwrap();
+    let t = tokio::spawn(reconcile(Arc::new(svc), ctx.clone()));
+    let s = next(
+        &mut api,
+        StatusCode::OK,
+        serde_json::to_value(service("web")).unwrap(),
+    )
+    .await;
+    assert_eq!(s.path, "/api/v1/namespaces/default/services/web/status");
+    assert_eq!(
+        s.body,
+        json!({"apiVersion": "v1", "kind": "Service", "status": {"loadBalancer": {"ingress": []}}}),
+        "no condition: server-side apply removes the one we owned"
+    );
+    let a = next(
+        &mut api,
+        StatusCode::OK,
+        serde_json::to_value(service("web")).unwrap(),
+    )
+    .await;
+    assert_eq!(a.path, "/api/v1/namespaces/default/services/web");
+    assert_eq!(
+        a.body,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"}})
+    );
+    let e = next(&mut api, StatusCode::CREATED, json!({})).await;
+    assert_eq!(e.body["reason"], "IPReleased");
+    let p = next(&mut api, StatusCode::OK, pool_reply("prod")).await;
+    assert_eq!(p.body["status"]["assignedIPv4"], 0);
+    assert_eq!(t.await.unwrap().unwrap(), Action::await_change());
 }

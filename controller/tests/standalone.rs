@@ -400,3 +400,46 @@ async fn half_written_file_does_not_free_addresses() {
     assert!(settle(&mut ctl).await);
     assert!(read_status(&dir.0).services.is_empty());
 }
+
+#[tokio::test]
+async fn restart_with_a_broken_file_keeps_the_addresses_recorded_for_it() {
+    let dir = TempDir::new("orphans");
+    dir.write("pools.yaml", POOLS);
+    let good = service("b", "", "") + &service("c", "", "");
+    dir.write("svc.yaml", &good);
+    let ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
+        .await
+        .unwrap();
+    let before = read_status(&dir.0);
+    assert_eq!(ips(&before, "c"), vec![ip("192.0.2.11")]);
+    drop(ctl);
+
+    // Restart while svc.yaml is broken (it never loads in this run), with a new Service in
+    // another file: b and c keep their addresses, the newcomer gets the free one.
+    dir.write("svc.yaml", &(good.clone() + "  oops: [\n"));
+    dir.write("new.yaml", &service("a", "", ""));
+    let mut ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
+        .await
+        .unwrap();
+    let st = read_status(&dir.0);
+    assert_eq!(ips(&st, "b"), ips(&before, "b"), "{st:#?}");
+    assert_eq!(ips(&st, "c"), ips(&before, "c"));
+    assert_eq!(ips(&st, "a"), vec![ip("192.0.2.12")]);
+    assert!(
+        st.config_errors
+            .iter()
+            .any(|e| e.file.as_deref() == Some("svc.yaml"))
+    );
+
+    // Fixed: same addresses. Then c is really deleted: released.
+    dir.write("svc.yaml", &good);
+    assert!(settle(&mut ctl).await);
+    let st = read_status(&dir.0);
+    assert_eq!(ips(&st, "b"), ips(&before, "b"));
+    assert_eq!(ips(&st, "c"), ips(&before, "c"));
+    dir.write("svc.yaml", &service("b", "", ""));
+    assert!(settle(&mut ctl).await);
+    let st = read_status(&dir.0);
+    assert!(st.service("default", "c").is_none());
+    assert_eq!(st.pool("small").unwrap().assigned_ipv4, 2);
+}

@@ -101,6 +101,8 @@ pub struct Core {
     lb_class_only: bool,
     config: Config,
     errors: Vec<ConfigError>,
+    /// Pools the allocator refused (reported as configuration errors).
+    pool_rejections: Vec<ConfigError>,
     namespace_labels: BTreeMap<String, Labels>,
     outside: BTreeSet<OutsidePool>,
 }
@@ -139,9 +141,17 @@ impl Core {
                 ))
             })
             .collect();
-        let mut decision = ConfigDecision::default();
+        let mut decision = ConfigDecision {
+            pools_changed: outcome.config.pools != self.config.pools,
+            ..ConfigDecision::default()
+        };
+        if decision.pools_changed {
+            self.pool_rejections = self.set_pools(&outcome.config);
+        }
+        let mut errors = outcome.errors;
+        errors.extend(self.pool_rejections.iter().cloned());
         let old_errors: BTreeSet<String> = self.errors.iter().map(|e| e.to_string()).collect();
-        for e in &outcome.errors {
+        for e in &errors {
             if !old_errors.contains(&e.to_string()) {
                 decision.events.push(ControllerEvent {
                     object: e.object.clone(),
@@ -151,41 +161,45 @@ impl Core {
                 });
             }
         }
-        decision.errors_changed = outcome.errors != self.errors;
-        decision.errors = outcome.errors.clone();
-        self.errors = outcome.errors;
-
-        decision.pools_changed = outcome.config.pools != self.config.pools;
-        if decision.pools_changed {
-            let pools = outcome.config.pools.values().map(to_alloc_pool).collect();
-            match self.allocator.set_pools(pools) {
-                Ok(_) => {}
-                Err(e) => {
-                    // The config function already rejects overlaps and bad ranges, so this
-                    // means the two disagree; keep the previous pools and say so.
-                    decision.events.push(ControllerEvent {
-                        object: ObjectRef {
-                            kind: Kind::IPAddressPool,
-                            namespace: String::new(),
-                            name: String::new(),
-                        },
-                        warning: true,
-                        reason: reasons::INVALID_CONFIGURATION,
-                        message: format!("pools not applied: {e}"),
-                    });
-                    decision.pools_changed = false;
-                    let mut cfg = outcome.config;
-                    cfg.pools = std::mem::take(&mut self.config.pools);
-                    self.config = cfg;
-                    decision.outside = self.allocator.outside_pools();
-                    return decision;
-                }
-            }
-        }
+        decision.errors_changed = errors != self.errors;
+        decision.errors = errors.clone();
+        self.errors = errors;
         self.config = outcome.config;
         decision.events.extend(self.note_outside());
         decision.outside = self.outside.iter().cloned().collect();
         decision
+    }
+
+    /// Hands the pools to the allocator. The config function has validated them; a pool the
+    /// allocator still refuses (a limit of its own) is left out and reported, the rest apply.
+    fn set_pools(&mut self, config: &Config) -> Vec<ConfigError> {
+        let all: Vec<Pool> = config.pools.values().map(to_alloc_pool).collect();
+        if self.allocator.set_pools(all.clone()).is_ok() {
+            return Vec::new();
+        }
+        let mut accepted = Vec::new();
+        let mut rejected = Vec::new();
+        for (cfg, pool) in config.pools.values().zip(all) {
+            let mut trial = accepted.clone();
+            trial.push(pool.clone());
+            // `set_pools` changes nothing when it fails, so trials are safe.
+            match self.allocator.set_pools(trial) {
+                Ok(_) => accepted.push(pool),
+                Err(e) => {
+                    let me = ObjectRef {
+                        kind: Kind::IPAddressPool,
+                        namespace: cfg.namespace.clone(),
+                        name: cfg.name.clone(),
+                    };
+                    rejected.push(me.error("spec", None, e.to_string()));
+                }
+            }
+        }
+        if let Err(e) = self.allocator.set_pools(accepted) {
+            // Each pool was accepted together with the ones before it; this cannot fail.
+            tracing::error!(error = %e, "accepted pools rejected as a whole");
+        }
+        rejected
     }
 
     /// Events for addresses newly outside every pool; forgets those back inside.

@@ -410,3 +410,30 @@ fn restore_keeps_the_address_of_a_service_with_broken_annotations() {
     step(&mut core, &plain("new"), &mut cur);
     assert_eq!(cur.ingress, vec![ip("192.0.2.11")]);
 }
+
+#[test]
+fn a_pool_the_allocator_refuses_is_reported_and_the_others_apply() {
+    let mut huge = pool("huge", &["10.0.0.0/7"]);
+    huge.spec.avoid_buggy_ips = Some(true);
+    let mut core = Core::new(false);
+    let d = core.apply_config(&res(vec![huge.clone(), pool("prod", &["192.0.2.10/32"])]));
+    assert!(d.pools_changed);
+    let e = d
+        .errors
+        .iter()
+        .find(|e| e.object.name == "huge")
+        .unwrap_or_else(|| panic!("{:?}", d.errors));
+    assert!(e.message.contains("avoidBuggyIPs"), "{e}");
+    assert!(
+        d.events
+            .iter()
+            .any(|ev| ev.reason == reasons::INVALID_CONFIGURATION && ev.object.name == "huge")
+    );
+    let mut cur = CurrentStatus::default();
+    step(&mut core, &plain("web"), &mut cur);
+    assert_eq!(cur.ingress, vec![ip("192.0.2.10")]);
+    // Same config again: the error stays listed, no new Event.
+    let d = core.apply_config(&res(vec![huge, pool("prod", &["192.0.2.10/32"])]));
+    assert_eq!(d.errors.len(), 1);
+    assert!(d.events.is_empty() && !d.errors_changed);
+}

@@ -150,17 +150,37 @@ pub async fn lead(
     let sink = KubeSink::new(client.clone(), &opts.namespace, Some(opts.identity.clone()));
     let ctx = Arc::new(Context::new(Core::new(opts.lb_class_only), sink, metrics));
 
-    // 1. Pools first, 2. every recorded address, before any allocation.
-    let res = list_config(&client, &opts.namespace).await?;
-    ctx.apply_config(&res).await?;
+    // 1. Pools first, 2. every recorded address, before any allocation. Retried with
+    // backoff (1 s .. 30 s) while the API server is unavailable.
     let services: Api<Service> = Api::all(client.clone());
-    let list = services
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::Kube {
-            what: "list Services".into(),
-            source,
-        })?;
+    let mut attempt = 0u32;
+    let list = loop {
+        let r = async {
+            let res = list_config(&client, &opts.namespace).await?;
+            ctx.apply_config(&res).await?;
+            services
+                .list(&ListParams::default())
+                .await
+                .map_err(|source| Error::Kube {
+                    what: "list Services".into(),
+                    source,
+                })
+        }
+        .await;
+        match r {
+            Ok(list) => break list,
+            Err(e) => {
+                ctx.metrics.error(e.reason());
+                let delay = reconcile::backoff(attempt).min(std::time::Duration::from_secs(30));
+                attempt = attempt.saturating_add(1);
+                tracing::warn!(error = %e, ?delay, "start-up listing failed; retrying");
+                tokio::select! {
+                    () = shutdown.clone() => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    };
     ctx.restore(&list.items).await;
     tracing::info!(services = list.items.len(), "assignments restored");
     health.set_ready(true);

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_crds::ClusterResources;
 use ferrolb_crds::config::Kind;
+use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::Action;
 
@@ -170,6 +171,16 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     let mut sink = ctx.sink.clone();
     if let Some(w) = &d.write {
         sink.service_status(w).await?;
+        // MetalLB's informational annotation, kept in step with the status (absent when the
+        // Service is no longer ours or its address is outside every pool).
+        let annotated = svc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_ALLOCATED_FROM_POOL));
+        if annotated.map(String::as_str) != w.pool.as_deref() {
+            ctx.sink.pool_annotation(&key, w.pool.as_deref()).await?;
+        }
         ctx.written.lock().expect("written lock").insert(
             key.clone(),
             (

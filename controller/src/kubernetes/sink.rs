@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ferrolb_crds::config::{ConfigError, Kind, ObjectRef};
+use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
 use ferrolb_crds::v1alpha1::{
     ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
     IPAddressPoolStatus, ObjectError,
@@ -85,6 +86,30 @@ impl KubeSink {
             uid: self.uids.lock().expect("uid cache").get(r).cloned(),
             ..ObjectReference::default()
         }
+    }
+}
+
+impl KubeSink {
+    /// Sets (or, with `None`, removes) the `ferrolb.io/ip-allocated-from-pool` annotation, by
+    /// server-side apply of that one field on the Service.
+    pub async fn pool_annotation(
+        &self,
+        service: &ServiceKey,
+        pool: Option<&str>,
+    ) -> Result<(), Error> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &service.namespace);
+        let mut metadata = json!({"name": service.name, "namespace": service.namespace});
+        if let Some(p) = pool {
+            metadata["annotations"] = json!({ ANNOTATION_ALLOCATED_FROM_POOL: p });
+        }
+        let patch = json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata});
+        api.patch(&service.name, &apply_params(), &Patch::Apply(&patch))
+            .await
+            .map_err(|source| Error::Kube {
+                what: format!("annotate Service {service} with its pool"),
+                source,
+            })?;
+        Ok(())
     }
 }
 

@@ -92,6 +92,14 @@ impl ManifestDir {
         &self.dir
     }
 
+    /// Whether some file has never loaded (it has errors and no last good version): the
+    /// objects in it are unknown.
+    pub fn has_unloaded_files(&self) -> bool {
+        self.files
+            .values()
+            .any(|f| f.good.is_none() && !f.errors.is_empty())
+    }
+
     /// Whether changes were seen that are not applied yet (waiting for a second read).
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()

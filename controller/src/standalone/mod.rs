@@ -29,7 +29,7 @@ use ferrolb_telemetry::Health;
 pub use files::{FileError, MAX_FILE_BYTES, MAX_FILES, ManifestDir};
 pub use status::{StatusFile, write_atomic};
 
-use crate::allocator::ServiceKey;
+use crate::allocator::{Assignment, ServiceKey};
 use crate::decide::{Core, CurrentStatus};
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -66,6 +66,10 @@ pub struct Standalone {
     metrics: Metrics,
     /// Services seen in the last pass (to release deleted ones).
     known: BTreeSet<ServiceKey>,
+    /// Services recorded in the status file at start-up but in no loaded file while some
+    /// file has never loaded: they may be in that file, so their addresses are kept (and
+    /// their entries left as they are) until every file has loaded once.
+    orphans: BTreeSet<ServiceKey>,
 }
 
 impl Standalone {
@@ -78,6 +82,7 @@ impl Standalone {
             core: Core::new(opts.lb_class_only),
             metrics,
             known: BTreeSet::new(),
+            orphans: BTreeSet::new(),
         };
         let previous = me.status.load()?.clone();
         me.dir.scan()?;
@@ -85,7 +90,7 @@ impl Standalone {
         // Pools first, then the recorded assignments, then anything new.
         let cfg = me.core.apply_config(&res);
         me.emit(&cfg.events).await?;
-        let assignments = res
+        let mut assignments: Vec<_> = res
             .services
             .iter()
             .filter_map(|svc| {
@@ -96,6 +101,22 @@ impl Standalone {
                 me.core.assignment(svc, entry.ips())
             })
             .collect();
+        if me.dir.has_unloaded_files() {
+            let present: BTreeSet<ServiceKey> = res.services.iter().map(key_of).collect();
+            for entry in &previous.services {
+                let key = ServiceKey::new(entry.namespace.clone(), entry.name.clone());
+                if !present.contains(&key) && !entry.ingress.is_empty() {
+                    tracing::warn!(service = %key, ips = ?entry.ips(), "Service not in any loaded file while a file does not load; keeping its addresses");
+                    assignments.push(Assignment {
+                        service: key.clone(),
+                        ips: entry.ips(),
+                        sharing: None,
+                        pool: None,
+                    });
+                    me.orphans.insert(key);
+                }
+            }
+        }
         let events = me.core.restore_assignments(assignments);
         me.emit(&events).await?;
         // Entries of Services that are gone are dropped by the first pass.
@@ -193,7 +214,17 @@ impl Standalone {
             }
             self.emit(&d.events).await?;
         }
-        let gone: Vec<ServiceKey> = self.known.difference(&seen).cloned().collect();
+        self.orphans.retain(|k| !seen.contains(k));
+        if !self.dir.has_unloaded_files() {
+            // Every file has loaded: orphans still absent were really deleted.
+            self.known.extend(std::mem::take(&mut self.orphans));
+        }
+        let gone: Vec<ServiceKey> = self
+            .known
+            .difference(&seen)
+            .filter(|k| !self.orphans.contains(*k))
+            .cloned()
+            .collect();
         for key in gone {
             let freed = self.core.release(&key);
             self.status.service_deleted(&key).await?;
@@ -209,6 +240,7 @@ impl Standalone {
             }
         }
         self.known = seen;
+        self.known.extend(self.orphans.iter().cloned());
         let usage = self.core.pool_usage();
         self.metrics.set_usage(&usage);
         self.metrics
@@ -231,6 +263,13 @@ impl Standalone {
             })
             .unwrap_or_default()
     }
+}
+
+fn key_of(svc: &k8s_openapi::api::core::v1::Service) -> ServiceKey {
+    ServiceKey::new(
+        svc.metadata.namespace.clone().unwrap_or_default(),
+        svc.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// Runs standalone mode until `shutdown` completes: start, then poll every `opts.poll`.
