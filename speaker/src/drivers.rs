@@ -155,9 +155,10 @@ impl Drivers {
         }
     }
 
-    /// Carries out `actions`; a failing call is logged and does not stop the others (the
-    /// next decision retries, since `applied` then differs from the drivers' state only in
-    /// what failed — the caller re-plans against its own record).
+    /// Carries out `actions`; a failing call is logged and does not stop the others. It is
+    /// not retried until the desired state of that object changes again (the calls that can
+    /// fail here are rejected inputs, which a retry would not fix). Only failing to start a
+    /// driver (BGP speaker, BFD manager) is an error.
     pub async fn apply(&mut self, actions: Vec<Action>, links: &[Link]) -> Result<(), Error> {
         for a in actions {
             match a {

@@ -129,6 +129,7 @@ pub async fn run(
     };
     let mut pending: Option<Instant> = Some(Instant::now());
     let mut publish_due = false;
+    let mut last_seeds: Vec<SocketAddr> = Vec::new();
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -186,7 +187,25 @@ pub async fn run(
             _ = async { tokio::time::sleep_until(pending.expect("guarded")).await }, if pending.is_some() => {
                 pending = None;
                 let snap = snap_rx.borrow_and_update().clone();
-                let live = live_rx.borrow_and_update().clone();
+                let mut live = live_rx.borrow_and_update().clone();
+                if let Some(pods) = &snap.speakers {
+                    match (&membership, &opts.members) {
+                        // Seeds: the configured ones plus every speaker Pod's IP.
+                        (Some(m), Some(mo)) => {
+                            let mut seeds = mo.seeds.clone();
+                            seeds.extend(pods.values().filter_map(|p| p.ip).map(|ip| SocketAddr::new(ip, mo.bind.port())));
+                            seeds.sort();
+                            seeds.dedup();
+                            if seeds != last_seeds {
+                                info!(?seeds, "membership seeds from speaker Pods");
+                                m.set_seeds(seeds.clone());
+                                last_seeds = seeds;
+                            }
+                        }
+                        // No membership: nodes whose speaker Pod is Ready are the live set.
+                        _ => live = pods.iter().filter(|(_, p)| p.ready).map(|(n, _)| n.clone()).collect(),
+                    }
+                }
                 st.links = links_of(&l2);
                 st.step(&me, &snap, &live, &metrics, source.as_ref(), &mut drivers).await?;
                 if bgp_rx.is_none() && let Some(bgp) = &drivers.bgp { bgp_rx = Some(bgp.subscribe()); }

@@ -146,6 +146,8 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
                 Arc::new(Standalone::start(manifests, "n1", Duration::from_millis(100)).unwrap());
             let mut opts = Options::new("n1");
             opts.poll = Duration::from_millis(200);
+            // Long enough for the test to see the GRACEFUL_SHUTDOWN routes before the withdraw.
+            opts.gshut_wait = Duration::from_secs(2);
             run(
                 opts,
                 source,
@@ -223,12 +225,46 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
     let (ok, out) = arping(&r, &["-c", "1", "-w", "2", "-I", "eth0", "192.0.2.200"]);
     assert!(ok, "L2 IP stopped answering: {out}");
 
-    // Shutdown: the session closes and ARP goes unanswered.
+    // The Service comes back, then shutdown: RFC 8326 GRACEFUL_SHUTDOWN on the route, then
+    // the withdraw, then the session closes; ARP goes unanswered.
+    write(
+        &dir.0,
+        "services.yaml",
+        &format!("{}---\n{}", service("web-l2"), service("web-bgp")),
+    );
+    write(
+        &dir.0,
+        ".ferrolb/status.yaml",
+        &status_file(&[("web-bgp", "203.0.113.5"), ("web-l2", "192.0.2.200")]),
+    );
+    assert!(
+        wait_until(WAIT, POLL, || gobgp
+            .has_route("203.0.113.5/32")
+            .then_some(()))
+        .is_some(),
+        "route not announced again"
+    );
     stop_tx.send(()).unwrap();
+    // 65535:0 = 4294901760.
+    let gshut = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        gobgp
+            .route("203.0.113.5/32")
+            .to_string()
+            .contains("4294901760")
+            .then_some(())
+    });
+    assert!(
+        gshut.is_some(),
+        "no GRACEFUL_SHUTDOWN community before the withdraw"
+    );
     speaker
         .join()
         .expect("speaker thread")
         .expect("speaker run");
+    assert!(
+        !gobgp.has_route("203.0.113.5/32"),
+        "route not withdrawn at shutdown"
+    );
     assert!(
         wait_until(WAIT, POLL, || (!gobgp.is_established(NODE_V4))
             .then_some(()))

@@ -13,7 +13,7 @@ use ferrolb_crds::v1alpha1::{
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
-use super::{ClusterSource, ServiceEvent, Snapshot};
+use super::{ClusterSource, ServiceEvent, Snapshot, speaker_pods};
 use crate::Error;
 use crate::links::{LINKS_ANNOTATION, parse_digest};
 
@@ -45,6 +45,7 @@ struct Stores {
     namespaces: Store<Namespace>,
     secrets: Store<Secret>,
     states: Store<SpeakerState>,
+    pods: Store<Pod>,
 }
 
 fn all<K: Clone + kube::Resource + 'static>(s: &Store<K>) -> Vec<K>
@@ -75,6 +76,7 @@ impl Stores {
             peer_links: peer_links(&all(&self.states), node),
             errors: Vec::new(),
             synced,
+            speakers: Some(speaker_pods(&all(&self.pods))),
         }
     }
 }
@@ -117,16 +119,28 @@ impl Drop for Kubernetes {
     }
 }
 
+/// Label of the speaker DaemonSet's Pods.
+pub const SPEAKER_POD_SELECTOR: &str = "app.kubernetes.io/component=speaker";
+
 fn watch_into<K>(api: Api<K>, changed: Arc<Notify>) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Default,
 {
+    watch_with(api, watcher::Config::default(), changed)
+}
+
+fn watch_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+) -> (Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+{
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
@@ -174,6 +188,15 @@ impl Kubernetes {
             namespaces: w!(Api::all(ns(c))),
             secrets: w!(Api::namespaced(ns(c), &namespace)),
             states: w!(Api::namespaced(ns(c), &namespace)),
+            pods: {
+                let (s, t) = watch_with(
+                    Api::namespaced(ns(c), &namespace),
+                    watcher::Config::default().labels(SPEAKER_POD_SELECTOR),
+                    changed.clone(),
+                );
+                tasks.push(t);
+                s
+            },
         };
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         let me = node.clone();
@@ -192,6 +215,7 @@ impl Kubernetes {
                 let _ = s.namespaces.wait_until_ready().await;
                 let _ = s.secrets.wait_until_ready().await;
                 let _ = s.states.wait_until_ready().await;
+                let _ = s.pods.wait_until_ready().await;
             };
             ready.await;
             debug!("every reflector has its initial list");

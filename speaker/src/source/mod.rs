@@ -30,6 +30,44 @@ pub struct Snapshot {
     pub errors: Vec<String>,
     /// Whether the source has delivered its first full state (readiness).
     pub synced: bool,
+    /// Speaker Pods by node name (Kubernetes): membership seeds, and without membership the
+    /// live set (nodes whose speaker Pod is Ready). `None`: the source does not know.
+    pub speakers: Option<BTreeMap<String, SpeakerPod>>,
+}
+
+/// One speaker Pod as the API server sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpeakerPod {
+    /// Pod IP (the node's IP: the speaker runs with hostNetwork).
+    pub ip: Option<IpAddr>,
+    /// Condition `Ready=True`.
+    pub ready: bool,
+}
+
+/// Speaker Pods by node from Pod objects (those without a node are left out).
+pub fn speaker_pods(pods: &[k8s_openapi::api::core::v1::Pod]) -> BTreeMap<String, SpeakerPod> {
+    let mut out = BTreeMap::new();
+    for p in pods {
+        let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
+        let status = p.status.as_ref();
+        let ip = status
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|i| i.parse().ok());
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let deleting = p.metadata.deletion_timestamp.is_some();
+        out.insert(
+            node,
+            SpeakerPod {
+                ip,
+                ready: ready && !deleting,
+            },
+        );
+    }
+    out
 }
 
 /// An event on a Service, emitted only by the node it concerns.

@@ -208,6 +208,7 @@ impl Dir {
             peer_links,
             errors,
             synced: true,
+            speakers: None,
         }
     }
 }

@@ -196,3 +196,31 @@ fn peer_links_skip_this_node_and_bad_digests() {
     );
     assert_eq!(links.keys().collect::<Vec<_>>(), ["n2"]);
 }
+
+#[test]
+fn speaker_pods_by_node_with_readiness() {
+    let yaml = "
+apiVersion: v1
+kind: Pod
+metadata: {name: s1, namespace: ferrolb-system}
+spec: {nodeName: n1, containers: []}
+status: {podIP: 192.0.2.11, conditions: [{type: Ready, status: \"True\"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: s2, namespace: ferrolb-system}
+spec: {nodeName: n2, containers: []}
+status: {podIP: 192.0.2.12, conditions: [{type: Ready, status: \"False\"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: s3, namespace: ferrolb-system}
+spec: {containers: []}
+";
+    let pods: Vec<k8s_openapi::api::core::v1::Pod> = serde_saphyr::from_multiple(yaml).unwrap();
+    let by_node = crate::source::speaker_pods(&pods);
+    assert_eq!(by_node.len(), 2, "an unscheduled Pod is left out");
+    assert!(by_node["n1"].ready);
+    assert_eq!(by_node["n1"].ip, Some("192.0.2.11".parse().unwrap()));
+    assert!(!by_node["n2"].ready);
+}
