@@ -29,6 +29,8 @@ PIDS=()
 say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 info() { printf '   %s\n' "$*"; }
 die()  { printf '\n\033[31mFAILED: %s\033[0m\n' "$*" >&2; exit 1; }
+# Runs a command in a lab namespace. Never background it with `&`: `$!` would be the subshell,
+# not the program (long-running processes use `ip netns exec` directly, which execs).
 ns()   { ip netns exec "$P-$1" "${@:2}"; }
 
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces need it): sudo bash $0"
@@ -139,7 +141,7 @@ vty() { ip netns exec $P-r vtysh --config_dir "$FRR" --vty_socket "$FRR/run" -c 
 say "Starting an HTTP backend on every node (it answers with the node's name)"
 for n in "${NODES[@]}"; do
     mkdir -p "$WORK/www-$n"; echo "$n" > "$WORK/www-$n/index.html"
-    ns "$n" python3 -m http.server --bind 0.0.0.0 --directory "$WORK/www-$n" 8080 >/dev/null 2>&1 &
+    ip netns exec "$P-$n" python3 -m http.server --bind 0.0.0.0 --directory "$WORK/www-$n" 8080 >/dev/null 2>&1 &
     PIDS+=($!)
 done
 
@@ -148,14 +150,14 @@ cp "$HERE/manifests/"*.yaml "$M/"
 info "manifests in $M: $(cd "$M" && ls | tr '\n' ' ')"
 
 say "Starting the controller (standalone mode: --manifests $M)"
-ns ctl "$BIN/ferrolb-controller" --manifests "$M" --metrics-addr 127.0.0.1:7472 >"$WORK/controller.log" 2>&1 &
+ip netns exec $P-ctl "$BIN/ferrolb-controller" --manifests "$M" --metrics-addr 127.0.0.1:7472 >"$WORK/controller.log" 2>&1 &
 PIDS+=($!)
 declare -A SPEAKER_PID
 head -c 32 /dev/urandom > "$WORK/members.key"
 SEEDS=$(for n in "${NODES[@]}"; do printf '%s:7946,' "${NODE_IP[$n]}"; done); SEEDS=${SEEDS%,}
 start_speaker() {
     local n=$1
-    ns "$n" "$BIN/ferrolb-speaker" --node "$n" --manifests "$M" \
+    ip netns exec "$P-$n" "$BIN/ferrolb-speaker" --node "$n" --manifests "$M" \
         --members-bind "${NODE_IP[$n]}:7946" --members-seeds "$SEEDS" \
         --members-key-file "$WORK/members.key" --metrics-addr "${NODE_IP[$n]}:7473" \
         >>"$WORK/speaker-$n.log" 2>&1 &
