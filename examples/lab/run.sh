@@ -161,6 +161,7 @@ start_speaker() {
         --members-bind "${NODE_IP[$n]}:7946" --members-seeds "$SEEDS" \
         --members-key-file "$WORK/members.key" --metrics-addr "${NODE_IP[$n]}:7473" \
         >>"$WORK/speaker-$n.log" 2>&1 &
+    disown "$!"   # no "Killed" job notice when scenario 3 kills it
     SPEAKER_PID[$n]=$!; PIDS+=($!)
 }
 say "Starting a speaker on each node"
