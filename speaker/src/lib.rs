@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod decide;
+pub mod discovery;
 pub mod drivers;
 pub mod election;
 mod error;

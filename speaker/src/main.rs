@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use ferrolb_speaker::discovery::SpeakerPods;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::run::{MembersOptions, Options};
 use ferrolb_speaker::source::ClusterSource;
@@ -28,15 +29,25 @@ struct Cli {
     /// Kubeconfig file (default: in-cluster config).
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
-    /// UDP address for membership (e.g. 192.0.2.11:7946); without it this speaker runs alone.
+    /// UDP address for membership (e.g. 192.0.2.11:7946). Standalone: without it this
+    /// speaker runs alone. Kubernetes: defaults to $POD_IP:7946.
     #[arg(long, value_name = "IP:PORT")]
     members_bind: Option<SocketAddr>,
-    /// Other speakers' membership addresses.
+    /// Other speakers' membership addresses (Kubernetes: added to the speaker Pods found).
     #[arg(long, value_name = "IP:PORT,...", value_delimiter = ',')]
     members_seeds: Vec<SocketAddr>,
-    /// File holding the shared membership key (any bytes, at least 16).
+    /// File holding the shared membership key (any bytes, at least 16). Kubernetes: defaults
+    /// to /etc/ferrolb/memberlist/secretkey (the Secret ferrolb-memberlist, key secretkey).
     #[arg(long, value_name = "FILE")]
     members_key_file: Option<PathBuf>,
+    /// Kubernetes: label selector of the speaker Pods (in --namespace) whose IPs are the
+    /// membership seeds.
+    #[arg(long, value_name = "SELECTOR", default_value = ferrolb_speaker::discovery::SPEAKER_POD_SELECTOR)]
+    members_pod_selector: String,
+    /// Kubernetes: run without membership (this node is the only L2 candidate it knows of;
+    /// with several speakers every one answers ARP/NDP for every L2 IP). For one-node tests.
+    #[arg(long, conflicts_with_all = ["members_bind", "members_key_file", "manifests"])]
+    no_members: bool,
     /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode).
     #[arg(long, default_value = "ferrolb-system")]
     namespace: String,
@@ -79,20 +90,32 @@ async fn main() -> anyhow::Result<()> {
 
     let mut opts = Options::new(cli.node.clone());
     opts.namespace = cli.namespace.clone();
-    if let Some(bind) = cli.members_bind {
-        let path = cli
-            .members_key_file
-            .context("--members-bind needs --members-key-file")?;
-        let key = std::fs::read(&path).with_context(|| {
-            format!("failed to read the membership key file {}", path.display())
-        })?;
-        opts.members = Some(MembersOptions {
-            bind,
-            seeds: cli.members_seeds,
-            key,
-            tuning: Default::default(),
-        });
-    }
+    let kubernetes = cli.manifests.is_none();
+    // Kubernetes mode: membership on by default, bound to the Pod IP (the node's, with
+    // hostNetwork), key from the mounted Secret, seeds from the speaker Pods.
+    let bind = match cli.members_bind {
+        Some(bind) => Some(bind),
+        None if kubernetes && !cli.no_members => Some(pod_ip_bind()?),
+        None => None,
+    };
+    let key_file = cli
+        .members_key_file
+        .clone()
+        .or_else(|| kubernetes.then(|| PathBuf::from(KUBE_KEY_FILE)));
+    // Read before connecting anywhere: a missing key is the first thing to report.
+    let key = match bind {
+        Some(_) => {
+            let path = key_file.context("--members-bind needs --members-key-file")?;
+            Some(std::fs::read(&path).with_context(|| {
+                format!(
+                    "failed to read the membership key file {} (Kubernetes: the Secret ferrolb-memberlist, key secretkey, which the controller creates)",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let mut speaker_pods = None;
     let source: Arc<dyn ClusterSource> = match (cli.manifests, cli.kubeconfig) {
         (Some(dir), _) => Arc::new(Standalone::start(
             dir,
@@ -113,12 +136,54 @@ async fn main() -> anyhow::Result<()> {
             };
             let client =
                 kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+            if let Some(bind) = bind {
+                speaker_pods = Some(SpeakerPods::start(
+                    client.clone(),
+                    &cli.namespace,
+                    &cli.members_pod_selector,
+                    bind.port(),
+                ));
+            }
             Arc::new(Kubernetes::start(client, cli.node, cli.namespace.clone()))
         }
     };
+    if let (Some(bind), Some(key)) = (bind, key) {
+        opts.members = Some(MembersOptions {
+            bind,
+            seeds: cli.members_seeds,
+            key,
+            tuning: Default::default(),
+            seed_updates: speaker_pods.as_ref().map(SpeakerPods::subscribe),
+        });
+    } else if kubernetes {
+        tracing::warn!(
+            "membership disabled (--no-members): every speaker answers ARP/NDP for every L2 IP"
+        );
+    }
     let result = ferrolb_speaker::run::run(opts, source, metrics, health, stopped(stop_rx)).await;
     telemetry.abort();
+    drop(speaker_pods);
     result.context("speaker failed")
+}
+
+/// Where install.yaml mounts the membership key (Secret ferrolb-memberlist, key secretkey).
+const KUBE_KEY_FILE: &str = "/etc/ferrolb/memberlist/secretkey";
+
+/// `$POD_IP:7946`, the Kubernetes default of `--members-bind`.
+fn pod_ip_bind() -> anyhow::Result<SocketAddr> {
+    let ip = std::env::var("POD_IP").map_err(|_| {
+        anyhow::anyhow!(
+            "Kubernetes mode runs membership: set POD_IP (fieldRef status.podIP) or --members-bind, or pass --no-members"
+        )
+    })?;
+    let ip: std::net::IpAddr = ip
+        .trim()
+        .parse()
+        .with_context(|| format!("POD_IP {ip:?} is not an IP address"))?;
+    Ok(SocketAddr::new(
+        ip,
+        ferrolb_speaker::discovery::MEMBERS_PORT,
+    ))
 }
 
 /// Completes when the watch channel says stop.

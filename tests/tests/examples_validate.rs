@@ -288,6 +288,46 @@ fn install_manifest_is_least_privilege() {
             .any(|p| p.name.as_deref() == Some("http"))
     );
 
+    // Membership: the speaker binds $(POD_IP):7946 and reads its key from the mounted
+    // Secret ferrolb-memberlist (the --members-key-file default).
+    let env = c.env.as_deref().unwrap_or_default();
+    let pod_ip = env.iter().find(|e| e.name == "POD_IP").expect("POD_IP env");
+    assert_eq!(
+        pod_ip
+            .value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .map(|f| f.field_path.as_str()),
+        Some("status.podIP")
+    );
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/etc/ferrolb/memberlist")
+        .expect("memberlist key mount");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("memberlist volume");
+    let secret = volume.secret.as_ref().expect("a Secret volume");
+    assert_eq!(secret.secret_name.as_deref(), Some("ferrolb-memberlist"));
+    let ports = c.ports.as_deref().unwrap_or_default();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.container_port == 7946 && p.protocol.as_deref() == Some("UDP"))
+    );
+    // The probes hit the speaker's default --metrics-addr port (no --metrics-addr in args).
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.name.as_deref() == Some("http") && p.container_port == 7473)
+    );
+
     // Leases only through a namespaced Role in ferrolb-system; no wildcard anywhere.
     assert!(!text.contains("'*'") && !text.contains("\"*\"") && !text.contains("[*]"));
     let roles: Vec<Role> = docs
@@ -308,6 +348,33 @@ fn install_manifest_is_least_privilege() {
         rule.api_groups.as_deref() == Some(&["coordination.k8s.io".to_string()][..])
             && rule.resources.as_deref() == Some(&["leases".to_string()][..])
     }));
+    // Secrets: the controller may read only the memberlist Secret (and create Secrets, which
+    // RBAC cannot limit by name); the speaker may list/watch Pods in ferrolb-system only.
+    let rules_on = |role: &Role, resource: &str| -> Vec<_> {
+        role.rules
+            .iter()
+            .flatten()
+            .filter(|r| r.resources.iter().flatten().any(|x| x == resource))
+            .cloned()
+            .collect()
+    };
+    for rule in rules_on(controller_role, "secrets") {
+        let verbs = rule.verbs.clone();
+        assert!(
+            verbs == ["create"]
+                || (verbs == ["get"]
+                    && rule.resource_names.as_deref()
+                        == Some(&["ferrolb-memberlist".to_string()][..])),
+            "controller secrets rule {rule:?}"
+        );
+    }
+    let speaker_role = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some("ferrolb-speaker"))
+        .unwrap();
+    let pod_rules = rules_on(speaker_role, "pods");
+    assert_eq!(pod_rules.len(), 1);
+    assert_eq!(pod_rules[0].verbs, ["list", "watch"]);
     let cluster_roles: Vec<ClusterRole> = docs
         .iter()
         .filter(|d| d.text.contains("\nkind: ClusterRole\n"))

@@ -7,6 +7,7 @@
 //! after a re-list, Services missing from it) release their addresses.
 
 pub mod lease;
+pub mod memberlist_secret;
 pub mod reconcile;
 pub mod sink;
 
@@ -87,6 +88,8 @@ pub async fn run(
 ) -> Result<(), Error> {
     let shutdown = shutdown.boxed().shared();
     let client = client(opts.kubeconfig.as_ref()).await?;
+    // The speakers mount this Secret: every replica makes sure it exists, leader or not.
+    memberlist_secret::ensure_memberlist_secret(client.clone(), &opts.namespace).await?;
     let elector = LeaseElector::new(
         client.clone(),
         &opts.namespace,
