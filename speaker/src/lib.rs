@@ -5,7 +5,6 @@
 
 pub mod cluster;
 pub mod decide;
-pub mod discovery;
 pub mod drivers;
 pub mod election;
 mod error;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ferrolb_speaker::discovery::SpeakerPods;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::run::{MembersOptions, Options};
 use ferrolb_speaker::source::ClusterSource;
@@ -17,6 +16,9 @@ use ferrolb_telemetry::{Health, LogFormat};
 use prometheus_client::registry::Registry;
 
 /// ferrolb speaker: announces Service IPs of this node over ARP/NDP and BGP.
+/// The membership UDP port (memberlist's), used with `POD_IP` in Kubernetes mode.
+const MEMBERS_PORT: u16 = 7946;
+
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -40,12 +42,8 @@ struct Cli {
     /// to /etc/ferrolb/memberlist/secretkey (the Secret ferrolb-memberlist, key secretkey).
     #[arg(long, value_name = "FILE")]
     members_key_file: Option<PathBuf>,
-    /// Kubernetes: label selector of the speaker Pods (in --namespace) whose IPs are the
-    /// membership seeds.
-    #[arg(long, value_name = "SELECTOR", default_value = ferrolb_speaker::discovery::SPEAKER_POD_SELECTOR)]
-    members_pod_selector: String,
-    /// Kubernetes: run without membership (this node is the only L2 candidate it knows of;
-    /// with several speakers every one answers ARP/NDP for every L2 IP). For one-node tests.
+    /// Kubernetes: run without membership; the live set is then the nodes whose speaker Pod
+    /// is Ready (failover as slow as the Pod's readiness). For one-node tests.
     #[arg(long, conflicts_with_all = ["members_bind", "members_key_file", "manifests"])]
     no_members: bool,
     /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode).
@@ -115,7 +113,6 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    let mut speaker_pods = None;
     let source: Arc<dyn ClusterSource> = match (cli.manifests, cli.kubeconfig) {
         (Some(dir), _) => Arc::new(Standalone::start(
             dir,
@@ -136,14 +133,6 @@ async fn main() -> anyhow::Result<()> {
             };
             let client =
                 kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
-            if let Some(bind) = bind {
-                speaker_pods = Some(SpeakerPods::start(
-                    client.clone(),
-                    &cli.namespace,
-                    &cli.members_pod_selector,
-                    bind.port(),
-                ));
-            }
             Arc::new(Kubernetes::start(client, cli.node, cli.namespace.clone()))
         }
     };
@@ -153,16 +142,14 @@ async fn main() -> anyhow::Result<()> {
             seeds: cli.members_seeds,
             key,
             tuning: Default::default(),
-            seed_updates: speaker_pods.as_ref().map(SpeakerPods::subscribe),
         });
     } else if kubernetes {
         tracing::warn!(
-            "membership disabled (--no-members): every speaker answers ARP/NDP for every L2 IP"
+            "membership disabled (--no-members): the live set is the nodes whose speaker Pod is Ready"
         );
     }
     let result = ferrolb_speaker::run::run(opts, source, metrics, health, stopped(stop_rx)).await;
     telemetry.abort();
-    drop(speaker_pods);
     result.context("speaker failed")
 }
 
@@ -180,10 +167,7 @@ fn pod_ip_bind() -> anyhow::Result<SocketAddr> {
         .trim()
         .parse()
         .with_context(|| format!("POD_IP {ip:?} is not an IP address"))?;
-    Ok(SocketAddr::new(
-        ip,
-        ferrolb_speaker::discovery::MEMBERS_PORT,
-    ))
+    Ok(SocketAddr::new(ip, MEMBERS_PORT))
 }
 
 /// Completes when the watch channel says stop.

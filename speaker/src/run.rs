@@ -32,9 +32,6 @@ pub struct MembersOptions {
     pub seeds: Vec<SocketAddr>,
     pub key: Vec<u8>,
     pub tuning: Tuning,
-    /// Discovered seeds (Kubernetes: the speaker Pods, see [`crate::discovery`]); each new
-    /// list, together with `seeds`, replaces the seed list of the running membership.
-    pub seed_updates: Option<watch::Receiver<Vec<SocketAddr>>>,
 }
 
 /// What [`run`] needs besides the source.
@@ -109,13 +106,6 @@ pub async fn run(
                 .await
                 .map_err(Error::Membership)?;
                 info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
-                if let Some(rx) = m.seed_updates.clone() {
-                    tokio::spawn(crate::discovery::follow_seeds(
-                        rx,
-                        m.seeds.clone(),
-                        h.seed_setter(),
-                    ));
-                }
                 (Some(h), rx)
             }
             None => {

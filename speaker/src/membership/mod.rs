@@ -223,16 +223,6 @@ impl MembershipHandle {
         let _ = self.cmds.send(Command::SetSeeds(seeds));
     }
 
-    /// A function that does [`MembershipHandle::set_seeds`] and can outlive a borrow of the
-    /// handle (for a task that follows the speaker Pods). Once the task has stopped it does
-    /// nothing.
-    pub fn seed_setter(&self) -> impl Fn(Vec<SocketAddr>) + Send + Sync + 'static {
-        let cmds = self.cmds.clone();
-        move |seeds| {
-            let _ = cmds.send(Command::SetSeeds(seeds));
-        }
-    }
-
     /// Leaves gracefully: every known member and seed gets a leave notice directly, then
     /// the task stops. Returns once the notices are handed to the socket.
     pub async fn leave(mut self) -> Result<(), MembershipError> {
