@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::standalone::StandaloneOptions;
-use ferrolb_telemetry::{Health, LogFormat};
+use ferrolb_telemetry::{Health, LogFormat, Shutdown};
 use prometheus_client::registry::Registry;
 
 /// ferrolb controller: assigns IPs from IPAddressPools to LoadBalancer Services.
@@ -49,32 +49,20 @@ async fn main() -> anyhow::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let metrics = Metrics::register(&mut registry.lock().expect("registry lock"));
     let health = Health::default();
-    let listener = tokio::net::TcpListener::bind(cli.metrics_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to bind the metrics listener on {}",
-                cli.metrics_addr
-            )
-        })?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let telemetry = tokio::spawn(ferrolb_telemetry::serve(
-        listener,
+    let shutdown = Shutdown::on_signals()?;
+    let telemetry = ferrolb_telemetry::start_server(
+        cli.metrics_addr,
         registry,
         health.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
+        shutdown.clone(),
+    )
+    .await?;
 
     let result = match cli.manifests {
         Some(dir) => {
             let mut opts = StandaloneOptions::new(dir);
             opts.lb_class_only = cli.lb_class_only;
-            ferrolb_controller::standalone::run(opts, metrics, health, stopped(stop_rx)).await
+            ferrolb_controller::standalone::run(opts, metrics, health, shutdown.wait()).await
         }
         None => {
             let opts = ferrolb_controller::kubernetes::KubeOptions {
@@ -84,26 +72,11 @@ async fn main() -> anyhow::Result<()> {
                 lease_name: cli.lease_name,
                 identity: cli.pod_name.unwrap_or_else(default_identity),
             };
-            ferrolb_controller::kubernetes::run(opts, metrics, health, stopped(stop_rx)).await
+            ferrolb_controller::kubernetes::run(opts, metrics, health, shutdown.wait()).await
         }
     };
     telemetry.abort();
     result.context("controller failed")
-}
-
-/// Completes when the watch channel says stop.
-async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 fn default_identity() -> String {

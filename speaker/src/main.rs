@@ -12,7 +12,7 @@ use ferrolb_speaker::run::{MembersOptions, Options};
 use ferrolb_speaker::source::ClusterSource;
 use ferrolb_speaker::source::kubernetes::Kubernetes;
 use ferrolb_speaker::source::standalone::Standalone;
-use ferrolb_telemetry::{Health, LogFormat};
+use ferrolb_telemetry::{Health, LogFormat, Shutdown};
 use prometheus_client::registry::Registry;
 
 /// ferrolb speaker: announces Service IPs of this node over ARP/NDP and BGP.
@@ -65,26 +65,14 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Metrics::default();
     metrics.register(&mut registry.lock().expect("registry lock"));
     let health = Health::default();
-    let listener = tokio::net::TcpListener::bind(cli.metrics_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to bind the metrics listener on {}",
-                cli.metrics_addr
-            )
-        })?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let telemetry = tokio::spawn(ferrolb_telemetry::serve(
-        listener,
+    let shutdown = Shutdown::on_signals()?;
+    let telemetry = ferrolb_telemetry::start_server(
+        cli.metrics_addr,
         registry,
         health.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
+        shutdown.clone(),
+    )
+    .await?;
 
     let mut opts = Options::new(cli.node.clone());
     opts.namespace = cli.namespace.clone();
@@ -148,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
             "membership disabled (--no-members): the live set is the nodes whose speaker Pod is Ready"
         );
     }
-    let result = ferrolb_speaker::run::run(opts, source, metrics, health, stopped(stop_rx)).await;
+    let result = ferrolb_speaker::run::run(opts, source, metrics, health, shutdown.wait()).await;
     telemetry.abort();
     result.context("speaker failed")
 }
@@ -168,19 +156,4 @@ fn pod_ip_bind() -> anyhow::Result<SocketAddr> {
         .parse()
         .with_context(|| format!("POD_IP {ip:?} is not an IP address"))?;
     Ok(SocketAddr::new(ip, MEMBERS_PORT))
-}
-
-/// Completes when the watch channel says stop.
-async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

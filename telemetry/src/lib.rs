@@ -18,9 +18,11 @@
 
 mod http;
 mod logging;
+mod process;
 
 pub use http::{Health, respond, serve};
 pub use logging::{LogFormat, init_logging};
+pub use process::{Shutdown, start_server};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,14 @@ pub enum TelemetryError {
     },
     #[error("failed to install the global tracing subscriber")]
     LogInit(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("failed to bind the telemetry listener on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to install the SIGTERM handler")]
+    Signal(#[source] std::io::Error),
     #[error("failed to accept a connection on the telemetry listener")]
     Accept(#[source] std::io::Error),
 }
