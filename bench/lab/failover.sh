@@ -2,7 +2,7 @@
 # L2 failover distribution in the lab topology (bench/lab/lab.sh: FRR router, three nodes each
 # running ferrolb-speaker, client cl2 on the segment).
 #
-#   sudo bash bench/lab/failover.sh [TRIALS]      # default 20 per mode; ~4-6 min
+#   sudo bash bench/lab/failover.sh [TRIALS]      # default 20 per mode; ~1.5 min
 #
 # Modes: crash = `kill -9` of the owner's speaker AND its eth0 set down (a dead node; without the
 # link down its kernel keeps answering through the stale MAC); term = `kill -TERM` (graceful

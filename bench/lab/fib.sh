@@ -2,7 +2,7 @@
 # Service manifest -> route in the router's FIB, in the lab topology (bench/lab/lab.sh: FRR
 # router, three nodes each running ferrolb-speaker, the controller in standalone mode).
 #
-#   sudo bash bench/lab/fib.sh [TRIALS]      # default 10; ~1-2 min
+#   sudo bash bench/lab/fib.sh [TRIALS]      # default 10; ~20 s
 #
 # Per trial a new Service (svc-N, pool bgp-pool, endpoints on all three nodes) is moved into
 # the manifests directory (rename: the file appears whole); t0 = $EPOCHREALTIME just before the
