@@ -84,7 +84,7 @@ pub struct Frr {
 }
 
 impl Frr {
-    fn start(r: &Netns, bgpd_conf: &str) -> Frr {
+    fn start(r: &Netns, bgpd_conf: &str, bfdd_conf: Option<&str>) -> Frr {
         let dir = TempDir::new("frr");
         let d = dir.path();
         std::fs::create_dir_all(d.join("run")).unwrap();
@@ -95,6 +95,9 @@ impl Frr {
         )
         .unwrap();
         std::fs::write(d.join("bgpd.conf"), bgpd_conf).unwrap();
+        if let Some(conf) = bfdd_conf {
+            std::fs::write(d.join("bfdd.conf"), conf).unwrap();
+        }
         run("chown", &["-R", "frr:frr", d.to_str().unwrap()]).expect("chown frr dir");
         let run_dir = d.join("run");
         let zserv = run_dir.join("zserv.api");
@@ -123,15 +126,24 @@ impl Frr {
             zserv.exists().then_some(())
         })
         .expect("zebra did not create its zserv socket");
+        let mut procs = vec![zebra];
+        if bfdd_conf.is_some() {
+            // bfdd before bgpd, so bgpd's BFD registrations find it.
+            let mut fargs = common("bfdd");
+            fargs.push("--bfdctl".into());
+            fargs.push(run_dir.join("bfdd.sock").display().to_string());
+            procs.push(r.spawn(
+                "/usr/lib/frr/bfdd",
+                &fargs.iter().map(String::as_str).collect::<Vec<_>>(),
+            ));
+        }
         let bargs = common("bgpd");
         let bgpd = r.spawn(
             "/usr/lib/frr/bgpd",
             &bargs.iter().map(String::as_str).collect::<Vec<_>>(),
         );
-        Frr {
-            dir,
-            procs: vec![zebra, bgpd],
-        }
+        procs.push(bgpd);
+        Frr { dir, procs }
     }
 
     /// Runs a vtysh command in the router and returns its output.
@@ -154,7 +166,7 @@ impl Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        // bgpd first, then zebra, each TERM then KILL (Proc::drop).
+        // bgpd first, then bfdd (if any), then zebra, each TERM then KILL (Proc::drop).
         while let Some(mut p) = self.procs.pop() {
             p.stop();
         }
@@ -168,6 +180,9 @@ pub struct LabOptions {
     pub bgp_extra: String,
     /// Enable IPv6 on the segment and an IPv6 peer group on the router.
     pub ipv6: bool,
+    /// Also run FRR's bfdd with this configuration (e.g. a `bfd` block with a profile the
+    /// `bgp_extra` lines reference); `None`: zebra + bgpd only.
+    pub bfdd: Option<String>,
 }
 
 impl Default for LabOptions {
@@ -175,6 +190,7 @@ impl Default for LabOptions {
         LabOptions {
             bgp_extra: String::new(),
             ipv6: true,
+            bfdd: None,
         }
     }
 }
@@ -282,7 +298,7 @@ impl Lab {
             conf.push_str(" address-family ipv6 unicast\n  neighbor NODES6 activate\n  maximum-paths 8\n exit-address-family\n");
         }
         conf.push_str("exit\n");
-        let frr = Frr::start(&r, &conf);
+        let frr = Frr::start(&r, &conf, opts.bfdd.as_deref());
 
         let manifests = TempDir::new("manifests");
         let key = TempDir::new("key");

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Service manifest -> route in the router's FIB, in the lab topology (bench/lab/lab.sh: FRR
+# router, three nodes each running ferrolb-speaker, the controller in standalone mode).
+#
+#   sudo bash bench/lab/fib.sh [TRIALS]      # default 10; ~20 s
+#
+# Per trial a new Service (svc-N, pool bgp-pool, endpoints on all three nodes) is moved into
+# the manifests directory (rename: the file appears whole); t0 = $EPOCHREALTIME just before the
+# `mv`. Timestamps, all on the host clock:
+#   status  = mtime of the first version of the controller's status file that holds svc-N's IP
+#             (a 2 ms poller records each new version's mtime and content);
+#   update1 = first BGP UPDATE carrying <ip>/32 seen on the router's br0 (tcpdump -tt -v, kernel
+#             timestamp), from any node; update3 = the third node's first UPDATE;
+#   fib1    = first `ip -ts monitor route` line adding <ip> in the router; fib3 = first line
+#             with all three next hops (ECMP complete).
+# Then the file is removed and the route must leave the router (bounded) before the next trial.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TRIALS=${1:-10}
+# shellcheck source=lab.sh
+source "$ROOT/bench/lab/lab.sh"
+echo "load before: $(cat /proc/loadavg)" >&2
+lab_setup
+
+# Bounded wait: three BGP sessions up.
+for _ in $(seq 300); do
+    up=0
+    for n in "${NODES[@]}"; do [ "$(metric "$n" ferrolb_speaker_bgp_session_up)" = 1 ] && up=$((up + 1)); done
+    [ $up = 3 ] && break; sleep 0.2
+done
+[ $up = 3 ] || die "BGP sessions not up (see $WORK/speaker-*.log)"
+
+ip netns exec "$P-r" ip -ts monitor route > "$WORK/monitor.txt" 2>/dev/null &
+PIDS+=($!)
+ip netns exec "$P-r" tcpdump -l -tt -v -n -i br0 "tcp port 179" > "$WORK/bgp.txt" 2>"$WORK/tcpdump.err" &
+PIDS+=($!)
+python3 - "$M/.ferrolb/status.yaml" > "$WORK/status-versions.txt" <<'EOF' &
+import os, sys, time
+path, last = sys.argv[1], None
+end = time.time() + 900
+while time.time() < end:
+    try:
+        st = os.stat(path)
+        if st.st_mtime_ns != last:
+            last = st.st_mtime_ns
+            text = open(path).read().replace("\n", " | ")
+            print(f"{st.st_mtime_ns / 1e9:.6f} {text}", flush=True)
+    except FileNotFoundError:
+        pass
+    time.sleep(0.002)
+EOF
+PIDS+=($!)
+sleep 1
+
+RES=$WORK/trials.txt; : > "$RES"
+for i in $(seq "$TRIALS"); do
+    svc=svc-$i
+    cat > "$WORK/$svc.yaml" <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: $svc, namespace: default, annotations: {ferrolb.io/address-pool: bgp-pool}}
+spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: $svc-a, namespace: default, labels: {kubernetes.io/service-name: $svc}}
+addressType: IPv4
+endpoints:
+  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
+  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
+  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
+EOF
+    t0=$EPOCHREALTIME
+    mv "$WORK/$svc.yaml" "$M/$svc.yaml"
+    ip=""
+    for _ in $(seq 1000); do ip=$(status_ip "$svc"); [ -n "$ip" ] && break; sleep 0.01; done
+    [ -n "$ip" ] || die "controller did not assign $svc"
+    paths=0
+    for _ in $(seq 1000); do
+        paths=$(ip -n "$P-r" route show "$ip" | grep -c 'nexthop via' || true)
+        [ "$paths" = 3 ] && break; sleep 0.01
+    done
+    [ "$paths" = 3 ] || echo "  trial $i: only $paths paths for $ip after 10 s" >&2
+    echo "$i $svc $ip $t0" >> "$RES"
+    sleep 0.3
+    rm -f "$M/$svc.yaml"
+    for _ in $(seq 1000); do ip -n "$P-r" route show "$ip" | grep -q . || break; sleep 0.01; done
+    sleep 0.5
+done
+sleep 0.5
+echo "load after: $(cat /proc/loadavg)" >&2
+
+echo
+echo "Service manifest -> router FIB (ms after the file appears), $TRIALS trials:"
+python3 - "$RES" "$WORK/status-versions.txt" "$WORK/bgp.txt" "$WORK/monitor.txt" <<'EOF'
+import sys, re, math, datetime
+trials = [l.split() for l in open(sys.argv[1])]
+status = []
+for l in open(sys.argv[2]):
+    ts, text = l.split(" ", 1)
+    status.append((float(ts), text))
+# BGP UPDATEs on the wire: (ts, src, prefix)
+updates, ts, src, in_nlri = [], None, None, False
+hdr = re.compile(r"^(\d+\.\d+) IP .*?\) ?$|^(\d+\.\d+) IP ")
+for l in open(sys.argv[3], errors="replace"):
+    m = re.match(r"^(\d+\.\d+) IP ", l)
+    if m:
+        ts, src, in_nlri = float(m.group(1)), None, False
+        continue
+    m = re.match(r"^\s+(\d+\.\d+\.\d+\.\d+)\.\d+ > \d+\.\d+\.\d+\.\d+\.179:", l)
+    if m:
+        src = m.group(1); continue
+    if "Updated routes:" in l:
+        in_nlri = True; continue
+    m = re.match(r"^\s+(\d+\.\d+\.\d+\.\d+/\d+)\s*$", l)
+    if in_nlri and m and ts is not None:
+        updates.append((ts, src, m.group(1))); continue
+    if in_nlri and l.strip() and not m:
+        in_nlri = False
+# route monitor: (ts, prefix, nexthops, deleted)
+fib, cur = [], None
+for l in open(sys.argv[4]):
+    if l.startswith("["):
+        t = datetime.datetime.strptime(l[1:27], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc).timestamp()
+        rest = l[28:].split()
+        deleted = rest[:1] == ["Deleted"]
+        dst = rest[1] if deleted else rest[0]
+        cur = [t, dst, 1 if " via " in l else 0, deleted]
+        fib.append(cur)
+    elif cur is not None and "nexthop via" in l:
+        cur[2] = cur[2] + 1 if cur[2] else 1
+def first(xs, pred):
+    return next((x for x in xs if pred(x)), None)
+rows = []
+print("| trial | IP | status written | first UPDATE at router | 3rd node's UPDATE | FIB 1st path | FIB 3 paths |")
+print("|---|---|---|---|---|---|---|")
+for i, svc, ip, t0 in trials:
+    t0 = float(t0)
+    s = first(status, lambda x: x[0] >= t0 - 0.001 and f"name: {svc} " in x[1] and ip in x[1])
+    ups = [u for u in updates if u[0] >= t0 and u[2] == f"{ip}/32"]
+    firsts = {}
+    for u in ups:
+        firsts.setdefault(u[1], u[0])
+    u1 = min(firsts.values()) if firsts else None
+    u3 = sorted(firsts.values())[2] if len(firsts) >= 3 else None
+    f1 = first(fib, lambda x: x[0] >= t0 and x[1] == ip and not x[3])
+    f3 = first(fib, lambda x: x[0] >= t0 and x[1] == ip and not x[3] and x[2] >= 3)
+    r = [None if x is None else (x - t0) * 1000 for x in (s[0] if s else None, u1, u3, f1[0] if f1 else None, f3[0] if f3 else None)]
+    rows.append(r)
+    print(f"| {i} | {ip} | " + " | ".join("-" if x is None else f"{x:.0f}" for x in r) + " |")
+def pct(xs, p):
+    xs = sorted(xs); return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
+cols = list(zip(*rows))
+print("| **p50** | | " + " | ".join(f"{pct([x for x in c if x is not None],50):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
+print("| **max** | | " + " | ".join(f"{max(x for x in c if x is not None):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
+EOF
