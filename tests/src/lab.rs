@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use ferrolb_crds::standalone::StandaloneStatus;
 
-use crate::netns::{Netns, Proc, run, veth, wait_until};
+use crate::netns::{Netns, Proc, veth, wait_until};
+use crate::peers_frr::Frr;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -75,102 +76,6 @@ pub fn node_ip(i: usize) -> String {
 
 pub fn node_ip6(i: usize) -> String {
     format!("2001:db8:1::1{}", i + 1)
-}
-
-/// FRR (zebra + bgpd) as the ToR router in namespace `r`.
-pub struct Frr {
-    dir: TempDir,
-    procs: Vec<Proc>,
-}
-
-impl Frr {
-    fn start(r: &Netns, bgpd_conf: &str, bfdd_conf: Option<&str>) -> Frr {
-        let dir = TempDir::new("frr");
-        let d = dir.path();
-        std::fs::create_dir_all(d.join("run")).unwrap();
-        std::fs::write(d.join("vtysh.conf"), "").unwrap();
-        std::fs::write(
-            d.join("zebra.conf"),
-            format!("hostname r\nlog file {}/zebra.log\n", d.display()),
-        )
-        .unwrap();
-        std::fs::write(d.join("bgpd.conf"), bgpd_conf).unwrap();
-        if let Some(conf) = bfdd_conf {
-            std::fs::write(d.join("bfdd.conf"), conf).unwrap();
-        }
-        run("chown", &["-R", "frr:frr", d.to_str().unwrap()]).expect("chown frr dir");
-        let run_dir = d.join("run");
-        let zserv = run_dir.join("zserv.api");
-        let common = |daemon: &str| -> Vec<String> {
-            vec![
-                "-u".into(),
-                "frr".into(),
-                "-g".into(),
-                "frr".into(),
-                "--vty_socket".into(),
-                run_dir.display().to_string(),
-                "-z".into(),
-                zserv.display().to_string(),
-                "-f".into(),
-                d.join(format!("{daemon}.conf")).display().to_string(),
-                "-i".into(),
-                run_dir.join(format!("{daemon}.pid")).display().to_string(),
-            ]
-        };
-        let zargs = common("zebra");
-        let zebra = r.spawn(
-            "/usr/lib/frr/zebra",
-            &zargs.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-            zserv.exists().then_some(())
-        })
-        .expect("zebra did not create its zserv socket");
-        let mut procs = vec![zebra];
-        if bfdd_conf.is_some() {
-            // bfdd before bgpd, so bgpd's BFD registrations find it.
-            let mut fargs = common("bfdd");
-            fargs.push("--bfdctl".into());
-            fargs.push(run_dir.join("bfdd.sock").display().to_string());
-            procs.push(r.spawn(
-                "/usr/lib/frr/bfdd",
-                &fargs.iter().map(String::as_str).collect::<Vec<_>>(),
-            ));
-        }
-        let bargs = common("bgpd");
-        let bgpd = r.spawn(
-            "/usr/lib/frr/bgpd",
-            &bargs.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        procs.push(bgpd);
-        Frr { dir, procs }
-    }
-
-    /// Runs a vtysh command in the router and returns its output.
-    pub fn vtysh(&self, r: &Netns, cmd: &str) -> String {
-        let d = self.dir.path();
-        let out = r.exec_output(
-            "vtysh",
-            &[
-                "--config_dir",
-                d.to_str().unwrap(),
-                "--vty_socket",
-                d.join("run").to_str().unwrap(),
-                "-c",
-                cmd,
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        // bgpd first, then bfdd (if any), then zebra, each TERM then KILL (Proc::drop).
-        while let Some(mut p) = self.procs.pop() {
-            p.stop();
-        }
-    }
 }
 
 /// Options for [`Lab::new`].
@@ -476,7 +381,7 @@ impl Lab {
 
     /// A diagnostic dump for assertion messages: BGP summary and speaker stderr tails.
     pub fn diag(&mut self) -> String {
-        let mut s = self.frr.vtysh(&self.r, "show bgp summary");
+        let mut s = self.frr.vtysh(&["show bgp summary"]);
         s.push_str(&self.r.ip(&["route"]).unwrap_or_default());
         if let Ok(st) = std::fs::read_to_string(self.dir().join(".ferrolb/status.yaml")) {
             s.push_str("\n--- status.yaml\n");

@@ -384,9 +384,7 @@ fn graceful_restart_keeps_the_route_on_the_router_across_a_speaker_restart() {
         dropped.is_none(),
         "router dropped n1's path although GR was negotiated"
     );
-    let path = lab
-        .frr
-        .vtysh(&lab.r, &format!("show bgp ipv4 unicast {ip}"));
+    let path = lab.frr.vtysh(&[&format!("show bgp ipv4 unicast {ip}")]);
     assert!(
         path.to_lowercase().contains("stale"),
         "n1's path should be kept as stale: {path}"
@@ -394,9 +392,7 @@ fn graceful_restart_keeps_the_route_on_the_router_across_a_speaker_restart() {
     // ... and the restarted speaker refreshes it: no stale path left, still three next hops.
     lab.start_speaker(0);
     let fresh = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
-        let p = lab
-            .frr
-            .vtysh(&lab.r, &format!("show bgp ipv4 unicast {ip}"));
+        let p = lab.frr.vtysh(&[&format!("show bgp ipv4 unicast {ip}")]);
         (!p.to_lowercase().contains("stale") && lab.router_paths(&ip) == 3).then_some(())
     });
     assert!(

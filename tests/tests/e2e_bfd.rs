@@ -76,7 +76,7 @@ fn next_hops(lab: &Lab, ip: &str) -> Vec<String> {
 /// Number of BFD sessions FRR reports as up.
 fn bfd_up(lab: &Lab) -> usize {
     lab.frr
-        .vtysh(&lab.r, "show bfd peers brief")
+        .vtysh(&["show bfd peers brief"])
         .lines()
         .filter(|l| l.contains("192.0.2.1") && l.split_whitespace().any(|w| w == "up"))
         .count()
@@ -112,7 +112,7 @@ fn frozen_speaker_leaves_the_router_by_bfd_before_the_hold_time() {
     };
     if !converged(&lab) {
         let d = lab.diag();
-        let bfd = lab.frr.vtysh(&lab.r, "show bfd peers brief");
+        let bfd = lab.frr.vtysh(&["show bfd peers brief"]);
         panic!("no 3 paths with 3 BFD sessions up for {ip}:\n{bfd}\n{d}");
     }
 
@@ -123,7 +123,7 @@ fn frozen_speaker_leaves_the_router_by_bfd_before_the_hold_time() {
         (next_hops(&lab, &ip) == ["192.0.2.11", "192.0.2.13"]).then_some(())
     });
     let hops = next_hops(&lab, &ip);
-    let bfd = lab.frr.vtysh(&lab.r, "show bfd peers brief");
+    let bfd = lab.frr.vtysh(&["show bfd peers brief"]);
     lab.speakers["n2"].signal("CONT");
     assert!(
         dropped.is_some(),
@@ -133,7 +133,7 @@ fn frozen_speaker_leaves_the_router_by_bfd_before_the_hold_time() {
     // Thawed, n2 re-establishes BGP and BFD and its path comes back.
     if !converged(&lab) {
         let d = lab.diag();
-        let bfd = lab.frr.vtysh(&lab.r, "show bfd peers brief");
+        let bfd = lab.frr.vtysh(&["show bfd peers brief"]);
         panic!("n2's path did not come back after SIGCONT:\n{bfd}\n{d}");
     }
 }
