@@ -69,6 +69,17 @@ impl Options {
     }
 }
 
+/// How long a starting speaker waits for the seeded speakers to appear in its membership
+/// before it decides anything (a node whose peers are all down decides after this).
+const MEMBERSHIP_SETTLE: Duration = Duration::from_secs(1);
+
+/// Members to wait for at start-up: this node plus one per distinct seed that is not its own
+/// address.
+fn settle_members(seeds: &[SocketAddr], bind: SocketAddr) -> usize {
+    let others: BTreeSet<&SocketAddr> = seeds.iter().filter(|s| **s != bind).collect();
+    1 + others.len()
+}
+
 /// Runs the speaker until `shutdown` completes, then stops in order: leave membership (the
 /// new owner takes over), keep answering ARP/NDP `l2_grace` more, stop answering, BFD
 /// AdminDown, BGP graceful shutdown / Cease.
@@ -106,6 +117,25 @@ pub async fn run(
                 .await
                 .map_err(Error::Membership)?;
                 info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
+                let mut rx = rx;
+                let want = settle_members(&m.seeds, m.bind);
+                if want > 1 {
+                    // Until membership has heard from the seeded speakers this node would
+                    // believe it is alone and claim every L2 IP for a moment (several nodes
+                    // answering ARP at start-up). Wait for them, bounded.
+                    let settled = tokio::time::timeout(
+                        MEMBERSHIP_SETTLE,
+                        rx.wait_for(|live| live.len() >= want),
+                    )
+                    .await
+                    .is_ok();
+                    info!(
+                        settled,
+                        members = rx.borrow().len(),
+                        want,
+                        "initial membership"
+                    );
+                }
                 (Some(h), rx)
             }
             None => {
@@ -348,5 +378,21 @@ impl LoopState {
             Ok(()) => self.published = Some(key),
             Err(error) => warn!(%error, "failed to publish the speaker state"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_waits_for_every_other_distinct_seed() {
+        let a: SocketAddr = "192.0.2.11:7946".parse().unwrap();
+        let b: SocketAddr = "192.0.2.12:7946".parse().unwrap();
+        let c: SocketAddr = "192.0.2.13:7946".parse().unwrap();
+        assert_eq!(settle_members(&[a, b, c], a), 3);
+        assert_eq!(settle_members(&[b, b, c], a), 3);
+        assert_eq!(settle_members(&[a], a), 1);
+        assert_eq!(settle_members(&[], a), 1);
     }
 }
