@@ -89,3 +89,24 @@ pub fn link_lab(tag: &str) -> (Netns, Netns) {
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("IP address")
 }
+
+/// GoBGP as the router of [`link_lab`]: AS 64513 on ROUTER_V4, one IPv4 neighbour NODE_V4
+/// (AS 64512), connect retry 1 s.
+pub fn gobgp_router_toml() -> String {
+    format!(
+        r#"[global.config]
+  as = 64513
+  router-id = "{ROUTER_V4}"
+  local-address-list = ["{ROUTER_V4}"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{NODE_V4}"
+    peer-as = 64512
+  [neighbors.timers.config]
+    connect-retry = 1
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+"#
+    )
+}

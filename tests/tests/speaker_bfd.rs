@@ -2,7 +2,6 @@
 //! when BFD fails (bfdd killed: no AdminDown, path silent) the speaker resets the BGP session
 //! at once, though TCP and keepalives are still fine.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,8 @@ use ferrolb_speaker::run::{Health, Options, run};
 use ferrolb_speaker::source::ClusterSource;
 use ferrolb_speaker::source::standalone::Standalone;
 use ferrolb_tests::bfd_peers::FrrBfdd;
-use ferrolb_tests::peers_ferrolb::{NODE_V4, ROUTER_V4, link_lab};
+use ferrolb_tests::lab::TempDir;
+use ferrolb_tests::peers_ferrolb::{NODE_V4, ROUTER_V4, gobgp_router_toml, link_lab};
 use ferrolb_tests::peers_gobgp::Gobgp;
 use ferrolb_tests::{require_root, run as run_cmd, wait_until};
 
@@ -57,56 +57,28 @@ endpoints: [{addresses: [192.0.2.10], nodeName: n1}]
 
 const STATUS: &str = "generation: 1\nservices:\n  - namespace: default\n    name: web\n    ingress:\n      - ip: 203.0.113.5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n";
 
-fn gobgp_toml() -> String {
-    format!(
-        r#"[global.config]
-  as = 64513
-  router-id = "{ROUTER_V4}"
-  local-address-list = ["{ROUTER_V4}"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{NODE_V4}"
-    peer-as = 64512
-  [neighbors.timers.config]
-    connect-retry = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"#
-    )
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn bfd_failure_resets_the_bgp_session() {
     if !require_root("bfd_failure_resets_the_bgp_session") {
         return;
     }
     let (r, n) = link_lab("spkbfd");
-    let gobgp = Gobgp::start(&r, &gobgp_toml());
+    let gobgp = Gobgp::start(&r, &gobgp_router_toml());
     let frr = FrrBfdd::start(
         &r,
         &format!(
             "bfd\n peer {NODE_V4} interface eth0\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n exit\nexit\n"
         ),
     );
-    let dir = TempDir(std::env::temp_dir().join(format!("ferrolb-spk-bfd-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(dir.0.join(".ferrolb")).unwrap();
-    std::fs::write(dir.0.join("all.yaml"), MANIFESTS).unwrap();
-    std::fs::write(dir.0.join(".ferrolb/status.yaml"), STATUS).unwrap();
+    let dir = TempDir::new("spk-bfd");
+    std::fs::create_dir_all(dir.path().join(".ferrolb")).unwrap();
+    std::fs::write(dir.path().join("all.yaml"), MANIFESTS).unwrap();
+    std::fs::write(dir.path().join(".ferrolb/status.yaml"), STATUS).unwrap();
 
     let metrics = Metrics::default();
     let seen = metrics.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let manifests = dir.0.clone();
+    let manifests = dir.path().to_path_buf();
     let speaker = n.spawn_thread(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -2,7 +2,7 @@
 //! arping in a router namespace: BGP route with its community, ARP answer for the L2 IP,
 //! the node's state file, withdraw when the Service goes, and the SIGTERM-path shutdown.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,8 @@ use ferrolb_speaker::run::{Health, Options, run};
 use ferrolb_speaker::source::ClusterSource;
 use ferrolb_speaker::source::standalone::{Standalone, state_file};
 use ferrolb_tests::l2_fixture::arping;
-use ferrolb_tests::peers_ferrolb::{NODE_V4, ROUTER_V4, link_lab};
+use ferrolb_tests::lab::TempDir;
+use ferrolb_tests::peers_ferrolb::{NODE_V4, gobgp_router_toml, link_lab};
 use ferrolb_tests::peers_gobgp::Gobgp;
 use ferrolb_tests::{require_root, wait_until};
 
@@ -77,33 +78,6 @@ fn status_file(entries: &[(&str, &str)]) -> String {
     s
 }
 
-fn gobgp_toml() -> String {
-    format!(
-        r#"[global.config]
-  as = 64513
-  router-id = "{ROUTER_V4}"
-  local-address-list = ["{ROUTER_V4}"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{NODE_V4}"
-    peer-as = 64512
-  [neighbors.timers.config]
-    connect-retry = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"#
-    )
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
     let tmp = path.with_extension("tmp");
@@ -117,24 +91,23 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
         return;
     }
     let (r, n) = link_lab("spkstd");
-    let gobgp = Gobgp::start(&r, &gobgp_toml());
-    let dir = TempDir(std::env::temp_dir().join(format!("ferrolb-spk-e2e-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(dir.0.join(".ferrolb")).unwrap();
-    write(&dir.0, "config.yaml", CONFIG);
+    let gobgp = Gobgp::start(&r, &gobgp_router_toml());
+    let dir = TempDir::new("spk-e2e");
+    std::fs::create_dir_all(dir.path().join(".ferrolb")).unwrap();
+    write(dir.path(), "config.yaml", CONFIG);
     write(
-        &dir.0,
+        dir.path(),
         "services.yaml",
         &format!("{}---\n{}", service("web-l2"), service("web-bgp")),
     );
     write(
-        &dir.0,
+        dir.path(),
         ".ferrolb/status.yaml",
         &status_file(&[("web-bgp", "203.0.113.5"), ("web-l2", "192.0.2.200")]),
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let manifests = dir.0.clone();
+    let manifests = dir.path().to_path_buf();
     let speaker = n.spawn_thread(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -192,7 +165,7 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
 
     // The node's state file.
     let state = wait_until(WAIT, POLL, || {
-        let text = std::fs::read_to_string(state_file(&dir.0, "n1")).ok()?;
+        let text = std::fs::read_to_string(state_file(dir.path(), "n1")).ok()?;
         let st: SpeakerState = serde_saphyr::from_str(&text).ok()?;
         let status = st.status.clone()?;
         (status.l2_summary == "192.0.2.200" && status.peers_established == 1).then_some(st)
@@ -210,9 +183,9 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
     assert!(links.starts_with("eth0=192.0.2.0/24"), "{links}");
 
     // The BGP Service goes: its route is withdrawn, the L2 one stays.
-    write(&dir.0, "services.yaml", &service("web-l2"));
+    write(dir.path(), "services.yaml", &service("web-l2"));
     write(
-        &dir.0,
+        dir.path(),
         ".ferrolb/status.yaml",
         &status_file(&[("web-l2", "192.0.2.200")]),
     );
@@ -228,12 +201,12 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
     // The Service comes back, then shutdown: RFC 8326 GRACEFUL_SHUTDOWN on the route, then
     // the withdraw, then the session closes; ARP goes unanswered.
     write(
-        &dir.0,
+        dir.path(),
         "services.yaml",
         &format!("{}---\n{}", service("web-l2"), service("web-bgp")),
     );
     write(
-        &dir.0,
+        dir.path(),
         ".ferrolb/status.yaml",
         &status_file(&[("web-bgp", "203.0.113.5"), ("web-l2", "192.0.2.200")]),
     );
