@@ -416,6 +416,26 @@ impl KubeEnv {
         name
     }
 
+    /// Creates namespace `name` unless it exists (for manifests that name their namespace).
+    pub fn ensure_namespace(&self, name: &str) {
+        let (client, ns) = (self.admin.clone(), name.to_string());
+        self.block(async move {
+            let api: Api<Namespace> = Api::all(client);
+            let obj = Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            match api.create(&PostParams::default(), &obj).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => panic!("create namespace {ns}: {e}"),
+            }
+        });
+    }
+
     /// SIGKILLs the kube-apiserver (no drain), for outage tests. etcd keeps running.
     pub fn kill_apiserver(&self) {
         self.apiserver.lock().expect("apiserver lock").kill();

@@ -143,7 +143,9 @@ pub(super) fn apiserver_args(
         format!("--service-account-issuer=https://127.0.0.1:{port}"),
         format!("--service-account-key-file={}", f("sa.pub")),
         format!("--service-account-signing-key-file={}", f("sa.key")),
-        "--service-cluster-ip-range=10.96.0.0/12".to_string(),
+        // Dual-stack, so dual-stack Services are accepted. Only a flag: no traffic goes there
+        // (the IPv6 range is documentation space, away from the test pools).
+        "--service-cluster-ip-range=10.96.0.0/12,2001:db8:ffff:96::/112".to_string(),
         // envtest convention: no controller-manager makes default ServiceAccounts.
         "--disable-admission-plugins=ServiceAccount".to_string(),
         // A 127.0.0.1 endpoint for default/kubernetes fails validation; nothing needs it.
