@@ -24,10 +24,17 @@ fn a_file_grown_past_the_size_limit_keeps_its_last_good_objects() {
     assert_eq!(services(&scan(&mut d)), ["a", "b"]);
 
     // a.yaml grows past the limit (a Service plus a long comment).
-    dir.write("a.yaml", &format!("{}# {}\n", service("a2"), "x".repeat(5000)));
+    dir.write(
+        "a.yaml",
+        &format!("{}# {}\n", service("a2"), "x".repeat(5000)),
+    );
     dir.write("b.yaml", &service("b2"));
     let v = scan(&mut d);
-    assert_eq!(services(&v), ["a", "b2"], "a.yaml keeps its last good objects; b.yaml applies");
+    assert_eq!(
+        services(&v),
+        ["a", "b2"],
+        "a.yaml keeps its last good objects; b.yaml applies"
+    );
     assert_eq!(v.file_errors.len(), 1);
     let e = &v.file_errors[0];
     assert_eq!(e.file, "a.yaml");
@@ -38,7 +45,10 @@ fn a_file_grown_past_the_size_limit_keeps_its_last_good_objects() {
     );
     assert_eq!(metrics.file_errors.get(), 1);
     assert!(!v.has_unloaded_files());
-    assert!(!d.scan().changed, "an unchanged refused file is not re-read");
+    assert!(
+        !d.scan().changed,
+        "an unchanged refused file is not re-read"
+    );
 
     // Back under the limit: the new version applies.
     dir.write("a.yaml", &service("a3"));
@@ -55,7 +65,10 @@ fn bad_yaml_and_invalid_objects_keep_the_last_good_version_and_name_file_and_lin
     let mut d = Directory::new(Options::new(dir.path()), Metrics::default());
     assert_eq!(scan(&mut d).resources.pools.len(), 1);
     dir.write("pool.yaml", "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [}\n");
-    dir.write("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: 7}\n");
+    dir.write(
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: 7}\n",
+    );
     let v = scan(&mut d);
     assert_eq!(v.resources.pools.len(), 1, "last good pool kept");
     assert_eq!(services(&v), ["a"], "last good Service kept");
@@ -147,7 +160,9 @@ fn unknown_fields_are_reported_with_did_you_mean() {
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
-        ["pool.yaml:1: IPAddressPool \"prod\": unknown field spec.autoAsign (ignored); did you mean spec.autoAssign?"]
+        [
+            "pool.yaml:1: IPAddressPool \"prod\": unknown field spec.autoAsign (ignored); did you mean spec.autoAssign?"
+        ]
     );
     assert_eq!(metrics.unknown_fields.get(), 1);
 }
@@ -160,7 +175,10 @@ fn too_many_objects_in_one_file_keep_its_last_good_version() {
     opts.limits.parse.max_objects = 2;
     let mut d = Directory::new(opts, Metrics::default());
     assert_eq!(services(&scan(&mut d)), ["a"]);
-    dir.write("a.yaml", &[service("x"), service("y"), service("z")].join("---\n"));
+    dir.write(
+        "a.yaml",
+        &[service("x"), service("y"), service("z")].join("---\n"),
+    );
     let v = scan(&mut d);
     assert_eq!(services(&v), ["a"]);
     assert_eq!(
@@ -174,7 +192,11 @@ fn speakers_read_the_status_and_the_other_speakers_but_not_their_own_file() {
     let dir = TempDir::new("state");
     std::fs::create_dir_all(dir.path().join(".ferrolb")).unwrap();
     dir.write(".ferrolb/status.yaml", "generation: 1\nservices:\n  - namespace: default\n    name: web\n    ingress:\n      - ip: 192.0.2.200\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n");
-    let state = |n: &str| format!("apiVersion: ferrolb.io/v1alpha1\nkind: SpeakerState\nmetadata: {{name: {n}}}\nspec: {{nodeName: {n}}}\n");
+    let state = |n: &str| {
+        format!(
+            "apiVersion: ferrolb.io/v1alpha1\nkind: SpeakerState\nmetadata: {{name: {n}}}\nspec: {{nodeName: {n}}}\n"
+        )
+    };
     dir.write(".ferrolb/speaker-n1.yaml", &state("n1"));
     dir.write(".ferrolb/speaker-n2.yaml", &state("n2"));
     let mut d = Directory::new(Options::speaker(dir.path(), "n1"), Metrics::default());
