@@ -330,6 +330,14 @@ async fn run_loop_picks_up_edits_and_stops() {
     })
     .await;
     assert_eq!(ips(&st, "b"), vec![ip("192.0.2.11")]);
+    stop(tx, task).await;
+}
+
+/// Stops a `run` task through its shutdown channel (bounded: 10 s).
+async fn stop(
+    tx: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ferrolb_controller::error::Error>>,
+) {
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
@@ -439,12 +447,7 @@ async fn in_place_rewrite_and_oversized_file_never_free_addresses() {
         "{:#?}",
         st.events
     );
-    tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("run stops on shutdown")
-        .unwrap()
-        .unwrap();
+    stop(tx, task).await;
 }
 
 #[tokio::test]
