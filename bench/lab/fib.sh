@@ -6,7 +6,7 @@
 #   sudo bash bench/lab/fib.sh [TRIALS] [IDLE_SECONDS]   # default 20 and 30; ~2.5 min
 #
 # Per trial a new file holds a BGP Service (svc-N, pool bgp-pool, endpoints on all three nodes)
-# and an L2 Service (l2-N, pool l2-pool, its IP pinned with ferrolb.io/loadBalancerIPs so the
+# and an L2 Service (l2-N, pool l2-pool, endpoints on all three nodes, its IP pinned with ferrolb.io/loadBalancerIPs so the
 # client can ask for it from t0: arping every 5 ms from cl2). It is moved into the manifests
 # directory (rename: the file appears whole); t0 = $EPOCHREALTIME just before the `mv`.
 # Timestamps, all on the host clock:
@@ -84,6 +84,15 @@ apiVersion: v1
 kind: Service
 metadata: {name: l2-$i, namespace: default, annotations: {ferrolb.io/address-pool: l2-pool, ferrolb.io/loadBalancerIPs: $l2ip}}
 spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: l2-$i-a, namespace: default, labels: {kubernetes.io/service-name: l2-$i}}
+addressType: IPv4
+endpoints:
+  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
+  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
+  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
 EOF
     rm -f "$WORK/arp-$i.txt"
     ( ns cl2 arping -q -i eth0 -W 0.005 -C 1 -w 10 "$l2ip" >/dev/null 2>&1 && echo "$EPOCHREALTIME" > "$WORK/arp-$i.txt" ) &
