@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Service manifest -> route in the router's FIB, in the lab topology (bench/lab/lab.sh: FRR
+# Service manifest -> route in the router's FIB and ARP answered, manifest deleted -> route
+# gone, and idle CPU with 1,000 manifest files, in the lab topology (bench/lab/lab.sh: FRR
 # router, three nodes each running ferrolb-speaker, the controller in standalone mode).
 #
-#   sudo bash bench/lab/fib.sh [TRIALS]      # default 10; ~20 s
+#   sudo bash bench/lab/fib.sh [TRIALS] [IDLE_SECONDS]   # default 20 and 30; ~2.5 min
 #
-# Per trial a new Service (svc-N, pool bgp-pool, endpoints on all three nodes) is moved into
-# the manifests directory (rename: the file appears whole); t0 = $EPOCHREALTIME just before the
-# `mv`. Timestamps, all on the host clock:
+# Per trial a new file holds a BGP Service (svc-N, pool bgp-pool, endpoints on all three nodes)
+# and an L2 Service (l2-N, pool l2-pool, endpoints on all three nodes, its IP pinned with ferrolb.io/loadBalancerIPs so the
+# client can ask for it from t0: arping every 5 ms from cl2). It is moved into the manifests
+# directory (rename: the file appears whole); t0 = $EPOCHREALTIME just before the `mv`.
+# Timestamps, all on the host clock:
 #   status  = mtime of the first version of the controller's status file that holds svc-N's IP
 #             (a 2 ms poller records each new version's mtime and content);
 #   update1 = first BGP UPDATE carrying <ip>/32 seen on the router's br0 (tcpdump -tt -v, kernel
 #             timestamp), from any node; update3 = the third node's first UPDATE;
 #   fib1    = first `ip -ts monitor route` line adding <ip> in the router; fib3 = first line
-#             with all three next hops (ECMP complete).
-# Then the file is removed and the route must leave the router (bounded) before the next trial.
+#             with all three next hops (ECMP complete);
+#   arp     = the client's first ARP reply for the L2 IP (arping exits on it).
+# Then the file is removed (t1 = just before the `rm`); gone = the `ip -ts monitor route`
+# line deleting <ip> in the router.
+# Idle CPU: utime+stime (/proc/PID/stat) of the controller and the three speakers over
+# IDLE_SECONDS with the lab's own 3 files, then again after 1,000 more files (Services of
+# another loadBalancerClass: parsed and held, not allocated) were added and applied.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TRIALS=${1:-10}
+TRIALS=${1:-20}
+IDLE=${2:-30}
 # shellcheck source=lab.sh
 source "$ROOT/bench/lab/lab.sh"
 echo "load before: $(cat /proc/loadavg)" >&2
@@ -55,6 +64,7 @@ sleep 1
 RES=$WORK/trials.txt; : > "$RES"
 for i in $(seq "$TRIALS"); do
     svc=svc-$i
+    l2ip=192.0.2.$((200 + i % 10))
     cat > "$WORK/$svc.yaml" <<EOF
 apiVersion: v1
 kind: Service
@@ -69,7 +79,25 @@ endpoints:
   - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
   - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
   - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: l2-$i, namespace: default, annotations: {ferrolb.io/address-pool: l2-pool, ferrolb.io/loadBalancerIPs: $l2ip}}
+spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: l2-$i-a, namespace: default, labels: {kubernetes.io/service-name: l2-$i}}
+addressType: IPv4
+endpoints:
+  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
+  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
+  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
 EOF
+    rm -f "$WORK/arp-$i.txt"
+    ( ns cl2 arping -q -i eth0 -W 0.005 -C 1 -w 10 "$l2ip" >/dev/null 2>&1 && echo "$EPOCHREALTIME" > "$WORK/arp-$i.txt" ) &
+    arp_pid=$!
+    sleep 0.05
     t0=$EPOCHREALTIME
     mv "$WORK/$svc.yaml" "$M/$svc.yaml"
     ip=""
@@ -81,10 +109,13 @@ EOF
         [ "$paths" = 3 ] && break; sleep 0.01
     done
     [ "$paths" = 3 ] || echo "  trial $i: only $paths paths for $ip after 10 s" >&2
-    echo "$i $svc $ip $t0" >> "$RES"
+    wait "$arp_pid" || true
+    arp=$(cat "$WORK/arp-$i.txt" 2>/dev/null || echo -)
     sleep 0.3
+    t1=$EPOCHREALTIME
     rm -f "$M/$svc.yaml"
     for _ in $(seq 1000); do ip -n "$P-r" route show "$ip" | grep -q . || break; sleep 0.01; done
+    echo "$i $svc $ip $t0 $arp $t1" >> "$RES"
     sleep 0.5
 done
 sleep 0.5
@@ -132,10 +163,14 @@ for l in open(sys.argv[4]):
 def first(xs, pred):
     return next((x for x in xs if pred(x)), None)
 rows = []
-print("| trial | IP | status written | first UPDATE at router | 3rd node's UPDATE | FIB 1st path | FIB 3 paths |")
-print("|---|---|---|---|---|---|---|")
-for i, svc, ip, t0 in trials:
-    t0 = float(t0)
+print("| trial | IP | status written | first UPDATE at router | 3rd node's UPDATE | FIB 1st path | FIB 3 paths | ARP answered | deleted: route gone |")
+print("|---|---|---|---|---|---|---|---|---|")
+gone_rows, arp_rows = [], []
+for i, svc, ip, t0, arp, t1 in trials:
+    t0, t1 = float(t0), float(t1)
+    arp_rows.append(None if arp == "-" else (float(arp) - t0) * 1000)
+    g = first(fib, lambda x: x[0] >= t1 and x[1] == ip and x[3])
+    gone_rows.append(None if g is None else (g[0] - t1) * 1000)
     s = first(status, lambda x: x[0] >= t0 - 0.001 and f"name: {svc} " in x[1] and ip in x[1])
     ups = [u for u in updates if u[0] >= t0 and u[2] == f"{ip}/32"]
     firsts = {}
@@ -146,11 +181,38 @@ for i, svc, ip, t0 in trials:
     f1 = first(fib, lambda x: x[0] >= t0 and x[1] == ip and not x[3])
     f3 = first(fib, lambda x: x[0] >= t0 and x[1] == ip and not x[3] and x[2] >= 3)
     r = [None if x is None else (x - t0) * 1000 for x in (s[0] if s else None, u1, u3, f1[0] if f1 else None, f3[0] if f3 else None)]
+    r += [arp_rows[-1], gone_rows[-1]]
     rows.append(r)
     print(f"| {i} | {ip} | " + " | ".join("-" if x is None else f"{x:.0f}" for x in r) + " |")
 def pct(xs, p):
     xs = sorted(xs); return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
 cols = list(zip(*rows))
 print("| **p50** | | " + " | ".join(f"{pct([x for x in c if x is not None],50):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
+print("| **p99** | | " + " | ".join(f"{pct([x for x in c if x is not None],99):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
 print("| **max** | | " + " | ".join(f"{max(x for x in c if x is not None):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
 EOF
+
+# Idle CPU: the lab's 3 files, then 1,000 more.
+cpu_ms() { # PID -> utime+stime in ms
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
+}
+idle() { # LABEL
+    local pids=("$CTL_PID") names=(controller "${NODES[@]}") before=() i n
+    for n in "${NODES[@]}"; do pids+=("${SPEAKER_PID[$n]}"); done
+    for i in "${!pids[@]}"; do before[i]=$(cpu_ms "${pids[i]}"); done
+    sleep "$IDLE"
+    for i in "${!pids[@]}"; do
+        echo "| $1 | ${names[i]} | $(awk -v a="${before[i]}" -v b="$(cpu_ms "${pids[i]}")" -v s="$IDLE" 'BEGIN{printf "%.0f ms (%.2f%% of a core)", b - a, (b - a) / s / 10}') |"
+    done
+}
+echo
+echo "Idle CPU over ${IDLE} s (utime+stime from /proc/PID/stat):"
+echo "| manifest files | process | CPU |"
+echo "|---|---|---|"
+idle "3"
+for i in $(seq 1000); do
+    printf 'apiVersion: v1\nkind: Service\nmetadata: {name: idle-%s, namespace: default}\nspec: {type: LoadBalancer, loadBalancerClass: example.com/other, ports: [{port: 80}]}\n' "$i" > "$M/.idle-$i.tmp"
+    mv "$M/.idle-$i.tmp" "$M/idle-$i.yaml"
+done
+sleep 5 # applied (the loader's quiet period, then one pass per binary)
+idle "1003"

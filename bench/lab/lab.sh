@@ -98,7 +98,7 @@ CONF
     head -c 32 /dev/urandom > "$WORK/members.key"
     SEEDS=$(for n in "${NODES[@]}"; do printf '%s:7946,' "${NODE_IP[$n]}"; done); SEEDS=${SEEDS%,}
     ip netns exec "$P-ctl" "$BIN/ferrolb-controller" --manifests "$M" --metrics-addr 127.0.0.1:7472 >"$WORK/controller.log" 2>&1 &
-    PIDS+=($!)
+    CTL_PID=$!; PIDS+=($!)
     for n in "${NODES[@]}"; do start_speaker "$n"; done
 }
 

@@ -25,6 +25,9 @@ pub enum Error {
         #[source]
         source: AllocError,
     },
+    /// The standalone manifests directory cannot be watched.
+    #[error(transparent)]
+    Cluster(#[from] ferrolb_cluster::Error),
     /// Reading or writing a file (standalone mode) failed.
     #[error("failed to {what} {}", path.display())]
     Io {
@@ -68,6 +71,7 @@ impl Error {
         match self {
             Error::Allocate { source, .. } | Error::SetPools { source } => source.reason(),
             Error::Io { .. } => "Io",
+            Error::Cluster(_) => "Cluster",
             Error::EncodeStatus(_) => "EncodeStatus",
             Error::Kube { .. } => "Kube",
             Error::Event { .. } => "Event",

@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Metrics::register(&mut registry.lock().expect("registry lock"));
     let health = Health::default();
     let shutdown = Shutdown::on_signals()?;
+    let registry_for_loader = registry.clone();
     let telemetry = ferrolb_telemetry::start_server(
         cli.metrics_addr,
         registry,
@@ -62,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
         Some(dir) => {
             let mut opts = StandaloneOptions::new(dir);
             opts.lb_class_only = cli.lb_class_only;
+            opts.loader_metrics
+                .register(&mut registry_for_loader.lock().expect("registry lock"));
             ferrolb_controller::standalone::run(opts, metrics, health, shutdown.wait()).await
         }
         None => {

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferrolb_cluster::{Directory, Options};
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::standalone::{Standalone, StandaloneOptions};
 use ferrolb_crds::standalone::{STATUS_FILE, StandaloneStatus};
@@ -85,11 +86,32 @@ spec:
     )
 }
 
-/// Polls like the run loop does: a change is applied once two reads agree, so the first
-/// step after an edit writes nothing and the second writes the status.
-async fn settle(ctl: &mut Standalone) -> bool {
-    assert!(!ctl.step().await.unwrap(), "applied after a single read");
-    ctl.step().await.unwrap()
+/// The controller fed by the directory loader, one scan per step (what the run loop does on
+/// each notification).
+struct Ctl {
+    dir: Directory,
+    ctl: Standalone,
+}
+
+impl Ctl {
+    async fn start(opts: &StandaloneOptions) -> Ctl {
+        let mut dir = Directory::new(Options::new(&opts.dir), Default::default());
+        dir.scan();
+        let ctl = Standalone::start(opts, Metrics::default(), &dir.view())
+            .await
+            .unwrap();
+        Ctl { dir, ctl }
+    }
+
+    /// Reads the directory and applies its view; whether the status file was written.
+    async fn step(&mut self) -> bool {
+        self.dir.scan();
+        self.ctl.apply(&self.dir.view()).await.unwrap()
+    }
+}
+
+async fn settle(ctl: &mut Ctl) -> bool {
+    ctl.step().await
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -105,7 +127,7 @@ async fn assigns_edits_breaks_deletes_and_restores() {
         &(service("a", "", "") + &service("b", "ferrolb.io/address-pool: pinned", "")),
     );
     let opts = StandaloneOptions::new(&dir.0);
-    let mut ctl = Standalone::start(&opts, Metrics::default()).await.unwrap();
+    let mut ctl = Ctl::start(&opts).await;
 
     // 1. Assignment: lowest free address of the auto pool; the pinned pool for b.
     let st = read_status(&dir.0);
@@ -125,8 +147,8 @@ async fn assigns_edits_breaks_deletes_and_restores() {
     let gen1 = st.generation;
 
     // Nothing changed: no write.
-    assert!(!ctl.step().await.unwrap());
-    assert!(!ctl.step().await.unwrap());
+    assert!(!ctl.step().await);
+    assert!(!ctl.step().await);
     assert_eq!(read_status(&dir.0).generation, gen1);
 
     // 2. An edit that adds Services: c gets the next address, a and b keep theirs; a
@@ -222,7 +244,7 @@ async fn assigns_edits_breaks_deletes_and_restores() {
         "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv6, IPv4]\n",
     );
     dir.write("svc.yaml", &text);
-    let ctl = Standalone::start(&opts, Metrics::default()).await.unwrap();
+    let ctl = Ctl::start(&opts).await;
     let st = read_status(&dir.0);
     for name in ["a", "b", "d"] {
         assert_eq!(
@@ -255,9 +277,7 @@ async fn failures_are_explained() {
             + &service("other", "", "  loadBalancerClass: example.com/other\n")
             + &service("nolb", "", "").replace("type: LoadBalancer", "type: ClusterIP")),
     );
-    let _ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
-        .await
-        .unwrap();
+    let _ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
     let st = read_status(&dir.0);
     let x4 = st.service("default", "x4").unwrap();
     assert!(x4.ingress.is_empty());
@@ -285,8 +305,7 @@ async fn run_loop_picks_up_edits_and_stops() {
     let dir = TempDir::new("loop");
     dir.write("pools.yaml", POOLS);
     dir.write("svc.yaml", &service("a", "", ""));
-    let mut opts = StandaloneOptions::new(&dir.0);
-    opts.poll = Duration::from_millis(20);
+    let opts = StandaloneOptions::new(&dir.0);
     let health = ferrolb_telemetry::Health::default();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(ferrolb_controller::standalone::run(
@@ -311,6 +330,14 @@ async fn run_loop_picks_up_edits_and_stops() {
     })
     .await;
     assert_eq!(ips(&st, "b"), vec![ip("192.0.2.11")]);
+    stop(tx, task).await;
+}
+
+/// Stops a `run` task through its shutdown channel (bounded: 10 s).
+async fn stop(
+    tx: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ferrolb_controller::error::Error>>,
+) {
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
@@ -338,9 +365,7 @@ async fn pool_shrink_keeps_the_address_and_reports_it() {
     let dir = TempDir::new("outside");
     dir.write("pools.yaml", POOLS);
     dir.write("svc.yaml", &(service("a", "", "") + &service("b", "", "")));
-    let mut ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
-        .await
-        .unwrap();
+    let mut ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
     assert_eq!(ips(&read_status(&dir.0), "a"), vec![ip("192.0.2.10")]);
     // The pool no longer contains .10 (and gains a /64 of IPv6).
     dir.write(
@@ -366,39 +391,92 @@ async fn pool_shrink_keeps_the_address_and_reports_it() {
     assert_eq!(small.available_ipv6, u64::MAX, "a /64 saturates");
     // Restart: the outside address is restored as it is.
     drop(ctl);
-    let _ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
-        .await
-        .unwrap();
+    let _ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
     let st = read_status(&dir.0);
     assert_eq!(ips(&st, "a"), vec![ip("192.0.2.10")]);
     assert_eq!(ips(&st, "b"), vec![ip("192.0.2.11")]);
 }
 
 #[tokio::test]
-async fn half_written_file_does_not_free_addresses() {
+async fn in_place_rewrite_and_oversized_file_never_free_addresses() {
+    use std::io::Write as _;
     let dir = TempDir::new("settle");
     dir.write("pools.yaml", POOLS);
     let full = service("a", "", "") + &service("b", "", "");
     dir.write("svc.yaml", &full);
-    let mut ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
-        .await
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(ferrolb_controller::standalone::run(
+        StandaloneOptions::new(&dir.0),
+        Metrics::default(),
+        ferrolb_telemetry::Health::default(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let before = wait_for(&dir.0, |st| st.services.len() == 2).await;
+    // Truncated, then written in two pieces (as `cp` or an editor does): the empty and the
+    // half file never apply.
+    let text = full.clone() + &service("c", "", "");
+    let (one, two) = text.split_at(text.len() / 2);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(dir.0.join("svc.yaml"))
         .unwrap();
-    let before = read_status(&dir.0);
-    // One poll catches the file truncated (as `cp` does before writing): nothing applies.
-    dir.write("svc.yaml", "");
-    assert!(!ctl.step().await.unwrap());
-    dir.write("svc.yaml", &(full.clone() + &service("c", "", "")));
-    assert!(!ctl.step().await.unwrap(), "changed again: still waiting");
-    assert!(ctl.step().await.unwrap());
-    let st = read_status(&dir.0);
+    f.write_all(one.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(2));
+    f.write_all(two.as_bytes()).unwrap();
+    drop(f);
+    let st = wait_for(&dir.0, |st| st.services.len() == 3).await;
     assert_eq!(ips(&st, "a"), ips(&before, "a"));
     assert_eq!(ips(&st, "b"), ips(&before, "b"));
     assert_eq!(ips(&st, "c"), vec![ip("192.0.2.12")]);
-    assert!(!st.events.iter().any(|e| e.reason == "IPReleased"));
-    // A removed file is applied after two reads too.
-    std::fs::remove_file(dir.0.join("svc.yaml")).unwrap();
-    assert!(settle(&mut ctl).await);
-    assert!(read_status(&dir.0).services.is_empty());
+    // The file grows past the 8 MiB limit: refused, its Services keep their addresses.
+    let big = format!("{full}# {}\n", "x".repeat(9 << 20));
+    dir.write("svc.yaml", &big);
+    let st = wait_for(&dir.0, |st| !st.config_errors.is_empty()).await;
+    let e = &st.config_errors[0];
+    assert!(e.kept_previous, "{e:?}");
+    assert!(
+        e.message.contains("more than the limit of 8388608 bytes"),
+        "{e:?}"
+    );
+    assert_eq!(st.services.len(), 3);
+    assert!(
+        !st.events.iter().any(|e| e.reason == "IPReleased"),
+        "{:#?}",
+        st.events
+    );
+    stop(tx, task).await;
+}
+
+#[tokio::test]
+async fn more_than_a_thousand_files_keep_every_service_and_typos_are_warned() {
+    let dir = TempDir::new("many");
+    dir.write(
+        "pools.yaml",
+        "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: big, namespace: ferrolb-system}\nspec:\n  addresses: [198.18.0.0/20]\n  autoAsign: true\n",
+    );
+    for i in 0..1500 {
+        dir.write(
+            &format!("svc-{i:04}.yaml"),
+            &service(&format!("s{i:04}"), "", ""),
+        );
+    }
+    let mut ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
+    let st = read_status(&dir.0);
+    assert_eq!(st.services.len(), 1500);
+    assert!(st.services.iter().all(|s| s.ingress.len() == 1));
+    assert!(!ctl.step().await, "nothing changed, nothing released");
+    assert_eq!(
+        st.config_warnings
+            .iter()
+            .map(|w| w.message.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "pools.yaml:1: IPAddressPool \"big\": unknown field spec.autoAsign (ignored); did you mean spec.autoAssign?"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -407,9 +485,7 @@ async fn restart_with_a_broken_file_keeps_the_addresses_recorded_for_it() {
     dir.write("pools.yaml", POOLS);
     let good = service("b", "", "") + &service("c", "", "");
     dir.write("svc.yaml", &good);
-    let ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
-        .await
-        .unwrap();
+    let ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
     let before = read_status(&dir.0);
     assert_eq!(ips(&before, "c"), vec![ip("192.0.2.11")]);
     drop(ctl);
@@ -418,9 +494,7 @@ async fn restart_with_a_broken_file_keeps_the_addresses_recorded_for_it() {
     // another file: b and c keep their addresses, the newcomer gets the free one.
     dir.write("svc.yaml", &(good.clone() + "  oops: [\n"));
     dir.write("new.yaml", &service("a", "", ""));
-    let mut ctl = Standalone::start(&StandaloneOptions::new(&dir.0), Metrics::default())
-        .await
-        .unwrap();
+    let mut ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
     let st = read_status(&dir.0);
     assert_eq!(ips(&st, "b"), ips(&before, "b"), "{st:#?}");
     assert_eq!(ips(&st, "c"), ips(&before, "c"));

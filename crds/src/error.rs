@@ -30,6 +30,18 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A text holds more than a limit allows; nothing of it is loaded.
+    #[error("{file}: {value} {what}, more than the limit of {limit}")]
+    Limit {
+        /// File name.
+        file: String,
+        /// What was counted, e.g. `objects`.
+        what: &'static str,
+        /// The count.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Reading a file or directory failed.
     #[error("failed to read {}", path.display())]
     Io {

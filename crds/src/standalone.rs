@@ -30,6 +30,11 @@
 //!   - file: config.yaml
 //!     line: 12
 //!     message: "invalid type: string \"yes\", expected a boolean"
+//! configWarnings:
+//!   - file: pools.yaml
+//!     line: 1
+//!     field: spec.autoAsign
+//!     message: "pools.yaml:1: IPAddressPool \"prod\": unknown field spec.autoAsign (ignored); did you mean spec.autoAssign?"
 //! events:
 //!   - time: 2026-11-23T12:00:00Z
 //!     object: Service default/web-l2
@@ -67,6 +72,10 @@ pub struct StandaloneStatus {
     /// valid version).
     #[serde(default)]
     pub config_errors: Vec<ConfigErrorEntry>,
+    /// Fields of loaded documents that ferrolb does not know (typos, with a "did you mean"),
+    /// ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_warnings: Vec<ConfigErrorEntry>,
     /// The last [`MAX_EVENTS`] events, oldest first.
     #[serde(default)]
     pub events: Vec<EventEntry>,

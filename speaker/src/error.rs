@@ -6,12 +6,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong in the speaker (outside membership, which has its own).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("failed to read the manifests directory {path}")]
-    ReadDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The standalone manifests directory cannot be read or watched.
+    #[error(transparent)]
+    Cluster(#[from] ferrolb_cluster::Error),
     #[error("failed to write the speaker state file {path}")]
     WriteState {
         path: PathBuf,

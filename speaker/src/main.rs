@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -66,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     metrics.register(&mut registry.lock().expect("registry lock"));
     let health = Health::default();
     let shutdown = Shutdown::on_signals()?;
+    let registry_for_loader = registry.clone();
     let telemetry = ferrolb_telemetry::start_server(
         cli.metrics_addr,
         registry,
@@ -102,11 +102,14 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let source: Arc<dyn ClusterSource> = match (cli.manifests, cli.kubeconfig) {
-        (Some(dir), _) => Arc::new(Standalone::start(
-            dir,
-            cli.node,
-            Duration::from_millis(250),
-        )?),
+        (Some(dir), _) => {
+            // The loader already waits for 20 ms of quiet in the directory: a second long
+            // debounce here would only add latency.
+            opts.debounce = std::time::Duration::from_millis(5);
+            let loader = ferrolb_cluster::Metrics::default();
+            loader.register(&mut registry_for_loader.lock().expect("registry lock"));
+            Arc::new(Standalone::start(dir, cli.node, loader)?)
+        }
         (None, kubeconfig) => {
             let config = match kubeconfig {
                 Some(path) => {

@@ -87,7 +87,7 @@ fn bfd_failure_resets_the_bgp_session() {
             .unwrap();
         rt.block_on(async move {
             let source: Arc<dyn ClusterSource> =
-                Arc::new(Standalone::start(manifests, "n1", Duration::from_millis(100)).unwrap());
+                Arc::new(Standalone::start(manifests, "n1", Default::default()).unwrap());
             let mut opts = Options::new("n1");
             opts.poll = Duration::from_millis(100);
             run(opts, source, metrics, Health::default(), async move {

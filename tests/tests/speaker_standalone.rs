@@ -1,6 +1,7 @@
 //! The speaker (library `run`, standalone source) in a node namespace against GoBGP and
 //! arping in a router namespace: BGP route with its community, ARP answer for the L2 IP,
-//! the node's state file, withdraw when the Service goes, and the SIGTERM-path shutdown.
+//! the node's state file, withdraw when the Service goes, files grown past the read limit
+//! (nothing withdrawn), and the SIGTERM-path shutdown.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -108,6 +109,8 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let manifests = dir.path().to_path_buf();
+    let loader = ferrolb_cluster::Metrics::default();
+    let loader_in = loader.clone();
     let speaker = n.spawn_thread(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -116,7 +119,7 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
             .unwrap();
         rt.block_on(async move {
             let source: Arc<dyn ClusterSource> =
-                Arc::new(Standalone::start(manifests, "n1", Duration::from_millis(100)).unwrap());
+                Arc::new(Standalone::start(manifests, "n1", loader_in).unwrap());
             let mut opts = Options::new("n1");
             opts.poll = Duration::from_millis(200);
             // Long enough for the test to see the GRACEFUL_SHUTDOWN routes before the withdraw.
@@ -217,6 +220,34 @@ fn standalone_speaker_announces_over_bgp_and_arp_then_withdraws_and_stops() {
         .is_some(),
         "route not announced again"
     );
+
+    // Both files grow past the 8 MiB read limit (issue #13: this withdrew every IP and
+    // deconfigured the peers): refused, their last good objects stay in force.
+    let pad = format!("# {}\n", "x".repeat(9 << 20));
+    write(dir.path(), "config.yaml", &format!("{CONFIG}{pad}"));
+    write(
+        dir.path(),
+        "services.yaml",
+        &format!("{}---\n{}{pad}", service("web-l2"), service("web-bgp")),
+    );
+    assert!(
+        wait_until(WAIT, POLL, || (loader.file_errors.get() == 2).then_some(())).is_some(),
+        "the loader never refused the two files"
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), POLL, || (!gobgp
+            .has_route("203.0.113.5/32"))
+        .then_some(()))
+        .is_none(),
+        "route withdrawn after its file grew past the limit"
+    );
+    assert!(gobgp.is_established(NODE_V4), "BGP peer deconfigured");
+    let (ok, out) = arping(&r, &["-c", "1", "-w", "2", "-I", "eth0", "192.0.2.200"]);
+    assert!(
+        ok,
+        "L2 IP stopped answering after its file grew past the limit: {out}"
+    );
+
     stop_tx.send(()).unwrap();
     // 65535:0 = 4294901760.
     let gshut = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {

@@ -1,14 +1,13 @@
 //! Standalone mode: `ferrolb-controller --manifests DIR`, no Kubernetes.
 //!
-//! The directory holds the YAML a user would `kubectl apply` (multi-document `*.yaml` /
-//! `*.yml` files directly in it). It is polled (every 200 ms by default) by comparing file
-//! contents; a change applies once two consecutive reads agree (so a file caught half-written
-//! never frees addresses), then re-runs the same decisions as the Kubernetes reconciler
-//! ([`crate::decide::Core`]), and the results go to `DIR/.ferrolb/status.yaml`
-//! ([`ferrolb_crds::standalone::StandaloneStatus`], written atomically).
+//! How the directory is seen is `ferrolb-cluster`'s job (one loader for both binaries:
+//! inotify, per-file last good, limits); each new [`ClusterView`] re-runs the same decisions
+//! as the Kubernetes reconciler ([`crate::decide::Core`]), and the results go to
+//! `DIR/.ferrolb/status.yaml` ([`ferrolb_crds::standalone::StandaloneStatus`], written
+//! atomically).
 //!
 //! - A file that does not load is reported (`configErrors`, with `file:line`) and its last
-//!   good content stays in force.
+//!   good content stays in force; unknown fields are reported in `configWarnings`.
 //! - At start-up the assignments recorded in the status file are restored before any new
 //!   allocation: the status file is the standalone equivalent of `Service.status`, so a
 //!   restart gives every Service the address it had.
@@ -16,18 +15,17 @@
 //!   `spec.ipFamilyPolicy`, default IPv4 SingleStack. A Service without a namespace is in
 //!   `default`.
 
-mod files;
 mod status;
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use ferrolb_cluster::ClusterView;
 use ferrolb_telemetry::Health;
 
-pub use files::{FileError, MAX_FILE_BYTES, MAX_FILES, ManifestDir};
-pub use status::{StatusFile, write_atomic};
+pub use status::StatusFile;
 
 use crate::allocator::{Assignment, ServiceKey};
 use crate::decide::{Core, CurrentStatus};
@@ -40,27 +38,26 @@ use crate::sink::{AllocCondition, ControllerEvent, ControllerSink, reasons};
 pub struct StandaloneOptions {
     /// The manifests directory.
     pub dir: PathBuf,
-    /// How often the directory is read.
-    pub poll: Duration,
     /// Handle only Services of class `ferrolb.io/lb`.
     pub lb_class_only: bool,
+    /// The directory loader's metrics (register them to export them).
+    pub loader_metrics: ferrolb_cluster::Metrics,
 }
 
 impl StandaloneOptions {
-    /// Defaults: poll every 200 ms, Services without a class are ours.
+    /// Defaults: Services without a class are ours.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
-            poll: Duration::from_millis(200),
             lb_class_only: false,
+            loader_metrics: ferrolb_cluster::Metrics::default(),
         }
     }
 }
 
-/// The standalone controller: directory + decisions + status file.
+/// The standalone controller: decisions + status file, fed with views of the directory.
 #[derive(Debug)]
 pub struct Standalone {
-    dir: ManifestDir,
     status: StatusFile,
     core: Core,
     metrics: Metrics,
@@ -73,11 +70,14 @@ pub struct Standalone {
 }
 
 impl Standalone {
-    /// Reads the directory and the previous status file, restores the recorded assignments,
-    /// reconciles every Service and writes the status file.
-    pub async fn start(opts: &StandaloneOptions, metrics: Metrics) -> Result<Self, Error> {
+    /// Reads the previous status file, restores the recorded assignments, reconciles every
+    /// Service of `view` (the directory's first view) and writes the status file.
+    pub async fn start(
+        opts: &StandaloneOptions,
+        metrics: Metrics,
+        view: &ClusterView,
+    ) -> Result<Self, Error> {
         let mut me = Self {
-            dir: ManifestDir::new(&opts.dir),
             status: StatusFile::new(&opts.dir),
             core: Core::new(opts.lb_class_only),
             metrics,
@@ -85,8 +85,7 @@ impl Standalone {
             orphans: BTreeSet::new(),
         };
         let previous = me.status.load()?.clone();
-        me.dir.scan()?;
-        let res = me.resources();
+        let res = resources(view);
         // Pools first, then the recorded assignments, then anything new.
         let cfg = me.core.apply_config(&res);
         me.emit(&cfg.events).await?;
@@ -101,7 +100,7 @@ impl Standalone {
                 me.core.assignment(svc, entry.ips())
             })
             .collect();
-        if me.dir.has_unloaded_files() {
+        if view.has_unloaded_files() {
             let present: BTreeSet<ServiceKey> = res.services.iter().map(key_of).collect();
             for entry in &previous.services {
                 let key = ServiceKey::new(entry.namespace.clone(), entry.name.clone());
@@ -125,21 +124,18 @@ impl Standalone {
             .iter()
             .map(|s| ServiceKey::new(s.namespace.clone(), s.name.clone()))
             .collect();
-        me.pass(&res, cfg.errors).await?;
+        me.pass(view, &res, cfg.errors).await?;
         me.status.flush()?;
         Ok(me)
     }
 
-    /// Reads the directory again; when anything changed, reconciles and writes the status.
-    /// Returns whether the status file was written.
-    pub async fn step(&mut self) -> Result<bool, Error> {
-        if !self.dir.scan()? {
-            return Ok(false);
-        }
-        let res = self.resources();
+    /// Reconciles everything in a new view of the directory and writes the status when it
+    /// changed. Returns whether the status file was written.
+    pub async fn apply(&mut self, view: &ClusterView) -> Result<bool, Error> {
+        let res = resources(view);
         let cfg = self.core.apply_config(&res);
         self.emit(&cfg.events).await?;
-        self.pass(&res, cfg.errors).await?;
+        self.pass(view, &res, cfg.errors).await?;
         self.status.flush()
     }
 
@@ -153,16 +149,6 @@ impl Standalone {
         &self.core
     }
 
-    fn resources(&self) -> ferrolb_crds::ClusterResources {
-        let mut res = self.dir.resources();
-        for svc in &mut res.services {
-            svc.metadata
-                .namespace
-                .get_or_insert_with(|| "default".into());
-        }
-        res
-    }
-
     async fn emit(&mut self, events: &[ControllerEvent]) -> Result<(), Error> {
         for e in events {
             tracing::info!(object = %e.object, reason = e.reason, message = %e.message, "event");
@@ -174,11 +160,13 @@ impl Standalone {
     /// Reconciles every Service (sorted), releases the deleted ones, writes pools and errors.
     async fn pass(
         &mut self,
+        view: &ClusterView,
         res: &ferrolb_crds::ClusterResources,
         config_errors: Vec<ferrolb_crds::ConfigError>,
     ) -> Result<(), Error> {
-        let file_errors = self.dir.errors();
-        self.status.set_file_errors(&file_errors);
+        let file_errors = &view.file_errors;
+        self.status.set_file_errors(file_errors);
+        self.status.set_unknown_fields(&view.unknown_fields);
         self.status.config_state(&config_errors).await?;
         self.metrics
             .config_errors
@@ -215,7 +203,7 @@ impl Standalone {
             self.emit(&d.events).await?;
         }
         self.orphans.retain(|k| !seen.contains(k));
-        if !self.dir.has_unloaded_files() {
+        if !view.has_unloaded_files() {
             // Every file has loaded: orphans still absent were really deleted.
             self.known.extend(std::mem::take(&mut self.orphans));
         }
@@ -265,6 +253,17 @@ impl Standalone {
     }
 }
 
+/// The objects of `view`, Services without a namespace in `default`.
+fn resources(view: &ClusterView) -> ferrolb_crds::ClusterResources {
+    let mut res = view.resources.clone();
+    for svc in &mut res.services {
+        svc.metadata
+            .namespace
+            .get_or_insert_with(|| "default".into());
+    }
+    res
+}
+
 fn key_of(svc: &k8s_openapi::api::core::v1::Service) -> ServiceKey {
     ServiceKey::new(
         svc.metadata.namespace.clone().unwrap_or_default(),
@@ -272,9 +271,10 @@ fn key_of(svc: &k8s_openapi::api::core::v1::Service) -> ServiceKey {
     )
 }
 
-/// Runs standalone mode until `shutdown` completes: start, then poll every `opts.poll`.
-/// `health` becomes ready once the first status file is written. Errors of one poll are
-/// logged and retried at the next.
+/// Runs standalone mode until `shutdown` completes: watch the directory
+/// ([`ferrolb_cluster::Watcher`]), start from its first view, then apply every new view.
+/// `health` becomes ready once the first status file is written. An error of one pass is
+/// logged and retried with the next view (or the loader's periodic rescan).
 pub async fn run(
     opts: StandaloneOptions,
     metrics: Metrics,
@@ -282,27 +282,36 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     tokio::pin!(shutdown);
+    let watcher = ferrolb_cluster::Watcher::start(
+        ferrolb_cluster::Options::new(&opts.dir),
+        opts.loader_metrics.clone(),
+    )?;
+    let mut views = watcher.subscribe();
+    let first = views.borrow_and_update().clone();
     let mut ctl = tokio::select! {
         _ = &mut shutdown => return Ok(()),
-        r = Standalone::start(&opts, metrics.clone()) => r?,
+        r = Standalone::start(&opts, metrics.clone(), &first) => r?,
     };
     tracing::info!(dir = %opts.dir.display(), services = ctl.status().services.len(), "standalone controller started");
     health.set_ready(true);
-    let mut tick = tokio::time::interval(opts.poll);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tick.tick() => {}
+            r = views.changed() => if r.is_err() { break },
         }
-        match ctl.step().await {
+        let view = views.borrow_and_update().clone();
+        match ctl.apply(&view).await {
             Ok(true) => {
-                tracing::debug!(generation = ctl.status().generation, "status file written")
+                tracing::debug!(
+                    generation = ctl.status().generation,
+                    view = view.generation,
+                    "status file written"
+                )
             }
             Ok(false) => {}
             Err(e) => {
                 metrics.error(e.reason());
-                tracing::warn!(error = %e, "standalone pass failed; retrying at the next poll");
+                tracing::warn!(error = %e, "standalone pass failed; retrying with the next view");
             }
         }
     }

@@ -9,10 +9,11 @@ use ferrolb_crds::standalone::{
     ServiceEntry, StandaloneStatus,
 };
 
-use super::files::FileError;
 use crate::allocator::{PoolUsage, ServiceKey};
 use crate::error::Error;
 use crate::sink::{ControllerEvent, ControllerSink, ServiceStatusWrite};
+use ferrolb_cluster::FileError;
+use ferrolb_crds::yaml::UnknownField;
 
 /// The status file of a manifests directory.
 #[derive(Debug)]
@@ -90,6 +91,20 @@ impl StatusFile {
         self.merge_errors();
     }
 
+    /// Sets the fields of loaded documents that ferrolb does not know.
+    pub fn set_unknown_fields(&mut self, unknown: &[UnknownField]) {
+        self.status.config_warnings = unknown
+            .iter()
+            .map(|u| ConfigErrorEntry {
+                file: Some(u.file.clone()),
+                line: Some(u.line),
+                field: Some(u.path.clone()),
+                message: u.to_string(),
+                ..ConfigErrorEntry::default()
+            })
+            .collect();
+    }
+
     fn merge_errors(&mut self) {
         self.status.config_errors = self
             .file_errors
@@ -116,21 +131,12 @@ impl StatusFile {
     }
 }
 
-/// Writes `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let io = |what, source| Error::Io {
-        what,
+/// Writes `path` atomically ([`ferrolb_cluster::write_atomic`]).
+fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    ferrolb_cluster::write_atomic(path, contents).map_err(|source| Error::Io {
+        what: "write",
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io("create the directory of", e))?;
-    }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, contents).map_err(|e| io("write a temporary file for", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io("rename a temporary file onto", e)
     })
 }
 

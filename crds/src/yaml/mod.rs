@@ -4,9 +4,16 @@
 //! are decoded with their typed structs; other kinds (Deployments, RBAC, CRDs...) are listed in
 //! [`Loaded::ignored`]. A bad document is an error carrying the file name and line; the other
 //! documents still load.
+//!
+//! Parsing is bounded ([`ParseLimits`]): objects per text, nesting depth, nodes per document and
+//! alias expansion (a "billion laughs" document is refused before it allocates much). Reading
+//! files and directories is not done here: the binaries use `ferrolb-cluster`.
+
+mod suggest;
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,6 +47,8 @@ pub struct UnknownField {
     pub object: String,
     /// Path of the field, e.g. `spec.autoAsign`.
     pub path: String,
+    /// The closest known field at the same place, e.g. `spec.autoAssign`.
+    pub suggestion: Option<String>,
 }
 
 impl std::fmt::Display for UnknownField {
@@ -48,7 +57,11 @@ impl std::fmt::Display for UnknownField {
             f,
             "{}:{}: {}: unknown field {} (ignored)",
             self.file, self.line, self.object, self.path
-        )
+        )?;
+        if let Some(s) = &self.suggestion {
+            write!(f, "; did you mean {s}?")?;
+        }
+        Ok(())
     }
 }
 
@@ -130,16 +143,100 @@ pub fn split_documents<'a>(text: &'a str) -> Vec<Document<'a>> {
     docs
 }
 
-/// Loads every document of `text`; `file` names it in errors.
+/// Bounds on the cost of parsing one text (one file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Objects (documents and `List` items) in one text; more refuses the whole text.
+    pub max_objects: usize,
+    /// Nesting depth of mappings and sequences in one document.
+    pub max_depth: usize,
+    /// YAML nodes (scalars, mappings, sequences) in one document.
+    pub max_nodes: usize,
+    /// Alias (`*name`) uses in one document.
+    pub max_aliases: usize,
+    /// Events replayed by alias expansion in one document (what a "billion laughs" inflates).
+    pub max_alias_replay: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self {
+            max_objects: 10_000,
+            max_depth: 32,
+            max_nodes: 200_000,
+            max_aliases: 1_000,
+            max_alias_replay: 10_000,
+        }
+    }
+}
+
+impl ParseLimits {
+    fn options(&self) -> serde_saphyr::Options {
+        serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_depth: self.max_depth,
+                max_nodes: self.max_nodes,
+                max_aliases: self.max_aliases,
+                max_documents: 1,
+            },
+            alias_limits: serde_saphyr::alias_limits! {
+                max_total_replayed_events: self.max_alias_replay,
+            },
+        }
+    }
+}
+
+/// Loads every document of `text` with the default [`ParseLimits`]; `file` names it in errors.
 pub fn load_str(file: &str, text: &str) -> Loaded {
+    load_str_with(file, text, &ParseLimits::default())
+}
+
+/// Loads every document of `text` within `limits`; `file` names it in errors. More objects than
+/// `limits.max_objects` gives one [`Error::Limit`] and no objects at all.
+pub fn load_str_with(file: &str, text: &str, limits: &ParseLimits) -> Loaded {
     let mut out = Loaded::default();
-    for doc in split_documents(text) {
-        load_document(file, &doc, &mut out);
+    let docs = split_documents(text);
+    if docs.len() > limits.max_objects {
+        out.errors.push(too_many_objects(file, docs.len(), limits));
+        return out;
+    }
+    let cx = Cx {
+        file,
+        limits,
+        options: limits.options(),
+    };
+    for doc in docs {
+        load_document(&cx, &doc, &mut out);
+    }
+    let objects = count(&out.resources) + out.ignored.len();
+    if objects > limits.max_objects {
+        return Loaded {
+            errors: vec![too_many_objects(file, objects, limits)],
+            ..Loaded::default()
+        };
     }
     out
 }
 
-/// Loads every `.yaml`/`.yml` file under `dir`, recursively, in path order.
+fn too_many_objects(file: &str, count: usize, limits: &ParseLimits) -> Error {
+    Error::Limit {
+        file: file.to_string(),
+        what: "objects",
+        value: count as u64,
+        limit: limits.max_objects as u64,
+    }
+}
+
+/// What every document of one text is parsed with.
+struct Cx<'a> {
+    file: &'a str,
+    limits: &'a ParseLimits,
+    options: serde_saphyr::Options,
+}
+
+/// Loads every `.yaml`/`.yml` file under `dir`, recursively, in path order, for tools and
+/// tests that check example directories (the binaries read `--manifests DIR` through
+/// `ferrolb-cluster`, which also keeps each file's last good version).
 pub fn load_dir(dir: &Path) -> Loaded {
     let mut out = Loaded::default();
     let mut files = Vec::new();
@@ -179,39 +276,57 @@ pub fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Erro
     Ok(())
 }
 
-fn decode<T: DeserializeOwned + Serialize>(
-    file: &str,
+fn parse_error(cx: &Cx<'_>, doc: &Document<'_>, what: &str, source: serde_saphyr::Error) -> Error {
+    let rel = source.location().map(|l| l.line()).unwrap_or(1).max(1);
+    let mut message = source.to_string();
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("budget") || lower.contains("alias") || lower.contains("depth") {
+        // Name the limits, so the reader knows what to change.
+        let l = cx.limits;
+        message = format!(
+            "{message} (parse limits per document: depth {}, {} nodes, {} aliases, {} events replayed by aliases)",
+            l.max_depth, l.max_nodes, l.max_aliases, l.max_alias_replay
+        );
+    }
+    Error::Yaml {
+        file: cx.file.to_string(),
+        line: doc.line + rel - 1,
+        what: what.to_string(),
+        message,
+        source: Box::new(source),
+    }
+}
+
+fn decode<T: DeserializeOwned + Serialize + JsonSchema>(
+    cx: &Cx<'_>,
     doc: &Document<'_>,
     what: &str,
     out: &mut Loaded,
 ) -> Option<T> {
-    match serde_saphyr::from_str::<T>(doc.text) {
+    match serde_saphyr::from_str_with_options::<T>(doc.text, cx.options.clone()) {
         Ok(v) => {
             if let (Ok(input), Ok(typed)) = (
-                serde_saphyr::from_str::<Value>(doc.text),
+                serde_saphyr::from_str_with_options::<Value>(doc.text, cx.options.clone()),
                 serde_json::to_value(&v),
             ) {
                 let mut paths = Vec::new();
                 unknown_paths(&input, &typed, "", &mut paths);
-                out.unknown_fields
-                    .extend(paths.into_iter().map(|path| UnknownField {
-                        file: file.to_string(),
-                        line: doc.line,
-                        object: what.to_string(),
-                        path,
-                    }));
+                if !paths.is_empty() {
+                    let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+                    out.unknown_fields
+                        .extend(paths.into_iter().map(|path| UnknownField {
+                            file: cx.file.to_string(),
+                            line: doc.line,
+                            object: what.to_string(),
+                            suggestion: suggest::did_you_mean(&schema, &path),
+                            path,
+                        }));
+                }
             }
             Some(v)
         }
         Err(source) => {
-            let rel = source.location().map(|l| l.line()).unwrap_or(1).max(1);
-            out.errors.push(Error::Yaml {
-                file: file.to_string(),
-                line: doc.line + rel - 1,
-                what: what.to_string(),
-                message: source.to_string(),
-                source: Box::new(source),
-            });
+            out.errors.push(parse_error(cx, doc, what, source));
             None
         }
     }
@@ -250,18 +365,13 @@ fn unknown_paths(input: &Value, typed: &Value, prefix: &str, out: &mut Vec<Strin
     }
 }
 
-fn load_document(file: &str, doc: &Document<'_>, out: &mut Loaded) {
-    let header = match serde_saphyr::from_str::<Header>(doc.text) {
+fn load_document(cx: &Cx<'_>, doc: &Document<'_>, out: &mut Loaded) {
+    let file = cx.file;
+    let header = match serde_saphyr::from_str_with_options::<Header>(doc.text, cx.options.clone()) {
         Ok(h) => h,
         Err(source) => {
-            let rel = source.location().map(|l| l.line()).unwrap_or(1).max(1);
-            out.errors.push(Error::Yaml {
-                file: file.to_string(),
-                line: doc.line + rel - 1,
-                what: "YAML document".to_string(),
-                message: source.to_string(),
-                source: Box::new(source),
-            });
+            out.errors
+                .push(parse_error(cx, doc, "YAML document", source));
             return;
         }
     };
@@ -278,80 +388,50 @@ fn load_document(file: &str, doc: &Document<'_>, out: &mut Loaded) {
     let ours = api_version == API_VERSION || METALLB_API_VERSIONS.contains(&api_version.as_str());
     match (ours, api_version.as_str(), kind.as_str()) {
         (true, _, "IPAddressPool") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.pools.extend(v);
         }
         (true, _, "L2Advertisement") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.l2_advertisements.extend(v);
         }
         (true, _, "BGPAdvertisement") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.bgp_advertisements.extend(v);
         }
         (true, _, "BGPPeer") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.bgp_peers.extend(v);
         }
         (true, _, "Community") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.communities.extend(v);
         }
         (true, _, "BFDProfile") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.bfd_profiles.extend(v);
         }
         (_, "v1", "Service") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.services.extend(v);
         }
         (_, "v1", "Node") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.nodes.extend(v);
         }
         (_, "v1", "Namespace") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.namespaces.extend(v);
         }
         (_, "v1", "Secret") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.secrets.extend(v);
         }
         (_, "discovery.k8s.io/v1", "EndpointSlice") => {
-            let v = decode(file, doc, &what, out);
+            let v = decode(cx, doc, &what, out);
             out.resources.endpoint_slices.extend(v);
         }
-        (_, "v1", "List") => {
-            // `kubectl get ... -o yaml` output: load each item as its own document.
-            match serde_saphyr::from_str::<ListItems>(doc.text) {
-                Ok(list) => {
-                    for item in list.items {
-                        match serde_saphyr::to_string(&item) {
-                            Ok(text) => load_document(
-                                file,
-                                &Document {
-                                    text: &text,
-                                    line: doc.line,
-                                },
-                                out,
-                            ),
-                            Err(e) => out.errors.push(Error::Object {
-                                file: file.to_string(),
-                                line: doc.line,
-                                message: format!("failed to re-encode a List item: {e}"),
-                            }),
-                        }
-                    }
-                }
-                Err(source) => out.errors.push(Error::Yaml {
-                    file: file.to_string(),
-                    line: doc.line,
-                    what: "List".to_string(),
-                    message: source.to_string(),
-                    source: Box::new(source),
-                }),
-            }
-        }
+        (_, "v1", "List") => load_list(cx, doc, out),
         _ => out.ignored.push(IgnoredDocument {
             file: file.to_string(),
             line: doc.line,
@@ -361,123 +441,55 @@ fn load_document(file: &str, doc: &Document<'_>, out: &mut Loaded) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const STREAM: &str = "\
-# leading comment
-apiVersion: ferrolb.io/v1alpha1
-kind: IPAddressPool
-metadata:
-  name: a
-spec:
-  addresses: [192.0.2.0/28]
----
-# only a comment
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  type: LoadBalancer
-  ports: [{port: 80}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: x}
----
-apiVersion: ferrolb.io/v1alpha1
-kind: BGPPeer
-metadata:
-  name: bad
-spec:
-  myASN: not-a-number
-  peerAddress: 192.0.2.1
-";
-
-    #[test]
-    fn loads_known_kinds_and_reports_bad_documents_with_lines() {
-        let loaded = load_str("test.yaml", STREAM);
-        assert_eq!(loaded.resources.pools.len(), 1);
-        assert_eq!(
-            loaded.resources.pools[0].spec.addresses,
-            vec!["192.0.2.0/28".to_string()]
-        );
-        assert_eq!(loaded.resources.services.len(), 1);
-        assert_eq!(loaded.ignored.len(), 1);
-        assert_eq!(loaded.ignored[0].kind, "Deployment");
-        assert_eq!(loaded.ignored[0].line, 18);
-        assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
-        match &loaded.errors[0] {
-            Error::Yaml {
-                file, line, what, ..
-            } => {
-                assert_eq!(file, "test.yaml");
-                assert_eq!(*line, 27, "line of `myASN: not-a-number`");
-                assert_eq!(what, "BGPPeer \"bad\"");
-            }
-            other => panic!("unexpected error {other:?}"),
+/// `kubectl get ... -o yaml` output: each item is loaded as its own document.
+fn load_list(cx: &Cx<'_>, doc: &Document<'_>, out: &mut Loaded) {
+    let file = cx.file;
+    let list = match serde_saphyr::from_str_with_options::<ListItems>(doc.text, cx.options.clone())
+    {
+        Ok(list) => list,
+        Err(source) => {
+            out.errors.push(parse_error(cx, doc, "List", source));
+            return;
+        }
+    };
+    if list.items.len() > cx.limits.max_objects {
+        out.errors
+            .push(too_many_objects(file, list.items.len(), cx.limits));
+        return;
+    }
+    for item in list.items {
+        match serde_saphyr::to_string(&item) {
+            Ok(text) => load_document(
+                cx,
+                &Document {
+                    text: &text,
+                    line: doc.line,
+                },
+                out,
+            ),
+            Err(e) => out.errors.push(Error::Object {
+                file: file.to_string(),
+                line: doc.line,
+                message: format!("failed to re-encode a List item: {e}"),
+            }),
         }
     }
-
-    #[test]
-    fn document_without_kind_is_an_error() {
-        let loaded = load_str("x.yaml", "---\nfoo: bar\n");
-        assert!(matches!(
-            &loaded.errors[..],
-            [Error::Object { line: 2, .. }]
-        ));
-    }
-
-    #[test]
-    fn unknown_fields_are_reported_and_the_document_still_loads() {
-        let text = "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: p, namespace: ferrolb-system}\nspec:\n  addresses: [192.0.2.0/28]\n  autoAsign: false\n  interfaces: []\n  serviceAllocation: {priority: 1, bogus: x}\n";
-        let loaded = load_str("p.yaml", text);
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        assert_eq!(loaded.resources.pools.len(), 1);
-        let paths: Vec<&str> = loaded
-            .unknown_fields
-            .iter()
-            .map(|u| u.path.as_str())
-            .collect();
-        assert_eq!(paths, ["spec.autoAsign", "spec.serviceAllocation.bogus"]);
-        assert_eq!(
-            loaded.unknown_fields[0].to_string(),
-            "p.yaml:1: IPAddressPool \"p\": unknown field spec.autoAsign (ignored)"
-        );
-    }
-
-    #[test]
-    fn metallb_documents_load_as_ferrolb_kinds() {
-        let text = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor, namespace: metallb-system}\nspec:\n  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/28]}\n";
-        let loaded = load_str("m.yaml", text);
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        assert_eq!(
-            (
-                loaded.resources.bgp_peers.len(),
-                loaded.resources.pools.len()
-            ),
-            (1, 1)
-        );
-        assert_eq!(loaded.unknown_fields.len(), 1);
-        assert_eq!(loaded.unknown_fields[0].path, "spec.vrf");
-        // Core kinds round-trip without false positives.
-        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d, annotations: {a: b}}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80, targetPort: http, protocol: TCP}]\n  selector: {app: x}\n";
-        let loaded = load_str("s.yaml", svc);
-        assert!(
-            loaded.unknown_fields.is_empty(),
-            "{:?}",
-            loaded.unknown_fields
-        );
-    }
-
-    #[test]
-    fn lists_from_kubectl_are_unpacked() {
-        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: metallb.io/v1beta1\n  kind: IPAddressPool\n  metadata: {name: a, namespace: metallb-system}\n  spec: {addresses: [192.0.2.0/28]}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s, namespace: d}\n  spec: {type: LoadBalancer}\nmetadata: {resourceVersion: \"\"}\n";
-        let loaded = load_str("l.yaml", text);
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        assert_eq!(loaded.resources.pools.len(), 1);
-        assert_eq!(loaded.resources.services.len(), 1);
-    }
 }
+
+/// Number of objects in `res`.
+fn count(res: &ClusterResources) -> usize {
+    res.pools.len()
+        + res.l2_advertisements.len()
+        + res.bgp_advertisements.len()
+        + res.bgp_peers.len()
+        + res.communities.len()
+        + res.bfd_profiles.len()
+        + res.services.len()
+        + res.endpoint_slices.len()
+        + res.nodes.len()
+        + res.namespaces.len()
+        + res.secrets.len()
+}
+
+#[cfg(test)]
+mod tests;
