@@ -31,6 +31,14 @@ fn view(lease: &Lease) -> LeaseView {
     }
 }
 
+/// Create/replace with field manager `ferrolb-controller`.
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(super::sink::FIELD_MANAGER.into()),
+        ..PostParams::default()
+    }
+}
+
 fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
@@ -115,14 +123,12 @@ impl LeaseElector {
                     },
                     spec: Some(spec),
                 };
-                self.api.create(&PostParams::default(), &lease).await
+                self.api.create(&post_params(), &lease).await
             }
             Some(mut lease) => {
                 lease.spec = Some(spec);
                 lease.metadata.managed_fields = None;
-                self.api
-                    .replace(&self.name, &PostParams::default(), &lease)
-                    .await
+                self.api.replace(&self.name, &post_params(), &lease).await
             }
         };
         match result {
@@ -153,11 +159,7 @@ impl LeaseElector {
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
         lease.metadata.managed_fields = None;
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
+        match self.api.replace(&self.name, &post_params(), &lease).await {
             Ok(_) => {
                 tracing::info!(lease = %self.name, "lease released");
                 Ok(())
@@ -184,19 +186,27 @@ impl LeaseElector {
         }
     }
 
-    /// Renews every `renew_every`; completes when the Lease is lost (not renewed for a whole
-    /// lease duration, or taken by another replica).
+    /// Renews every `renew_every` (every `retry_every` after a failed renewal, so that a
+    /// short API server outage does not cost the Lease); completes when the Lease is lost
+    /// (not renewed for a whole lease duration, or taken by another replica).
     pub async fn hold(&self) {
         let mut last_ok = Timestamp::now();
+        let mut wait = self.params.renew_every;
         loop {
-            tokio::time::sleep(self.params.renew_every).await;
+            tokio::time::sleep(wait).await;
             match self.try_lead().await {
-                Ok(true) => last_ok = Timestamp::now(),
+                Ok(true) => {
+                    last_ok = Timestamp::now();
+                    wait = self.params.renew_every;
+                }
                 Ok(false) => {
                     tracing::warn!(lease = %self.name, "lease taken by another replica");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                    wait = self.params.retry_every.min(self.params.renew_every);
+                }
             }
             if lost(Timestamp::now(), last_ok, &self.params) {
                 tracing::warn!(lease = %self.name, "lease not renewed in time; giving up leadership");
