@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::utils::Backoff;
 
 use crate::error::Error;
 use crate::lease::{LeaseAction, LeaseParams, LeaseView, decide, lost, next_view};
@@ -169,19 +170,28 @@ impl LeaseElector {
         }
     }
 
-    /// Retries every `retry_every` until we lead (`Ok(true)`) or `shutdown` completes
-    /// (`Ok(false)`). Errors are logged and retried.
+    /// Retries every `retry_every` until we lead (`true`) or `shutdown` completes (`false`).
+    /// Failed attempts (API server unreachable) are logged and retried sooner, with the watch
+    /// backoff (100 ms .. 1 s), so that leadership resumes within about a second of the API
+    /// server's return.
     pub async fn acquire(&self, shutdown: impl Future<Output = ()>) -> bool {
         tokio::pin!(shutdown);
+        let mut errors = super::WatchBackoff::default();
         loop {
-            match self.try_lead().await {
+            let wait = match self.try_lead().await {
                 Ok(true) => return true,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
-            }
+                Ok(false) => {
+                    errors.reset();
+                    self.params.retry_every
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election attempt failed");
+                    errors.next().unwrap_or(self.params.retry_every)
+                }
+            };
             tokio::select! {
                 _ = &mut shutdown => return false,
-                _ = tokio::time::sleep(self.params.retry_every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -90,8 +90,11 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, Error> {
 }
 
 /// Runs the Kubernetes controller until `shutdown` completes: wait for the Lease (standby is
-/// ready), then lead until shutdown (release the Lease) or until the Lease is lost (error:
-/// the process exits and restarts as a standby).
+/// ready), then lead until shutdown (release the Lease). A Lease that could not be renewed
+/// within its duration (e.g. an API server outage) stops all leader work at once — another
+/// replica may hold it by then — and this replica goes back to standby in-process: when the
+/// API server is back it competes for the Lease again and, if it wins, starts over (config,
+/// restore, watches).
 pub async fn run(
     opts: KubeOptions,
     metrics: Metrics,
@@ -109,22 +112,32 @@ pub async fn run(
         &opts.identity,
         LeaseParams::default(),
     );
-    health.set_ready(true);
-    tracing::info!(identity = %opts.identity, lease = %opts.lease_name, "waiting for the lease (standby)");
-    if !elector.acquire(shutdown.clone()).await {
-        return Ok(());
+    loop {
+        health.set_ready(true);
+        tracing::info!(identity = %opts.identity, lease = %opts.lease_name, "waiting for the lease (standby)");
+        if !elector.acquire(shutdown.clone()).await {
+            return Ok(());
+        }
+        metrics.leader.set(1);
+        health.set_ready(false);
+        let led = tokio::select! {
+            r = lead(client.clone(), &opts, metrics.clone(), health.clone(), shutdown.clone()) => Some(r),
+            () = elector.hold() => None,
+        };
+        metrics.leader.set(0);
+        match led {
+            Some(result) => {
+                if let Err(e) = elector.release().await {
+                    tracing::warn!(error = %e, "failed to release the lease");
+                }
+                return result;
+            }
+            None => {
+                metrics.error(Error::LeaseLost.reason());
+                tracing::warn!(lease = %opts.lease_name, "lost the lease; leader work stopped, back to standby");
+            }
+        }
     }
-    metrics.leader.set(1);
-    health.set_ready(false);
-    let result = tokio::select! {
-        r = lead(client, &opts, metrics.clone(), health.clone(), shutdown.clone()) => r,
-        () = elector.hold() => Err(Error::LeaseLost),
-    };
-    metrics.leader.set(0);
-    if let Err(e) = elector.release().await {
-        tracing::warn!(error = %e, "failed to release the lease");
-    }
-    result
 }
 
 /// Lists pools and namespaces into [`ClusterResources`].

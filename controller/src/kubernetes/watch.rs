@@ -104,14 +104,15 @@ pub async fn lead(
 ) -> Result<(), Error> {
     let sink = KubeSink::new(client.clone(), &opts.namespace, Some(opts.identity.clone()));
     let ctx = Arc::new(Context::new(Core::new(opts.lb_class_only), sink, metrics));
-    let writer = tokio::spawn(ctx.clone().run_pool_status_writer());
+    // Spawned tasks end with `lead`, also when it is dropped (Lease lost).
+    let _writer = AbortOnDrop(tokio::spawn(ctx.clone().run_pool_status_writer()));
 
     // 1. Pools first, 2. every recorded address, before any allocation. Retried with
     // backoff while the API server is unavailable.
     let mut retry = WatchBackoff::default();
     let list = loop {
         let attempt = tokio::select! {
-            () = shutdown.clone() => { writer.abort(); return Ok(()) }
+            () = shutdown.clone() => return Ok(()),
             r = start_up(&client, &opts.namespace, &ctx) => r,
         };
         match attempt {
@@ -121,7 +122,7 @@ pub async fn lead(
                 let delay = retry.next().unwrap_or(super::backoff::CAP);
                 tracing::warn!(error = %e, ?delay, "start-up listing failed; retrying");
                 tokio::select! {
-                    () = shutdown.clone() => { writer.abort(); return Ok(()) }
+                    () = shutdown.clone() => return Ok(()),
                     () = tokio::time::sleep(delay) => {}
                 }
             }
@@ -135,12 +136,12 @@ pub async fn lead(
     // Pool / namespace changes: re-apply the config, then re-queue every Service (those
     // still pending get their chance; the others are no-ops).
     let (trigger_tx, trigger_rx) = mpsc::channel::<()>(16);
-    let config_task = tokio::spawn(watch_config(
+    let _config_task = AbortOnDrop(tokio::spawn(watch_config(
         client.clone(),
         opts.namespace.clone(),
         ctx.clone(),
         trigger_tx,
-    ));
+    )));
 
     // Services: deletions (and Services missing after a re-list) release their addresses.
     let (reader, writer_store) = reflector::store::<Service>();
@@ -161,7 +162,11 @@ pub async fn lead(
             }
         })
         .touched_objects();
-    let delete_task = tokio::spawn(handle_deletions(ctx.clone(), reader.clone(), del_rx));
+    let _delete_task = AbortOnDrop(tokio::spawn(handle_deletions(
+        ctx.clone(),
+        reader.clone(),
+        del_rx,
+    )));
 
     Controller::for_stream(stream, reader)
         .trigger_backoff(WatchBackoff::default())
@@ -175,10 +180,16 @@ pub async fn lead(
             std::future::ready(())
         })
         .await;
-    config_task.abort();
-    delete_task.abort();
-    writer.abort();
     Ok(())
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 enum ServiceChange {
