@@ -163,6 +163,74 @@ impl Drop for AbortOnDrop {
     }
 }
 
+type Responder = tower_test::mock::SendResponse<Response<Body>>;
+
+/// A request as a scripted API server sees it.
+struct Req {
+    method: Method,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+/// The next request (within 10 s; `None` when none came or the client is gone) and its
+/// responder.
+async fn recv(api: &mut Handle) -> Option<(Req, Responder)> {
+    let (req, send) = tokio::time::timeout(std::time::Duration::from_secs(10), api.next_request())
+        .await
+        .ok()??;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let bytes = req.into_body().collect_bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let r = Req {
+        method,
+        path,
+        query,
+        body,
+    };
+    Some((r, send))
+}
+
+/// Answers 200 with `v`.
+fn respond(send: Responder, v: &Value) {
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(v).unwrap()))
+            .unwrap(),
+    );
+}
+
+/// `lead` as `identity` in a task, stopped by the returned sender.
+fn spawn_lead(
+    client: Client,
+    identity: &str,
+    health: ferrolb_telemetry::Health,
+) -> (
+    tokio::task::JoinHandle<Result<(), ferrolb_controller::Error>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let opts = ferrolb_controller::kubernetes::KubeOptions::new(None, identity);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = futures::FutureExt::shared(Box::pin(async move {
+        let _ = stop_rx.await;
+    }));
+    let task = tokio::spawn(async move {
+        ferrolb_controller::kubernetes::lead(client, &opts, Metrics::default(), health, stop).await
+    });
+    (task, stop_tx)
+}
+
+/// Waits (at most 10 s) for a `lead` task to stop cleanly.
+async fn join_lead(task: tokio::task::JoinHandle<Result<(), ferrolb_controller::Error>>) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("lead stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }

@@ -17,8 +17,6 @@ fn config_state(errors: &[Value]) -> Value {
 /// lowest free one).
 #[tokio::test]
 async fn startup_restores_recorded_addresses_before_allocating() {
-    use ferrolb_controller::kubernetes::{KubeOptions, lead};
-
     let (client, mut api) = mock();
     let mut recorded = service("b-old");
     recorded.status = Some(
@@ -34,17 +32,8 @@ async fn startup_restores_recorded_addresses_before_allocating() {
     let namespaces = json!({"apiVersion": "v1", "kind": "NamespaceList",
         "metadata": {"resourceVersion": "10"}, "items": [{"metadata": {"name": "default"}}]});
 
-    let opts = KubeOptions::new(None, "ctl-0");
     let health = ferrolb_telemetry::Health::default();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        let _ = stop_rx.await;
-    };
-    let stop = futures::FutureExt::shared(Box::pin(stop));
-    let task = tokio::spawn({
-        let health = health.clone();
-        async move { lead(client, &opts, Metrics::default(), health, stop).await }
-    });
+    let (task, stop_tx) = spawn_lead(client, "ctl-0", health.clone());
 
     // The scripted API server: answer by path; hold watches open; record the order.
     let mut order: Vec<String> = Vec::new();
@@ -53,16 +42,18 @@ async fn startup_restores_recorded_addresses_before_allocating() {
     let mut stop_tx = Some(stop_tx);
     let mut ready_when_first_write = None;
     for _ in 0..200 {
-        let Ok(Some((req, send))) =
-            tokio::time::timeout(std::time::Duration::from_secs(10), api.next_request()).await
+        let Some((
+            Req {
+                method,
+                path,
+                query,
+                body,
+            },
+            send,
+        )) = recv(&mut api).await
         else {
             break;
         };
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let method = req.method().clone();
-        let body = req.into_body().collect_bytes().await.unwrap();
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if query.contains("watch=true") {
             held.push(send); // never answered: the watch stays open
             continue;
@@ -111,22 +102,14 @@ async fn startup_restores_recorded_addresses_before_allocating() {
             ("POST", p) if p.ends_with("/events") => body.clone(),
             other => panic!("unexpected request {other:?}"),
         };
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
+        respond(send, &reply);
         if status_writes.len() == 2
             && let Some(tx) = stop_tx.take()
         {
             let _ = tx.send(());
         }
     }
-    tokio::time::timeout(std::time::Duration::from_secs(10), task)
-        .await
-        .expect("lead stops on shutdown")
-        .unwrap()
-        .unwrap();
+    join_lead(task).await;
     drop(held);
 
     // Order: config, then the Service list, then the first status write.
@@ -171,8 +154,6 @@ async fn startup_restores_recorded_addresses_before_allocating() {
 /// pending one gets an address without any change to the Service itself.
 #[tokio::test]
 async fn pool_change_requeues_pending_services() {
-    use ferrolb_controller::kubernetes::{KubeOptions, lead};
-
     let (client, mut api) = mock();
     let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "10"}, "items": items});
     let small = serde_json::to_value(pool("prod", &["192.0.2.10/32"])).unwrap();
@@ -185,21 +166,7 @@ async fn pool_change_requeues_pending_services() {
             serde_json::to_value(service("b")).unwrap(),
         ],
     );
-    let opts = KubeOptions::new(None, "ctl-0");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = futures::FutureExt::shared(Box::pin(async move {
-        let _ = stop_rx.await;
-    }));
-    let task = tokio::spawn(async move {
-        lead(
-            client,
-            &opts,
-            Metrics::default(),
-            ferrolb_telemetry::Health::default(),
-            stop,
-        )
-        .await
-    });
+    let (task, stop_tx) = spawn_lead(client, "ctl-0", ferrolb_telemetry::Health::default());
 
     let mut held = Vec::new();
     let mut pool_watch = None;
@@ -209,16 +176,18 @@ async fn pool_change_requeues_pending_services() {
     let mut pending_final = None;
     let mut stop_tx = Some(stop_tx);
     for _ in 0..300 {
-        let Ok(Some((req, send))) =
-            tokio::time::timeout(std::time::Duration::from_secs(10), api.next_request()).await
+        let Some((
+            Req {
+                method,
+                path,
+                query,
+                body,
+            },
+            send,
+        )) = recv(&mut api).await
         else {
             break;
         };
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let method = req.method().clone();
-        let body = req.into_body().collect_bytes().await.unwrap();
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if query.contains("watch=true") {
             if path.ends_with("/ipaddresspools") && pool_watch.is_none() && !delivered {
                 pool_watch = Some(send);
@@ -256,11 +225,7 @@ async fn pool_change_requeues_pending_services() {
                 ("POST", p) if p.ends_with("/events") => body.clone(),
                 other => panic!("unexpected request {other:?}"),
             };
-            send.send_response(
-                Response::builder()
-                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                    .unwrap(),
-            );
+            respond(send, &reply);
         }
         // Once b has failed, the pool watch delivers the bigger pool (then ends; the watcher
         // re-watches and that request is held).
@@ -282,11 +247,7 @@ async fn pool_change_requeues_pending_services() {
     if let Some(tx) = stop_tx.take() {
         let _ = tx.send(());
     }
-    tokio::time::timeout(std::time::Duration::from_secs(10), task)
-        .await
-        .expect("lead stops on shutdown")
-        .unwrap()
-        .unwrap();
+    join_lead(task).await;
     drop(held);
     assert!(
         failed.is_some(),
@@ -311,33 +272,25 @@ async fn pool_change_requeues_pending_services() {
 /// `ConfigurationState` lists `reported`; returns the reasons of the Events posted before the
 /// configuration state is written.
 async fn events_at_leader_start(reported: &[Value]) -> Vec<String> {
-    use ferrolb_controller::kubernetes::{KubeOptions, lead};
-
     let (client, mut api) = mock();
     let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "10"}, "items": items});
     let bad = serde_json::to_value(pool("bad", &["192.0.2.30-192.0.2.20"])).unwrap();
-    let opts = KubeOptions::new(None, "ctl-1");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = futures::FutureExt::shared(Box::pin(async move {
-        let _ = stop_rx.await;
-    }));
-    let task = tokio::spawn(async move {
-        let health = ferrolb_telemetry::Health::default();
-        lead(client, &opts, Metrics::default(), health, stop).await
-    });
+    let (task, stop_tx) = spawn_lead(client, "ctl-1", ferrolb_telemetry::Health::default());
     let mut events = Vec::new();
     let mut held = Vec::new();
     for _ in 0..50 {
-        let Ok(Some((req, send))) =
-            tokio::time::timeout(std::time::Duration::from_secs(10), api.next_request()).await
+        let Some((
+            Req {
+                method,
+                path,
+                query,
+                body,
+            },
+            send,
+        )) = recv(&mut api).await
         else {
             break;
         };
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let method = req.method().clone();
-        let body: Value = serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap())
-            .unwrap_or(Value::Null);
         if query.contains("watch=true") {
             held.push(send);
             continue;
@@ -358,21 +311,13 @@ async fn events_at_leader_start(reported: &[Value]) -> Vec<String> {
             ("PATCH", p) if p.contains("/ipaddresspools/") => bad.clone(),
             other => panic!("unexpected request {other:?}"),
         };
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
+        respond(send, &reply);
         if done {
             break;
         }
     }
     let _ = stop_tx.send(());
-    tokio::time::timeout(std::time::Duration::from_secs(10), task)
-        .await
-        .expect("lead stops on shutdown")
-        .unwrap()
-        .unwrap();
+    join_lead(task).await;
     drop(held);
     events
 }
