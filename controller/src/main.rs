@@ -25,8 +25,9 @@ struct Cli {
     /// Handle only Services with `spec.loadBalancerClass: ferrolb.io/lb`.
     #[arg(long)]
     lb_class_only: bool,
-    /// Namespace of the ferrolb objects, the Lease and the ConfigurationState.
-    #[arg(long, default_value = "ferrolb-system")]
+    /// Namespace of the ferrolb objects, the Lease and the ConfigurationState (default: the
+    /// pod's own namespace, `POD_NAMESPACE`, which install.yaml sets).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "0.0.0.0:7472")]

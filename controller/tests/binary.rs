@@ -124,3 +124,25 @@ fn standalone_binary_serves_status_metrics_and_stops_on_sigterm() {
     let exit = exit.expect("exits within 5 s of SIGTERM");
     assert!(exit.success(), "{exit:?}");
 }
+
+/// Regression: the namespace was a hard-coded default although install.yaml sets
+/// `POD_NAMESPACE`; `--namespace` now defaults to it.
+#[test]
+fn namespace_defaults_to_pod_namespace() {
+    let help = |env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"));
+        cmd.arg("--help").env_remove("POD_NAMESPACE");
+        if let Some(ns) = env {
+            cmd.env("POD_NAMESPACE", ns);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        help(Some("lb-ns")).contains("[env: POD_NAMESPACE=lb-ns]"),
+        "{}",
+        help(Some("lb-ns"))
+    );
+    assert!(help(None).contains("[default: ferrolb-system]"));
+}

@@ -13,20 +13,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use ferrolb_crds::ClusterResources;
-use ferrolb_crds::config::{
-    Config, ConfigError, Family as CfgFamily, Kind, Labels, ObjectRef, SelectorSet,
-};
-use ferrolb_crds::service::{
-    IpFamilyPolicy, Protocol as SvcProtocol, ServiceRequest, TrafficPolicy,
-};
+use ferrolb_crds::config::{Config, ConfigError, Kind, Labels, ObjectRef};
+use ferrolb_crds::service::ServiceRequest;
+use ferrolb_crds::v1alpha1::ObjectError;
 use k8s_openapi::api::core::v1::Service;
 
 use crate::allocator::{
-    AllocError, Allocator, Assignment, Family, FamilyPolicy, OutsidePool, Pool, PoolUsage, Port,
-    Protocol, Request, Selector, ServiceAllocation, ServiceKey, Sharing,
+    AllocError, Allocator, Assignment, OutsidePool, Pool, PoolUsage, ServiceKey,
 };
 use crate::sink::{AllocCondition, CONDITION_TYPE, ControllerEvent, ServiceStatusWrite, reasons};
 
@@ -105,6 +100,8 @@ pub struct Core {
     pool_rejections: Vec<ConfigError>,
     namespace_labels: BTreeMap<String, Labels>,
     outside: BTreeSet<OutsidePool>,
+    /// Errors an earlier run already reported (see [`Core::assume_reported`]).
+    reported: Vec<ObjectError>,
 }
 
 impl Core {
@@ -125,6 +122,15 @@ impl Core {
     /// The config in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Configuration errors an earlier run (the previous leader) already reported, as its
+    /// `ConfigurationState` lists them: the next [`Self::apply_config`] publishes no
+    /// `InvalidConfiguration` Event for those still present, so a leader change or restart
+    /// does not repeat them. (`keptPrevious` is ignored in the comparison: a new leader has
+    /// no last good version of an object that was invalid before it started.)
+    pub fn assume_reported(&mut self, errors: Vec<ObjectError>) {
+        self.reported = errors;
     }
 
     /// Validates the configuration (an invalid object keeps its last good version) and hands
@@ -151,8 +157,9 @@ impl Core {
         let mut errors = outcome.errors;
         errors.extend(self.pool_rejections.iter().cloned());
         let old_errors: BTreeSet<String> = self.errors.iter().map(|e| e.to_string()).collect();
+        let reported = std::mem::take(&mut self.reported);
         for e in &errors {
-            if !old_errors.contains(&e.to_string()) {
+            if !old_errors.contains(&e.to_string()) && !reported_before(&reported, e) {
                 decision.events.push(ControllerEvent {
                     object: e.object.clone(),
                     warning: true,
@@ -476,56 +483,15 @@ impl Core {
         }
         d
     }
+}
 
-    /// Converts the parsed Service into the allocator's request.
-    pub fn to_request(&self, req: &ServiceRequest) -> Request {
-        let families: Vec<Family> = if !req.ip_families.is_empty() {
-            req.ip_families.iter().map(|f| family(*f)).collect()
-        } else if !req.cluster_ips.is_empty() {
-            req.cluster_ips.iter().map(|ip| Family::of(*ip)).collect()
-        } else {
-            // Standalone Services have no clusterIP: IPv4 unless ipFamilies says otherwise.
-            vec![Family::V4]
-        };
-        let policy = match req.ip_family_policy {
-            IpFamilyPolicy::SingleStack => FamilyPolicy::SingleStack,
-            IpFamilyPolicy::PreferDualStack => FamilyPolicy::PreferDualStack,
-            IpFamilyPolicy::RequireDualStack => FamilyPolicy::RequireDualStack,
-        };
-        let sharing = req.sharing_key.as_ref().map(|k| Sharing {
-            key: k.clone(),
-            ports: req
-                .ports
-                .iter()
-                .map(|p| Port {
-                    protocol: match p.protocol {
-                        SvcProtocol::Tcp => Protocol::Tcp,
-                        SvcProtocol::Udp => Protocol::Udp,
-                        SvcProtocol::Sctp => Protocol::Sctp,
-                    },
-                    port: p.port,
-                })
-                .collect(),
-            local_selector: match req.external_traffic_policy {
-                TrafficPolicy::Cluster => None,
-                TrafficPolicy::Local => Some(req.backend_key()),
-            },
-        });
-        Request {
-            service: ServiceKey::new(req.namespace.clone(), req.name.clone()),
-            labels: req.labels.clone(),
-            namespace_labels: self
-                .namespace_labels
-                .get(&req.namespace)
-                .cloned()
-                .unwrap_or_default(),
-            ips: req.requested_ips.clone(),
-            pool: req.pool.clone(),
-            policy,
-            families,
-            sharing,
-        }
-    }
+/// Whether `e` is in `reported` (ignoring `keptPrevious`).
+fn reported_before(reported: &[ObjectError], e: &ConfigError) -> bool {
+    let mut mine = ObjectError::from(e);
+    reported.iter().any(|r| {
+        mine.kept_previous = r.kept_previous;
+        *r == mine
+    })
 }
 
 /// The Event reason for an allocation failure.
@@ -533,13 +499,6 @@ fn failure_event_reason(e: &AllocError) -> &'static str {
     match e {
         AllocError::SharingConflict { .. } => reasons::SHARING_CONFLICT,
         _ => reasons::ALLOCATION_FAILED,
-    }
-}
-
-fn family(f: CfgFamily) -> Family {
-    match f {
-        CfgFamily::V4 => Family::V4,
-        CfgFamily::V6 => Family::V6,
     }
 }
 
@@ -559,40 +518,8 @@ fn join_ips(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
-/// A validated selector set as the allocator's [`Selector`].
-#[derive(Debug)]
-struct Sel(SelectorSet);
-
-impl Selector for Sel {
-    fn matches(&self, labels: &crate::allocator::Labels) -> bool {
-        self.0.matches(labels)
-    }
-}
-
-/// The validated pool as the allocator's [`Pool`].
-pub fn to_alloc_pool(p: &ferrolb_crds::config::Pool) -> Pool {
-    let service_allocation = p.allocation.as_ref().map(|a| ServiceAllocation {
-        priority: a.priority.and_then(|x| i32::try_from(x).ok()),
-        namespaces: a.namespaces.clone(),
-        namespace_selectors: if a.namespace_selectors.is_empty() {
-            Vec::new()
-        } else {
-            vec![Arc::new(Sel(a.namespace_selectors.clone())) as Arc<dyn Selector>]
-        },
-        service_selectors: if a.service_selectors.is_empty() {
-            Vec::new()
-        } else {
-            vec![Arc::new(Sel(a.service_selectors.clone())) as Arc<dyn Selector>]
-        },
-    });
-    Pool {
-        name: p.name.clone(),
-        ranges: p.ranges.iter().map(|r| (r.start(), r.end())).collect(),
-        auto_assign: p.auto_assign,
-        avoid_buggy_ips: p.avoid_buggy_ips,
-        service_allocation,
-    }
-}
-
+mod convert;
 #[cfg(test)]
 mod tests;
+
+pub use convert::to_alloc_pool;

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::utils::Backoff;
 
 use crate::error::Error;
 use crate::lease::{LeaseAction, LeaseParams, LeaseView, decide, lost, next_view};
@@ -28,6 +29,14 @@ fn view(lease: &Lease) -> LeaseView {
         renew_time: spec.renew_time.map(|t| t.0),
         duration_secs: spec.lease_duration_seconds,
         transitions: spec.lease_transitions.unwrap_or(0),
+    }
+}
+
+/// Create/replace with field manager `ferrolb-controller`.
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(super::sink::FIELD_MANAGER.into()),
+        ..PostParams::default()
     }
 }
 
@@ -115,14 +124,12 @@ impl LeaseElector {
                     },
                     spec: Some(spec),
                 };
-                self.api.create(&PostParams::default(), &lease).await
+                self.api.create(&post_params(), &lease).await
             }
             Some(mut lease) => {
                 lease.spec = Some(spec);
                 lease.metadata.managed_fields = None;
-                self.api
-                    .replace(&self.name, &PostParams::default(), &lease)
-                    .await
+                self.api.replace(&self.name, &post_params(), &lease).await
             }
         };
         match result {
@@ -153,11 +160,7 @@ impl LeaseElector {
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
         lease.metadata.managed_fields = None;
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
+        match self.api.replace(&self.name, &post_params(), &lease).await {
             Ok(_) => {
                 tracing::info!(lease = %self.name, "lease released");
                 Ok(())
@@ -167,36 +170,53 @@ impl LeaseElector {
         }
     }
 
-    /// Retries every `retry_every` until we lead (`Ok(true)`) or `shutdown` completes
-    /// (`Ok(false)`). Errors are logged and retried.
+    /// Retries every `retry_every` until we lead (`true`) or `shutdown` completes (`false`).
+    /// Failed attempts (API server unreachable) are logged and retried sooner, with the watch
+    /// backoff (100 ms .. 1 s), so that leadership resumes within about a second of the API
+    /// server's return.
     pub async fn acquire(&self, shutdown: impl Future<Output = ()>) -> bool {
         tokio::pin!(shutdown);
+        let mut errors = super::WatchBackoff::default();
         loop {
-            match self.try_lead().await {
+            let wait = match self.try_lead().await {
                 Ok(true) => return true,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
-            }
+                Ok(false) => {
+                    errors.reset();
+                    self.params.retry_every
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election attempt failed");
+                    errors.next().unwrap_or(self.params.retry_every)
+                }
+            };
             tokio::select! {
                 _ = &mut shutdown => return false,
-                _ = tokio::time::sleep(self.params.retry_every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    /// Renews every `renew_every`; completes when the Lease is lost (not renewed for a whole
-    /// lease duration, or taken by another replica).
+    /// Renews every `renew_every` (every `retry_every` after a failed renewal, so that a
+    /// short API server outage does not cost the Lease); completes when the Lease is lost
+    /// (not renewed for a whole lease duration, or taken by another replica).
     pub async fn hold(&self) {
         let mut last_ok = Timestamp::now();
+        let mut wait = self.params.renew_every;
         loop {
-            tokio::time::sleep(self.params.renew_every).await;
+            tokio::time::sleep(wait).await;
             match self.try_lead().await {
-                Ok(true) => last_ok = Timestamp::now(),
+                Ok(true) => {
+                    last_ok = Timestamp::now();
+                    wait = self.params.renew_every;
+                }
                 Ok(false) => {
                     tracing::warn!(lease = %self.name, "lease taken by another replica");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                    wait = self.params.retry_every.min(self.params.renew_every);
+                }
             }
             if lost(Timestamp::now(), last_ok, &self.params) {
                 tracing::warn!(lease = %self.name, "lease not renewed in time; giving up leadership");

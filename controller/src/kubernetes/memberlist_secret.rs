@@ -88,7 +88,13 @@ pub async fn ensure_with_key(
         return Ok(Outcome::Existed);
     }
     match api
-        .create(&PostParams::default(), &secret(namespace, &key()))
+        .create(
+            &PostParams {
+                field_manager: Some(super::sink::FIELD_MANAGER.into()),
+                ..PostParams::default()
+            },
+            &secret(namespace, &key()),
+        )
         .await
     {
         Ok(_) => {
@@ -153,9 +159,10 @@ mod tests {
             reply(send, 404, status(404, "NotFound"));
             let (req, send) = handle.next_request().await.unwrap();
             assert_eq!(req.method(), http::Method::POST);
+            // Created with our field manager (kube writes the query as `?&`).
             assert_eq!(
                 req.uri().to_string(),
-                "/api/v1/namespaces/ferrolb-system/secrets?"
+                "/api/v1/namespaces/ferrolb-system/secrets?&fieldManager=ferrolb-controller"
             );
             let bytes = req.into_body().collect_bytes().await.unwrap();
             let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use ferrolb_crds::ClusterResources;
 use ferrolb_crds::config::Kind;
 use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
@@ -15,7 +17,7 @@ use crate::allocator::ServiceKey;
 use crate::decide::{ConfigDecision, Core, CurrentStatus};
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::sink::{ControllerEvent, ControllerSink};
+use crate::sink::{ControllerEvent, ControllerSink, ServiceStatusWrite};
 
 /// Re-check interval of a Service whose allocation failed (a pool change re-queues it
 /// earlier).
@@ -35,6 +37,8 @@ pub struct Context {
     /// before the write: while the watch still shows that version, the write is what the
     /// Service has (no second write, no repeated Event when a re-queue comes first).
     written: Mutex<HashMap<ServiceKey, (Option<String>, CurrentStatus)>>,
+    /// Pool status to rewrite (see [`super::pool_status`]).
+    pub(super) pool_dirty: Notify,
 }
 
 impl Context {
@@ -46,36 +50,37 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             written: Mutex::default(),
+            pool_dirty: Notify::new(),
         }
     }
 
-    fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+    pub(super) fn core(&self) -> std::sync::MutexGuard<'_, Core> {
         self.core.lock().expect("controller core lock")
     }
 
     /// Publishes events; a failed Event is logged and counted, never fatal.
     pub async fn emit(&self, events: &[ControllerEvent]) {
-        let mut sink = self.sink.clone();
         for e in events {
             tracing::info!(object = %e.object, reason = e.reason, message = %e.message, "event");
-            if let Err(err) = sink.event(e).await {
+            if let Err(err) = self.sink.publish(e).await {
                 self.metrics.error(err.reason());
                 tracing::warn!(error = %err, "failed to publish an event");
             }
         }
     }
 
-    /// Applies a new configuration (pools, namespaces): Events, configuration state, pool
-    /// status. Returns the decision (its `pools_changed` says whether to re-queue Services).
+    /// Applies a new configuration (pools, namespaces): Events, configuration state; marks
+    /// the pool status dirty. Returns the decision (its `pools_changed` says whether to
+    /// re-queue Services).
     pub async fn apply_config(&self, res: &ClusterResources) -> Result<ConfigDecision, Error> {
         for p in &res.pools {
             self.sink.remember(Kind::IPAddressPool, &p.metadata);
         }
-        let (d, usage, outside) = {
+        let (d, outside) = {
             let mut core = self.core();
             let d = core.apply_config(res);
             let outside = core.allocator().outside_pools().len();
-            (d, core.pool_usage(), outside)
+            (d, outside)
         };
         self.metrics
             .config_errors
@@ -83,11 +88,9 @@ impl Context {
         self.metrics
             .outside_pools
             .set(i64::try_from(outside).unwrap_or(i64::MAX));
-        self.metrics.set_usage(&usage);
+        self.pool_status_changed();
         self.emit(&d.events).await;
-        let mut sink = self.sink.clone();
-        sink.config_state(&d.errors).await?;
-        sink.pool_status(&usage).await?;
+        self.sink.clone().config_state(&d.errors).await?;
         Ok(d)
     }
 
@@ -101,22 +104,16 @@ impl Context {
         self.emit(&events).await;
     }
 
-    /// Releases a deleted Service and updates pool status.
+    /// Releases a deleted Service (and marks the pool status dirty).
     pub async fn deleted(&self, key: &ServiceKey) -> Result<(), Error> {
-        let (freed, usage) = {
-            let mut core = self.core();
-            let freed = core.release(key);
-            (freed, core.pool_usage())
-        };
+        let freed = self.core().release(key);
         self.failures.lock().expect("failures lock").remove(key);
         self.written.lock().expect("written lock").remove(key);
         if !freed.is_empty() {
             tracing::info!(service = %key, ips = ?freed, "released the addresses of a deleted Service");
+            self.pool_status_changed();
         }
-        let mut sink = self.sink.clone();
-        sink.service_deleted(key).await?;
-        self.metrics.set_usage(&usage);
-        sink.pool_status(&usage).await
+        self.sink.clone().service_deleted(key).await
     }
 
     /// Services holding addresses that are not in `present` (deleted while we were not
@@ -138,7 +135,8 @@ impl Context {
     }
 }
 
-/// Reconciles one Service: decide, write status, publish Events, update pool status.
+/// Reconciles one Service: decide, write status (with the pool annotation, one PATCH),
+/// publish Events, mark the pool status dirty.
 pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
     let t0 = Instant::now();
     let key = ServiceKey::new(
@@ -149,15 +147,11 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         Some((rv, written)) if *rv == svc.metadata.resource_version => written.clone(),
         _ => CurrentStatus::of_service(&svc),
     };
-    let (d, usage) = {
-        let mut core = ctx.core();
-        let d = core.reconcile(&svc, &current);
-        (d, core.pool_usage())
-    };
+    let d = ctx.core().reconcile(&svc, &current);
     ctx.metrics
         .reconcile_duration
         .observe(t0.elapsed().as_secs_f64());
-    if d.ours {
+    if d.ours || !d.events.is_empty() {
         ctx.sink.remember(Kind::Service, &svc.metadata);
     }
     if let Some(reason) = d.failure
@@ -168,41 +162,49 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     {
         ctx.metrics.failure(reason);
     }
-    let mut sink = ctx.sink.clone();
     if let Some(w) = &d.write {
-        sink.service_status(w).await?;
-        // MetalLB's informational annotation, kept in step with the status (absent when the
-        // Service is no longer ours or its address is outside every pool).
-        let annotated = svc
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_ALLOCATED_FROM_POOL));
-        if annotated.map(String::as_str) != w.pool.as_deref() {
-            ctx.sink.pool_annotation(&key, w.pool.as_deref()).await?;
-        }
-        ctx.written.lock().expect("written lock").insert(
-            key.clone(),
-            (
-                svc.metadata.resource_version.clone(),
-                CurrentStatus {
-                    ingress: w.ingress.clone(),
-                    condition: w.condition.clone(),
-                },
-            ),
-        );
+        write_status(&ctx, &svc, &key, w).await?;
+        // Usage changes only with a write (an allocation, a release, a change).
+        ctx.pool_status_changed();
     }
     ctx.emit(&d.events).await;
-    if d.write.is_some() {
-        ctx.metrics.set_usage(&usage);
-        sink.pool_status(&usage).await?;
-    }
     ctx.failures.lock().expect("failures lock").remove(&key);
     Ok(if d.failure.is_some() {
         Action::requeue(FAILED_RECHECK)
     } else {
         Action::await_change()
     })
+}
+
+/// Writes the status and records it with the `resourceVersion` `svc` had before.
+async fn write_status(
+    ctx: &Context,
+    svc: &Service,
+    key: &ServiceKey,
+    w: &ServiceStatusWrite,
+) -> Result<(), Error> {
+    let written = ctx.sink.apply_service_status(w).await?;
+    // An annotation applied on the Service itself (earlier versions) is not the status
+    // write's to remove: remove it the way it was written.
+    let left = written
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_ALLOCATED_FROM_POOL));
+    if w.pool.is_none() && left.is_some() {
+        ctx.sink.pool_annotation(key, None).await?;
+    }
+    ctx.written.lock().expect("written lock").insert(
+        key.clone(),
+        (
+            svc.metadata.resource_version.clone(),
+            CurrentStatus {
+                ingress: w.ingress.clone(),
+                condition: w.condition.clone(),
+            },
+        ),
+    );
+    Ok(())
 }
 
 /// Backoff after `n` consecutive errors: 1 s, 2 s, 4 s ... capped at 5 min.

@@ -1,5 +1,5 @@
 //! The Kubernetes [`ControllerSink`]: status subresources (server-side apply, field manager
-//! `ferrolb-controller`) and `events.k8s.io/v1` Events.
+//! `ferrolb-controller` on every write) and `events.k8s.io/v1` Events (see [`super::events`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,15 +7,14 @@ use std::sync::{Arc, Mutex};
 use ferrolb_crds::config::{ConfigError, Kind, ObjectRef};
 use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
 use ferrolb_crds::v1alpha1::{
-    ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
-    IPAddressPoolStatus, ObjectError,
+    ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPoolStatus,
+    ObjectError,
 };
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::json;
 
 use crate::allocator::{PoolUsage, ServiceKey};
@@ -27,15 +26,27 @@ pub const FIELD_MANAGER: &str = "ferrolb-controller";
 /// Name of the controller's `ConfigurationState`.
 pub const CONFIG_STATE_NAME: &str = "controller";
 
-/// Writes to the API server. Cheap to clone (shared client, recorder and caches).
+/// Identity of an object at a version: what an Event's `regarding` needs so that
+/// `kubectl describe` (which selects Events by `involvedObject.uid`) shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectIdentity {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.resourceVersion` when last seen.
+    pub resource_version: Option<String>,
+}
+
+/// Writes to the API server. Cheap to clone (shared client and caches).
 #[derive(Clone)]
 pub struct KubeSink {
-    client: Client,
-    namespace: String,
-    recorder: Recorder,
-    /// UIDs of objects Events are about (so `kubectl describe` shows them).
-    uids: Arc<Mutex<HashMap<ObjectRef, String>>>,
-    /// Pool status last written (only changes are patched).
+    pub(super) client: Client,
+    pub(super) namespace: String,
+    /// `reportingInstance` of our Events (the pod name).
+    pub(super) instance: String,
+    /// Identities of the objects Events are about.
+    uids: Arc<Mutex<HashMap<ObjectRef, ObjectIdentity>>>,
+    /// Pool status last written (only changes are patched; forgotten when a pool is deleted
+    /// and created again).
     pools: Arc<Mutex<HashMap<String, IPAddressPoolStatus>>>,
     /// Configuration errors last written.
     config: Arc<Mutex<Option<Vec<ObjectError>>>>,
@@ -44,12 +55,8 @@ pub struct KubeSink {
 impl KubeSink {
     /// A sink writing with `client`; ferrolb objects live in `namespace`.
     pub fn new(client: Client, namespace: impl Into<String>, instance: Option<String>) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance,
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            instance: instance.unwrap_or_else(|| FIELD_MANAGER.into()),
             client,
             namespace: namespace.into(),
             uids: Arc::default(),
@@ -58,15 +65,38 @@ impl KubeSink {
         }
     }
 
-    /// Remembers the UID of an object (Events about it carry it).
+    /// Remembers the uid and resourceVersion of an object (Events about it carry them).
     pub fn remember(&self, kind: Kind, meta: &kube::api::ObjectMeta) {
-        if let Some(uid) = &meta.uid {
-            let r = ObjectRef::new(kind, meta);
-            self.uids.lock().expect("uid cache").insert(r, uid.clone());
+        let Some(uid) = &meta.uid else { return };
+        let r = ObjectRef::new(kind, meta);
+        let id = ObjectIdentity {
+            uid: uid.clone(),
+            resource_version: meta.resource_version.clone(),
+        };
+        let previous = self.uids.lock().expect("uid cache").insert(r.clone(), id);
+        // A pool deleted and created again under the same name: its status is empty again.
+        if kind == Kind::IPAddressPool && previous.is_some_and(|p| &p.uid != uid) {
+            self.pools.lock().expect("pool cache").remove(&r.name);
         }
     }
 
-    fn reference(&self, r: &ObjectRef) -> ObjectReference {
+    /// The status last written to pool `name`.
+    pub(super) fn pool_written(&self, name: &str) -> Option<IPAddressPoolStatus> {
+        self.pools.lock().expect("pool cache").get(name).cloned()
+    }
+
+    /// Records (or forgets) the status written to pool `name`.
+    pub(super) fn set_pool_written(&self, name: &str, status: Option<IPAddressPoolStatus>) {
+        let mut cache = self.pools.lock().expect("pool cache");
+        match status {
+            Some(s) => cache.insert(name.to_string(), s),
+            None => cache.remove(name),
+        };
+    }
+
+    /// The `regarding` reference of an Event about `r`: apiVersion, kind, namespace, name,
+    /// and the uid and resourceVersion last seen.
+    pub fn reference(&self, r: &ObjectRef) -> ObjectReference {
         let (api_version, namespace) = match r.kind {
             Kind::Service => ("v1".to_string(), r.namespace.clone()),
             _ => (
@@ -78,20 +108,38 @@ impl KubeSink {
                 },
             ),
         };
+        let id = self.uids.lock().expect("uid cache").get(r).cloned();
         ObjectReference {
             api_version: Some(api_version),
             kind: Some(r.kind.to_string()),
             namespace: Some(namespace),
             name: Some(r.name.clone()),
-            uid: self.uids.lock().expect("uid cache").get(r).cloned(),
+            uid: id.as_ref().map(|i| i.uid.clone()),
+            resource_version: id.and_then(|i| i.resource_version),
             ..ObjectReference::default()
         }
     }
 }
 
 impl KubeSink {
+    /// Writes a Service's status and its `ferrolb.io/ip-allocated-from-pool` annotation in
+    /// one server-side apply on `services/{name}/status` (the status subresource of a Service
+    /// accepts metadata): one PATCH per allocation. Returns the Service as written.
+    pub async fn apply_service_status(&self, w: &ServiceStatusWrite) -> Result<Service, Error> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &w.service.namespace);
+        let patch = service_status_patch(w, Timestamp::now());
+        api.patch_status(&w.service.name, &apply_params(), &Patch::Apply(&patch))
+            .await
+            .map_err(|source| Error::Kube {
+                what: format!("patch the status of Service {}", w.service),
+                source,
+            })
+    }
+
     /// Sets (or, with `None`, removes) the `ferrolb.io/ip-allocated-from-pool` annotation, by
-    /// server-side apply of that one field on the Service.
+    /// server-side apply of that one field on the Service itself. Needed only to remove an
+    /// annotation that earlier ferrolb versions applied this way: the status write does not
+    /// own that field, so it cannot remove it.
     pub async fn pool_annotation(
         &self,
         service: &ServiceKey,
@@ -113,11 +161,33 @@ impl KubeSink {
     }
 }
 
-fn apply_params() -> PatchParams {
+impl KubeSink {
+    /// The errors our `ConfigurationState` lists (what the previous leader reported); empty
+    /// when it does not exist yet.
+    pub async fn reported_config_errors(&self) -> Result<Vec<ObjectError>, Error> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        match api.get_opt(CONFIG_STATE_NAME).await {
+            Ok(state) => Ok(state
+                .and_then(|s| s.status)
+                .map(|s| s.errors)
+                .unwrap_or_default()),
+            Err(source) => Err(Error::Kube {
+                what: format!(
+                    "read ConfigurationState {}/{CONFIG_STATE_NAME}",
+                    self.namespace
+                ),
+                source,
+            }),
+        }
+    }
+}
+
+pub(super) fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
-/// The server-side-apply body of a Service status write.
+/// The server-side-apply body of a Service status write: name, namespace, the pool
+/// annotation (absent: removed) and the status.
 pub fn service_status_patch(w: &ServiceStatusWrite, now: Timestamp) -> serde_json::Value {
     let ingress: Vec<_> = w
         .ingress
@@ -134,20 +204,16 @@ pub fn service_status_patch(w: &ServiceStatusWrite, now: Timestamp) -> serde_jso
             "lastTransitionTime": Time(now),
         }]);
     }
-    json!({ "apiVersion": "v1", "kind": "Service", "status": status })
+    let mut metadata = json!({"name": w.service.name, "namespace": w.service.namespace});
+    if let Some(p) = &w.pool {
+        metadata["annotations"] = json!({ ANNOTATION_ALLOCATED_FROM_POOL: p });
+    }
+    json!({ "apiVersion": "v1", "kind": "Service", "metadata": metadata, "status": status })
 }
 
 impl ControllerSink for KubeSink {
     async fn service_status(&mut self, w: &ServiceStatusWrite) -> Result<(), Error> {
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &w.service.namespace);
-        let patch = service_status_patch(w, Timestamp::now());
-        api.patch_status(&w.service.name, &apply_params(), &Patch::Apply(&patch))
-            .await
-            .map_err(|source| Error::Kube {
-                what: format!("patch the status of Service {}", w.service),
-                source,
-            })?;
-        Ok(())
+        self.apply_service_status(w).await.map(drop)
     }
 
     async fn service_deleted(&mut self, service: &ServiceKey) -> Result<(), Error> {
@@ -157,66 +223,11 @@ impl ControllerSink for KubeSink {
     }
 
     async fn event(&mut self, e: &ControllerEvent) -> Result<(), Error> {
-        let ev = Event {
-            type_: if e.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: e.reason.to_string(),
-            note: Some(truncate(&e.message, 1000)),
-            action: match e.object.kind {
-                Kind::Service => "Allocate".into(),
-                _ => "Validate".into(),
-            },
-            secondary: None,
-        };
-        self.recorder
-            .publish(&ev, &self.reference(&e.object))
-            .await
-            .map_err(|source| Error::Event {
-                object: e.object.to_string(),
-                source,
-            })
+        self.publish(e).await
     }
 
     async fn pool_status(&mut self, usage: &[PoolUsage]) -> Result<(), Error> {
-        let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.namespace);
-        for u in usage {
-            let status = IPAddressPoolStatus {
-                assigned_ipv4: sat(u.assigned_v4),
-                assigned_ipv6: sat(u.assigned_v6),
-                available_ipv4: sat(u.available_v4),
-                available_ipv6: sat(u.available_v6),
-            };
-            // Claim the write first, so that concurrent reconciles do not both send it.
-            let previous = {
-                let mut cache = self.pools.lock().expect("pool cache");
-                if cache.get(&u.pool) == Some(&status) {
-                    continue;
-                }
-                cache.insert(u.pool.clone(), status.clone())
-            };
-            let patch = json!({"status": status});
-            if let Err(source) = api
-                .patch_status(&u.pool, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                let mut cache = self.pools.lock().expect("pool cache");
-                match previous {
-                    Some(p) => cache.insert(u.pool.clone(), p),
-                    None => cache.remove(&u.pool),
-                };
-                return Err(Error::Kube {
-                    what: format!(
-                        "patch the status of IPAddressPool {}/{}",
-                        self.namespace, u.pool
-                    ),
-                    source,
-                });
-            }
-        }
-        Ok(())
+        self.write_pool_status(usage).await
     }
 
     async fn config_state(&mut self, errors: &[ConfigError]) -> Result<(), Error> {
@@ -268,19 +279,4 @@ impl ControllerSink for KubeSink {
         *self.config.lock().expect("config cache") = Some(list);
         Ok(())
     }
-}
-
-fn sat(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }

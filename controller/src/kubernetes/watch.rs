@@ -1,0 +1,321 @@
+//! The leader's work: start-up (config, restore), then the watches and the reconciler.
+//!
+//! Every watch and kube-runtime's `Controller` reconnect with [`WatchBackoff`] (100 ms .. 1 s,
+//! jittered). A watch that expired (410 Gone) re-lists; that is routine and logged at info.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ferrolb_crds::ClusterResources;
+use ferrolb_crds::v1alpha1::IPAddressPool;
+use ferrolb_telemetry::Health;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, ListParams, ResourceExt};
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use tokio::sync::mpsc;
+
+use super::backoff::WatchBackoff;
+use super::reconcile::{Context, error_policy, reconcile};
+use super::sink::KubeSink;
+use super::{KubeOptions, list_config};
+use crate::allocator::ServiceKey;
+use crate::decide::Core;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// Page size of the start-up Service list (bounded memory with many Services).
+pub const LIST_PAGE: u32 = 500;
+
+/// Annotation `kubectl apply` leaves on objects (a copy of the whole object); dropped from the
+/// cached Services with their `managedFields`, which the controller never reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Whether a watch error is a routine expiry (410 Gone: the watcher re-lists).
+pub fn is_gone(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchError(s) => s.code == 410,
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
+        _ => false,
+    }
+}
+
+/// Logs a watch error: info for 410 Gone (the watcher re-lists), warn for the rest.
+pub fn log_watch_error(what: &str, e: &watcher::Error) {
+    if is_gone(e) {
+        tracing::info!(watch = what, error = %e, "watch expired (410 Gone); re-listing");
+    } else {
+        tracing::warn!(watch = what, error = %e, "watch error; reconnecting");
+    }
+}
+
+/// Drops what the controller never reads from a cached object (memory).
+fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+}
+
+/// Lists every Service, [`LIST_PAGE`] at a time.
+async fn list_services(api: &Api<Service>) -> Result<Vec<Service>, Error> {
+    let mut all = Vec::new();
+    let mut lp = ListParams::default().limit(LIST_PAGE);
+    loop {
+        let page = api.list(&lp).await.map_err(|source| Error::Kube {
+            what: "list Services".into(),
+            source,
+        })?;
+        all.extend(page.items.into_iter().map(|mut s| {
+            slim(&mut s);
+            s
+        }));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Start-up: the configuration errors the previous leader reported (so they are not
+/// published again), pools and namespaces, then every recorded address.
+async fn start_up(client: &Client, ns: &str, ctx: &Context) -> Result<Vec<Service>, Error> {
+    let reported = ctx.sink.reported_config_errors().await?;
+    ctx.core().assume_reported(reported);
+    let res = list_config(client, ns).await?;
+    ctx.apply_config(&res).await?;
+    list_services(&Api::all(client.clone())).await
+}
+
+/// The leader's work until `shutdown`: config, restore every recorded address, mark ready,
+/// then watch and reconcile. (Called by [`super::run`] once the Lease is held.)
+pub async fn lead(
+    client: Client,
+    opts: &KubeOptions,
+    metrics: Metrics,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let sink = KubeSink::new(client.clone(), &opts.namespace, Some(opts.identity.clone()));
+    let ctx = Arc::new(Context::new(Core::new(opts.lb_class_only), sink, metrics));
+    // Spawned tasks end with `lead`, also when it is dropped (Lease lost).
+    let _writer = AbortOnDrop(tokio::spawn(ctx.clone().run_pool_status_writer()));
+
+    // 1. Pools first, 2. every recorded address, before any allocation. Retried with
+    // backoff while the API server is unavailable.
+    let mut retry = WatchBackoff::default();
+    let list = loop {
+        let attempt = tokio::select! {
+            () = shutdown.clone() => return Ok(()),
+            r = start_up(&client, &opts.namespace, &ctx) => r,
+        };
+        match attempt {
+            Ok(list) => break list,
+            Err(e) => {
+                ctx.metrics.error(e.reason());
+                let delay = retry.next().unwrap_or(super::backoff::CAP);
+                tracing::warn!(error = %e, ?delay, "start-up listing failed; retrying");
+                tokio::select! {
+                    () = shutdown.clone() => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    };
+    ctx.restore(&list).await;
+    tracing::info!(services = list.len(), "assignments restored");
+    drop(list);
+    health.set_ready(true);
+
+    // Pool / namespace changes: re-apply the config, then re-queue every Service (those
+    // still pending get their chance; the others are no-ops).
+    let (trigger_tx, trigger_rx) = mpsc::channel::<()>(16);
+    let _config_task = AbortOnDrop(tokio::spawn(watch_config(
+        client.clone(),
+        opts.namespace.clone(),
+        ctx.clone(),
+        trigger_tx,
+    )));
+
+    // Services: deletions (and Services missing after a re-list) release their addresses.
+    let (reader, writer_store) = reflector::store::<Service>();
+    let (del_tx, del_rx) = mpsc::unbounded_channel::<ServiceChange>();
+    let stream = watcher(Api::<Service>::all(client), watcher::Config::default())
+        .backoff(WatchBackoff::default())
+        .inspect_err(|e| log_watch_error("Services", e))
+        .modify(slim)
+        .reflect(writer_store)
+        .inspect_ok(move |ev| {
+            let change = match ev {
+                watcher::Event::Delete(s) => Some(ServiceChange::Deleted(key_of(s))),
+                watcher::Event::InitDone => Some(ServiceChange::Relisted),
+                _ => None,
+            };
+            if let Some(c) = change {
+                let _ = del_tx.send(c);
+            }
+        })
+        .touched_objects();
+    let _delete_task = AbortOnDrop(tokio::spawn(handle_deletions(
+        ctx.clone(),
+        reader.clone(),
+        del_rx,
+    )));
+
+    Controller::for_stream(stream, reader)
+        .trigger_backoff(WatchBackoff::default())
+        .reconcile_all_on(tokio_stream_from(trigger_rx))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "controller event");
+            }
+            std::future::ready(())
+        })
+        .await;
+    Ok(())
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum ServiceChange {
+    Deleted(ServiceKey),
+    Relisted,
+}
+
+fn key_of(s: &Service) -> ServiceKey {
+    ServiceKey::new(s.namespace().unwrap_or_default(), s.name_any())
+}
+
+async fn handle_deletions(
+    ctx: Arc<Context>,
+    reader: Store<Service>,
+    mut rx: mpsc::UnboundedReceiver<ServiceChange>,
+) {
+    while let Some(change) = rx.recv().await {
+        let r = match change {
+            ServiceChange::Deleted(key) => ctx.deleted(&key).await,
+            ServiceChange::Relisted => {
+                let present: Vec<ServiceKey> = reader.state().iter().map(|s| key_of(s)).collect();
+                ctx.resync(&present).await
+            }
+        };
+        if let Err(e) = r {
+            ctx.metrics.error(e.reason());
+            tracing::warn!(error = %e, "failed to release a deleted Service");
+        }
+    }
+}
+
+fn tokio_stream_from(mut rx: mpsc::Receiver<()>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Watches pools (in the ferrolb namespace) and Namespaces; on every change re-applies the
+/// config and, when pools changed, triggers a reconcile of every Service.
+async fn watch_config(
+    client: Client,
+    namespace: String,
+    ctx: Arc<Context>,
+    trigger: mpsc::Sender<()>,
+) {
+    let (pools, pool_writer) = reflector::store::<IPAddressPool>();
+    let (nss, ns_writer) = reflector::store::<Namespace>();
+    let pool_stream = watcher(
+        Api::<IPAddressPool>::namespaced(client.clone(), &namespace),
+        watcher::Config::default(),
+    )
+    .backoff(WatchBackoff::default())
+    .modify(slim)
+    .reflect(pool_writer)
+    .map_ok(|_| ())
+    .map_err(|e| ("IPAddressPools", e))
+    .boxed();
+    let ns_stream = watcher(Api::<Namespace>::all(client), watcher::Config::default())
+        .backoff(WatchBackoff::default())
+        .modify(slim)
+        .reflect(ns_writer)
+        .map_ok(|_| ())
+        .map_err(|e| ("Namespaces", e))
+        .boxed();
+    let mut changes = futures::stream::select(pool_stream, ns_stream);
+    while let Some(ev) = changes.next().await {
+        if let Err((what, e)) = ev {
+            log_watch_error(what, &e);
+            continue;
+        }
+        // Wait until both stores have their initial list.
+        if pools.wait_until_ready().now_or_never().is_none()
+            || nss.wait_until_ready().now_or_never().is_none()
+        {
+            continue;
+        }
+        let res = ClusterResources {
+            pools: pools.state().iter().map(|p| (**p).clone()).collect(),
+            namespaces: nss.state().iter().map(|n| (**n).clone()).collect(),
+            ..ClusterResources::default()
+        };
+        match ctx.apply_config(&res).await {
+            Ok(d) if d.pools_changed || d.errors_changed => {
+                let _ = trigger.try_send(());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ctx.metrics.error(e.reason());
+                tracing::warn!(error = %e, "failed to apply the configuration");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn status(code: u16) -> Box<Status> {
+        Status::failure("x", "y").with_code(code).boxed()
+    }
+
+    #[test]
+    fn only_410_gone_counts_as_routine_expiry() {
+        assert!(is_gone(&watcher::Error::WatchError(status(410))));
+        assert!(is_gone(&watcher::Error::WatchStartFailed(
+            kube::Error::Api(status(410))
+        )));
+        assert!(!is_gone(&watcher::Error::WatchError(status(500))));
+        assert!(!is_gone(&watcher::Error::WatchFailed(kube::Error::Api(
+            status(403)
+        ))));
+        assert!(!is_gone(&watcher::Error::NoResourceVersion));
+    }
+
+    #[test]
+    fn slim_drops_managed_fields_and_last_applied_only() {
+        let mut s: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "a", "annotations": {LAST_APPLIED: "{}", "ferrolb.io/address-pool": "p"},
+                         "managedFields": [{"manager": "kubectl"}]},
+        }))
+        .unwrap();
+        slim(&mut s);
+        assert!(s.metadata.managed_fields.is_none());
+        let a = s.metadata.annotations.unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a["ferrolb.io/address-pool"], "p");
+    }
+}
