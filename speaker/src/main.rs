@@ -46,8 +46,9 @@ struct Cli {
     /// is Ready (failover as slow as the Pod's readiness). For one-node tests.
     #[arg(long, conflicts_with_all = ["members_bind", "members_key_file", "manifests"])]
     no_members: bool,
-    /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode).
-    #[arg(long, default_value = "ferrolb-system")]
+    /// Namespace of the ferrolb objects, the speaker Pods and the SpeakerStates (Kubernetes
+    /// mode): the speaker Pod's own namespace (install.yaml sets POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "0.0.0.0:7473")]
