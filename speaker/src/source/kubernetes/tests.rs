@@ -394,3 +394,15 @@ fn only_410_gone_is_a_routine_watch_error() {
     )));
     assert!(!is_gone(&watcher::Error::NoResourceVersion));
 }
+
+#[test]
+fn trim_drops_managed_fields_and_the_last_applied_copy_only() {
+    let mut svc: Service = from_yaml(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\n  annotations:\n    ferrolb.io/address-pool: prod\n    kubectl.kubernetes.io/last-applied-configuration: '{\"big\": 1}'\n  managedFields: [{manager: kubectl, operation: Apply}]\n",
+    );
+    trim(&mut svc);
+    assert!(svc.metadata.managed_fields.is_none());
+    let a = svc.metadata.annotations.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a["ferrolb.io/address-pool"], "prod");
+}
