@@ -45,9 +45,14 @@ struct Cli {
     /// is Ready (failover as slow as the Pod's readiness). For one-node tests.
     #[arg(long, conflicts_with_all = ["members_bind", "members_key_file", "manifests"])]
     no_members: bool,
-    /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode).
-    #[arg(long, default_value = "ferrolb-system")]
+    /// Namespace of the ferrolb objects, the speaker Pods and the SpeakerStates (Kubernetes
+    /// mode): the speaker Pod's own namespace (install.yaml sets POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
+    /// Seconds between re-publications of this node's SpeakerState when nothing changes:
+    /// its `lastUpdate` is the speaker's heartbeat (much older means the speaker is gone).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    state_heartbeat: u64,
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "0.0.0.0:7473")]
     metrics_addr: SocketAddr,
@@ -76,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut opts = Options::new(cli.node.clone());
     opts.namespace = cli.namespace.clone();
+    opts.heartbeat = Duration::from_secs(cli.state_heartbeat);
     let kubernetes = cli.manifests.is_none();
     // Kubernetes mode: membership on by default, bound to the Pod IP (the node's, with
     // hostNetwork), key from the mounted Secret, seeds from the speaker Pods.
@@ -159,4 +165,32 @@ fn pod_ip_bind() -> anyhow::Result<SocketAddr> {
         .parse()
         .with_context(|| format!("POD_IP {ip:?} is not an IP address"))?;
     Ok(SocketAddr::new(ip, MEMBERS_PORT))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_namespace_comes_from_pod_namespace() {
+        let cmd = Cli::command();
+        let ns = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "namespace")
+            .expect("--namespace");
+        assert_eq!(
+            ns.get_env().and_then(|e| e.to_str()),
+            Some("POD_NAMESPACE"),
+            "install.yaml sets POD_NAMESPACE; the speaker must use it"
+        );
+    }
+
+    #[test]
+    fn the_heartbeat_is_bounded() {
+        let parse = |v: &str| Cli::try_parse_from(["s", "--node", "n1", "--state-heartbeat", v]);
+        assert_eq!(parse("5").unwrap().state_heartbeat, 5);
+        assert!(parse("0").is_err());
+    }
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferrolb_crds::Config;
+use ferrolb_crds::config::ConfigError;
+use ferrolb_crds::v1alpha1::ObjectError;
 pub use ferrolb_telemetry::Health;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -23,7 +25,7 @@ use crate::membership::{Membership, MembershipConfig, MembershipHandle, Tuning};
 use crate::metrics::Metrics;
 use crate::plan::{Applied, plan};
 use crate::source::ClusterSource;
-use crate::status::{l2_events, speaker_state, stamp};
+use crate::status::{l2_events, node_uid, owned_by_node, speaker_state, stamp};
 
 /// Membership settings (`--members-*`).
 #[derive(Clone, Debug)]
@@ -51,6 +53,9 @@ pub struct Options {
     pub l2_grace: Duration,
     /// GRACEFUL_SHUTDOWN routes are left this long before the withdraw.
     pub gshut_wait: Duration,
+    /// The state is re-published at least this often (its `lastUpdate` is the speaker's
+    /// heartbeat: a much older one means the speaker is gone).
+    pub heartbeat: Duration,
     pub arp: ferrolb_arp::Config,
 }
 
@@ -64,10 +69,14 @@ impl Options {
             poll: Duration::from_millis(500),
             l2_grace: Duration::from_millis(200),
             gshut_wait: Duration::from_millis(300),
+            heartbeat: HEARTBEAT,
             arp: ferrolb_arp::Config::default(),
         }
     }
 }
+
+/// Default [`Options::heartbeat`].
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// How long a starting speaker waits for the seeded speakers to appear in its membership
 /// before it decides anything (a node whose peers are all down decides after this).
@@ -156,12 +165,18 @@ pub async fn run(
         ann: Announcements::default(),
         links: links_of(&l2),
         published: None,
+        synced: false,
+        node_uid: None,
+        config_errors: Vec::new(),
+        config_reported: None,
     };
     let mut pending: Option<Instant> = Some(Instant::now());
     let mut publish_due = false;
     let mut last_seeds: Vec<SocketAddr> = Vec::new();
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + opts.heartbeat, opts.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
 
     loop {
@@ -204,6 +219,11 @@ pub async fn run(
                     None => bfd_rx = None,
                 }
             }
+            _ = heartbeat.tick() => {
+                st.published = None;
+                publish_due = true;
+                st.report_config(source.as_ref()).await;
+            }
             _ = tick.tick() => {
                 let links = links_of(&l2);
                 if links != st.links { mark(&mut pending); }
@@ -238,13 +258,16 @@ pub async fn run(
                 }
                 st.links = links_of(&l2);
                 st.step(&me, &snap, &live, &metrics, source.as_ref(), &mut drivers).await?;
+                st.report_config(source.as_ref()).await;
                 if bgp_rx.is_none() && let Some(bgp) = &drivers.bgp { bgp_rx = Some(bgp.subscribe()); }
                 if bfd_rx.is_none() && let Some(bfd) = &drivers.bfd { bfd_rx = Some(bfd.subscribe()); }
                 if snap.synced && !health.is_ready() { health.set_ready(true); info!("ready"); }
                 publish_due = true;
             }
         }
-        if publish_due {
+        // Nothing is published before the first full state: it would be empty (and, without
+        // the Node's UID, unowned).
+        if publish_due && st.synced {
             publish_due = false;
             let sessions = drivers
                 .bgp
@@ -273,13 +296,25 @@ pub async fn run(
             opts.gshut_wait,
         )
         .await;
+    // Tell that this node announces nothing any more (bounded: the API may be gone too).
+    st.ann = Announcements::default();
+    st.published = None;
+    let no_sessions = BTreeMap::new();
+    let stopped = st.publish(&me, &opts.namespace, &no_sessions, source.as_ref());
+    if tokio::time::timeout(Duration::from_secs(1), stopped)
+        .await
+        .is_err()
+    {
+        warn!("could not publish the stopped state within 1 s");
+    }
     Ok(())
 }
 
-/// What a published state is compared by: status and annotations, without timestamps.
+/// What a published state is compared by: status, annotations and owner, without timestamps.
 type PublishedKey = (
     Option<ferrolb_crds::v1alpha1::SpeakerStateStatus>,
     Option<BTreeMap<String, String>>,
+    Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
 );
 
 struct LoopState {
@@ -289,6 +324,13 @@ struct LoopState {
     links: Vec<Link>,
     /// Last published status and annotations (without timestamps).
     published: Option<PublishedKey>,
+    /// Whether the source has delivered its first full state.
+    synced: bool,
+    /// UID of this node's Node object (owner of the speaker's objects).
+    node_uid: Option<String>,
+    /// Errors of the last validation, and the last list reported to the source.
+    config_errors: Vec<ConfigError>,
+    config_reported: Option<Vec<ObjectError>>,
 }
 
 impl LoopState {
@@ -311,6 +353,9 @@ impl LoopState {
             .config_errors
             .set(i64::try_from(outcome.errors.len() + snap.errors.len()).unwrap_or(i64::MAX));
         self.config = Some(outcome.config);
+        self.config_errors = outcome.errors;
+        self.synced = snap.synced;
+        self.node_uid = node_uid(&snap.resources.nodes, me).map(String::from);
         let config = self.config.as_ref().expect("set above");
 
         let cluster = ClusterView::build(
@@ -363,8 +408,13 @@ impl LoopState {
         sessions: &BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>,
         source: &dyn ClusterSource,
     ) {
-        let state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
-        let key = (state.status.clone(), state.metadata.annotations.clone());
+        let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
+        owned_by_node(&mut state, self.node_uid.as_deref());
+        let key = (
+            state.status.clone(),
+            state.metadata.annotations.clone(),
+            state.metadata.owner_references.clone(),
+        );
         if self.published.as_ref() == Some(&key) {
             return;
         }
@@ -377,6 +427,26 @@ impl LoopState {
         match source.publish(stamped).await {
             Ok(()) => self.published = Some(key),
             Err(error) => warn!(%error, "failed to publish the speaker state"),
+        }
+    }
+
+    /// Reports the validation result when it differs from the last one reported (never
+    /// before the first full state: a partial one has dangling references). The config in
+    /// force is not touched: invalid objects keep their last valid version.
+    async fn report_config(&mut self, source: &dyn ClusterSource) {
+        if !self.synced {
+            return;
+        }
+        let list: Vec<ObjectError> = self.config_errors.iter().map(ObjectError::from).collect();
+        if self.config_reported.as_ref() == Some(&list) {
+            return;
+        }
+        match source.config_state(self.config_errors.clone()).await {
+            Ok(()) => {
+                info!(errors = list.len(), "configuration state reported");
+                self.config_reported = Some(list);
+            }
+            Err(error) => warn!(%error, "failed to report the configuration state"),
         }
     }
 }

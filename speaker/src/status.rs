@@ -10,7 +10,7 @@ use ferrolb_crds::v1alpha1::{
     BGPPeerSessionStatus, BGPSessionState, L2AddressStatus, SpeakerState, SpeakerStateSpec,
     SpeakerStateStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
 use crate::decide::{Announcements, L2Owner};
 use crate::links::LINKS_ANNOTATION;
@@ -76,6 +76,32 @@ pub fn speaker_state(
         },
         status: Some(status),
     }
+}
+
+/// The owner reference to this node's Node: the garbage collector removes the speaker's
+/// objects (`SpeakerState`, `ConfigurationState`) together with the Node.
+pub fn node_owner(node: &str, uid: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name: node.into(),
+        uid: uid.into(),
+        ..Default::default()
+    }
+}
+
+/// Makes the Node with `uid` (when known) the owner of `state`.
+pub fn owned_by_node(state: &mut SpeakerState, uid: Option<&str>) {
+    let node = state.spec.node_name.clone();
+    state.metadata.owner_references = uid.map(|uid| vec![node_owner(&node, uid)]);
+}
+
+/// The UID of the Node named `node` among `nodes`, if it is there and has one.
+pub fn node_uid<'a>(nodes: &'a [k8s_openapi::api::core::v1::Node], node: &str) -> Option<&'a str> {
+    nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(node))
+        .and_then(|n| n.metadata.uid.as_deref())
 }
 
 /// Sets `lastUpdate` to `now` and each Established peer's `establishedSince` from its uptime.

@@ -19,6 +19,8 @@ use ferrolb_crds::standalone::StandaloneStatus;
 use crate::netns::{Netns, Proc, veth, wait_until};
 use crate::peers_frr::Frr;
 
+mod kube;
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Path of a workspace binary, building it once if it is missing.

@@ -1,20 +1,27 @@
 //! Kubernetes mode: kube-runtime reflectors for Services, EndpointSlices, Nodes, Namespaces,
 //! Secrets (install namespace) and the ferrolb kinds, plus the other speakers'
 //! `SpeakerState`s (for their links digest). This node's state is server-side applied to its
-//! `SpeakerState` (object + status subresource); Service events go through the events API.
+//! `SpeakerState` (object + status subresource) and `ConfigurationState` `speaker-<node>`,
+//! both owned by the Node; Events (events.k8s.io) name the object's UID and resource version.
 
-use std::collections::BTreeMap;
+mod backoff;
+mod writes;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ferrolb_crds::ClusterResources;
+use ferrolb_crds::config::{ConfigError, Kind};
 use ferrolb_crds::v1alpha1::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, SpeakerState,
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
+    L2Advertisement, SpeakerState,
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -22,7 +29,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
+
+pub use backoff::{BACKOFF_MAX, BACKOFF_MIN, JITTER, WatchBackoff, is_gone};
+pub use writes::{apply_bodies, config_state_bodies, config_state_name, regarding};
 
 use super::{ClusterSource, ServiceEvent, Snapshot, speaker_pods};
 use crate::Error;
@@ -107,6 +117,9 @@ pub struct Kubernetes {
     node: String,
     namespace: String,
     recorder: Recorder,
+    stores: Stores,
+    /// Configuration errors already sent as Events (each is sent once per process).
+    reported: Arc<Mutex<BTreeSet<String>>>,
     rx: watch::Receiver<Arc<Snapshot>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -140,19 +153,40 @@ where
     K::DynamicType: std::hash::Hash + Eq + Clone + Default,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config)
+            .modify(trim::<K>)
+            .backoff(WatchBackoff::default()),
+    );
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
+            let kind = K::kind(&Default::default()).to_string();
             match ev {
                 Ok(_) => changed.notify_one(),
-                Err(error) => {
-                    warn!(kind = %K::kind(&Default::default()), %error, "watch failed; retrying")
+                Err(error) if is_gone(&error) => {
+                    info!(%kind, %error, "watch expired (410 Gone); listing again")
                 }
+                Err(error) => warn!(%kind, %error, "watch failed; retrying"),
             }
         }
     });
     (store, task)
+}
+
+/// `kubectl apply`'s copy of the whole object, an annotation nothing here reads.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what the speaker never reads before an object enters its cache: `managedFields`
+/// and `kubectl apply`'s copy of the object (together often larger than the rest of a
+/// Service) — with 10,000 Services this is most of the speaker's memory.
+pub fn trim<K: Resource>(o: &mut K) {
+    let meta = o.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
 }
 
 impl Kubernetes {
@@ -200,6 +234,7 @@ impl Kubernetes {
         };
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         let me = node.clone();
+        let kept = stores.clone();
         tasks.push(tokio::spawn(async move {
             let s = stores.clone();
             let ready = async move {
@@ -238,31 +273,46 @@ impl Kubernetes {
             node,
             namespace,
             recorder,
+            stores: kept,
+            reported: Arc::default(),
             rx,
             tasks,
         }
     }
-}
 
-/// The server-side apply bodies for a `SpeakerState`: the object (metadata + spec) and its
-/// status.
-pub fn apply_bodies(state: &SpeakerState) -> (serde_json::Value, serde_json::Value) {
-    let object = serde_json::json!({
-        "apiVersion": ferrolb_crds::v1alpha1::API_VERSION,
-        "kind": "SpeakerState",
-        "metadata": {
-            "name": state.metadata.name,
-            "namespace": state.metadata.namespace,
-            "annotations": state.metadata.annotations,
-        },
-        "spec": state.spec,
-    });
-    let status = serde_json::json!({
-        "apiVersion": ferrolb_crds::v1alpha1::API_VERSION,
-        "kind": "SpeakerState",
-        "status": state.status,
-    });
-    (object, status)
+    /// UID and resource version of an object as the reflectors last saw it.
+    fn seen(&self, kind: Kind, namespace: &str, name: &str) -> Option<(String, String)> {
+        fn meta<K>(s: &Store<K>, ns: &str, name: &str) -> Option<(String, String)>
+        where
+            K: Resource + Clone + 'static,
+            K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+        {
+            let o = s.get(&reflector::ObjectRef::new(name).within(ns))?;
+            let m = o.meta();
+            Some((
+                m.uid.clone()?,
+                m.resource_version.clone().unwrap_or_default(),
+            ))
+        }
+        let s = &self.stores;
+        match kind {
+            Kind::IPAddressPool => meta(&s.pools, namespace, name),
+            Kind::L2Advertisement => meta(&s.l2, namespace, name),
+            Kind::BGPAdvertisement => meta(&s.bgp, namespace, name),
+            Kind::BGPPeer => meta(&s.peers, namespace, name),
+            Kind::Community => meta(&s.communities, namespace, name),
+            Kind::BFDProfile => meta(&s.bfd, namespace, name),
+            Kind::Service => meta(&s.services, namespace, name),
+        }
+    }
+
+    /// UID of this node's Node object, once listed.
+    fn node_uid(&self) -> Option<String> {
+        self.stores
+            .nodes
+            .get(&reflector::ObjectRef::new(&self.node))
+            .and_then(|n| n.metadata.uid.clone())
+    }
 }
 
 impl ClusterSource for Kubernetes {
@@ -294,18 +344,17 @@ impl ClusterSource for Kubernetes {
 
     fn service_event(&self, event: ServiceEvent) -> BoxFuture<'static, Result<(), Error>> {
         let recorder = self.recorder.clone();
+        let (namespace, name) = event
+            .service
+            .split_once('/')
+            .unwrap_or(("default", event.service.as_str()));
+        let reference = regarding(
+            Kind::Service,
+            namespace,
+            name,
+            self.seen(Kind::Service, namespace, name),
+        );
         Box::pin(async move {
-            let (namespace, name) = event
-                .service
-                .split_once('/')
-                .unwrap_or(("default", event.service.as_str()));
-            let reference = ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Service".into()),
-                namespace: Some(namespace.to_string()),
-                name: Some(name.to_string()),
-                ..Default::default()
-            };
             let ev = Event {
                 type_: EventType::Normal,
                 reason: event.reason.clone(),
@@ -323,6 +372,80 @@ impl ClusterSource for Kubernetes {
                     ),
                     source,
                 })
+        })
+    }
+
+    fn config_state(&self, errors: Vec<ConfigError>) -> BoxFuture<'static, Result<(), Error>> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = config_state_name(&self.node);
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let (object, status) = config_state_bodies(
+            &self.node,
+            &self.namespace,
+            self.node_uid().as_deref(),
+            &errors,
+            Some(Time(now)),
+        );
+        // One Warning Event per error this process has not reported yet, on the invalid
+        // object (the controller reports the same errors as `controller`; the reporting
+        // instance tells the speakers apart).
+        let fresh: Vec<(ObjectReference, String)> = {
+            let mut reported = self.reported.lock().expect("reported errors");
+            errors
+                .iter()
+                .filter(|e| reported.insert(e.to_string()))
+                .map(|e| {
+                    let o = &e.object;
+                    let ns = if o.namespace.is_empty() {
+                        self.namespace.as_str()
+                    } else {
+                        o.namespace.as_str()
+                    };
+                    let r = regarding(o.kind, ns, &o.name, self.seen(o.kind, ns, &o.name));
+                    (r, e.to_string())
+                })
+                .collect()
+        };
+        let recorder = self.recorder.clone();
+        let reported = self.reported.clone();
+        Box::pin(async move {
+            let pp = PatchParams::apply(FIELD_MANAGER).force();
+            let what = |s: &str| format!("{s} ConfigurationState {name}");
+            api.patch(&name, &pp, &Patch::Apply(&object))
+                .await
+                .map_err(|source| Error::Kube {
+                    action: what("applying"),
+                    source,
+                })?;
+            api.patch_status(&name, &pp, &Patch::Apply(&status))
+                .await
+                .map_err(|source| Error::Kube {
+                    action: what("applying the status of"),
+                    source,
+                })?;
+            let mut fresh = fresh.into_iter();
+            while let Some((reference, message)) = fresh.next() {
+                let ev = Event {
+                    type_: EventType::Warning,
+                    reason: "InvalidConfiguration".into(),
+                    note: Some(message.clone()),
+                    action: "Validate".into(),
+                    secondary: None,
+                };
+                if let Err(source) = recorder.publish(&ev, &reference).await {
+                    // This one and the rest are sent with the next report.
+                    let mut reported = reported.lock().expect("reported errors");
+                    reported.remove(&message);
+                    for (_, m) in fresh {
+                        reported.remove(&m);
+                    }
+                    return Err(Error::Kube {
+                        action: format!("recording event InvalidConfiguration: {message}"),
+                        source,
+                    });
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -88,4 +88,15 @@ pub trait ClusterSource: Send + Sync + 'static {
     fn publish(&self, state: SpeakerState) -> BoxFuture<'static, Result<(), Error>>;
     /// Records an event on a Service.
     fn service_event(&self, event: ServiceEvent) -> BoxFuture<'static, Result<(), Error>>;
+    /// Reports the result of validating the configuration (called after the first full
+    /// state, then whenever the list of errors changes; empty = valid). Kubernetes: the
+    /// `ConfigurationState` `speaker-<node>` and `InvalidConfiguration` Events. By default
+    /// nothing beyond the speaker's log lines (standalone mode).
+    fn config_state(
+        &self,
+        errors: Vec<ferrolb_crds::config::ConfigError>,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        let _ = errors;
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -4,6 +4,8 @@
 use http::{Request, Response};
 use kube::client::Body;
 
+use std::time::Duration;
+
 use super::*;
 use crate::decide::{Announcements, L2Claim};
 use crate::status::speaker_state;
@@ -43,6 +45,48 @@ fn respond(send: tower_test::mock::SendResponse<Response<Body>>, body: serde_jso
     );
 }
 
+/// A store holding `objects` (its writer is dropped: nothing changes it afterwards).
+fn filled<K>(objects: Vec<K>) -> Store<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+{
+    let (store, mut writer) = reflector::store();
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(o));
+    }
+    store
+}
+
+fn from_yaml<K: DeserializeOwned>(yaml: &str) -> K {
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+/// Stores with one Service `shop/web`, one Node `n1` and one pool `ferrolb-system/prod`.
+fn stores() -> Stores {
+    Stores {
+        pools: filled(vec![from_yaml(
+            "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: prod, namespace: ferrolb-system, uid: pool-uid, resourceVersion: \"7\"}\nspec: {addresses: [192.0.2.0/28]}",
+        )]),
+        l2: filled(vec![]),
+        bgp: filled(vec![]),
+        peers: filled(vec![]),
+        communities: filled(vec![]),
+        bfd: filled(vec![]),
+        services: filled(vec![from_yaml(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop, uid: web-uid, resourceVersion: \"42\"}",
+        )]),
+        slices: filled(vec![]),
+        nodes: filled(vec![from_yaml(
+            "apiVersion: v1\nkind: Node\nmetadata: {name: n1, uid: node-uid}",
+        )]),
+        namespaces: filled(vec![]),
+        secrets: filled(vec![]),
+        states: filled(vec![]),
+        pods: filled(vec![]),
+    }
+}
+
 fn source(client: Client) -> Kubernetes {
     let (_tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let recorder = Recorder::new(
@@ -57,6 +101,8 @@ fn source(client: Client) -> Kubernetes {
         node: "n1".into(),
         namespace: "ferrolb-system".into(),
         recorder,
+        stores: stores(),
+        reported: Arc::default(),
         rx,
         tasks: Vec::new(),
     }
@@ -74,13 +120,14 @@ async fn publish_applies_the_object_then_its_status() {
             services: ["default/web".to_string()].into(),
         },
     );
-    let state = speaker_state(
+    let mut state = speaker_state(
         "n1",
         "ferrolb-system",
         "eth0=192.0.2.0/24",
         &ann,
         &Default::default(),
     );
+    crate::status::owned_by_node(&mut state, Some("node-uid"));
     let verifier = tokio::spawn(async move {
         let (method, uri, body, send) = next(&mut handle).await;
         assert_eq!(method, http::Method::PATCH);
@@ -93,6 +140,12 @@ async fn publish_applies_the_object_then_its_status() {
             "eth0=192.0.2.0/24"
         );
         assert_eq!(body["spec"]["nodeName"], "n1");
+        let owner = &body["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (&owner["kind"], &owner["name"], &owner["uid"]),
+            (&"Node".into(), &"n1".into(), &"node-uid".into()),
+            "the SpeakerState goes with its Node"
+        );
         assert!(
             body.get("status").is_none(),
             "status goes to the subresource"
@@ -161,6 +214,9 @@ async fn service_event_is_created_in_the_services_namespace() {
         assert_eq!(body["note"], "announced by node n1: 192.0.2.200 on eth0");
         assert_eq!(body["regarding"]["kind"], "Service");
         assert_eq!(body["regarding"]["name"], "web");
+        // Without the UID `kubectl describe service` never shows the Event.
+        assert_eq!(body["regarding"]["uid"], "web-uid");
+        assert_eq!(body["regarding"]["resourceVersion"], "42");
         assert_eq!(body["reportingInstance"], "n1");
         respond(send, body.clone());
     });
@@ -223,4 +279,130 @@ spec: {containers: []}
     assert!(by_node["n1"].ready);
     assert_eq!(by_node["n1"].ip, Some("192.0.2.11".parse().unwrap()));
     assert!(!by_node["n2"].ready);
+}
+
+/// Answers a status apply as the API server would: with the whole object.
+fn respond_object(send: tower_test::mock::SendResponse<Response<Body>>, body: &serde_json::Value) {
+    let mut full = body.clone();
+    full["metadata"] = serde_json::json!({"name": "speaker-n1", "namespace": "ferrolb-system"});
+    full["spec"] = serde_json::json!({"component": "speaker"});
+    respond(send, full);
+}
+
+fn invalid_pool() -> ConfigError {
+    ferrolb_crds::config::ObjectRef {
+        kind: Kind::IPAddressPool,
+        namespace: "ferrolb-system".into(),
+        name: "prod".into(),
+    }
+    .error(
+        "spec.addresses[1]",
+        Some("192.0.2.x/28"),
+        "\"192.0.2.x\" is not an IP address",
+    )
+}
+
+#[tokio::test]
+async fn config_state_is_applied_with_its_status_and_an_event_once() {
+    let (client, mut handle) = mock();
+    let src = source(client);
+    let verifier = tokio::spawn(async move {
+        let (method, uri, body, send) = next(&mut handle).await;
+        assert_eq!(method, http::Method::PATCH);
+        assert_eq!(
+            uri,
+            "/apis/ferrolb.io/v1alpha1/namespaces/ferrolb-system/configurationstates/speaker-n1?&force=true&fieldManager=ferrolb-speaker"
+        );
+        assert_eq!(body["spec"]["component"], "speaker");
+        assert_eq!(body["spec"]["nodeName"], "n1");
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "node-uid");
+        respond_object(send, &body);
+        let (method, uri, body, send) = next(&mut handle).await;
+        assert_eq!(method, http::Method::PATCH);
+        assert!(
+            uri.contains("/configurationstates/speaker-n1/status?"),
+            "{uri}"
+        );
+        assert_eq!(body["status"]["result"], "Invalid");
+        assert_eq!(body["status"]["errorCount"], 1);
+        assert_eq!(body["status"]["errors"][0]["field"], "spec.addresses[1]");
+        assert!(body["status"]["lastUpdate"].is_string());
+        respond_object(send, &body);
+        let (method, uri, body, send) = next(&mut handle).await;
+        assert_eq!(method, http::Method::POST);
+        assert_eq!(
+            uri,
+            "/apis/events.k8s.io/v1/namespaces/ferrolb-system/events?"
+        );
+        assert_eq!(body["reason"], "InvalidConfiguration");
+        assert_eq!(body["type"], "Warning");
+        assert_eq!(body["regarding"]["kind"], "IPAddressPool");
+        assert_eq!(body["regarding"]["uid"], "pool-uid");
+        assert_eq!(body["reportingInstance"], "n1");
+        assert!(body["note"].as_str().unwrap().contains("spec.addresses[1]"));
+        respond(send, body.clone());
+        // The same error again: the state is re-applied, no second Event.
+        for _ in 0..2 {
+            let (method, uri, body, send) = next(&mut handle).await;
+            assert_eq!(method, http::Method::PATCH, "{uri}");
+            respond_object(send, &body);
+        }
+        // Valid again: `Valid`, no errors, no Event.
+        let (_, _, body, send) = next(&mut handle).await;
+        respond_object(send, &body);
+        let (_, _, body, send) = next(&mut handle).await;
+        assert_eq!(body["status"]["result"], "Valid");
+        assert_eq!(body["status"]["errorCount"], 0);
+        respond_object(send, &body);
+        handle
+    });
+    src.config_state(vec![invalid_pool()]).await.unwrap();
+    src.config_state(vec![invalid_pool()]).await.unwrap();
+    src.config_state(vec![]).await.unwrap();
+    let mut handle = verifier.await.unwrap();
+    drop(src);
+    assert!(handle.next_request().await.is_none(), "no further request");
+}
+
+#[test]
+fn watch_backoff_starts_small_is_capped_near_one_second_and_jitters() {
+    let mut b = WatchBackoff::default();
+    let delays: Vec<Duration> = (0..20).map(|_| b.next().unwrap()).collect();
+    let max_with_jitter = BACKOFF_MAX.mul_f64(1.0 + JITTER);
+    assert!(delays[0] >= BACKOFF_MIN && delays[0] <= BACKOFF_MIN.mul_f64(1.0 + JITTER));
+    assert!(
+        delays.iter().all(|d| *d <= max_with_jitter),
+        "a delay above {max_with_jitter:?}: {delays:?}"
+    );
+    assert!(delays[10..].iter().all(|d| *d >= BACKOFF_MAX), "{delays:?}");
+    let distinct: BTreeSet<Duration> = delays[10..].iter().copied().collect();
+    assert!(distinct.len() > 5, "no jitter: {delays:?}");
+    kube::runtime::utils::Backoff::reset(&mut b);
+    assert!(b.next().unwrap() <= BACKOFF_MIN.mul_f64(1.0 + JITTER));
+}
+
+#[test]
+fn only_410_gone_is_a_routine_watch_error() {
+    let status = |code| Box::new(kube::core::Status::failure("x", "y").with_code(code));
+    assert!(is_gone(&watcher::Error::WatchError(status(410))));
+    assert!(is_gone(&watcher::Error::WatchFailed(kube::Error::Api(
+        status(410)
+    ))));
+    assert!(!is_gone(&watcher::Error::WatchError(status(500))));
+    assert!(!is_gone(&watcher::Error::InitialListFailed(
+        kube::Error::Api(status(403))
+    )));
+    assert!(!is_gone(&watcher::Error::NoResourceVersion));
+}
+
+#[test]
+fn trim_drops_managed_fields_and_the_last_applied_copy_only() {
+    let mut svc: Service = from_yaml(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\n  annotations:\n    ferrolb.io/address-pool: prod\n    kubectl.kubernetes.io/last-applied-configuration: '{\"big\": 1}'\n  managedFields: [{manager: kubectl, operation: Apply}]\n",
+    );
+    trim(&mut svc);
+    assert!(svc.metadata.managed_fields.is_none());
+    let a = svc.metadata.annotations.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a["ferrolb.io/address-pool"], "prod");
 }
