@@ -198,3 +198,51 @@ async fn dropping_the_speaker_sends_a_cease() {
     .await;
     b.shutdown(GracefulMode::CeaseAndWithdraw).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_peer_resets_only_on_a_real_change_with_cease_6_and_keeps_routes() {
+    let a = speaker("127.0.0.1", "192.0.2.1");
+    let b = speaker("127.0.0.2", "192.0.2.2");
+    let pa = a.listen_addr().unwrap().port();
+    let pb = b.listen_addr().unwrap().port();
+    let mut passive = peer("127.0.0.1", pa, "127.0.0.2", 64513, 64512);
+    passive.passive = true;
+    b.add_peer(passive).unwrap();
+    let mut cfg = peer("127.0.0.2", pb, "127.0.0.1", 64512, 64513);
+    a.add_peer(cfg.clone()).unwrap();
+    let mut routes = RouteSet::new();
+    routes.insert("203.0.113.7/32".parse().unwrap(), RouteAttrs::default());
+    a.set_routes(PeerSelector::All, routes).unwrap();
+    wait_for(&a, ip("127.0.0.2"), "A established", |s| {
+        established(s) && s.prefixes_sent == 1
+    })
+    .await;
+    // The same settings: nothing happens.
+    assert!(!a.update_peer(cfg.clone()).unwrap());
+    // A new hold time needs a new session: Cease / Other Configuration Change, then back up
+    // with the new hold time and the routes sent again.
+    cfg.hold_time = 30;
+    cfg.keepalive = 10;
+    assert!(a.update_peer(cfg.clone()).unwrap());
+    wait_for(&b, ip("127.0.0.1"), "B sees Cease 6/6", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("NOTIFICATION 6/6 (Cease: Other Configuration Change)"))
+    })
+    .await;
+    let st = wait_for(&a, ip("127.0.0.2"), "A back with hold 30", |s| {
+        established(s) && s.negotiated.as_ref().is_some_and(|n| n.hold_time == 30)
+    })
+    .await;
+    assert_eq!(st.negotiated.unwrap().keepalive, 10);
+    wait_for(&a, ip("127.0.0.2"), "routes sent again", |s| {
+        established(s) && s.prefixes_sent == 1
+    })
+    .await;
+    // Our own configuration change is not an error.
+    assert!(a.peer_status(ip("127.0.0.2")).unwrap().errors.is_empty());
+    cfg.peer_addr = ip("127.0.0.9");
+    assert!(matches!(a.update_peer(cfg), Err(Error::UnknownPeer(_))));
+    a.shutdown(GracefulMode::CeaseAndWithdraw).await;
+    b.shutdown(GracefulMode::CeaseAndWithdraw).await;
+}
