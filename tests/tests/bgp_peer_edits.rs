@@ -8,24 +8,19 @@
 //! Also: a wrong TCP MD5 password shows in the speaker's SpeakerState `lastError`, in the
 //! errors metric, and goes away once the password is fixed.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_speaker::metrics::{Metrics, PeerErrorLabel, PeerLabel};
-use ferrolb_speaker::run::{Health, Options, run};
-use ferrolb_speaker::source::ClusterSource;
-use ferrolb_speaker::source::standalone::{Standalone, state_file};
-use ferrolb_tests::lab::TempDir;
+use ferrolb_speaker::metrics::{PeerErrorLabel, PeerLabel};
 use ferrolb_tests::peers_ferrolb::{NODE_V4, ROUTER_V4, link_lab};
 use ferrolb_tests::peers_frr::Frr;
+use ferrolb_tests::speaker_run::{RunningSpeaker, WEB_SERVICE};
 use ferrolb_tests::{Netns, require_root, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 const SERVICE_IP: &str = "203.0.113.5";
 
-const BASE: &str = "
+const PROFILES: &str = "
 apiVersion: ferrolb.io/v1alpha1
 kind: IPAddressPool
 metadata: {name: bgp-pool, namespace: ferrolb-system}
@@ -40,24 +35,7 @@ apiVersion: ferrolb.io/v1alpha1
 kind: BFDProfile
 metadata: {name: slow, namespace: ferrolb-system}
 spec: {receiveInterval: 400, transmitInterval: 400, detectMultiplier: 5}
----
-apiVersion: v1
-kind: Node
-metadata: {name: n1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec: {type: LoadBalancer, ports: [{port: 80, protocol: TCP}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-a, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-endpoints: [{addresses: [192.0.2.10], nodeName: n1}]
 ";
-
-const STATUS: &str = "generation: 1\nservices:\n  - namespace: default\n    name: web\n    ingress:\n      - ip: 203.0.113.5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n";
 
 /// FRR: dynamic neighbours from 192.0.2.0/24 in a peer group with BFD, any external AS.
 fn frr_conf(extra: &str) -> String {
@@ -73,84 +51,25 @@ fn frr_conf(extra: &str) -> String {
 const BFDD: &str = "bfd\n profile fast\n  receive-interval 300\n  transmit-interval 300\n  \
                     detect-multiplier 3\n exit\nexit\n";
 
-/// The speaker under test, on its own runtime in the node namespace; stopped on drop.
-struct RunningSpeaker {
-    dir: TempDir,
-    metrics: Metrics,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), ferrolb_speaker::Error>>>,
+fn start(n: &Netns, peer_and_ad: &str) -> RunningSpeaker {
+    RunningSpeaker::start(
+        n,
+        &[
+            ("web.yaml", WEB_SERVICE),
+            ("profiles.yaml", PROFILES),
+            ("peer.yaml", peer_and_ad),
+        ],
+    )
 }
 
-impl RunningSpeaker {
-    fn start(n: &Netns, peer_and_ad: &str) -> RunningSpeaker {
-        let dir = TempDir::new("bgp-edits");
-        std::fs::create_dir_all(dir.path().join(".ferrolb")).unwrap();
-        std::fs::write(dir.path().join(".ferrolb/status.yaml"), STATUS).unwrap();
-        let mut sp = RunningSpeaker {
-            dir,
-            metrics: Metrics::default(),
-            stop: None,
-            thread: None,
-        };
-        sp.write(peer_and_ad);
-        let metrics = sp.metrics.clone();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let manifests = sp.dir.path().to_path_buf();
-        let thread = n.spawn_thread(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let source: Arc<dyn ClusterSource> = Arc::new(
-                    Standalone::start(manifests, "n1", Duration::from_millis(100)).unwrap(),
-                );
-                let mut opts = Options::new("n1");
-                opts.poll = Duration::from_millis(100);
-                run(opts, source, metrics, Health::default(), async move {
-                    let _ = stop_rx.await;
-                })
-                .await
-            })
-        });
-        sp.stop = Some(stop_tx);
-        sp.thread = Some(thread);
-        sp
-    }
-
-    /// Replaces the peer/advertisement file (the rest stays).
-    fn write(&self, peer_and_ad: &str) {
-        let tmp = self.dir.path().join(".peer.tmp");
-        std::fs::write(self.dir.path().join("base.yaml"), BASE).unwrap();
-        std::fs::write(&tmp, peer_and_ad).unwrap();
-        std::fs::rename(&tmp, self.dir.path().join("peer.yaml")).unwrap();
-    }
-
-    fn state_path(&self) -> PathBuf {
-        state_file(self.dir.path(), "n1")
-    }
-
-    fn flaps(&self) -> u64 {
-        self.metrics
-            .session_flaps
-            .get_or_create(&PeerLabel {
-                peer: "tor".into(),
-                address: ROUTER_V4.into(),
-            })
-            .get()
-    }
-}
-
-impl Drop for RunningSpeaker {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn flaps(sp: &RunningSpeaker) -> u64 {
+    sp.metrics
+        .session_flaps
+        .get_or_create(&PeerLabel {
+            peer: "tor".into(),
+            address: ROUTER_V4.into(),
+        })
+        .get()
 }
 
 fn peer_yaml(spec_extra: &str, labels: &str, communities: &str) -> String {
@@ -214,9 +133,9 @@ fn peer_edits_touch_the_session_only_when_they_must() {
     let (r, n) = link_lab("bgpedit");
     let frr = Frr::start(&r, &frr_conf(""), Some(BFDD));
     let bfd = ", bfdProfile: fast";
-    let sp = RunningSpeaker::start(&n, &peer_yaml(bfd, "", ""));
+    let sp = start(&n, &peer_yaml(bfd, "", ""));
     wait_all_up("initial", &frr, &r, Some(3));
-    assert_eq!(sp.flaps(), 0);
+    assert_eq!(flaps(&sp), 0);
 
     // Edits that need no new session: the session stays, BFD stays or changes alone.
     let quiet = [
@@ -237,11 +156,11 @@ fn peer_edits_touch_the_session_only_when_they_must() {
         ),
     ];
     for (what, yaml, mult) in quiet {
-        sp.write(&yaml);
+        sp.write("peer.yaml", &yaml);
         wait_all_up(what, &frr, &r, mult);
         // Give a (wrong) reset time to happen before checking that none did.
         std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(sp.flaps(), 0, "{what} reset the BGP session");
+        assert_eq!(flaps(&sp), 0, "{what} reset the BGP session");
         wait_all_up(what, &frr, &r, mult);
     }
     let route = frr.route(&format!("{SERVICE_IP}/32")).to_string();
@@ -250,7 +169,7 @@ fn peer_edits_touch_the_session_only_when_they_must() {
     // resets the session on a remote AdminDown ("Cease/BFD Down"; later FRR versions do
     // not), so what we check is that no NOTIFICATION came from us and that BGP and the
     // route are back.
-    sp.write(&peer_yaml("", "", ""));
+    sp.write("peer.yaml", &peer_yaml("", "", ""));
     let off = wait_until(WAIT, POLL, || {
         frr_bfd(&frr).filter(|(s, _)| s != "up").map(|_| ())
     });
@@ -259,7 +178,7 @@ fn peer_edits_touch_the_session_only_when_they_must() {
         (frr.neighbor_state(NODE_V4) == "Established" && in_fib(&r)).then_some(())
     });
     assert!(back.is_some(), "{}", frr.vtysh(&["show bgp summary"]));
-    sp.write(&peer_yaml(bfd, "", ""));
+    sp.write("peer.yaml", &peer_yaml(bfd, "", ""));
     wait_all_up("BFD on again", &frr, &r, Some(3));
     let log = frr.log("bgpd");
     assert!(
@@ -276,17 +195,17 @@ fn peer_edits_touch_the_session_only_when_they_must() {
         "",
     )
     .replace("myASN: 64512", "myASN: 64514");
-    let base = sp.flaps();
+    let base = flaps(&sp);
     for (i, (what, yaml)) in [("hold time", hold), ("ASN", asn), ("router ID", rid)]
         .into_iter()
         .enumerate()
     {
         let i = base + i as u64;
-        sp.write(&yaml);
-        let reset = wait_until(WAIT, POLL, || (sp.flaps() > i).then_some(()));
+        sp.write("peer.yaml", &yaml);
+        let reset = wait_until(WAIT, POLL, || (flaps(&sp) > i).then_some(()));
         assert!(reset.is_some(), "{what}: no session reset");
         wait_all_up(what, &frr, &r, Some(3));
-        assert_eq!(sp.flaps(), i + 1, "{what}: more than one reset");
+        assert_eq!(flaps(&sp), i + 1, "{what}: more than one reset");
     }
     let nb = frr.neighbor(NODE_V4);
     assert_eq!(nb["remoteAs"], 64514, "{nb}");
@@ -307,7 +226,7 @@ fn md5_mismatch_is_reported_in_speaker_state_and_metrics() {
     }
     let (r, n) = link_lab("bgpmd5");
     let frr = Frr::start(&r, &frr_conf(" neighbor NODES password s3cret-key\n"), None);
-    let sp = RunningSpeaker::start(&n, &peer_yaml(", password: wrong-key", "", ""));
+    let sp = start(&n, &peer_yaml(", password: wrong-key", "", ""));
     let want = "no answer from peer; with TCP MD5 a password mismatch looks exactly like this";
     let reported = wait_until(WAIT, POLL, || {
         let text = std::fs::read_to_string(sp.state_path()).ok()?;
@@ -331,7 +250,7 @@ fn md5_mismatch_is_reported_in_speaker_state_and_metrics() {
     assert!(errors >= 1, "no_answer errors: {errors}");
     assert_ne!(frr.neighbor_state(NODE_V4), "Established");
     // The right password: the session comes up with the same peer object.
-    sp.write(&peer_yaml(", password: s3cret-key", "", ""));
+    sp.write("peer.yaml", &peer_yaml(", password: s3cret-key", "", ""));
     let up = wait_until(WAIT, POLL, || in_fib(&r).then_some(()));
     assert!(up.is_some(), "{}", frr.vtysh(&["show bgp summary"]));
 }
