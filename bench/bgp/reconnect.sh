@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CYCLES=${1:-8}
 OUTAGE=${2:-5}
-W=$(mktemp -d /tmp/flb-reconnect.XXXXXX)
+W=$(mktemp -d /tmp/flb-reconnect.XXXXXX); chmod 755 "$W"  # the FRR daemons run as frr
 TAG="flbrc$$"
 R=$TAG-r; S=$TAG-s
 PIDS=()
@@ -77,7 +77,11 @@ now_ms() { date +%s%3N; }
 
 measure() { # $1 = label, $2 = cycles, $3 = bound s -> prints one ms value per cycle
     for i in $(seq "$2"); do
-        wait_state Established 60 || { echo "$1: not Established before cycle $i" >&2; return 1; }
+        wait_state Established 60 || {
+            echo "$1: not Established before cycle $i" >&2
+            vty "show bgp summary" >&2; cat "$W"/announce.out >&2 || true
+            return 1
+        }
         sleep 16
         kill -9 "$BGPD"; wait "$BGPD" 2>/dev/null || true
         sleep "$OUTAGE"
@@ -99,7 +103,7 @@ for _ in $(seq 100); do vty "show bgp summary" >/dev/null && break; sleep 0.1; d
 echo "== ferrolb (default settings), $CYCLES cycles, outage ${OUTAGE}s" >&2
 ip netns exec $S "$ANNOUNCE" --router-id 192.0.2.10 --peer 192.0.2.1 --v4 10 --v6 0 \
     --connect-time 0 > $W/announce.out 2>&1 & SPID=$!; PIDS+=($SPID)
-FERROLB=$(measure ferrolb "$CYCLES" 60)
+FERROLB=$(measure ferrolb "$CYCLES" 60) || true
 kill "$SPID"; wait "$SPID" 2>/dev/null || true
 
 echo "== BIRD 2 (default timers), 1 cycle, bounded at 150 s" >&2
@@ -107,11 +111,11 @@ cat > $W/bird.conf <<B
 log "$W/bird.log" all;
 router id 192.0.2.10;
 protocol device {}
-protocol static s { ipv4; route 203.0.113.30/32 blackhole; }
+protocol static svc { ipv4; route 203.0.113.30/32 blackhole; }
 protocol bgp tor { local 192.0.2.10 as 64512; neighbor 192.0.2.1 as 64513; ipv4 { export all; import none; }; }
 B
 ip netns exec $S bird -f -c $W/bird.conf -s $W/bird.ctl & PIDS+=($!)
-BIRD=$(measure bird 1 150)
+BIRD=$(measure bird 1 150) || true
 
 python3 - "$FERROLB" "$BIRD" "$OUTAGE" <<'PY'
 import statistics, sys

@@ -241,7 +241,10 @@ async fn update_peer_resets_only_on_a_real_change_with_cease_6_and_keeps_routes(
     // Our own Cease for the configuration change is not counted as an error (B, in its own
     // hold-off, may drop one of our attempts: that one is).
     let errors = a.peer_status(ip("127.0.0.2")).unwrap().errors;
-    assert!(!errors.contains_key(&ErrorKind::NotificationSent), "{errors:?}");
+    assert!(
+        !errors.contains_key(&ErrorKind::NotificationSent),
+        "{errors:?}"
+    );
     cfg.peer_addr = ip("127.0.0.9");
     assert!(matches!(a.update_peer(cfg), Err(Error::UnknownPeer(_))));
     a.shutdown(GracefulMode::CeaseAndWithdraw).await;

@@ -212,8 +212,8 @@ impl Drivers {
                         }
                     }
                 }
-                Action::AddPeer(p) => self.add_or_update_peer(&p, links, false)?,
-                Action::UpdatePeer(p) => self.add_or_update_peer(&p, links, true)?,
+                Action::AddPeer(p) => self.add_or_update_peer(&p, links, false).await?,
+                Action::UpdatePeer(p) => self.add_or_update_peer(&p, links, true).await?,
                 Action::SetBfdProfile { peer, profile } => {
                     if let Some(bfd) = &self.bfd
                         && let Err(error) = bfd.set_profile(peer, bfd_profile(&profile)).await
@@ -256,9 +256,20 @@ impl Drivers {
 
     /// Adds a peer to the BGP speaker (starting the speaker first), or changes the settings
     /// of one it has (`update`: the speaker resets the session only if they differ).
-    fn add_or_update_peer(&mut self, p: &Peer, links: &[Link], update: bool) -> Result<(), Error> {
+    async fn add_or_update_peer(
+        &mut self,
+        p: &Peer,
+        links: &[Link],
+        update: bool,
+    ) -> Result<(), Error> {
         let Some(mut cfg) = peer_config(p) else {
             warn!(peer = %p.name, "dynamicASN: external is not supported by the embedded BGP speaker yet; peer skipped");
+            // A peer edited into an unsupported one must not keep its old session.
+            if let (true, Some(bgp)) = (update, &self.bgp) {
+                let _ = bgp
+                    .remove_peer(p.address, CeaseReason::peer_deconfigured())
+                    .await;
+            }
             return Ok(());
         };
         let rid = router_id(p, links, &self.node);
