@@ -75,7 +75,9 @@ wait_state() { # $1 = state, $2 = timeout s
 listening() { ip netns exec $R ss -Hltn 'sport = :179' | grep -q .; }
 now_ms() { date +%s%3N; }
 
-measure() { # $1 = label, $2 = cycles, $3 = bound s -> prints one ms value per cycle
+measure() { # $1 = label, $2 = cycles, $3 = bound s -> one ms value per cycle in $W/$1.ms
+    # (runs in this shell, not a subshell: BGPD must follow the restarted bgpd)
+    : > "$W/$1.ms"
     for i in $(seq "$2"); do
         wait_state Established 60 || {
             echo "$1: not Established before cycle $i" >&2
@@ -83,17 +85,18 @@ measure() { # $1 = label, $2 = cycles, $3 = bound s -> prints one ms value per c
             return 1
         }
         sleep 16
-        kill -9 "$BGPD"; wait "$BGPD" 2>/dev/null || true
+        kill -9 "$BGPD"; wait "$BGPD" 2>/dev/null || true  # by PID, never by name
         sleep "$OUTAGE"
         start_bgpd
         while ! listening; do sleep 0.005; done
         local t0; t0=$(now_ms)
         local end=$(( t0 + $3 * 1000 ))
         until [ "$(state)" = "Established" ]; do
-            [ "$(now_ms)" -gt "$end" ] && { echo "$1 cycle $i: not back within $3 s" >&2; echo "timeout"; break; }
+            [ "$(now_ms)" -gt "$end" ] && { echo "$1 cycle $i: not back within $3 s" >&2; echo "timeout" >> "$W/$1.ms"; break; }
             sleep 0.02
         done
-        [ "$(state)" = "Established" ] && echo $(( $(now_ms) - t0 ))
+        local t1; t1=$(now_ms)
+        [ "$(state)" = "Established" ] && echo $(( t1 - t0 )) >> "$W/$1.ms"
     done
 }
 
@@ -103,7 +106,7 @@ for _ in $(seq 100); do vty "show bgp summary" >/dev/null && break; sleep 0.1; d
 echo "== ferrolb (default settings), $CYCLES cycles, outage ${OUTAGE}s" >&2
 ip netns exec $S "$ANNOUNCE" --router-id 192.0.2.10 --peer 192.0.2.1 --v4 10 --v6 0 \
     --connect-time 0 > $W/announce.out 2>&1 & SPID=$!; PIDS+=($SPID)
-FERROLB=$(measure ferrolb "$CYCLES" 60) || true
+measure ferrolb "$CYCLES" 60 || true
 kill "$SPID"; wait "$SPID" 2>/dev/null || true
 
 echo "== BIRD 2 (default timers), 1 cycle, bounded at 150 s" >&2
@@ -115,9 +118,9 @@ protocol static svc { ipv4; route 203.0.113.30/32 blackhole; }
 protocol bgp tor { local 192.0.2.10 as 64512; neighbor 192.0.2.1 as 64513; ipv4 { export all; import none; }; }
 B
 ip netns exec $S bird -f -c $W/bird.conf -s $W/bird.ctl & PIDS+=($!)
-BIRD=$(measure bird 1 150) || true
+measure bird 1 150 || true
 
-python3 - "$FERROLB" "$BIRD" "$OUTAGE" <<'PY'
+python3 - "$(cat $W/ferrolb.ms)" "$(cat $W/bird.ms)" "$OUTAGE" <<'PY'
 import statistics, sys
 def stats(name, text):
     vals = [int(v) for v in text.split() if v.isdigit()]

@@ -21,7 +21,7 @@ pub struct PeerConfig {
     pub hold_time: u16,
     /// Keepalive interval in seconds (default 30; 0 = hold / 3).
     pub keepalive: u16,
-    /// ConnectRetry time (default 3 s): the timeout of one connection attempt, and the cap
+    /// ConnectRetry time (default 2 s): the timeout of one connection attempt, and the cap
     /// of the wait between failed attempts (which grows from 1 s, with jitter).
     pub connect_time: Duration,
     /// eBGP multihop: TTL of our packets. `None`: TTL 1 for eBGP, the system default for iBGP.

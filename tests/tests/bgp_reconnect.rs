@@ -1,6 +1,6 @@
 //! Reconnect after a router restart with default settings (issue #15): FRR's bgpd (dynamic
 //! neighbours, so only we dial) is killed by PID and started again after a long outage. The
-//! connect-retry backoff is capped at the ConnectRetry time (3 s by default), so the session
+//! connect-retry backoff is capped at the ConnectRetry time (2 s by default), so the session
 //! is back a few seconds after bgpd listens again, however long it was away; the old
 //! backoff (doubling to 60 s) waited 16-32 s at this point. The bound here is generous; the
 //! latency itself is measured in bench/bgp/reconnect.sh.

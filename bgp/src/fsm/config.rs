@@ -8,7 +8,7 @@ use crate::packet::{Capability, Family, GrFamily, Open};
 /// Default ConnectRetry time: the timeout of one connection attempt and the cap of the wait
 /// between failed attempts. Short, so that a session is back within a few seconds of its
 /// router (RFC 4271 suggests 120 s; FRR's `timers connect` and MetalLB's `connectTime` set it).
-pub const DEFAULT_CONNECT_TIME: Duration = Duration::from_secs(3);
+pub const DEFAULT_CONNECT_TIME: Duration = Duration::from_secs(2);
 
 /// Graceful restart (RFC 4724) as a restarting speaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

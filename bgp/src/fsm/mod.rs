@@ -7,7 +7,7 @@
 //!
 //! Deviations from the letter of RFC 4271, on purpose:
 //! - A refused or failed connection attempt is retried after a backoff that grows from 1 s
-//!   and is capped at the ConnectRetry time (`connect_time`, 3 s by default), with jitter
+//!   and is capped at the ConnectRetry time (`connect_time`, 2 s by default), with jitter
 //!   (each delay × [0.75, 1], RFC 4271 §10); it resets when a session reaches Established.
 //!   So a session is back within a few seconds of its router, however long the router was
 //!   away. An attempt that gets no answer is dropped after `connect_time` and a new one
