@@ -109,7 +109,7 @@ fn sent(n: &Notification) -> Option<SessionError> {
         error_code::CEASE if by_config.iter().any(|c| *c as u8 == n.subcode) => None,
         error_code::HOLD_TIMER_EXPIRED => err(
             ErrorKind::HoldTimerExpired,
-            "hold timer expired: nothing heard from the peer for the hold time".into(),
+            format!("we sent {n}: nothing heard from the peer for the hold time"),
         ),
         error_code::OPEN => {
             let mut m = format!("we rejected the peer's OPEN: {n}");

@@ -53,6 +53,10 @@ fn notifications_are_decoded_to_words() {
     .unwrap();
     assert_eq!(e.kind, ErrorKind::HoldTimerExpired);
     assert_eq!(
+        e.message,
+        "we sent NOTIFICATION 4/0 (Hold Timer Expired): nothing heard from the peer for the hold time"
+    );
+    assert_eq!(
         Notification::new(9, 9).to_string(),
         "NOTIFICATION 9/9 (Unknown Error)"
     );
