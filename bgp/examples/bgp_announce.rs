@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! bgp_announce --router-id 192.0.2.10 --peer 192.0.2.1 --local-as 64512 --peer-as 64513 \
-//!              --v4 100000 --v6 20000 --next-hop6 2001:db8::10 [--v4-base 198.18.0.0]
+//!              --v4 100000 --v6 20000 --next-hop6 2001:db8::10 [--v4-base 198.18.0.0] \
+//!              [--connect-time SECS]
 //! ```
+//! `--connect-time`: the session's ConnectRetry time (default 1; 0 = the crate's default).
 //! IPv4 routes count up from `--v4-base` (default 198.18.0.0, the RFC 2544 benchmarking
 //! range); IPv6 routes from 2001:db8:100::.
 
@@ -69,7 +71,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let speaker = BgpSpeaker::new(SpeakerConfig::new(router_id))?;
         speaker.set_routes(PeerSelector::All, routes)?;
         let mut p = PeerConfig::new(peer, local_as, peer_as);
-        p.connect_time = Duration::from_secs(1);
+        let connect: u64 = arg(&args, "--connect-time", Some(1));
+        if connect > 0 {
+            p.connect_time = Duration::from_secs(connect);
+        }
         let start = Instant::now();
         speaker.add_peer(p)?;
         let mut st = speaker.subscribe();

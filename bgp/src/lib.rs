@@ -6,15 +6,18 @@
 //! [`speaker`] (the public API: [`BgpSpeaker`]). See README.md.
 
 pub mod counters;
+pub mod diag;
 mod error;
 pub mod fsm;
 pub mod packet;
+mod peer_config;
 pub mod rib;
 mod session;
 pub mod speaker;
 mod sys;
 
 pub use counters::CountersSnapshot;
+pub use diag::{ErrorKind, SessionError};
 pub use error::Error;
 pub use fsm::State;
 pub use packet::{CeaseSubcode, Family, LargeCommunity};

@@ -28,8 +28,9 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::Error;
 use crate::counters::{Counters, CountersSnapshot};
-use crate::fsm::{Fsm, FsmConfig, GracefulRestart, Negotiated, State};
-use crate::packet::{CeaseSubcode, Family, Notification};
+use crate::fsm::{Fsm, Negotiated, State};
+use crate::packet::{CeaseSubcode, Notification};
+pub use crate::peer_config::PeerConfig;
 use crate::rib::RouteSet;
 use crate::session::{Command, PeerTask};
 
@@ -54,132 +55,6 @@ impl SpeakerConfig {
     }
 }
 
-/// One BGP neighbour.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerConfig {
-    pub peer_addr: IpAddr,
-    /// 179 unless set.
-    pub peer_port: u16,
-    pub local_asn: u32,
-    pub peer_asn: u32,
-    /// Local address to bind (and the default next hop for its family).
-    pub source_addr: Option<IpAddr>,
-    /// Proposed hold time in seconds: 0 or ≥ 3 (default 90).
-    pub hold_time: u16,
-    /// Keepalive interval in seconds (default 30; 0 = hold / 3).
-    pub keepalive: u16,
-    /// Timeout of one connection attempt (default 10 s). Between failed attempts the wait
-    /// grows from 1 s to 60 s with jitter.
-    pub connect_time: Duration,
-    /// eBGP multihop: TTL of our packets. `None`: TTL 1 for eBGP, the system default for iBGP.
-    pub ebgp_multihop: Option<u8>,
-    /// TCP MD5 signature key (RFC 2385), at most 80 bytes.
-    pub md5_password: Option<String>,
-    /// Advertise graceful restart (restarting speaker: F bit set, End-of-RIB after the dump).
-    pub graceful_restart: bool,
-    /// Restart time advertised with graceful restart (default 120 s).
-    pub restart_time: u16,
-    pub families: Vec<Family>,
-    /// Never connect out; wait for the peer (needs [`SpeakerConfig::listen`]).
-    pub passive: bool,
-    /// Offer RFC 8654 extended messages (UPDATEs up to 65535 bytes when both sides agree).
-    pub extended_messages: bool,
-}
-
-impl PeerConfig {
-    pub fn new(peer_addr: IpAddr, local_asn: u32, peer_asn: u32) -> Self {
-        PeerConfig {
-            peer_addr,
-            peer_port: 179,
-            local_asn,
-            peer_asn,
-            source_addr: None,
-            hold_time: 90,
-            keepalive: 30,
-            connect_time: Duration::from_secs(10),
-            ebgp_multihop: None,
-            md5_password: None,
-            graceful_restart: false,
-            restart_time: 120,
-            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
-            passive: false,
-            extended_messages: false,
-        }
-    }
-
-    pub(crate) fn ttl(&self) -> Option<u8> {
-        match self.ebgp_multihop {
-            Some(t) => Some(t),
-            None if self.local_asn != self.peer_asn => Some(1),
-            None => None,
-        }
-    }
-
-    /// Checks the fields; errors name the peer and the field.
-    pub fn validate(&self) -> Result<(), Error> {
-        let bad = |field: &'static str, reason: &str| Error::InvalidPeer {
-            peer: self.peer_addr,
-            field,
-            reason: reason.to_string(),
-        };
-        if self.hold_time == 1 || self.hold_time == 2 {
-            return Err(bad("holdTime", "must be 0 or at least 3 seconds"));
-        }
-        if self.hold_time > 0 && self.keepalive > self.hold_time {
-            return Err(bad("keepaliveTime", "must not exceed the hold time"));
-        }
-        if self.peer_port == 0 {
-            return Err(bad("peerPort", "must not be 0"));
-        }
-        if self.local_asn == 0 || self.peer_asn == 0 {
-            return Err(bad("ASN", "0 is reserved"));
-        }
-        if self.families.is_empty() {
-            return Err(bad("families", "at least one address family is needed"));
-        }
-        if self.ebgp_multihop == Some(0) {
-            return Err(bad("ebgpMultiHop", "TTL must be at least 1"));
-        }
-        if self.restart_time > 4095 {
-            return Err(bad("restartTime", "at most 4095 seconds"));
-        }
-        if let Some(pw) = &self.md5_password
-            && (pw.is_empty() || pw.len() > crate::sys::MD5_MAX_KEY)
-        {
-            return Err(bad("password", "must be 1 to 80 bytes"));
-        }
-        if let Some(src) = self.source_addr
-            && src.is_ipv4() != self.peer_addr.is_ipv4()
-        {
-            return Err(bad("sourceAddress", "must be of the peer address's family"));
-        }
-        if self.connect_time.is_zero() {
-            return Err(bad("connectTime", "must be positive"));
-        }
-        Ok(())
-    }
-
-    fn fsm_config(&self, router_id: Ipv4Addr) -> FsmConfig {
-        let mut c = FsmConfig::new(self.local_asn, self.peer_asn, router_id);
-        c.hold_time = self.hold_time;
-        c.keepalive = self.keepalive;
-        c.connect_time = self.connect_time;
-        c.passive = self.passive;
-        c.extended_messages = self.extended_messages;
-        c.families = self.families.clone();
-        c.graceful_restart = self.graceful_restart.then_some(GracefulRestart {
-            restart_time: self.restart_time,
-        });
-        // Different peers get different jitter sequences.
-        c.jitter_seed = match self.peer_addr {
-            IpAddr::V4(a) => u32::from(a) as u64,
-            IpAddr::V6(a) => u128::from(a) as u64,
-        } ^ 0x9e37_79b9_7f4a_7c15
-            ^ std::process::id() as u64;
-        c
-    }
-}
-
 /// What one peer looks like now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerStatus {
@@ -194,6 +69,8 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Desired routes not sent for want of a next hop of their family.
     pub unresolved_next_hop: usize,
+    /// Errors so far, by kind (failed attempts, NOTIFICATIONs, lost connections).
+    pub errors: BTreeMap<crate::ErrorKind, u64>,
     /// What the OPENs agreed on (peer router id, hold time, families), while Established.
     pub negotiated: Option<Negotiated>,
 }
@@ -207,6 +84,7 @@ impl Default for PeerStatus {
             flaps: 0,
             last_error: None,
             unresolved_next_hop: 0,
+            errors: BTreeMap::new(),
             negotiated: None,
         }
     }
@@ -299,6 +177,8 @@ pub enum GracefulMode {
 }
 
 struct PeerHandle {
+    /// What the peer runs with now.
+    cfg: PeerConfig,
     cmds: mpsc::UnboundedSender<Command>,
     routes: watch::Sender<Arc<RouteSet>>,
     own_routes: bool,
@@ -409,7 +289,7 @@ impl BgpSpeaker {
         let span = info_span!("peer", addr = %cfg.peer_addr, asn = cfg.peer_asn);
         let addr = cfg.peer_addr;
         let task = PeerTask::new(
-            cfg,
+            cfg.clone(),
             fsm,
             rrx,
             crx,
@@ -423,6 +303,7 @@ impl BgpSpeaker {
         peers.insert(
             addr,
             PeerHandle {
+                cfg,
                 cmds: ctx,
                 routes: rtx,
                 own_routes: false,
@@ -430,6 +311,43 @@ impl BgpSpeaker {
             },
         );
         Ok(())
+    }
+
+    /// Changes the settings of a peer. Nothing happens when they are the same; otherwise a
+    /// session that is up (or being opened) ends with Cease / Other Configuration Change
+    /// (RFC 4486) and reconnects with the new settings after the idle hold-off; a peer that
+    /// is only trying to connect starts over at once. Routes set for the peer are kept and
+    /// sent again on the new session. Returns whether anything changed. The address cannot
+    /// change (it names the peer): remove the peer and add the new one.
+    pub fn update_peer(&self, cfg: PeerConfig) -> Result<bool, Error> {
+        cfg.validate()?;
+        let mut peers = self.inner.peers.lock().expect("peers lock");
+        let h = peers
+            .get_mut(&cfg.peer_addr)
+            .ok_or(Error::UnknownPeer(cfg.peer_addr))?;
+        if h.cfg == cfg {
+            return Ok(false);
+        }
+        if let Some(fd) = self.inner.listener_fd
+            && h.cfg.md5_password != cfg.md5_password
+        {
+            let key = cfg.md5_password.as_deref().unwrap_or_default();
+            crate::sys::set_tcp_md5(fd, cfg.peer_addr, key.as_bytes()).map_err(|source| {
+                Error::Md5 {
+                    peer: cfg.peer_addr,
+                    source,
+                }
+            })?;
+        }
+        let fsm = Box::new(cfg.fsm_config(self.inner.cfg.router_id));
+        h.cmds
+            .send(Command::Reconfigure {
+                cfg: Box::new(cfg.clone()),
+                fsm,
+            })
+            .map_err(|_| Error::Closed)?;
+        h.cfg = cfg;
+        Ok(true)
     }
 
     /// Removes a peer: sends the Cease (the peer drops our routes) and forgets it.

@@ -49,12 +49,9 @@ async fn wait_for(
     r.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", s.peer_status(peer)))
 }
 
-fn established(st: &PeerStatus) -> bool {
-    st.state == State::Established
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passive_peer_accepts_reset_and_removal_carry_reasons() {
+/// A (127.0.0.1, AS 64512) and B (127.0.0.2, AS 64513, passive towards A, already added);
+/// returns A's config for B, not added yet.
+fn active_and_passive() -> (BgpSpeaker, BgpSpeaker, PeerConfig) {
     let a = speaker("127.0.0.1", "192.0.2.1");
     let b = speaker("127.0.0.2", "192.0.2.2");
     let pa = a.listen_addr().unwrap().port();
@@ -62,8 +59,17 @@ async fn passive_peer_accepts_reset_and_removal_carry_reasons() {
     let mut passive = peer("127.0.0.1", pa, "127.0.0.2", 64513, 64512);
     passive.passive = true;
     b.add_peer(passive).unwrap();
-    a.add_peer(peer("127.0.0.2", pb, "127.0.0.1", 64512, 64513))
-        .unwrap();
+    (a, b, peer("127.0.0.2", pb, "127.0.0.1", 64512, 64513))
+}
+
+fn established(st: &PeerStatus) -> bool {
+    st.state == State::Established
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_peer_accepts_reset_and_removal_carry_reasons() {
+    let (a, b, cfg) = active_and_passive();
+    a.add_peer(cfg).unwrap();
     let st = wait_for(&a, ip("127.0.0.2"), "A established", established).await;
     let neg = st.negotiated.expect("negotiated while Established");
     assert_eq!(
@@ -196,5 +202,51 @@ async fn dropping_the_speaker_sends_a_cease() {
             .is_some_and(|e| e.contains("speaker stopped"))
     })
     .await;
+    b.shutdown(GracefulMode::CeaseAndWithdraw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_peer_resets_only_on_a_real_change_with_cease_6_and_keeps_routes() {
+    let (a, b, mut cfg) = active_and_passive();
+    a.add_peer(cfg.clone()).unwrap();
+    let mut routes = RouteSet::new();
+    routes.insert("203.0.113.7/32".parse().unwrap(), RouteAttrs::default());
+    a.set_routes(PeerSelector::All, routes).unwrap();
+    wait_for(&a, ip("127.0.0.2"), "A established", |s| {
+        established(s) && s.prefixes_sent == 1
+    })
+    .await;
+    // The same settings: nothing happens.
+    assert!(!a.update_peer(cfg.clone()).unwrap());
+    // A new hold time needs a new session: Cease / Other Configuration Change, then back up
+    // with the new hold time and the routes sent again.
+    cfg.hold_time = 30;
+    cfg.keepalive = 10;
+    assert!(a.update_peer(cfg.clone()).unwrap());
+    wait_for(&b, ip("127.0.0.1"), "B sees Cease 6/6", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("NOTIFICATION 6/6 (Cease: Other Configuration Change)"))
+    })
+    .await;
+    let st = wait_for(&a, ip("127.0.0.2"), "A back with hold 30", |s| {
+        established(s) && s.negotiated.as_ref().is_some_and(|n| n.hold_time == 30)
+    })
+    .await;
+    assert_eq!(st.negotiated.unwrap().keepalive, 10);
+    wait_for(&a, ip("127.0.0.2"), "routes sent again", |s| {
+        established(s) && s.prefixes_sent == 1
+    })
+    .await;
+    // Our own Cease for the configuration change is not counted as an error (B, in its own
+    // hold-off, may drop one of our attempts: that one is).
+    let errors = a.peer_status(ip("127.0.0.2")).unwrap().errors;
+    assert!(
+        !errors.contains_key(&ErrorKind::NotificationSent),
+        "{errors:?}"
+    );
+    cfg.peer_addr = ip("127.0.0.9");
+    assert!(matches!(a.update_peer(cfg), Err(Error::UnknownPeer(_))));
+    a.shutdown(GracefulMode::CeaseAndWithdraw).await;
     b.shutdown(GracefulMode::CeaseAndWithdraw).await;
 }

@@ -32,6 +32,8 @@ pub struct Drivers {
     pub bfd: Option<BfdManager>,
     /// Peers with graceful restart (kept on shutdown), by address.
     graceful: BTreeMap<IpAddr, bool>,
+    /// This node's name (for its derived router ID).
+    node: String,
 }
 
 /// The interfaces as the L2 responder last polled them.
@@ -129,8 +131,30 @@ pub fn local_address_for(links: &[Link], peer: IpAddr) -> Option<IpAddr> {
         .map(|n| n.addr())
 }
 
-/// Router ID: the peer's `routerID`, else the first IPv4 address of a usable link.
-pub fn router_id(p: &Peer, links: &[Link]) -> Ipv4Addr {
+/// Router IDs derived from node names fall in this block (100.64.0.0/10, RFC 6598 shared
+/// address space: 4,194,304 IDs, never a class D/E value a router would reject).
+pub const DERIVED_ROUTER_ID_BLOCK: (Ipv4Addr, u8) = (Ipv4Addr::new(100, 64, 0, 0), 10);
+
+/// Router ID for a node without an IPv4 address: a stable hash (FNV-1a, 32 bits) of the node
+/// name mapped into [`DERIVED_ROUTER_ID_BLOCK`], so that every IPv6-only node has its own,
+/// the same across restarts. Two names can still collide (about 1 in 4 million per pair);
+/// set `routerID` on the BGPPeer where that matters.
+pub fn derived_router_id(node: &str) -> Ipv4Addr {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in node.as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let (base, len) = DERIVED_ROUTER_ID_BLOCK;
+    let host_bits = 32 - u32::from(len);
+    // Skip the block's first address (network) and keep clear of its last.
+    let host = 1 + h % ((1u32 << host_bits) - 2);
+    Ipv4Addr::from(u32::from(base) | host)
+}
+
+/// Router ID: the peer's `routerID`, else the first IPv4 address of a usable link, else one
+/// derived from the node name ([`derived_router_id`]).
+pub fn router_id(p: &Peer, links: &[Link], node: &str) -> Ipv4Addr {
     p.router_id
         .or_else(|| {
             links
@@ -142,16 +166,17 @@ pub fn router_id(p: &Peer, links: &[Link]) -> Ipv4Addr {
                     IpAddr::V6(_) => None,
                 })
         })
-        .unwrap_or(Ipv4Addr::new(192, 0, 2, 254))
+        .unwrap_or_else(|| derived_router_id(node))
 }
 
 impl Drivers {
-    pub fn new(l2: L2Handle) -> Drivers {
+    pub fn new(l2: L2Handle, node: &str) -> Drivers {
         Drivers {
             l2,
             bgp: None,
             bfd: None,
             graceful: BTreeMap::new(),
+            node: node.to_string(),
         }
     }
 
@@ -187,24 +212,13 @@ impl Drivers {
                         }
                     }
                 }
-                Action::AddPeer(p) => {
-                    let Some(cfg) = peer_config(&p) else {
-                        warn!(peer = %p.name, "dynamicASN: external is not supported by the embedded BGP speaker yet; peer skipped");
-                        continue;
-                    };
-                    if self.bgp.is_none() {
-                        let rid = router_id(&p, links);
-                        info!(router_id = %rid, "starting the BGP speaker");
-                        self.bgp = Some(
-                            BgpSpeaker::new(ferrolb_bgp::SpeakerConfig::new(rid))
-                                .map_err(Error::Bgp)?,
-                        );
-                    }
-                    let bgp = self.bgp.as_ref().expect("started above");
-                    info!(peer = %p.name, addr = %p.address, "adding BGP peer");
-                    self.graceful.insert(p.address, p.graceful_restart);
-                    if let Err(error) = bgp.add_peer(cfg) {
-                        warn!(peer = %p.name, %error, "failed to add BGP peer");
+                Action::AddPeer(p) => self.add_or_update_peer(&p, links, false).await?,
+                Action::UpdatePeer(p) => self.add_or_update_peer(&p, links, true).await?,
+                Action::SetBfdProfile { peer, profile } => {
+                    if let Some(bfd) = &self.bfd
+                        && let Err(error) = bfd.set_profile(peer, bfd_profile(&profile)).await
+                    {
+                        warn!(%peer, %error, "failed to change the BFD timers");
                     }
                 }
                 Action::AddBfd { peer, profile } => {
@@ -236,6 +250,50 @@ impl Drivers {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Adds a peer to the BGP speaker (starting the speaker first), or changes the settings
+    /// of one it has (`update`: the speaker resets the session only if they differ).
+    async fn add_or_update_peer(
+        &mut self,
+        p: &Peer,
+        links: &[Link],
+        update: bool,
+    ) -> Result<(), Error> {
+        let Some(mut cfg) = peer_config(p) else {
+            warn!(peer = %p.name, "dynamicASN: external is not supported by the embedded BGP speaker yet; peer skipped");
+            // A peer edited into an unsupported one must not keep its old session.
+            if let (true, Some(bgp)) = (update, &self.bgp) {
+                let _ = bgp
+                    .remove_peer(p.address, CeaseReason::peer_deconfigured())
+                    .await;
+            }
+            return Ok(());
+        };
+        let rid = router_id(p, links, &self.node);
+        cfg.router_id = Some(rid);
+        if self.bgp.is_none() {
+            info!(router_id = %rid, "starting the BGP speaker");
+            let speaker =
+                BgpSpeaker::new(ferrolb_bgp::SpeakerConfig::new(rid)).map_err(Error::Bgp)?;
+            self.bgp = Some(speaker);
+        }
+        let bgp = self.bgp.as_ref().expect("started above");
+        self.graceful.insert(p.address, p.graceful_restart);
+        let result = if update {
+            info!(peer = %p.name, addr = %p.address, %rid, "changing BGP peer settings");
+            match bgp.update_peer(cfg.clone()) {
+                Err(ferrolb_bgp::Error::UnknownPeer(_)) => bgp.add_peer(cfg),
+                other => other.map(|_| ()),
+            }
+        } else {
+            info!(peer = %p.name, addr = %p.address, %rid, "adding BGP peer");
+            bgp.add_peer(cfg)
+        };
+        if let Err(error) = result {
+            warn!(peer = %p.name, %error, "failed to configure BGP peer");
         }
         Ok(())
     }
@@ -344,7 +402,7 @@ mod tests {
         let yaml = "apiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: p, namespace: ferrolb-system}\nspec: {myASN: 64513, dynamicASN: internal, peerAddress: 192.0.2.1, holdTime: 9s, connectTime: 1s, password: s3cret}\n";
         let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
         let p = ferrolb_crds::from_resources(&loaded.resources).config.peers["p"].clone();
-        assert_eq!(router_id(&p, &links), Ipv4Addr::new(192, 0, 2, 11));
+        assert_eq!(router_id(&p, &links, "n1"), Ipv4Addr::new(192, 0, 2, 11));
         let c = peer_config(&p).unwrap();
         assert_eq!((c.local_asn, c.peer_asn, c.hold_time), (64513, 64513, 9));
         assert_eq!(c.md5_password.as_deref(), Some("s3cret"));

@@ -20,6 +20,14 @@ pub struct PeerLabel {
     pub address: String,
 }
 
+/// `peer` and `kind` labels of the BGP session errors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerErrorLabel {
+    pub peer: String,
+    pub address: String,
+    pub kind: String,
+}
+
 /// `kind` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -39,6 +47,9 @@ pub struct Metrics {
     pub session_up: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_bgp_session_flaps_total{peer,address}`.
     pub session_flaps: Family<PeerLabel, Counter>,
+    /// `ferrolb_speaker_bgp_session_errors_total{peer,address,kind}`: failed connection
+    /// attempts, NOTIFICATIONs and lost connections, by kind (`ferrolb_bgp::ErrorKind`).
+    pub session_errors: Family<PeerErrorLabel, Counter>,
     /// `ferrolb_speaker_bgp_prefixes_advertised{peer,address}`.
     pub prefixes: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_l2_owned_ips`.
@@ -63,6 +74,7 @@ pub struct Metrics {
 #[derive(Debug, Default)]
 struct Last {
     flaps: BTreeMap<IpAddr, u64>,
+    errors: BTreeMap<(IpAddr, ferrolb_bgp::ErrorKind), u64>,
     replies: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
     conflicts: u64,
@@ -82,6 +94,11 @@ impl Metrics {
             "bgp_session_flaps",
             "Established BGP sessions that went down",
             self.session_flaps.clone(),
+        );
+        r.register(
+            "bgp_session_errors",
+            "BGP session errors (failed attempts, NOTIFICATIONs, lost connections) by kind",
+            self.session_errors.clone(),
         );
         r.register(
             "bgp_prefixes_advertised",
@@ -152,6 +169,16 @@ impl Metrics {
             self.session_flaps
                 .get_or_create(&label)
                 .inc_by(s.flaps.saturating_sub(prev));
+            for (kind, n) in &s.errors {
+                let prev = last.errors.insert((*addr, *kind), *n).unwrap_or(0);
+                self.session_errors
+                    .get_or_create(&PeerErrorLabel {
+                        peer: label.peer.clone(),
+                        address: label.address.clone(),
+                        kind: kind.as_str().to_string(),
+                    })
+                    .inc_by(n.saturating_sub(prev));
+            }
         }
     }
 
@@ -203,6 +230,7 @@ mod tests {
         let names = BTreeMap::from([(addr, "tor".to_string())]);
         let st = PeerStatus {
             flaps: 3,
+            errors: BTreeMap::from([(ferrolb_bgp::ErrorKind::NoAnswer, 4)]),
             ..Default::default()
         };
         m.observe_bgp(&names, &BTreeMap::from([(addr, st.clone())]));
@@ -221,6 +249,12 @@ mod tests {
         assert!(
             text.contains(
                 "ferrolb_speaker_bgp_session_flaps_total{peer=\"tor\",address=\"192.0.2.1\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "ferrolb_speaker_bgp_session_errors_total{peer=\"tor\",address=\"192.0.2.1\",kind=\"no_answer\"} 4"
             ),
             "{text}"
         );

@@ -22,8 +22,13 @@ pub enum Action {
     RemovePeer { peer: IpAddr },
     /// Add a BGP peer.
     AddPeer(Box<Peer>),
+    /// Change the session settings of a BGP peer: its session is reset (Cease / Other
+    /// Configuration Change) and reconnects after the idle hold-off.
+    UpdatePeer(Box<Peer>),
     /// Start a BFD session to a peer.
     AddBfd { peer: IpAddr, profile: Bfd },
+    /// Change the timers of a running BFD session in place (no flap, no BGP reset).
+    SetBfdProfile { peer: IpAddr, profile: Bfd },
     /// Replace the routes advertised to a peer.
     SetRoutes {
         peer: IpAddr,
@@ -58,9 +63,25 @@ impl Applied {
     }
 }
 
+/// Whether going from `old` to `new` needs a new BGP session. Everything the session is
+/// built from does (ASNs, port, source address, router ID, timers, password, multihop,
+/// graceful restart, families); the object's name, its node selectors (already applied: the
+/// peer is in both states) and its BFD profile (BFD runs beside the session) do not. A field
+/// added to [`Peer`] later counts as a session field until it is listed here.
+pub fn needs_new_session(old: &Peer, new: &Peer) -> bool {
+    let mut new = new.clone();
+    new.name.clone_from(&old.name);
+    new.namespace.clone_from(&old.namespace);
+    new.node_selectors.clone_from(&old.node_selectors);
+    new.bfd.clone_from(&old.bfd);
+    *old != new
+}
+
 /// The changes that take `applied` to `desired`, in a safe order: L2 first (one call per
-/// interface whose set changed), then BFD/BGP removals, additions, and route sets of peers
-/// whose routes changed (a re-added peer always gets its routes).
+/// interface whose set changed), then BFD/BGP removals, changes of kept peers (a session
+/// reset only when [`needs_new_session`]; BFD added, removed or retimed on its own),
+/// additions, and route sets of peers whose routes changed (a new peer always gets its
+/// routes; a reset peer keeps them in the speaker and gets them on its new session).
 pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
     let want = Applied::from_desired(desired);
     let mut out = Vec::new();
@@ -77,23 +98,36 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
         }
     }
 
-    let mut readd = BTreeSet::new();
     for (addr, old) in &applied.peers {
-        match want.peers.get(addr) {
-            Some(new) if new == old => {}
-            other => {
-                if old.bfd.is_some() {
-                    out.push(Action::RemoveBfd { peer: *addr });
-                }
-                out.push(Action::RemovePeer { peer: *addr });
-                if other.is_some() {
-                    readd.insert(*addr);
-                }
+        if !want.peers.contains_key(addr) {
+            if old.bfd.is_some() {
+                out.push(Action::RemoveBfd { peer: *addr });
             }
+            out.push(Action::RemovePeer { peer: *addr });
         }
     }
     for (addr, new) in &want.peers {
-        if readd.contains(addr) || !applied.peers.contains_key(addr) {
+        let Some(old) = applied.peers.get(addr) else {
+            continue;
+        };
+        if needs_new_session(old, new) {
+            out.push(Action::UpdatePeer(Box::new(new.clone())));
+        }
+        match (&old.bfd, &new.bfd) {
+            (Some(_), None) => out.push(Action::RemoveBfd { peer: *addr }),
+            (None, Some(b)) => out.push(Action::AddBfd {
+                peer: *addr,
+                profile: b.clone(),
+            }),
+            (Some(a), Some(b)) if a != b => out.push(Action::SetBfdProfile {
+                peer: *addr,
+                profile: b.clone(),
+            }),
+            _ => {}
+        }
+    }
+    for (addr, new) in &want.peers {
+        if !applied.peers.contains_key(addr) {
             out.push(Action::AddPeer(Box::new(new.clone())));
             if let Some(b) = &new.bfd {
                 out.push(Action::AddBfd {
@@ -104,7 +138,7 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
         }
     }
     for (addr, routes) in &want.routes {
-        let fresh = readd.contains(addr) || !applied.peers.contains_key(addr);
+        let fresh = !applied.peers.contains_key(addr);
         if fresh || applied.routes.get(addr) != Some(routes) {
             out.push(Action::SetRoutes {
                 peer: *addr,
@@ -188,14 +222,13 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_peer_is_replaced_and_gets_its_routes_again() {
+    fn a_session_field_change_updates_the_peer_in_place_and_keeps_its_routes() {
         let old = announcements(&[], &["203.0.113.1/32"]);
         let mut new = old.clone();
         new.peers.get_mut("p").unwrap().hold_time = std::time::Duration::from_secs(30);
         let actions = plan(&Applied::from_desired(&old), &new);
-        assert!(matches!(actions[0], Action::RemovePeer { .. }));
-        assert!(matches!(actions[1], Action::AddPeer(_)));
-        assert!(matches!(actions[2], Action::SetRoutes { .. }));
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert!(matches!(&actions[0], Action::UpdatePeer(p) if p.hold_time.as_secs() == 30));
         // A removed peer is only removed.
         let mut gone = old.clone();
         gone.peers.clear();

@@ -102,7 +102,7 @@ pub async fn run(
     let me = opts.node.clone();
     let (l2, mut l2_events_rx) =
         ferrolb_arp::L2Responder::start(opts.arp.clone()).map_err(Error::L2)?;
-    let mut drivers = Drivers::new(l2.clone());
+    let mut drivers = Drivers::new(l2.clone(), &me);
     // The responder polls the interfaces on its own task: wait (bounded) for its first poll,
     // so that the first decision and the BGP router ID see this node's links.
     for _ in 0..40 {

@@ -14,6 +14,7 @@ pub mod peers_bird;
 pub mod peers_ferrolb;
 pub mod peers_frr;
 pub mod peers_gobgp;
+pub mod speaker_run;
 mod sys;
 
 pub use netns::{Netns, Proc, require_root, run, veth, wait_until};

@@ -2,17 +2,13 @@
 //! when BFD fails (bfdd killed: no AdminDown, path silent) the speaker resets the BGP session
 //! at once, though TCP and keepalives are still fine.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_speaker::metrics::{Metrics, PeerLabel};
-use ferrolb_speaker::run::{Health, Options, run};
-use ferrolb_speaker::source::ClusterSource;
-use ferrolb_speaker::source::standalone::Standalone;
+use ferrolb_speaker::metrics::PeerLabel;
 use ferrolb_tests::bfd_peers::FrrBfdd;
-use ferrolb_tests::lab::TempDir;
 use ferrolb_tests::peers_ferrolb::{NODE_V4, ROUTER_V4, gobgp_router_toml, link_lab};
 use ferrolb_tests::peers_gobgp::Gobgp;
+use ferrolb_tests::speaker_run::{RunningSpeaker, WEB_SERVICE};
 use ferrolb_tests::{require_root, run as run_cmd, wait_until};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -38,24 +34,7 @@ apiVersion: ferrolb.io/v1alpha1
 kind: BGPPeer
 metadata: {name: tor, namespace: ferrolb-system}
 spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, holdTime: 30s, connectTime: 1s, bfdProfile: fast}
----
-apiVersion: v1
-kind: Node
-metadata: {name: n1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec: {type: LoadBalancer, ports: [{port: 80, protocol: TCP}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-a, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-endpoints: [{addresses: [192.0.2.10], nodeName: n1}]
 ";
-
-const STATUS: &str = "generation: 1\nservices:\n  - namespace: default\n    name: web\n    ingress:\n      - ip: 203.0.113.5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n";
 
 #[test]
 fn bfd_failure_resets_the_bgp_session() {
@@ -70,32 +49,8 @@ fn bfd_failure_resets_the_bgp_session() {
             "bfd\n peer {NODE_V4} interface eth0\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n exit\nexit\n"
         ),
     );
-    let dir = TempDir::new("spk-bfd");
-    std::fs::create_dir_all(dir.path().join(".ferrolb")).unwrap();
-    std::fs::write(dir.path().join("all.yaml"), MANIFESTS).unwrap();
-    std::fs::write(dir.path().join(".ferrolb/status.yaml"), STATUS).unwrap();
-
-    let metrics = Metrics::default();
-    let seen = metrics.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let manifests = dir.path().to_path_buf();
-    let speaker = n.spawn_thread(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let source: Arc<dyn ClusterSource> =
-                Arc::new(Standalone::start(manifests, "n1", Default::default()).unwrap());
-            let mut opts = Options::new("n1");
-            opts.poll = Duration::from_millis(100);
-            run(opts, source, metrics, Health::default(), async move {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    });
+    let speaker = RunningSpeaker::start(&n, &[("all.yaml", MANIFESTS), ("web.yaml", WEB_SERVICE)]);
+    let seen = speaker.metrics.clone();
 
     assert!(
         wait_until(WAIT, POLL, || gobgp
@@ -144,10 +99,6 @@ fn bfd_failure_resets_the_bgp_session() {
         "route not announced again after the reset"
     );
 
-    stop_tx.send(()).unwrap();
-    speaker
-        .join()
-        .expect("speaker thread")
-        .expect("speaker run");
+    speaker.stop().expect("speaker run");
     drop(frr);
 }

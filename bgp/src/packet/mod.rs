@@ -25,7 +25,7 @@ mod open;
 mod update;
 
 pub use error::DecodeError;
-pub use notification::{CeaseSubcode, Notification, error_code};
+pub use notification::{CeaseSubcode, Notification, error_code, error_names};
 pub use open::{Capability, GrFamily, Open};
 pub use update::{
     AsSegment, AttrValue, LargeCommunity, MpReach, MpUnreach, PathAttr, Update, attr_flags,

@@ -113,9 +113,100 @@ impl Notification {
     }
 }
 
+/// The words for an error code and subcode (RFC 4271 §4.5, RFC 4486, RFC 6608, RFC 7313,
+/// RFC 8203 and the IANA "BGP Error (Notification) Codes" registry).
+pub fn error_names(code: u8, subcode: u8) -> (&'static str, Option<&'static str>) {
+    let sub = |names: &[&'static str]| {
+        names
+            .get(usize::from(subcode))
+            .copied()
+            .filter(|n| !n.is_empty())
+    };
+    match code {
+        1 => (
+            "Message Header Error",
+            sub(&[
+                "",
+                "Connection Not Synchronized",
+                "Bad Message Length",
+                "Bad Message Type",
+            ]),
+        ),
+        2 => (
+            "OPEN Message Error",
+            sub(&[
+                "",
+                "Unsupported Version Number",
+                "Bad Peer AS",
+                "Bad BGP Identifier",
+                "Unsupported Optional Parameter",
+                "",
+                "Unacceptable Hold Time",
+                "Unsupported Capability",
+                "",
+                "",
+                "",
+                "Role Mismatch",
+            ]),
+        ),
+        3 => (
+            "UPDATE Message Error",
+            sub(&[
+                "",
+                "Malformed Attribute List",
+                "Unrecognized Well-known Attribute",
+                "Missing Well-known Attribute",
+                "Attribute Flags Error",
+                "Attribute Length Error",
+                "Invalid ORIGIN Attribute",
+                "",
+                "Invalid NEXT_HOP Attribute",
+                "Optional Attribute Error",
+                "Invalid Network Field",
+                "Malformed AS_PATH",
+            ]),
+        ),
+        4 => ("Hold Timer Expired", None),
+        5 => (
+            "Finite State Machine Error",
+            sub(&[
+                "",
+                "Unexpected Message in OpenSent",
+                "Unexpected Message in OpenConfirm",
+                "Unexpected Message in Established",
+            ]),
+        ),
+        6 => (
+            "Cease",
+            sub(&[
+                "",
+                "Maximum Number of Prefixes Reached",
+                "Administrative Shutdown",
+                "Peer De-configured",
+                "Administrative Reset",
+                "Connection Rejected",
+                "Other Configuration Change",
+                "Connection Collision Resolution",
+                "Out of Resources",
+                "Hard Reset",
+                "BFD Down",
+            ]),
+        ),
+        7 => (
+            "ROUTE-REFRESH Message Error",
+            sub(&["", "Invalid Message Length"]),
+        ),
+        _ => ("Unknown Error", None),
+    }
+}
+
 impl std::fmt::Display for Notification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "NOTIFICATION {}/{}", self.code, self.subcode)?;
+        match error_names(self.code, self.subcode) {
+            (code, Some(sub)) => write!(f, " ({code}: {sub})")?,
+            (code, None) => write!(f, " ({code})")?,
+        }
         if let Some(m) = self.shutdown_message() {
             write!(f, " {m:?}")?;
         }

@@ -6,25 +6,29 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+mod sock;
+
+use sock::{canonical, close, connect, read_frame, read_one, send_and_close};
+
 use crate::counters::Counters;
+use crate::diag::{LOG_REPEAT, LogLimiter};
 use crate::fsm::{
     CollisionWinner, DownReason, Fsm, Input, Negotiated, Output, State, Timer, collision_cease,
     resolve_collision,
 };
-use crate::packet::{Cxt, DecodeError, Message, Notification, Update, frame_len, msg_type};
+use crate::packet::{Cxt, DecodeError, Message, Notification, Update, msg_type};
 use crate::rib::{AdjRibOut, RouteSet, SessionInfo};
 use crate::speaker::{PeerConfig, PeerStatus, StatusBoard};
 
@@ -40,6 +44,11 @@ pub(crate) enum Command {
         notification: Notification,
         withdraw: bool,
         done: oneshot::Sender<()>,
+    },
+    /// New session settings (a configuration change): the FSM decides what to reset.
+    Reconfigure {
+        cfg: Box<PeerConfig>,
+        fsm: Box<crate::fsm::FsmConfig>,
     },
     /// Stop for good without a NOTIFICATION, so a graceful-restart helper keeps our routes.
     CloseForRestart {
@@ -89,6 +98,7 @@ pub(crate) struct PeerTask {
     io_failed: bool,
     /// The speaker dropped the route channel; only the command channel ends the task.
     routes_closed: bool,
+    log_limit: LogLimiter,
 }
 
 impl PeerTask {
@@ -121,6 +131,7 @@ impl PeerTask {
             sess: None,
             io_failed: false,
             routes_closed: false,
+            log_limit: LogLimiter::new(LOG_REPEAT),
         }
     }
 
@@ -171,7 +182,8 @@ impl PeerTask {
                 Event::Connected(Err(e)) => {
                     debug!(error = %e, "BGP connect failed");
                     self.connecting = None;
-                    self.input(Input::TcpFailed).await;
+                    self.input(Input::ConnectFailed(sock::connect_error(&e)))
+                        .await;
                 }
                 Event::Timer(t) => {
                     self.timers.remove(&t);
@@ -239,6 +251,12 @@ impl PeerTask {
             Command::Reset(n) => {
                 info!(notification = %n, "resetting BGP session");
                 self.input(Input::Reset(n)).await;
+            }
+            Command::Reconfigure { cfg, fsm } => {
+                info!("BGP peer settings changed");
+                self.cfg = *cfg;
+                self.input(Input::ConfigChanged(fsm)).await;
+                self.publish();
             }
             Command::Stop {
                 notification,
@@ -358,8 +376,8 @@ impl PeerTask {
         match Message::decode(&mut b.clone(), &cxt) {
             Ok(m) => {
                 if let Message::Notification(n) = &m {
+                    // Logged with the session's end (on_down).
                     self.counters.notif_in(n.code);
-                    warn!(notification = %n, "BGP peer sent NOTIFICATION");
                 }
                 if let Message::Update(u) = &m
                     && u.treat_as_withdraw
@@ -459,21 +477,34 @@ impl PeerTask {
     }
 
     fn on_down(&mut self, reason: DownReason) {
-        if let DownReason::SentNotification(n) = &reason {
-            warn!(notification = %n, "BGP session closed by us");
-        } else {
-            info!(%reason, "BGP session down");
+        match crate::diag::describe(&reason, self.cfg.md5_password.is_some()) {
+            Some(e) => {
+                *self.status.errors.entry(e.kind).or_default() += 1;
+                match self.log_limit.check(&e, std::time::Instant::now()) {
+                    Some(repeats) => warn!(
+                        kind = e.kind.as_str(),
+                        error = %e.message,
+                        repeats,
+                        "BGP session error"
+                    ),
+                    None => {
+                        debug!(kind = e.kind.as_str(), error = %e.message, "BGP session error (repeat)")
+                    }
+                }
+                self.status.last_error = Some(e.message);
+            }
+            None => info!(%reason, "BGP session down"),
         }
         if self.status.established_at.take().is_some() {
             self.status.flaps += 1;
         }
-        self.status.last_error = Some(reason.to_string());
         self.status.prefixes_sent = 0;
         self.status.negotiated = None;
         self.rib.clear();
         self.sess = None;
         self.coalesce_at = None;
-        // Published with the state change that always follows a Down.
+        // A failed attempt in Connect has no state change after it: publish now.
+        self.publish();
     }
 
     async fn sync_routes(&mut self) {
@@ -557,112 +588,5 @@ impl PeerTask {
 
     fn publish(&self) {
         self.board.set(self.cfg.peer_addr, self.status.clone());
-    }
-}
-
-/// IPv4-mapped IPv6 addresses become plain IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
-
-/// Reads until one whole frame is buffered. Cancel-safe: bytes stay in `buf`.
-async fn read_frame(conn: &mut Option<Conn>, cxt: Cxt) -> Event {
-    let Some(c) = conn.as_mut() else {
-        return std::future::pending().await;
-    };
-    loop {
-        match frame_len(&c.buf, &cxt) {
-            Err(e) => return Event::BadFrame(e),
-            Ok(Some(n)) => return Event::Frame(c.buf.split_to(n).freeze()),
-            Ok(None) => {}
-        }
-        match c.rd.read_buf(&mut c.buf).await {
-            Ok(0) | Err(_) => return Event::Closed,
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Reads exactly one message from a fresh stream (collision handling).
-async fn read_one(stream: &mut TcpStream) -> Result<Message, DecodeError> {
-    let cxt = Cxt::default();
-    let mut buf = BytesMut::with_capacity(4096);
-    for _ in 0..64 {
-        if let Some(n) = frame_len(&buf, &cxt)? {
-            return Message::decode(&mut buf.split_to(n).freeze(), &cxt);
-        }
-        match stream.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-    Err(DecodeError::new(
-        0,
-        0,
-        Bytes::new(),
-        "collision OPEN (closed)",
-    ))
-}
-
-async fn send_and_close(mut stream: TcpStream, n: Notification, cxt: Cxt) -> io::Result<()> {
-    stream
-        .write_all(&Message::Notification(n).to_bytes(&cxt))
-        .await?;
-    stream.shutdown().await
-}
-
-/// Closes a connection after what was written has gone out: FIN first, then drain what the
-/// peer still sends for a moment so the kernel does not answer with RST and drop our
-/// NOTIFICATION.
-fn close(c: Conn) {
-    let Conn { mut rd, mut wr, .. } = c;
-    tokio::spawn(async move {
-        let _ = wr.shutdown().await;
-        let mut sink = [0u8; 4096];
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            for _ in 0..256 {
-                match rd.read(&mut sink).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-    });
-}
-
-/// Starts an outbound connection with the peer's socket options (source address, TTL for
-/// eBGP multihop, TCP MD5).
-fn connect(cfg: &PeerConfig) -> ConnectFuture {
-    let peer = SocketAddr::new(cfg.peer_addr, cfg.peer_port);
-    let setup = || -> io::Result<TcpSocket> {
-        let sock = match cfg.peer_addr {
-            IpAddr::V4(_) => TcpSocket::new_v4()?,
-            IpAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        if let Some(src) = cfg.source_addr {
-            sock.bind(SocketAddr::new(src, 0))?;
-        }
-        let sref = socket2::SockRef::from(&sock);
-        if let Some(ttl) = cfg.ttl() {
-            match cfg.peer_addr {
-                IpAddr::V4(_) => sref.set_ttl_v4(ttl as u32)?,
-                IpAddr::V6(_) => sref.set_unicast_hops_v6(ttl as u32)?,
-            }
-        }
-        if let Some(pw) = &cfg.md5_password {
-            crate::sys::set_tcp_md5(sock.as_raw_fd(), cfg.peer_addr, pw.as_bytes())?;
-        }
-        Ok(sock)
-    };
-    match setup() {
-        Ok(sock) => Box::pin(async move { sock.connect(peer).await }),
-        Err(e) => Box::pin(async move { Err(e) }),
     }
 }

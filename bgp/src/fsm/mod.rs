@@ -6,26 +6,49 @@
 //! feed inputs and compare outputs.
 //!
 //! Deviations from the letter of RFC 4271, on purpose:
-//! - Connect retry uses exponential backoff with jitter (1 s doubling to 60 s, each delay
-//!   multiplied by a factor in [0.75, 1], RFC 4271 §10) instead of a fixed 120 s, and resets
-//!   once a session reaches Established.
-//! - After an error the FSM goes to Idle and restarts by itself after the backoff delay
-//!   (the "automatic start" events 3/5 with the IdleHold timer of §8.1.1 as the damping).
+//! - A refused or failed connection attempt is retried after a backoff that grows from 1 s
+//!   and is capped at the ConnectRetry time (`connect_time`, 2 s by default), with jitter
+//!   (each delay × [0.75, 1], RFC 4271 §10); it resets when a session reaches Established.
+//!   So a session is back within a few seconds of its router, however long the router was
+//!   away. An attempt that gets no answer is dropped after `connect_time` and a new one
+//!   starts at once (RFC 4271 §8.2.2, Connect, event 9).
+//! - After a session ends (error, NOTIFICATION, hold expiry, reset, configuration change)
+//!   the FSM goes to Idle and restarts by itself after the IdleHold time (§8.1.1 automatic
+//!   start with DampPeerOscillations): 1 s, doubling per session lost in a row, capped at
+//!   30 s, forgotten once a session has stayed Established for [`STABLE_AFTER`].
 //! - The hold timer is enforced on receive in every state that runs it (a silent peer is
 //!   dropped at hold expiry with NOTIFICATION 4/0).
+//! - A configuration change ([`Input::ConfigChanged`]) ends a session with Cease / Other
+//!   Configuration Change (RFC 4486 subcode 6) and restarts it with the new settings after
+//!   the idle hold-off; an attempt that is not a session yet restarts at once.
+
+mod backoff;
+mod collision;
+mod config;
+mod negotiate;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+pub use backoff::Backoff;
+pub use collision::{CollisionWinner, collision_cease, resolve_collision};
+pub use config::{DEFAULT_CONNECT_TIME, FsmConfig, GracefulRestart};
+use negotiate::negotiate;
+
 use crate::packet::{
-    Capability, CeaseSubcode, Cxt, DecodeError, EXT_MAX_LEN, Family, GrFamily, MAX_LEN, Message,
-    Notification, Open, RouteRefresh, error_code,
+    CeaseSubcode, Cxt, DecodeError, Family, Message, Notification, Open, RouteRefresh, error_code,
 };
 
 /// Hold time for OpenSent (RFC 4271 §8.2.2: "a large value", 4 minutes suggested).
 pub const OPEN_SENT_HOLD: Duration = Duration::from_secs(240);
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// First wait after a failed connection attempt (then doubling up to `connect_time`).
+pub const CONNECT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// First idle hold-off after a session ended (§8.1.1 IdleHoldTimer).
+pub const IDLE_HOLD_MIN: Duration = Duration::from_secs(1);
+/// The longest idle hold-off, for a session that keeps going down.
+pub const IDLE_HOLD_MAX: Duration = Duration::from_secs(30);
+/// A session Established this long has its idle hold-off forgotten (back to the minimum).
+pub const STABLE_AFTER: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -45,89 +68,8 @@ pub enum Timer {
     Keepalive,
     /// Idle: wait before the automatic restart after an error.
     IdleHold,
-}
-
-/// Graceful restart (RFC 4724) as a restarting speaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GracefulRestart {
-    /// How long the peer should keep our routes after the session drops (≤ 4095 s).
-    pub restart_time: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsmConfig {
-    pub local_asn: u32,
-    pub peer_asn: u32,
-    pub router_id: Ipv4Addr,
-    /// Proposed hold time: 0 (no keepalives) or ≥ 3 seconds.
-    pub hold_time: u16,
-    /// Keepalive interval; 0 means hold time / 3. Capped at negotiated hold / 3.
-    pub keepalive: u16,
-    /// Timeout of one outbound connection attempt.
-    pub connect_time: Duration,
-    /// Never connect out; wait for the peer.
-    pub passive: bool,
-    pub families: Vec<Family>,
-    pub graceful_restart: Option<GracefulRestart>,
-    /// Offer RFC 8654 extended messages.
-    pub extended_messages: bool,
-    /// Seed for the backoff jitter (tests use a fixed one).
-    pub jitter_seed: u64,
-}
-
-impl FsmConfig {
-    pub fn new(local_asn: u32, peer_asn: u32, router_id: Ipv4Addr) -> Self {
-        FsmConfig {
-            local_asn,
-            peer_asn,
-            router_id,
-            hold_time: 90,
-            keepalive: 30,
-            connect_time: Duration::from_secs(10),
-            passive: false,
-            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
-            graceful_restart: None,
-            extended_messages: false,
-            jitter_seed: 0x9e37_79b9_7f4a_7c15,
-        }
-    }
-
-    /// The OPEN we send.
-    pub fn open(&self) -> Open {
-        let mut caps: Vec<Capability> = self
-            .families
-            .iter()
-            .map(|f| {
-                let (afi, safi) = f.afi_safi();
-                Capability::MultiProtocol { afi, safi }
-            })
-            .collect();
-        caps.push(Capability::RouteRefresh);
-        if self.extended_messages {
-            caps.push(Capability::ExtendedMessage);
-        }
-        if let Some(gr) = self.graceful_restart {
-            caps.push(Capability::GracefulRestart {
-                flags: 0,
-                restart_time: gr.restart_time.min(4095),
-                families: self
-                    .families
-                    .iter()
-                    .map(|f| {
-                        let (afi, safi) = f.afi_safi();
-                        // F bit: forwarding (the node's data path) survives our restart.
-                        GrFamily {
-                            afi,
-                            safi,
-                            flags: 0x80,
-                        }
-                    })
-                    .collect(),
-            });
-        }
-        caps.push(Capability::FourOctetAsn(self.local_asn));
-        Open::new(self.local_asn, self.hold_time, self.router_id, caps)
-    }
+    /// Established: the session has been up long enough to forget the idle hold-off.
+    Stable,
 }
 
 /// What both OPENs agreed on.
@@ -145,6 +87,31 @@ pub struct Negotiated {
     pub peer_graceful_restart: bool,
 }
 
+/// Why an outbound connection attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// No answer within the ConnectRetry time (SYNs unanswered: a router that is down, a
+    /// filter, or a TCP MD5 key mismatch, whose segments the kernel drops silently).
+    NoAnswer,
+    /// The peer answered with a reset: nothing listens on its BGP port for us.
+    Refused,
+    /// No route to the peer (ICMP unreachable, no local address).
+    Unreachable(String),
+    /// Any other socket error, as the OS words it.
+    Other(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::NoAnswer => f.write_str("no answer"),
+            ConnectError::Refused => f.write_str("connection refused"),
+            ConnectError::Unreachable(e) => write!(f, "unreachable: {e}"),
+            ConnectError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Why a session (or an attempt) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownReason {
@@ -154,6 +121,8 @@ pub enum DownReason {
     PeerNotification(Notification),
     /// TCP closed or failed.
     ConnectionLost,
+    /// An outbound connection attempt failed.
+    ConnectFailed(ConnectError),
     /// Stopped by us without a NOTIFICATION (no session was open).
     Stopped,
 }
@@ -164,6 +133,7 @@ impl std::fmt::Display for DownReason {
             DownReason::SentNotification(n) => write!(f, "sent {n}"),
             DownReason::PeerNotification(n) => write!(f, "received {n}"),
             DownReason::ConnectionLost => f.write_str("connection lost"),
+            DownReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             DownReason::Stopped => f.write_str("stopped"),
         }
     }
@@ -179,8 +149,14 @@ pub enum Input {
     TimerExpired(Timer),
     /// Events 16/17: our connection completed or the peer's was accepted.
     TcpConnected,
-    /// Event 18.
+    /// Event 18: the connection failed or closed.
     TcpFailed,
+    /// Event 18 for our own connection attempt, with what the socket said.
+    ConnectFailed(ConnectError),
+    /// New settings (RFC 4271 §8.1.1: a configuration change). A session or handshake in
+    /// progress ends with Cease / Other Configuration Change and restarts after the idle
+    /// hold-off; a connection attempt restarts at once with the new settings.
+    ConfigChanged(Box<FsmConfig>),
     /// A whole, well-formed message.
     Message(Message),
     /// A message that failed to decode (events 21/22/25/28).
@@ -207,7 +183,7 @@ pub enum Output {
         to: State,
     },
     Established(Negotiated),
-    /// The session or the attempt ended; given once per loss.
+    /// The session or a connection attempt ended; given once per loss.
     Down(DownReason),
     /// The peer asked for our routes again (RFC 2918).
     RouteRefresh(RouteRefresh),
@@ -219,21 +195,27 @@ pub struct Fsm {
     cfg: FsmConfig,
     state: State,
     negotiated: Option<Negotiated>,
-    /// Consecutive failures, for the backoff.
-    failures: u32,
-    rng: u64,
+    /// Wait between failed connection attempts.
+    connect_backoff: Backoff,
+    /// IdleHold: wait before the automatic restart after a session ended.
+    idle_hold: Backoff,
     started: bool,
 }
 
 impl Fsm {
     pub fn new(cfg: FsmConfig) -> Self {
-        let rng = cfg.jitter_seed | 1;
+        let connect_backoff = Backoff::new(CONNECT_BACKOFF_MIN, cfg.connect_time, cfg.jitter_seed);
+        let idle_hold = Backoff::new(
+            IDLE_HOLD_MIN,
+            IDLE_HOLD_MAX,
+            cfg.jitter_seed.rotate_left(32) ^ 0x5851_f42d_4c95_7f2d,
+        );
         Fsm {
             cfg,
             state: State::Idle,
             negotiated: None,
-            failures: 0,
-            rng,
+            connect_backoff,
+            idle_hold,
             started: false,
         }
     }
@@ -250,6 +232,11 @@ impl Fsm {
         self.negotiated.as_ref()
     }
 
+    /// Sessions lost in a row (each one doubles the next idle hold-off).
+    pub fn damping_steps(&self) -> u32 {
+        self.idle_hold.steps()
+    }
+
     pub fn process(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
@@ -258,26 +245,14 @@ impl Fsm {
             Input::TimerExpired(t) => self.on_timer(t, &mut out),
             Input::TcpConnected => self.on_tcp_connected(&mut out),
             Input::TcpFailed => self.on_tcp_failed(&mut out),
+            Input::ConnectFailed(e) => self.on_connect_failed(e, &mut out),
+            Input::ConfigChanged(c) => self.on_config_changed(*c, &mut out),
             Input::Message(m) => self.on_message(m, &mut out),
             Input::DecodeError(e) => self.on_decode_error(e, &mut out),
             Input::Reset(n) => self.on_reset(n, &mut out),
             Input::ConnectionReplaced => self.on_connection_replaced(&mut out),
         }
         out
-    }
-
-    /// The next backoff delay: min(1 s * 2^failures, 60 s) times a jitter in [0.75, 1].
-    fn backoff(&mut self) -> Duration {
-        let base = BACKOFF_MIN
-            .saturating_mul(1u32 << self.failures.min(16))
-            .min(BACKOFF_MAX);
-        self.failures = self.failures.saturating_add(1);
-        // xorshift64
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let jitter = 0.75 + 0.25 * ((self.rng >> 11) as f64 / (1u64 << 53) as f64);
-        base.mul_f64(jitter)
     }
 
     fn goto(&mut self, to: State, out: &mut Vec<Output>) {
@@ -296,6 +271,7 @@ impl Fsm {
             Timer::Hold,
             Timer::Keepalive,
             Timer::IdleHold,
+            Timer::Stable,
         ] {
             out.push(Output::StopTimer(t));
         }
@@ -312,7 +288,7 @@ impl Fsm {
         out.push(Output::Down(reason));
         self.goto(State::Idle, out);
         if self.started {
-            let d = self.backoff();
+            let d = self.idle_hold.next_delay();
             out.push(Output::StartTimer(Timer::IdleHold, d));
         }
     }
@@ -339,7 +315,8 @@ impl Fsm {
     // RFC 4271 §8.2.2 event 2 in every state.
     fn on_stop(&mut self, n: Notification, out: &mut Vec<Output>) {
         self.started = false;
-        self.failures = 0;
+        self.connect_backoff.reset();
+        self.idle_hold.reset();
         match self.state {
             State::Idle => Self::stop_all_timers(out),
             State::Connect | State::Active => {
@@ -360,9 +337,12 @@ impl Fsm {
                 self.started = false;
                 self.on_start(out);
             }
-            // Connect, event 9: drop the attempt, try again.
+            // Connect, event 9: drop the attempt (no answer), try again at once.
             (State::Connect, Timer::ConnectRetry) => {
                 out.push(Output::Close);
+                out.push(Output::Down(DownReason::ConnectFailed(
+                    ConnectError::NoAnswer,
+                )));
                 out.push(Output::StartTimer(
                     Timer::ConnectRetry,
                     self.cfg.connect_time,
@@ -395,6 +375,8 @@ impl Fsm {
                     ));
                 }
             }
+            // Up long enough: the next loss starts the hold-off from the minimum again.
+            (State::Established, Timer::Stable) => self.idle_hold.reset(),
             _ => {} // stale timer
         }
     }
@@ -414,23 +396,55 @@ impl Fsm {
         }
     }
 
+    // Event 18 for our own attempt: keep listening, retry after the backoff (RFC: Active).
+    fn on_connect_failed(&mut self, e: ConnectError, out: &mut Vec<Output>) {
+        if self.state != State::Connect {
+            return; // a stale attempt (the FSM moved on)
+        }
+        out.push(Output::Close);
+        out.push(Output::Down(DownReason::ConnectFailed(e)));
+        let d = self.connect_backoff.next_delay();
+        out.push(Output::StartTimer(Timer::ConnectRetry, d));
+        self.goto(State::Active, out);
+    }
+
+    // §8.1.1: new settings.
+    fn on_config_changed(&mut self, cfg: FsmConfig, out: &mut Vec<Output>) {
+        self.connect_backoff.set_max(cfg.connect_time);
+        self.cfg = cfg;
+        match self.state {
+            // The new settings apply at the next (automatic) start.
+            State::Idle => {}
+            // No session yet: start over with the new settings at once.
+            State::Connect | State::Active => {
+                Self::stop_all_timers(out);
+                out.push(Output::Close);
+                self.goto(State::Idle, out);
+                if self.started {
+                    self.started = false;
+                    self.on_start(out);
+                }
+            }
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                let n = Notification::cease(CeaseSubcode::OtherConfigChange, "");
+                self.fail(DownReason::SentNotification(n), out)
+            }
+        }
+    }
+
     // Event 18.
     fn on_tcp_failed(&mut self, out: &mut Vec<Output>) {
         match self.state {
             State::Idle => {}
-            // Connect: keep listening, retry after the backoff (RFC: go to Active).
             State::Connect => {
-                out.push(Output::Close);
-                let d = self.backoff();
-                out.push(Output::StartTimer(Timer::ConnectRetry, d));
-                self.goto(State::Active, out);
+                self.on_connect_failed(ConnectError::Other("connection failed".into()), out)
             }
             // OpenSent: RFC 4271 says Active; we also back off.
             State::OpenSent => {
                 out.push(Output::StopTimer(Timer::Hold));
                 out.push(Output::Close);
                 out.push(Output::Down(DownReason::ConnectionLost));
-                let d = self.backoff();
+                let d = self.connect_backoff.next_delay();
                 out.push(Output::StartTimer(Timer::ConnectRetry, d));
                 self.goto(State::Active, out);
             }
@@ -491,7 +505,8 @@ impl Fsm {
             (State::OpenConfirm, Message::Keepalive) => {
                 let n = self.negotiated.clone().expect("negotiated in OpenConfirm");
                 self.restart_hold(out);
-                self.failures = 0;
+                self.connect_backoff.reset();
+                out.push(Output::StartTimer(Timer::Stable, STABLE_AFTER));
                 self.goto(State::Established, out);
                 out.push(Output::Established(n));
             }
@@ -543,66 +558,8 @@ impl Fsm {
             let n = Notification::new(error_code::OPEN, 3);
             return self.fail(DownReason::SentNotification(n), out);
         }
-        let hold_time = self.cfg.hold_time.min(o.hold_time);
-        let ka_cfg = if self.cfg.keepalive == 0 {
-            hold_time / 3
-        } else {
-            self.cfg.keepalive
-        };
-        let keepalive = if hold_time == 0 {
-            0
-        } else {
-            ka_cfg.min(hold_time / 3).max(1)
-        };
-        let mut peer_mp = Vec::new();
-        let mut four = false;
-        let mut rr = false;
-        let mut gr = false;
-        let mut ext = false;
-        for c in o.capabilities() {
-            match c {
-                Capability::MultiProtocol { afi, safi } => {
-                    if let Some(f) = Family::from_afi_safi(*afi, *safi) {
-                        peer_mp.push(f);
-                    }
-                }
-                Capability::FourOctetAsn(_) => four = true,
-                Capability::RouteRefresh | Capability::EnhancedRouteRefresh => rr = true,
-                Capability::GracefulRestart { .. } => gr = true,
-                Capability::ExtendedMessage => ext = true,
-                _ => {}
-            }
-        }
-        let has_mp = o
-            .capabilities()
-            .any(|c| matches!(c, Capability::MultiProtocol { .. }));
-        if !has_mp {
-            peer_mp.push(Family::Ipv4Unicast); // RFC 4760 §8 default
-        }
-        let families = self
-            .cfg
-            .families
-            .iter()
-            .copied()
-            .filter(|f| peer_mp.contains(f))
-            .collect();
-        let neg = Negotiated {
-            peer_id: o.bgp_id,
-            peer_asn,
-            hold_time,
-            keepalive,
-            cxt: Cxt {
-                four_byte_asn: four,
-                max_len: if ext && self.cfg.extended_messages {
-                    EXT_MAX_LEN
-                } else {
-                    MAX_LEN
-                },
-            },
-            families,
-            peer_route_refresh: rr,
-            peer_graceful_restart: gr,
-        };
+        let neg = negotiate(&self.cfg, &o);
+        let (hold_time, keepalive) = (neg.hold_time, neg.keepalive);
         out.push(Output::Send(Message::Keepalive));
         self.negotiated = Some(neg);
         if hold_time > 0 {
@@ -619,29 +576,4 @@ impl Fsm {
         }
         self.goto(State::OpenConfirm, out);
     }
-}
-
-/// Which connection survives a collision (RFC 4271 §6.8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CollisionWinner {
-    /// Keep the connection we initiated; close the peer's with Cease/7.
-    LocallyInitiated,
-    /// Keep the connection the peer initiated; close ours with Cease/7.
-    RemotelyInitiated,
-}
-
-/// RFC 4271 §6.8: the side with the higher BGP Identifier keeps the connection it opened.
-/// (A collision with a connection already Established always keeps the Established one;
-/// the driver handles that before asking.)
-pub fn resolve_collision(local_id: Ipv4Addr, remote_id: Ipv4Addr) -> CollisionWinner {
-    if u32::from(local_id) > u32::from(remote_id) {
-        CollisionWinner::LocallyInitiated
-    } else {
-        CollisionWinner::RemotelyInitiated
-    }
-}
-
-/// The Cease used when a collision closes a connection.
-pub fn collision_cease() -> Notification {
-    Notification::cease(CeaseSubcode::CollisionResolution, "")
 }

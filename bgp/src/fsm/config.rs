@@ -1,0 +1,110 @@
+//! What one session is configured with, and the OPEN it sends.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::packet::{Capability, Family, GrFamily, Open};
+
+/// Default ConnectRetry time: the timeout of one connection attempt and the cap of the wait
+/// between failed attempts. Short, so that a session is back within a few seconds of its
+/// router (RFC 4271 suggests 120 s; FRR's `timers connect` and MetalLB's `connectTime` set it).
+pub const DEFAULT_CONNECT_TIME: Duration = Duration::from_secs(2);
+
+/// Graceful restart (RFC 4724) as a restarting speaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// How long the peer should keep our routes after the session drops (≤ 4095 s).
+    pub restart_time: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsmConfig {
+    pub local_asn: u32,
+    pub peer_asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Proposed hold time: 0 (no keepalives) or ≥ 3 seconds.
+    pub hold_time: u16,
+    /// Keepalive interval; 0 means hold time / 3. Used as configured when the peer accepts
+    /// our hold time; scaled down to at most a third of a lower hold time the peer proposes.
+    pub keepalive: u16,
+    /// ConnectRetry time: timeout of one outbound connection attempt, and the cap of the
+    /// backoff between failed attempts.
+    pub connect_time: Duration,
+    /// Never connect out; wait for the peer.
+    pub passive: bool,
+    pub families: Vec<Family>,
+    pub graceful_restart: Option<GracefulRestart>,
+    /// Offer RFC 8654 extended messages.
+    pub extended_messages: bool,
+    /// Seed for the backoff jitter (tests use a fixed one).
+    pub jitter_seed: u64,
+}
+
+impl FsmConfig {
+    pub fn new(local_asn: u32, peer_asn: u32, router_id: Ipv4Addr) -> Self {
+        FsmConfig {
+            local_asn,
+            peer_asn,
+            router_id,
+            hold_time: 90,
+            keepalive: 30,
+            connect_time: DEFAULT_CONNECT_TIME,
+            passive: false,
+            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            graceful_restart: None,
+            extended_messages: false,
+            jitter_seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// The keepalive interval for a negotiated hold time (RFC 4271 §4.4, §10).
+    pub fn keepalive_for(&self, hold_time: u16) -> u16 {
+        if hold_time == 0 {
+            return 0;
+        }
+        let third = (hold_time / 3).max(1);
+        match self.keepalive {
+            0 => third,
+            // The peer accepted our hold time: the configured interval (it is below it).
+            k if hold_time == self.hold_time && k < hold_time => k,
+            k => k.min(third),
+        }
+    }
+
+    /// The OPEN we send.
+    pub fn open(&self) -> Open {
+        let mut caps: Vec<Capability> = self
+            .families
+            .iter()
+            .map(|f| {
+                let (afi, safi) = f.afi_safi();
+                Capability::MultiProtocol { afi, safi }
+            })
+            .collect();
+        caps.push(Capability::RouteRefresh);
+        if self.extended_messages {
+            caps.push(Capability::ExtendedMessage);
+        }
+        if let Some(gr) = self.graceful_restart {
+            caps.push(Capability::GracefulRestart {
+                flags: 0,
+                restart_time: gr.restart_time.min(4095),
+                families: self
+                    .families
+                    .iter()
+                    .map(|f| {
+                        let (afi, safi) = f.afi_safi();
+                        // F bit: forwarding (the node's data path) survives our restart.
+                        GrFamily {
+                            afi,
+                            safi,
+                            flags: 0x80,
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        caps.push(Capability::FourOctetAsn(self.local_asn));
+        Open::new(self.local_asn, self.hold_time, self.router_id, caps)
+    }
+}
