@@ -44,17 +44,18 @@ struct TpacketAuxdata {
     tp_vlan_tpid: u16,
 }
 
-/// Classic BPF: accept ARP, ICMPv6 Neighbor Solicitation/Advertisement (no extension
-/// headers, as RFC 4861 messages are sent) and frames still carrying an 802.1Q tag; drop our
-/// own outgoing frames and everything else in the kernel.
-fn filter() -> [libc::sock_filter; 13] {
+/// Classic BPF: accept ARP, ICMPv6 Neighbor Solicitation/Advertisement, IPv6 packets whose
+/// first next header is an extension header (Hop-by-Hop, Routing, Destination Options: the
+/// codec walks the chain, bounded, and finds out whether NDP follows) and frames still
+/// carrying an 802.1Q tag; drop our own outgoing frames and everything else in the kernel.
+fn filter() -> [libc::sock_filter; 16] {
     const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
     const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
     const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    // Indexes:       0..11, accept = 11, drop = 12
+    // Jumps are relative to the next instruction. accept = 14, drop = 15.
     [
         /* 0 */
         ins(
@@ -63,18 +64,21 @@ fn filter() -> [libc::sock_filter; 13] {
             0,
             (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
         ),
-        /* 1 */ ins(JEQ, 10, 0, u32::from(PACKET_OUTGOING)), // -> drop
+        /* 1 */ ins(JEQ, 13, 0, u32::from(PACKET_OUTGOING)), // -> drop
         /* 2 */ ins(LD_H_ABS, 0, 0, 12),
-        /* 3 */ ins(JEQ, 7, 0, 0x0806), // ARP -> accept
-        /* 4 */ ins(JEQ, 6, 0, 0x8100), // tagged -> accept (responder counts it)
-        /* 5 */ ins(JEQ, 0, 6, 0x86dd), // not IPv6 -> drop
+        /* 3 */ ins(JEQ, 10, 0, 0x0806), // ARP -> accept
+        /* 4 */ ins(JEQ, 9, 0, 0x8100), // tagged -> accept (responder counts it)
+        /* 5 */ ins(JEQ, 0, 9, 0x86dd), // not IPv6 -> drop
         /* 6 */ ins(LD_B_ABS, 0, 0, 14 + 6), // next header
-        /* 7 */ ins(JEQ, 0, 4, 58), // not ICMPv6 -> drop
+        /* 7 */ ins(JEQ, 0, 3, 58), // not ICMPv6 -> 11 (extension headers?)
         /* 8 */ ins(LD_B_ABS, 0, 0, 14 + 40), // ICMPv6 type
-        /* 9 */ ins(JEQ, 1, 0, 135),
-        /* 10 */ ins(JEQ, 0, 1, 136),
-        /* 11 accept */ ins(RET, 0, 0, 0x0004_0000),
-        /* 12 drop */ ins(RET, 0, 0, 0),
+        /* 9 */ ins(JEQ, 4, 0, 135), // NS -> accept
+        /* 10 */ ins(JEQ, 3, 4, 136), // NA -> accept, else drop
+        /* 11 */ ins(JEQ, 2, 0, 0), // Hop-by-Hop -> accept
+        /* 12 */ ins(JEQ, 1, 0, 60), // Destination Options -> accept
+        /* 13 */ ins(JEQ, 0, 1, 43), // Routing -> accept, else drop
+        /* 14 accept */ ins(RET, 0, 0, 0x0004_0000),
+        /* 15 drop */ ins(RET, 0, 0, 0),
     ]
 }
 
@@ -374,8 +378,8 @@ pub fn interfaces() -> io::Result<Vec<RawInterface>> {
 
 /// Registers a packet socket with the tokio reactor for readability.
 pub fn register_async(
-    sock: crate::io::PacketSocket,
-) -> io::Result<tokio::io::unix::AsyncFd<crate::io::PacketSocket>> {
+    sock: crate::socket::PacketSocket,
+) -> io::Result<tokio::io::unix::AsyncFd<crate::socket::PacketSocket>> {
     // SAFETY: `PacketSocket` owns its `OwnedFd`, never replaces or closes it before being
     // dropped, and `as_raw_fd` always returns that descriptor; so the descriptor stays open
     // and the same for the whole life of the AsyncFd, which owns the socket.
