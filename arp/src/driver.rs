@@ -476,6 +476,12 @@ impl Exec<'_> {
                     }
                 }
             }
+            Output::BlockSources(macs) => {
+                debug!(?macs, "sources dropped in the kernel filter");
+                if let Err(e) = self.sock.block_sources(&macs) {
+                    warn!(error = %e, "failed to update the socket filter");
+                }
+            }
             Output::OwnedChanged { gained, lost } => info!(?gained, ?lost, "owned IPs changed"),
         }
     }

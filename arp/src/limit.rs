@@ -9,6 +9,9 @@
 //! - **Two-level queue**: replies to sources that are still well inside their budget
 //!   ("quiet": at least half the burst left) go out before replies to busy sources. When
 //!   the queue is full a quiet reply evicts the oldest busy one; a busy reply is dropped.
+//! - **Kernel block**: a source whose bucket is empty is dropped by the socket's kernel
+//!   filter for `block_for` (the machine decides, the driver rewrites the filter), so a
+//!   flood costs the responder no wake-up while it lasts.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -27,7 +30,15 @@ pub struct Limits {
     pub max_sources: usize,
     /// Replies waiting to be sent at once (quiet and busy together).
     pub queue_capacity: usize,
+    /// How long the kernel filter drops the frames of a source once its bucket is empty
+    /// (then it gets what its bucket refilled meanwhile; if it still floods, it is blocked
+    /// again). At most [`MAX_BLOCKED_SOURCES`] at a time; `Duration::ZERO` never blocks.
+    pub block_for: Duration,
 }
+
+/// Most sources blocked in the kernel filter at once (the cBPF program grows by 4
+/// instructions per source and its jumps are 8-bit).
+pub const MAX_BLOCKED_SOURCES: usize = 32;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -36,6 +47,7 @@ impl Default for Limits {
             per_source_burst: 400.0,
             max_sources: 4096,
             queue_capacity: 1024,
+            block_for: Duration::from_secs(1),
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - flood resistance ([`crate::limit`]): replies pass a token bucket per source MAC and wait
 //!   in a bounded queue, sent at [`Input::Flush`] (the end of a batch of received frames)
 //!   quiet sources first; a flooding source loses its own replies (`rate_limited`,
-//!   `queue_full`), other hosts keep theirs;
+//!   `queue_full`), other hosts keep theirs; a source whose bucket ran empty is dropped by
+//!   the kernel filter for `Limits::block_for` ([`Output::BlockSources`]);
 //! - conflicts are reported (logged and sent as an event) once per (IP, other MAC) per
 //!   `conflict_interval`; every conflicting frame is still counted;
 //! - announcements on gaining an IP and on link up ([`AnnounceSchedule`]);
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::announce::AnnounceSchedule;
-use crate::limit::{ConflictLog, Limits, Queued, ReplyQueue, SourceLimiter};
+use crate::limit::{
+    Admit, ConflictLog, Limits, MAX_BLOCKED_SOURCES, Queued, ReplyQueue, SourceLimiter,
+};
 use crate::packet::{Frame, MacAddr, NdpMessage, Payload, solicited_node_mac};
 use crate::responder::{DropReason, ReplyKind, Responder, Verdict, announcements};
 
@@ -87,6 +90,9 @@ pub enum Output {
     },
     /// Join (`true`) or leave the multicast group with this MAC.
     Membership { group: MacAddr, join: bool },
+    /// From now on the kernel filter drops frames from exactly these source MACs (sources
+    /// whose bucket ran empty, for `Limits::block_for`). Sent whenever the set changes.
+    BlockSources(Vec<MacAddr>),
     /// The owned set changed (for the log).
     OwnedChanged {
         gained: Vec<IpAddr>,
@@ -111,6 +117,9 @@ pub struct Machine {
     limiter: SourceLimiter,
     queue: ReplyQueue<Pending>,
     conflicts: ConflictLog<(IpAddr, MacAddr)>,
+    /// Sources blocked in the kernel filter, until when.
+    blocked: BTreeMap<MacAddr, Instant>,
+    block_for: Duration,
 }
 
 impl Machine {
@@ -123,6 +132,8 @@ impl Machine {
             limiter: SourceLimiter::new(config.limits),
             queue: ReplyQueue::new(config.limits.queue_capacity),
             conflicts: ConflictLog::new(config.conflict_interval),
+            blocked: BTreeMap::new(),
+            block_for: config.limits.block_for,
         }
     }
 
@@ -134,9 +145,14 @@ impl Machine {
         &self.owned
     }
 
-    /// When [`Input::Timer`] is next due, if anything is scheduled.
+    /// When [`Input::Timer`] is next due (an announcement, or a blocked source to let
+    /// through again), if anything is scheduled.
     pub fn next_timer(&self) -> Option<Instant> {
-        self.schedule.next_due()
+        let unblock = self.blocked.values().min().copied();
+        match (self.schedule.next_due(), unblock) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Replies waiting for [`Input::Flush`].
@@ -170,8 +186,9 @@ impl Machine {
                 match self.queue.push(Pending { frame: reply, kind }, admit) {
                     Queued::Yes => {}
                     Queued::Evicted => out.push(Output::Drop(DropReason::QueueFull)),
-                    Queued::Full if admit == crate::limit::Admit::Limited => {
+                    Queued::Full if admit == Admit::Limited => {
                         out.push(Output::Drop(DropReason::RateLimited));
+                        self.block(MacAddr(src), now, out);
                     }
                     Queued::Full => out.push(Output::Drop(DropReason::QueueFull)),
                 }
@@ -186,6 +203,18 @@ impl Machine {
             }
             Verdict::Drop(reason) => out.push(Output::Drop(reason)),
         }
+    }
+
+    /// Has the kernel drop `source`'s frames for `block_for` (a flood then costs no wake-up).
+    fn block(&mut self, source: MacAddr, now: Instant, out: &mut Vec<Output>) {
+        if self.block_for.is_zero()
+            || self.blocked.contains_key(&source)
+            || self.blocked.len() >= MAX_BLOCKED_SOURCES
+        {
+            return;
+        }
+        self.blocked.insert(source, now + self.block_for);
+        out.push(Output::BlockSources(self.blocked.keys().copied().collect()));
     }
 
     fn on_flush(&mut self, out: &mut Vec<Output>) {
@@ -240,6 +269,11 @@ impl Machine {
     }
 
     fn on_timer(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let before = self.blocked.len();
+        self.blocked.retain(|_, until| *until > now);
+        if self.blocked.len() != before {
+            out.push(Output::BlockSources(self.blocked.keys().copied().collect()));
+        }
         let mac = self.responder.mac();
         for ip in self.schedule.take_due(now) {
             out.extend(

@@ -71,6 +71,13 @@ impl PacketSocket {
         sys::dropped_since_last(&self.fd)
     }
 
+    /// Makes the kernel drop frames from these source MACs (at most
+    /// [`crate::limit::MAX_BLOCKED_SOURCES`]) before they reach the socket, from now on.
+    pub fn block_sources(&self, macs: &[MacAddr]) -> std::io::Result<()> {
+        let raw: Vec<[u8; 6]> = macs.iter().map(|m| m.0).collect();
+        sys::set_filter(&self.fd, &raw)
+    }
+
     pub(crate) fn membership(&self, mac: MacAddr, join: bool) -> std::io::Result<()> {
         sys::multicast_membership(&self.fd, self.ifindex, mac.0, join)
     }

@@ -176,6 +176,7 @@ fn spoofed_source_macs_share_one_bucket_once_the_table_is_full() {
         per_source_burst: 2.0,
         max_sources: 4,
         queue_capacity: 10_000,
+        block_for: Duration::ZERO,
     };
     let mut m = machine(limits, &["192.0.2.10"], t0);
     let mut out = Vec::new();
@@ -274,4 +275,38 @@ fn gaining_ips_joins_groups_and_schedules_announcements() {
         join: false
     }));
     assert_eq!(m.next_timer(), None);
+}
+
+#[test]
+fn a_source_that_empties_its_bucket_is_blocked_in_the_kernel_for_a_while() {
+    let t0 = Instant::now();
+    let limits = Limits {
+        per_source_rate: 10.0,
+        per_source_burst: 5.0,
+        block_for: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let mut m = machine(limits, &["192.0.2.10"], t0);
+    let flood = arp(ArpOp::Request, FLOODER, "192.0.2.66", "192.0.2.10");
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        out.extend(m.handle(Input::Frame(&flood), t0));
+    }
+    // Blocked once, at the first limited request, not once per frame.
+    let blocks: Vec<&Output> = out
+        .iter()
+        .filter(|o| matches!(o, Output::BlockSources(_)))
+        .collect();
+    assert_eq!(blocks, vec![&Output::BlockSources(vec![FLOODER])]);
+    assert_eq!(m.next_timer(), Some(t0 + Duration::from_secs(1)));
+    // Nothing changes before the time is up; then the filter lets it through again.
+    let early = m.handle(Input::Timer, t0 + Duration::from_millis(999));
+    assert!(!early.iter().any(|o| matches!(o, Output::BlockSources(_))));
+    let out = m.handle(Input::Timer, t0 + Duration::from_secs(1));
+    assert_eq!(out, vec![Output::BlockSources(vec![])]);
+    assert_eq!(m.next_timer(), None);
+    // A legitimate host is never blocked.
+    let legit = arp(ArpOp::Request, LEGIT, "192.0.2.1", "192.0.2.10");
+    let out = m.handle(Input::Frame(&legit), t0 + Duration::from_secs(1));
+    assert!(out.is_empty(), "{out:?}");
 }

@@ -63,21 +63,29 @@ fn arp_flood_from_one_host_is_limited_and_others_are_answered() {
         ok && out.contains("5 packets received"),
         "legitimate requests not all answered under the flood: {out}"
     );
-    let c = wait_until(WAIT, POLL, || {
-        let c = r.counters();
-        (c.frames_received >= sent as u64 + 6).then_some(c)
-    })
-    .unwrap_or_else(|| r.counters());
-    // The flooder got its burst plus the refill over the flood, no more.
-    let limited = c.drops[&DropReason::RateLimited];
+    // Let the responder drain what reached its socket (bounded).
+    let mut c = r.counters();
+    for _ in 0..25 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = r.counters();
+        if now.frames_received == c.frames_received {
+            break;
+        }
+        c = now;
+    }
+    // The flooder got its burst plus the refill over the flood, no more...
     let budget = 50 + (100.0 * (took.as_secs_f64() + 1.0)) as u64;
     let answered = c.replies[&ReplyKind::Arp];
     assert!(sent >= 18_000, "the flood did not go out: {sent}");
-    assert!(
-        limited >= sent as u64 - budget,
-        "sent {sent} in {took:?}: {c:?}"
-    );
+    assert!(c.drops[&DropReason::RateLimited] > 0, "{c:?}");
     assert!(answered <= budget + 6, "sent {sent} in {took:?}: {c:?}");
+    // ...and once limited it was dropped by the socket's kernel filter: most of the flood
+    // never reached the responder.
+    assert!(
+        c.frames_received < sent as u64 / 2,
+        "sent {sent} in {took:?}, the responder read {}: {c:?}",
+        c.frames_received
+    );
 }
 
 #[test]
