@@ -10,8 +10,9 @@
 # GAP_US (default 5000) between a reply and the next request: ~100 requests/s per target,
 # far more than a host resolving an address needs, within the responder's per-source limit
 # (200/s after a burst of 400).
-# Run once with our limits (default) and once with them off (L2RESPOND_NO_LIMIT=1, the
-# responder as it was before the limit), each with the kernel in the same run.
+# Three phases, each with the kernel in the same run: no flood (the machine's own noise), the
+# flood with our limits (default), the flood with them off (L2RESPOND_NO_LIMIT=1, the
+# responder as it was before the limit).
 # Responder pinned to CPU 1, client to CPU 0, flooder not pinned. With RT=1 the responder and
 # the client run at SCHED_FIFO 10 (chrt), which takes the machine's other jobs out of the
 # picture.
@@ -63,7 +64,7 @@ fi
 echo "== machine: $(nproc) cores, $(uname -r), load: $(cut -d' ' -f1-3 /proc/loadavg), RT=${RT:-0}"
 echo "== flood: $RATE requests/s from one host for ${FSECS}s (192.0.2.10 = kernel, .11 = ferrolb, in turn), $COUNT legitimate requests per target, ${GAP_US} us apart"
 
-run_mode() { # $1 = label, $2 = L2RESPOND_NO_LIMIT value
+run_mode() { # $1 = label, $2 = L2RESPOND_NO_LIMIT value, $3 = flood rate
     ip netns exec "$N" env L2RESPOND_NO_LIMIT="$2" "${PIN_RESP[@]}" $BIN/l2respond eth0 192.0.2.11 \
         > /tmp/l2respond.$$.out 2>/dev/null &
     RESP_PID=$!
@@ -71,17 +72,18 @@ run_mode() { # $1 = label, $2 = L2RESPOND_NO_LIMIT value
         if ip netns exec "$C" arping -q -c 1 -w 1 -I eth0 192.0.2.11 >/dev/null 2>&1; then break; fi
         sleep 0.1
     done
-    ip netns exec "$F" $BIN/arpbench flood eth0 192.0.2.66 "$RATE" "$FSECS" "$NODE_MAC" 192.0.2.10 192.0.2.11 \
+    ip netns exec "$F" $BIN/arpbench flood eth0 192.0.2.66 "$3" "$FSECS" "$NODE_MAC" 192.0.2.10 192.0.2.11 \
         > /tmp/arpflood.$$.out &
     FLOOD_PID=$!
     sleep 1
-    echo "== $1: legitimate requests during the flood"
+    echo "== $1: legitimate requests"
     ip netns exec "$C" env ARPBENCH_GAP_US="$GAP_US" "${PIN_CLIENT[@]}" $BIN/arpbench latency eth0 192.0.2.1 "$COUNT" 192.0.2.10 192.0.2.11
     wait "$FLOOD_PID"; FLOOD_PID=
     echo "== $1: $(cat /tmp/arpflood.$$.out)"
     kill -TERM "$RESP_PID"; wait "$RESP_PID" 2>/dev/null || true; RESP_PID=
     echo "== $1: responder counters: $(cat /tmp/l2respond.$$.out)"
 }
-run_mode "ferrolb with per-source limit" 0
-run_mode "ferrolb without limit (as before)" 1
+run_mode "no flood" 0 0
+run_mode "flood, ferrolb with per-source limit" 0 "$RATE"
+run_mode "flood, ferrolb without limit (as before)" 1 "$RATE"
 rm -f /tmp/l2respond.$$.out /tmp/arpflood.$$.out
