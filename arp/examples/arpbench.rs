@@ -17,29 +17,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ferrolb_arp::packet::{
-    ArpOp, ArpPacket, ETHERTYPE_ARP, ETHERTYPE_IPV6, EthernetHeader, Frame, Ipv6Header, NdpMessage,
-    NdpOptions, Payload, solicited_node, solicited_node_mac,
+    ArpOp, ETHERTYPE_IPV6, EthernetHeader, Frame, Ipv6Header, NdpMessage, NdpOptions, Payload,
+    solicited_node, solicited_node_mac,
 };
 use ferrolb_arp::{MacAddr, PacketSocket};
 
 fn request(mac: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
-    Frame {
-        eth: EthernetHeader {
-            dst: MacAddr::BROADCAST,
-            src: mac,
-            vlan: None,
-            ethertype: ETHERTYPE_ARP,
-        },
-        payload: Payload::Arp(ArpPacket {
-            op: ArpOp::Request,
-            sha: mac,
-            spa,
-            tha: MacAddr::ZERO,
-            tpa,
-        }),
-    }
-    .to_bytes()
-    .to_vec()
+    Frame::arp_request(mac, spa, tpa).to_bytes().to_vec()
 }
 
 fn solicitation(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {

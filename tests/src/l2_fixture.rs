@@ -214,23 +214,11 @@ pub fn send_frames(
 
 /// A broadcast ARP request from `mac` (Ethernet source and sender hardware address).
 pub fn arp_request(mac: &str, spa: &str, tpa: &str) -> Vec<u8> {
-    use ferrolb_arp::packet::{ArpOp, ArpPacket, ETHERTYPE_ARP, EthernetHeader, Frame, Payload};
-    let mac: ferrolb_arp::MacAddr = mac.parse().expect("MAC");
-    Frame {
-        eth: EthernetHeader {
-            dst: ferrolb_arp::MacAddr::BROADCAST,
-            src: mac,
-            vlan: None,
-            ethertype: ETHERTYPE_ARP,
-        },
-        payload: Payload::Arp(ArpPacket {
-            op: ArpOp::Request,
-            sha: mac,
-            spa: spa.parse().expect("sender IP"),
-            tha: ferrolb_arp::MacAddr::ZERO,
-            tpa: tpa.parse().expect("target IP"),
-        }),
-    }
+    ferrolb_arp::packet::Frame::arp_request(
+        mac.parse().expect("MAC"),
+        spa.parse().expect("sender IP"),
+        tpa.parse().expect("target IP"),
+    )
     .to_bytes()
     .to_vec()
 }

@@ -159,6 +159,26 @@ impl Frame {
         }
     }
 
+    /// A broadcast ARP request from `mac` for `tpa` (RFC 826; a probe when `spa` is
+    /// 0.0.0.0). For tools and tests that need to ask.
+    pub fn arp_request(mac: MacAddr, spa: std::net::Ipv4Addr, tpa: std::net::Ipv4Addr) -> Frame {
+        Frame {
+            eth: EthernetHeader {
+                dst: MacAddr::BROADCAST,
+                src: mac,
+                vlan: None,
+                ethertype: ETHERTYPE_ARP,
+            },
+            payload: Payload::Arp(ArpPacket {
+                op: ArpOp::Request,
+                sha: mac,
+                spa,
+                tha: MacAddr::ZERO,
+                tpa,
+            }),
+        }
+    }
+
     /// The wire form in a fresh buffer.
     pub fn to_bytes(&self) -> BytesMut {
         let mut out = BytesMut::with_capacity(90);
