@@ -42,3 +42,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test --workspace"
 cargo test --workspace --locked "${@}"
 echo "== done in $(( $(date +%s) - start )) s"
+bash scripts/fuzz-smoke.sh

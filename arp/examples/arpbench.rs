@@ -6,36 +6,24 @@
 //!         One request at a time, targets interleaved (A B A B ...); prints p50/p90/p99/max
 //!         round-trip time per target in microseconds. IPv4: ARP requests; IPv6: Neighbor
 //!         Solicitations to the target's solicited-node group (SRC_IP of the same family).
+//!         The gap between a reply and the next request is ARPBENCH_GAP_US (default 200 µs).
 //!     arpbench blast IFACE SRC_IP SECONDS WINDOW TARGET
 //!         Keeps WINDOW requests outstanding for SECONDS; prints replies per second.
+//!     arpbench flood IFACE SRC_IP RATE SECONDS DST_MAC TARGET [TARGET...]
+//!         Sends ARP requests for the targets in turn (A B A B ...) to DST_MAC at RATE per
+//!         second (paced per millisecond) for SECONDS, reading nothing; prints what went out.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ferrolb_arp::packet::{
-    ArpOp, ArpPacket, ETHERTYPE_ARP, ETHERTYPE_IPV6, EthernetHeader, Frame, Ipv6Header, NdpMessage,
-    NdpOptions, Payload, solicited_node, solicited_node_mac,
+    ArpOp, ETHERTYPE_IPV6, EthernetHeader, Frame, Ipv6Header, NdpMessage, NdpOptions, Payload,
+    solicited_node, solicited_node_mac,
 };
 use ferrolb_arp::{MacAddr, PacketSocket};
 
 fn request(mac: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
-    Frame {
-        eth: EthernetHeader {
-            dst: MacAddr::BROADCAST,
-            src: mac,
-            vlan: None,
-            ethertype: ETHERTYPE_ARP,
-        },
-        payload: Payload::Arp(ArpPacket {
-            op: ArpOp::Request,
-            sha: mac,
-            spa,
-            tha: MacAddr::ZERO,
-            tpa,
-        }),
-    }
-    .to_bytes()
-    .to_vec()
+    Frame::arp_request(mac, spa, tpa).to_bytes().to_vec()
 }
 
 fn solicitation(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
@@ -113,6 +101,26 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+/// Sends `frames` in turn at `rate` per second for `secs`, paced per millisecond;
+/// returns (sent, refused by the kernel, elapsed seconds).
+fn flood(sock: &PacketSocket, frames: &[Vec<u8>], rate: f64, secs: f64) -> (u64, u64, f64) {
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    let (mut sent, mut refused, mut i) = (0u64, 0u64, 0usize);
+    while Instant::now() < end {
+        let due = (start.elapsed().as_secs_f64() * rate) as u64;
+        while sent + refused < due {
+            match sock.send(&frames[i % frames.len()]) {
+                Ok(_) => sent += 1,
+                Err(_) => refused += 1,
+            }
+            i += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (sent, refused, start.elapsed().as_secs_f64())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -139,6 +147,10 @@ async fn main() {
                 .collect();
             let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
             let mut lost = vec![0usize; targets.len()];
+            let gap_us: u64 = std::env::var("ARPBENCH_GAP_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(200);
             for i in 0..count * targets.len() {
                 let t = i % targets.len();
                 let frame = request_for(mac, src, targets[t]);
@@ -176,8 +188,8 @@ async fn main() {
                 } else {
                     lost[t] += 1;
                 }
-                // Small gap so requests do not queue behind each other.
-                tokio::time::sleep(Duration::from_micros(200)).await;
+                // Gap so requests do not queue behind each other.
+                tokio::time::sleep(Duration::from_micros(gap_us)).await;
             }
             for (t, ip) in targets.iter().enumerate() {
                 let v = &mut rtts[t];
@@ -245,6 +257,27 @@ async fn main() {
             println!(
                 "target={target} seconds={el:.2} sent={sent} replies={replies} stalls={stalls} replies_per_s={:.0}",
                 replies as f64 / el
+            );
+        }
+        "flood" => {
+            let rate: f64 = args[3].parse().expect("RATE");
+            let secs: f64 = args[4].parse().expect("SECONDS");
+            let dst: MacAddr = args[5].parse().expect("DST_MAC");
+            let IpAddr::V4(spa) = src else {
+                panic!("flood is ARP only: SRC_IP must be IPv4")
+            };
+            let frames: Vec<Vec<u8>> = args[6..]
+                .iter()
+                .map(|t| {
+                    let mut f = request(mac, spa, t.parse().expect("TARGET"));
+                    f[..6].copy_from_slice(&dst.0);
+                    f
+                })
+                .collect();
+            let (sent, refused, el) = flood(sock.get_ref(), &frames, rate, secs);
+            println!(
+                "flood sent={sent} refused={refused} seconds={el:.2} rate_per_s={:.0}",
+                sent as f64 / el
             );
         }
         other => panic!("unknown mode {other}"),

@@ -2,17 +2,27 @@
 //! this node owns, announces ownership changes (gratuitous ARP, unsolicited NA) and reports
 //! when another host answers for one of our IPs. See `README.md` in this folder.
 //!
-//! Layers: [`packet`] (pure codec), [`responder`] (pure decision per frame), [`io`] (AF_PACKET
-//! sockets on tokio, announcements, link polling). Only `sys.rs` holds `unsafe`.
+//! Engine shape: [`packet`] (pure codec), [`responder`] (pure verdict per frame), [`limit`]
+//! (pure flood limits), [`machine`] (the pure state machine of one interface:
+//! `handle(input, now) -> Vec<Output>`) and [`driver`] (AF_PACKET sockets on tokio, timers,
+//! link polling; carries out the machine's outputs). Only `sys.rs` holds `unsafe`.
 
 pub mod announce;
+mod counters;
+pub mod driver;
 mod error;
-pub mod io;
+pub mod limit;
+pub mod machine;
 pub mod packet;
 pub mod responder;
+mod socket;
 mod sys;
 
+pub use counters::Counters;
+pub use driver::{Config, L2Event, L2Handle, L2Responder, LinkInfo};
 pub use error::Error;
-pub use io::{Config, Counters, L2Event, L2Handle, L2Responder, LinkInfo, PacketSocket};
+pub use limit::Limits;
+pub use machine::{Input, Machine, MachineConfig, Output, SendKind};
 pub use packet::MacAddr;
 pub use responder::{DropReason, ReplyKind, Responder, Verdict, announcements};
+pub use socket::PacketSocket;

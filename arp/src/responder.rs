@@ -94,10 +94,18 @@ pub enum DropReason {
     NotOwned,
     /// An ARP reply or NA that does not concern an owned IP.
     NotARequest,
+    /// A request from a sender no reply may go to: IPv4 sender 255.255.255.255, multicast,
+    /// loopback or in 0.0.0.0/8 (0.0.0.0 itself only in an RFC 5227 probe), IPv6 source
+    /// loopback, or a multicast/broadcast sender MAC (Ethernet source or link-layer option).
+    InvalidSender,
+    /// The source MAC used up its token bucket (see [`crate::limit`]): a flooding host.
+    RateLimited,
+    /// The reply queue was full of replies to quieter sources.
+    QueueFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Truncated,
         DropReason::Unsupported,
         DropReason::BadChecksum,
@@ -108,6 +116,9 @@ impl DropReason {
         DropReason::NotForUs,
         DropReason::NotOwned,
         DropReason::NotARequest,
+        DropReason::InvalidSender,
+        DropReason::RateLimited,
+        DropReason::QueueFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -122,6 +133,9 @@ impl DropReason {
             DropReason::NotForUs => "not_for_us",
             DropReason::NotOwned => "not_owned",
             DropReason::NotARequest => "not_a_request",
+            DropReason::InvalidSender => "invalid_sender",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::QueueFull => "queue_full",
         }
     }
 }
@@ -140,6 +154,7 @@ impl From<&DecodeError> for DropReason {
             | DecodeError::UnsupportedArpOp(_)
             | DecodeError::NotIpv6(_)
             | DecodeError::NotIcmpv6(_)
+            | DecodeError::BadExtensionHeader { .. }
             | DecodeError::NotNdp(_)
             | DecodeError::BadMacText => DropReason::Unsupported,
         }
@@ -224,6 +239,9 @@ impl Responder {
         if arp.op != ArpOp::Request {
             return Verdict::Drop(DropReason::NotARequest);
         }
+        if !valid_arp_sender(eth, arp) {
+            return Verdict::Drop(DropReason::InvalidSender);
+        }
         if !(eth.dst.is_broadcast() || eth.dst == self.mac) {
             return Verdict::Drop(DropReason::NotForUs);
         }
@@ -302,6 +320,13 @@ impl Responder {
         if target.is_multicast() || ip.src.is_multicast() {
             return Verdict::Drop(DropReason::InvalidNdp);
         }
+        // A reply to a loopback source or to a group MAC would go nowhere or everywhere.
+        if ip.src.is_loopback()
+            || eth.src.is_multicast()
+            || options.source_lla.is_some_and(|m| m.is_multicast())
+        {
+            return Verdict::Drop(DropReason::InvalidSender);
+        }
         let group = solicited_node(&target);
         let dad = ip.src.is_unspecified();
         // RFC 4861 §7.1.1: from the unspecified address, the destination is a solicited-node
@@ -368,6 +393,20 @@ impl Responder {
             kind,
         }
     }
+}
+
+/// Whether an ARP request comes from a sender a reply can go to. RFC 1122 §3.2.1.3 and
+/// RFC 5227: 0.0.0.0 is only a sender in a probe (a request from a unicast MAC, answered so
+/// the prober backs off); broadcast, multicast, loopback and the rest of 0.0.0.0/8 are never
+/// a host's own address. A group MAC (Ethernet source or sender hardware address) is no
+/// host either.
+fn valid_arp_sender(eth: &EthernetHeader, arp: &ArpPacket) -> bool {
+    let spa = arp.spa;
+    let bad_ip = spa.is_broadcast()
+        || spa.is_multicast()
+        || spa.is_loopback()
+        || (spa.octets()[0] == 0 && !spa.is_unspecified());
+    !(bad_ip || eth.src.is_multicast() || arp.sha.is_multicast())
 }
 
 /// The frames that announce that `mac` now owns `ip`: for IPv4 a gratuitous ARP in request

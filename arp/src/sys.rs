@@ -44,17 +44,63 @@ struct TpacketAuxdata {
     tp_vlan_tpid: u16,
 }
 
-/// Classic BPF: accept ARP, ICMPv6 Neighbor Solicitation/Advertisement (no extension
-/// headers, as RFC 4861 messages are sent) and frames still carrying an 802.1Q tag; drop our
-/// own outgoing frames and everything else in the kernel.
-fn filter() -> [libc::sock_filter; 13] {
+/// Most source MACs the kernel filter drops (see [`program`]); keeps every jump of the
+/// program within cBPF's 8-bit offsets (4 instructions per MAC + 16).
+const MAX_BLOCKED: usize = crate::limit::MAX_BLOCKED_SOURCES;
+
+/// The whole filter: first drop frames whose Ethernet source is in `blocked` (sources the
+/// responder rate-limits, so a flood costs no wake-up and no copy while they are blocked),
+/// then [`filter`].
+fn program(blocked: &[[u8; 6]]) -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let blocked = &blocked[..blocked.len().min(MAX_BLOCKED)];
+    let base = filter();
+    let total = 4 * blocked.len() + base.len();
+    let drop = total - 1; // `filter()` ends with its drop instruction
+    let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut out = Vec::with_capacity(total);
+    for m in blocked {
+        let hi = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+        let lo = u32::from(u16::from_be_bytes([m[4], m[5]]));
+        out.push(ins(LD_W_ABS, 0, 0, 6)); // source MAC, first 4 bytes
+        out.push(ins(JEQ, 0, 2, hi)); // no -> next MAC
+        out.push(ins(LD_H_ABS, 0, 0, 10)); // last 2 bytes
+        let to_drop = (drop - (out.len() + 1)) as u8;
+        out.push(ins(JEQ, to_drop, 0, lo)); // yes -> drop
+    }
+    out.extend_from_slice(&base);
+    out
+}
+
+/// Replaces the socket's filter (the kernel swaps it atomically) with one that also drops
+/// frames from the `blocked` source MACs (at most [`MAX_BLOCKED`]).
+pub fn set_filter(fd: &OwnedFd, blocked: &[[u8; 6]]) -> io::Result<()> {
+    attach(fd, &mut program(blocked))
+}
+
+fn attach(fd: &OwnedFd, insns: &mut [libc::sock_filter]) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_mut_ptr(),
+    };
+    // The kernel copies the program during the call; `insns` outlives it.
+    setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, SO_ATTACH_FILTER, &prog)
+}
+
+/// Classic BPF: accept ARP, ICMPv6 Neighbor Solicitation/Advertisement, IPv6 packets whose
+/// first next header is an extension header (Hop-by-Hop, Routing, Destination Options: the
+/// codec walks the chain, bounded, and finds out whether NDP follows) and frames still
+/// carrying an 802.1Q tag; drop our own outgoing frames and everything else in the kernel.
+fn filter() -> [libc::sock_filter; 16] {
     const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
     const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
     const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    // Indexes:       0..11, accept = 11, drop = 12
+    // Jumps are relative to the next instruction. accept = 14, drop = 15.
     [
         /* 0 */
         ins(
@@ -63,18 +109,21 @@ fn filter() -> [libc::sock_filter; 13] {
             0,
             (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
         ),
-        /* 1 */ ins(JEQ, 10, 0, u32::from(PACKET_OUTGOING)), // -> drop
+        /* 1 */ ins(JEQ, 13, 0, u32::from(PACKET_OUTGOING)), // -> drop
         /* 2 */ ins(LD_H_ABS, 0, 0, 12),
-        /* 3 */ ins(JEQ, 7, 0, 0x0806), // ARP -> accept
-        /* 4 */ ins(JEQ, 6, 0, 0x8100), // tagged -> accept (responder counts it)
-        /* 5 */ ins(JEQ, 0, 6, 0x86dd), // not IPv6 -> drop
+        /* 3 */ ins(JEQ, 10, 0, 0x0806), // ARP -> accept
+        /* 4 */ ins(JEQ, 9, 0, 0x8100), // tagged -> accept (responder counts it)
+        /* 5 */ ins(JEQ, 0, 9, 0x86dd), // not IPv6 -> drop
         /* 6 */ ins(LD_B_ABS, 0, 0, 14 + 6), // next header
-        /* 7 */ ins(JEQ, 0, 4, 58), // not ICMPv6 -> drop
+        /* 7 */ ins(JEQ, 0, 3, 58), // not ICMPv6 -> 11 (extension headers?)
         /* 8 */ ins(LD_B_ABS, 0, 0, 14 + 40), // ICMPv6 type
-        /* 9 */ ins(JEQ, 1, 0, 135),
-        /* 10 */ ins(JEQ, 0, 1, 136),
-        /* 11 accept */ ins(RET, 0, 0, 0x0004_0000),
-        /* 12 drop */ ins(RET, 0, 0, 0),
+        /* 9 */ ins(JEQ, 4, 0, 135), // NS -> accept
+        /* 10 */ ins(JEQ, 3, 4, 136), // NA -> accept, else drop
+        /* 11 */ ins(JEQ, 2, 0, 0), // Hop-by-Hop -> accept
+        /* 12 */ ins(JEQ, 1, 0, 60), // Destination Options -> accept
+        /* 13 */ ins(JEQ, 0, 1, 43), // Routing -> accept, else drop
+        /* 14 accept */ ins(RET, 0, 0, 0x0004_0000),
+        /* 15 drop */ ins(RET, 0, 0, 0),
     ]
 }
 
@@ -115,12 +164,7 @@ pub fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     })?;
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut prog_insns = filter();
-    let prog = libc::sock_fprog {
-        len: prog_insns.len() as u16,
-        filter: prog_insns.as_mut_ptr(),
-    };
-    setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, SO_ATTACH_FILTER, &prog)?;
+    attach(&fd, &mut program(&[]))?;
     let one: libc::c_int = 1;
     setsockopt(fd.as_raw_fd(), SOL_PACKET, PACKET_AUXDATA, &one)?;
     // SO_RCVBUFFORCE (CAP_NET_ADMIN) goes past net.core.rmem_max; otherwise take what
@@ -374,8 +418,8 @@ pub fn interfaces() -> io::Result<Vec<RawInterface>> {
 
 /// Registers a packet socket with the tokio reactor for readability.
 pub fn register_async(
-    sock: crate::io::PacketSocket,
-) -> io::Result<tokio::io::unix::AsyncFd<crate::io::PacketSocket>> {
+    sock: crate::socket::PacketSocket,
+) -> io::Result<tokio::io::unix::AsyncFd<crate::socket::PacketSocket>> {
     // SAFETY: `PacketSocket` owns its `OwnedFd`, never replaces or closes it before being
     // dropped, and `as_raw_fd` always returns that descriptor; so the descriptor stays open
     // and the same for the whole life of the AsyncFd, which owns the socket.

@@ -58,8 +58,11 @@ pub struct Metrics {
     pub l2_replies: Family<KindLabel, Counter>,
     /// `ferrolb_speaker_l2_drops_total{reason}`.
     pub l2_drops: Family<ReasonLabel, Counter>,
-    /// `ferrolb_speaker_l2_conflicts_total`.
+    /// `ferrolb_speaker_l2_conflicts_total`: every frame claiming one of our IPs.
     pub l2_conflicts: Counter,
+    /// `ferrolb_speaker_l2_conflicts_suppressed_total`: of those, not logged (same IP and MAC
+    /// logged less than the interval ago).
+    pub l2_conflicts_suppressed: Counter,
     /// `ferrolb_speaker_l2_announcements_sent_total`.
     pub l2_announcements: Counter,
     /// `ferrolb_speaker_members`: live members seen by this node (itself included).
@@ -78,6 +81,7 @@ struct Last {
     replies: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
     conflicts: u64,
+    conflicts_suppressed: u64,
     announcements: u64,
 }
 
@@ -124,6 +128,11 @@ impl Metrics {
             "l2_conflicts",
             "Other hosts claiming an IP this node owns",
             self.l2_conflicts.clone(),
+        );
+        r.register(
+            "l2_conflicts_suppressed",
+            "Conflicting frames not logged: same IP and MAC logged within the interval",
+            self.l2_conflicts_suppressed.clone(),
         );
         r.register(
             "l2_announcements_sent",
@@ -202,6 +211,11 @@ impl Metrics {
         self.l2_conflicts
             .inc_by(c.conflicts.saturating_sub(last.conflicts));
         last.conflicts = last.conflicts.max(c.conflicts);
+        self.l2_conflicts_suppressed.inc_by(
+            c.conflicts_suppressed
+                .saturating_sub(last.conflicts_suppressed),
+        );
+        last.conflicts_suppressed = last.conflicts_suppressed.max(c.conflicts_suppressed);
         self.l2_announcements
             .inc_by(c.announcements_sent.saturating_sub(last.announcements));
         last.announcements = last.announcements.max(c.announcements_sent);

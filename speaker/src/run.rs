@@ -197,8 +197,9 @@ pub async fn run(
             }
             Some(ev) = l2_events_rx.recv() => {
                 match &ev {
+                    // Logged (rate-limited) by the responder, the one place conflicts are logged.
                     ferrolb_arp::L2Event::Conflict { ip, iface, other_mac } => {
-                        warn!(%ip, %iface, ?other_mac, "another host answers for an IP this node owns");
+                        debug!(%ip, %iface, ?other_mac, "L2 conflict reported");
                     }
                     other => debug!(event = ?other, "link event"),
                 }

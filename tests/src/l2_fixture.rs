@@ -183,3 +183,42 @@ pub fn ndisc6(client: &Netns, args: &[&str]) -> (bool, String) {
 pub fn maddrs(ns: &Netns, dev: &str) -> String {
     run("ip", &["-n", ns.name(), "maddr", "show", "dev", dev]).unwrap_or_default()
 }
+
+/// Sends each frame of `frames` `repeat` times on `iface` of `ns` from an AF_PACKET socket
+/// (the crate's `PacketSocket`), at most `per_ms` frames per millisecond (a veth's receive
+/// backlog, 1000 frames, would otherwise overflow and drop frames before any responder sees
+/// them); returns how many went out and how long it took. Refused frames are not retried.
+pub fn send_frames(
+    ns: &Netns,
+    iface: &str,
+    frames: Vec<Vec<u8>>,
+    repeat: usize,
+    per_ms: usize,
+) -> (usize, Duration) {
+    let iface = iface.to_string();
+    ns.run_in(move || {
+        let sock = ferrolb_arp::PacketSocket::open(&iface).expect("open packet socket");
+        let start = std::time::Instant::now();
+        let mut sent = 0;
+        let all = frames.iter().cycle().take(frames.len() * repeat);
+        for (i, f) in all.enumerate() {
+            if i % per_ms.max(1) == 0 {
+                let due = start + Duration::from_millis((i / per_ms.max(1)) as u64);
+                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+            }
+            sent += usize::from(sock.send(f).is_ok());
+        }
+        (sent, start.elapsed())
+    })
+}
+
+/// A broadcast ARP request from `mac` (Ethernet source and sender hardware address).
+pub fn arp_request(mac: &str, spa: &str, tpa: &str) -> Vec<u8> {
+    ferrolb_arp::packet::Frame::arp_request(
+        mac.parse().expect("MAC"),
+        spa.parse().expect("sender IP"),
+        tpa.parse().expect("target IP"),
+    )
+    .to_bytes()
+    .to_vec()
+}

@@ -15,8 +15,8 @@ use std::fmt;
 pub use arp::{ArpOp, ArpPacket};
 pub use ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV6, ETHERTYPE_VLAN, EthernetHeader, VlanTag};
 pub use ndp::{
-    Ipv6Header, NaFlags, NdpMessage, NdpOptions, icmpv6_checksum, multicast_mac, solicited_node,
-    solicited_node_mac,
+    Ipv6Header, MAX_EXTENSION_HEADERS, NaFlags, NdpMessage, NdpOptions, icmpv6_checksum,
+    multicast_mac, skip_extension_headers, solicited_node, solicited_node_mac,
 };
 
 use bytes::BytesMut;
@@ -96,6 +96,10 @@ pub enum DecodeError {
     UnsupportedArpOp(u16),
     #[error("IPv6 header has version {0}")]
     NotIpv6(u8),
+    #[error(
+        "IPv6 extension header {next_header} not allowed here (repeated Hop-by-Hop, routing with segments left, or more than 8)"
+    )]
+    BadExtensionHeader { next_header: u8 },
     #[error("IPv6 next header {0} is not ICMPv6")]
     NotIcmpv6(u8),
     #[error("ICMPv6 type {0} is not a Neighbor Solicitation or Advertisement")]
@@ -152,6 +156,26 @@ impl Frame {
                 ip.encode(body_len as u16, out);
                 msg.encode(ip, out);
             }
+        }
+    }
+
+    /// A broadcast ARP request from `mac` for `tpa` (RFC 826; a probe when `spa` is
+    /// 0.0.0.0). For tools and tests that need to ask.
+    pub fn arp_request(mac: MacAddr, spa: std::net::Ipv4Addr, tpa: std::net::Ipv4Addr) -> Frame {
+        Frame {
+            eth: EthernetHeader {
+                dst: MacAddr::BROADCAST,
+                src: mac,
+                vlan: None,
+                ethertype: ETHERTYPE_ARP,
+            },
+            payload: Payload::Arp(ArpPacket {
+                op: ArpOp::Request,
+                sha: mac,
+                spa,
+                tha: MacAddr::ZERO,
+                tpa,
+            }),
         }
     }
 

@@ -60,8 +60,9 @@ impl Ipv6Header {
         }
     }
 
-    /// Decodes the header and returns it with exactly `payload length` bytes of payload
-    /// (Ethernet padding after it is cut off).
+    /// Decodes the header and returns it with the ICMPv6 message: exactly `payload length`
+    /// bytes of payload (Ethernet padding after it is cut off), minus any extension headers
+    /// in front of it (see [`skip_extension_headers`]). `next_header` is then ICMPv6.
     pub fn decode(buf: &[u8]) -> Result<(Ipv6Header, &[u8]), DecodeError> {
         need("IPv6 header", buf, IPV6_HEADER_LEN)?;
         let version = buf[0] >> 4;
@@ -71,11 +72,12 @@ impl Ipv6Header {
         let traffic_class = (buf[0] << 4) | (buf[1] >> 4);
         let flow_label = u32::from_be_bytes([0, buf[1] & 0x0f, buf[2], buf[3]]);
         let payload_len = usize::from(be16(buf, 4));
-        let next_header = buf[6];
+        need("IPv6 payload", &buf[IPV6_HEADER_LEN..], payload_len)?;
+        let payload = &buf[IPV6_HEADER_LEN..IPV6_HEADER_LEN + payload_len];
+        let (next_header, body) = skip_extension_headers(buf[6], payload)?;
         if next_header != NEXT_HEADER_ICMPV6 {
             return Err(DecodeError::NotIcmpv6(next_header));
         }
-        need("IPv6 payload", &buf[IPV6_HEADER_LEN..], payload_len)?;
         let hdr = Ipv6Header {
             traffic_class,
             flow_label,
@@ -84,7 +86,7 @@ impl Ipv6Header {
             src: ip6_at(buf, 8),
             dst: ip6_at(buf, 24),
         };
-        Ok((hdr, &buf[IPV6_HEADER_LEN..IPV6_HEADER_LEN + payload_len]))
+        Ok((hdr, body))
     }
 
     pub fn encode(&self, payload_len: u16, out: &mut BytesMut) {
@@ -97,6 +99,42 @@ impl Ipv6Header {
         out.put_slice(&self.src.octets());
         out.put_slice(&self.dst.octets());
     }
+}
+
+/// Extension headers an NDP message may carry in front of it: Hop-by-Hop Options (RFC 8200
+/// §4.3, only first), Destination Options (§4.6) and a Routing header with no segments left
+/// (§4.4: the destination field is then the final one, so the ICMPv6 pseudo-header stays
+/// right). All share the layout `next header, length in 8-octet units not counting the
+/// first 8, ...`. A Fragment header is refused: RFC 6980 §5 says fragmented NDP MUST be
+/// silently dropped. Anything else (AH, ESP, ...) ends the walk and is refused as not ICMPv6.
+pub const MAX_EXTENSION_HEADERS: usize = 8;
+const EXT_HOP_BY_HOP: u8 = 0;
+const EXT_ROUTING: u8 = 43;
+const EXT_DEST_OPTS: u8 = 60;
+
+/// Skips the extension headers in front of the upper-layer header; returns its protocol
+/// number and bytes. At most [`MAX_EXTENSION_HEADERS`] are walked.
+pub fn skip_extension_headers(first: u8, mut buf: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
+    let mut next = first;
+    for i in 0..=MAX_EXTENSION_HEADERS {
+        let known = matches!(next, EXT_HOP_BY_HOP | EXT_ROUTING | EXT_DEST_OPTS);
+        if !known {
+            return Ok((next, buf));
+        }
+        if i == MAX_EXTENSION_HEADERS || (next == EXT_HOP_BY_HOP && i > 0) {
+            return Err(DecodeError::BadExtensionHeader { next_header: next });
+        }
+        need("IPv6 extension header", buf, 8)?;
+        let len = 8 + usize::from(buf[1]) * 8;
+        need("IPv6 extension header", buf, len)?;
+        // Routing header: type at 2, segments left at 3.
+        if next == EXT_ROUTING && buf[3] != 0 {
+            return Err(DecodeError::BadExtensionHeader { next_header: next });
+        }
+        next = buf[0];
+        buf = &buf[len..];
+    }
+    Err(DecodeError::BadExtensionHeader { next_header: next })
 }
 
 /// NA flags (RFC 4861 §4.4): Router, Solicited, Override.

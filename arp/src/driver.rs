@@ -1,8 +1,11 @@
-//! The I/O side: one non-blocking AF_PACKET socket per interface that owns IPs, driven by a
+//! The driver: one non-blocking AF_PACKET socket per interface that owns IPs, driven by a
 //! tokio task through `AsyncFd` (no thread per interface); a manager task that polls the
-//! interface list and reports link changes; announcements on gaining an IP.
+//! interface list and reports link changes.
 //!
-//! The loop only moves bytes: read a frame, `Responder::handle`, write the reply, count.
+//! It only moves frames and keeps time: every decision is the interface's
+//! [`Machine`](crate::machine::Machine) (`handle(input, now) -> Vec<Output>`); the driver
+//! feeds it frames in batches, then `Flush`, owned-set changes and timer ticks, and carries
+//! out the outputs (send, join/leave groups, count, log, emit events).
 //!
 //! Choices:
 //! - **Multicast**: for each owned IPv6 address the socket joins the solicited-node group's
@@ -18,8 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -30,9 +32,11 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::announce::AnnounceSchedule;
-use crate::packet::{MacAddr, solicited_node_mac};
-use crate::responder::{DropReason, ReplyKind, Responder, Verdict, announcements};
+use crate::counters::{AtomicCounters, Counters, bump};
+use crate::limit::Limits;
+use crate::machine::{Input, Machine, MachineConfig, Output, SendKind};
+use crate::packet::MacAddr;
+use crate::socket::{PacketSocket, TAG_ROOM};
 use crate::{Error, sys};
 
 /// Settings of the L2 responder.
@@ -47,6 +51,22 @@ pub struct Config {
     pub link_poll_interval: Duration,
     /// Capacity of the event channel; events that do not fit are counted and dropped.
     pub event_capacity: usize,
+    /// A conflict (IP, other MAC) is logged and sent as an event at most once per interval;
+    /// every conflicting frame is counted.
+    pub conflict_interval: Duration,
+    /// Flood protection: per-source token bucket and reply queue.
+    pub limits: Limits,
+}
+
+impl Config {
+    fn machine(&self) -> MachineConfig {
+        MachineConfig {
+            announce_count: self.announce_count,
+            announce_interval: self.announce_interval,
+            conflict_interval: self.conflict_interval,
+            limits: self.limits,
+        }
+    }
 }
 
 impl Default for Config {
@@ -56,6 +76,8 @@ impl Default for Config {
             announce_interval: Duration::from_millis(300),
             link_poll_interval: Duration::from_millis(500),
             event_capacity: 1024,
+            conflict_interval: Duration::from_secs(10),
+            limits: Limits::default(),
         }
     }
 }
@@ -86,78 +108,6 @@ pub struct LinkInfo {
     pub up: bool,
     pub mac: Option<MacAddr>,
     pub addresses: Vec<IpNet>,
-}
-
-/// A snapshot of the counters, as plain numbers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Frames that passed the kernel filter and reached the responder.
-    pub frames_received: u64,
-    pub replies: BTreeMap<ReplyKind, u64>,
-    pub drops: BTreeMap<DropReason, u64>,
-    pub conflicts: u64,
-    /// Announcement frames sent (each gratuitous ARP form and each unsolicited NA count 1).
-    pub announcements_sent: u64,
-    pub send_errors: u64,
-    /// Frames the kernel dropped because a socket's receive buffer was full.
-    pub kernel_drops: u64,
-    pub events_dropped: u64,
-}
-
-impl Counters {
-    pub fn replies_total(&self) -> u64 {
-        self.replies.values().sum()
-    }
-}
-
-#[derive(Default)]
-struct AtomicCounters {
-    frames_received: AtomicU64,
-    replies: [AtomicU64; ReplyKind::ALL.len()],
-    drops: [AtomicU64; DropReason::ALL.len()],
-    conflicts: AtomicU64,
-    announcements_sent: AtomicU64,
-    send_errors: AtomicU64,
-    kernel_drops: AtomicU64,
-    events_dropped: AtomicU64,
-}
-
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-impl AtomicCounters {
-    fn reply(&self, k: ReplyKind) {
-        let i = ReplyKind::ALL.iter().position(|x| *x == k).unwrap_or(0);
-        bump(&self.replies[i]);
-    }
-
-    fn drop_reason(&self, r: DropReason) {
-        let i = DropReason::ALL.iter().position(|x| *x == r).unwrap_or(0);
-        bump(&self.drops[i]);
-    }
-
-    fn snapshot(&self) -> Counters {
-        let ld = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Counters {
-            frames_received: ld(&self.frames_received),
-            replies: ReplyKind::ALL
-                .iter()
-                .zip(&self.replies)
-                .map(|(k, c)| (*k, ld(c)))
-                .collect(),
-            drops: DropReason::ALL
-                .iter()
-                .zip(&self.drops)
-                .map(|(k, c)| (*k, ld(c)))
-                .collect(),
-            conflicts: ld(&self.conflicts),
-            announcements_sent: ld(&self.announcements_sent),
-            send_errors: ld(&self.send_errors),
-            kernel_drops: ld(&self.kernel_drops),
-            events_dropped: ld(&self.events_dropped),
-        }
-    }
 }
 
 struct Shared {
@@ -294,7 +244,7 @@ impl L2Handle {
     }
 }
 
-fn poll_links() -> Result<BTreeMap<String, LinkInfo>, Error> {
+pub(crate) fn poll_links() -> Result<BTreeMap<String, LinkInfo>, Error> {
     let raw = sys::interfaces().map_err(Error::ListInterfaces)?;
     Ok(raw
         .into_iter()
@@ -466,197 +416,85 @@ fn reconcile(
     }
 }
 
-/// A non-blocking AF_PACKET socket bound to one interface, filtered in the kernel to ARP and
-/// ICMPv6 NS/NA. Public so tools (the benchmark's request blaster) can use it too.
-pub struct PacketSocket {
-    fd: OwnedFd,
-    ifindex: u32,
+/// Frames handled per readiness before the queued replies are sent and the task yields to
+/// the other branches (owned-set updates, announcements, other interfaces).
+const BATCH: usize = 256;
+
+/// Carries out the machine's outputs on one interface.
+struct Exec<'a> {
+    shared: &'a Shared,
+    sock: &'a PacketSocket,
+    iface: &'a str,
 }
 
-/// Room for a VLAN tag to be put back in front of a received frame.
-const TAG_ROOM: usize = 4;
-
-impl PacketSocket {
-    /// Opens the socket on the interface called `iface` in the current network namespace.
-    pub fn open(iface: &str) -> Result<PacketSocket, Error> {
-        let links = poll_links()?;
-        let l = links.get(iface).ok_or_else(|| Error::NoSuchInterface {
-            iface: iface.to_string(),
-        })?;
-        Self::open_index(iface, l.ifindex)
-    }
-
-    fn open_index(iface: &str, ifindex: u32) -> Result<PacketSocket, Error> {
-        let fd = sys::open_packet_socket(ifindex).map_err(|source| Error::OpenSocket {
-            iface: iface.to_string(),
-            source,
-        })?;
-        Ok(PacketSocket { fd, ifindex })
-    }
-
-    /// Registers the socket with the current tokio runtime for readability.
-    pub fn into_async(self) -> std::io::Result<AsyncFd<PacketSocket>> {
-        sys::register_async(self)
-    }
-
-    pub fn send(&self, frame: &[u8]) -> std::io::Result<usize> {
-        sys::send_frame(&self.fd, frame)
-    }
-
-    /// Receives one frame without blocking. `buf` must have 4 spare bytes in front: the
-    /// returned range is where the frame is, with any VLAN tag the kernel moved into packet
-    /// metadata put back after the MAC addresses, so the frame reads as it was on the wire.
-    pub fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<std::ops::Range<usize>> {
-        if buf.len() <= TAG_ROOM + 14 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "receive buffer must hold 4 spare bytes and an Ethernet header",
-            ));
-        }
-        let meta = sys::recv_frame(&self.fd, &mut buf[TAG_ROOM..])?;
-        match meta.vlan {
-            Some((tpid, tci)) if meta.len >= 12 => {
-                buf.copy_within(TAG_ROOM..TAG_ROOM + 12, 0);
-                buf[12..14].copy_from_slice(&tpid.to_be_bytes());
-                buf[14..16].copy_from_slice(&tci.to_be_bytes());
-                Ok(0..meta.len + TAG_ROOM)
-            }
-            _ => Ok(TAG_ROOM..TAG_ROOM + meta.len),
+impl Exec<'_> {
+    fn run(&self, outputs: Vec<Output>) {
+        for o in outputs {
+            self.one(o);
         }
     }
 
-    /// Frames the kernel dropped for this socket since the last call.
-    pub fn kernel_drops(&self) -> std::io::Result<u32> {
-        sys::dropped_since_last(&self.fd)
-    }
-
-    fn membership(&self, mac: MacAddr, join: bool) -> std::io::Result<()> {
-        sys::multicast_membership(&self.fd, self.ifindex, mac.0, join)
-    }
-}
-
-impl std::os::fd::AsRawFd for PacketSocket {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
-    }
-}
-
-/// Per-interface state of the socket task.
-struct IfaceState {
-    iface: String,
-    responder: Responder,
-    owned: BTreeSet<IpAddr>,
-    groups: BTreeMap<MacAddr, usize>,
-    schedule: AnnounceSchedule,
-    /// Last time each (ip, other MAC) conflict was reported, to report a flood once per
-    /// [`CONFLICT_REPORT_EVERY`] (the counter still counts every frame).
-    conflicts: HashMap<(IpAddr, MacAddr), std::time::Instant>,
-}
-
-const CONFLICT_REPORT_EVERY: Duration = Duration::from_secs(1);
-
-impl IfaceState {
-    /// Applies a new owned set: the responder first (stop answering at once), then multicast
-    /// groups, then the announcement schedule.
-    fn apply(&mut self, sock: &PacketSocket, new: BTreeSet<IpAddr>, shared: &Shared) {
-        self.responder.set_owned(&new);
-        let gained: Vec<IpAddr> = new.difference(&self.owned).copied().collect();
-        let lost: Vec<IpAddr> = self.owned.difference(&new).copied().collect();
-        for ip in &lost {
-            if let IpAddr::V6(a) = ip {
-                let g = solicited_node_mac(a);
-                if let Some(n) = self.groups.get_mut(&g) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.groups.remove(&g);
-                        if let Err(e) = sock.membership(g, false) {
-                            warn!(group = %g, error = %e, "failed to leave multicast group");
-                        }
-                    }
-                }
-            }
-        }
-        for ip in &gained {
-            if let IpAddr::V6(a) = ip {
-                let g = solicited_node_mac(a);
-                let n = self.groups.entry(g).or_insert(0);
-                if *n == 0
-                    && let Err(e) = sock.membership(g, true)
-                {
-                    warn!(group = %g, error = %e, "failed to join multicast group");
-                    shared.emit(L2Event::SocketError {
-                        iface: self.iface.clone(),
-                        error: format!("failed to join multicast group {g}: {e}"),
-                    });
-                }
-                *n += 1;
-            }
-        }
-        self.schedule.retain_owned(&new);
-        self.owned = new;
-        if !gained.is_empty() || !lost.is_empty() {
-            info!(?gained, ?lost, "owned IPs changed");
-        }
-        self.announce(&gained);
-    }
-
-    fn announce(&mut self, ips: &[IpAddr]) {
-        let now = std::time::Instant::now();
-        for ip in ips {
-            self.schedule.start(*ip, now);
-        }
-    }
-
-    fn send_due(&mut self, sock: &PacketSocket, shared: &Shared) {
-        let mac = self.responder.mac();
-        for ip in self.schedule.take_due(std::time::Instant::now()) {
-            for frame in announcements(mac, ip) {
-                match sock.send(&frame) {
-                    Ok(_) => bump(&shared.counters.announcements_sent),
-                    Err(e) => {
-                        bump(&shared.counters.send_errors);
-                        debug!(%ip, error = %e, "announcement not sent");
-                    }
-                }
-            }
-        }
-    }
-
-    fn on_frame(&mut self, sock: &PacketSocket, frame: &[u8], shared: &Shared) {
-        bump(&shared.counters.frames_received);
-        match self.responder.handle(frame) {
-            Verdict::Reply { frame, kind } => match sock.send(&frame) {
-                Ok(_) => shared.counters.reply(kind),
-                Err(e) => {
-                    bump(&shared.counters.send_errors);
-                    debug!(error = %e, "reply not sent");
+    fn one(&self, o: Output) {
+        let c = &self.shared.counters;
+        match o {
+            Output::Send { frame, kind } => match (self.sock.send(&frame), kind) {
+                (Ok(_), SendKind::Reply(k)) => c.reply(k),
+                (Ok(_), SendKind::Announcement(_)) => bump(&c.announcements_sent),
+                (Err(e), kind) => {
+                    bump(&c.send_errors);
+                    debug!(?kind, error = %e, "frame not sent");
                 }
             },
-            Verdict::Conflict { ip, other_mac } => {
-                bump(&shared.counters.conflicts);
-                let now = std::time::Instant::now();
-                let last = self.conflicts.get(&(ip, other_mac)).copied();
-                if last.is_none_or(|t| now.duration_since(t) >= CONFLICT_REPORT_EVERY) {
-                    if self.conflicts.len() > 1024 {
-                        self.conflicts.clear();
+            Output::Drop(reason) => c.drop_reason(reason),
+            Output::Conflict {
+                ip,
+                other_mac,
+                report,
+            } => {
+                bump(&c.conflicts);
+                match report {
+                    // The one place a conflict is logged.
+                    Some(suppressed) => {
+                        warn!(%ip, %other_mac, suppressed, "another host claims an owned IP");
+                        self.shared.emit(L2Event::Conflict {
+                            ip,
+                            iface: self.iface.to_string(),
+                            other_mac,
+                        });
                     }
-                    self.conflicts.insert((ip, other_mac), now);
-                    warn!(%ip, %other_mac, "another host claims an owned IP");
-                    shared.emit(L2Event::Conflict {
-                        ip,
-                        iface: self.iface.clone(),
-                        other_mac,
-                    });
+                    None => bump(&c.conflicts_suppressed),
                 }
             }
-            Verdict::Drop(reason) => shared.counters.drop_reason(reason),
+            Output::Membership { group, join } => {
+                if let Err(e) = self.sock.membership(group, join) {
+                    warn!(%group, join, error = %e, "multicast membership change failed");
+                    if join {
+                        self.shared.emit(L2Event::SocketError {
+                            iface: self.iface.to_string(),
+                            error: format!("failed to join multicast group {group}: {e}"),
+                        });
+                    }
+                }
+            }
+            Output::BlockSources(macs) => {
+                debug!(?macs, "sources dropped in the kernel filter");
+                if let Err(e) = self.sock.block_sources(&macs) {
+                    warn!(error = %e, "failed to update the socket filter");
+                }
+            }
+            Output::OwnedChanged { gained, lost } => info!(?gained, ?lost, "owned IPs changed"),
         }
     }
 }
 
-/// Frames handled per readiness before yielding to the other branches (owned-set updates,
-/// announcements, other interfaces).
-const BATCH: usize = 256;
+fn open_async(iface: &str, ifindex: u32) -> Result<AsyncFd<PacketSocket>, Error> {
+    PacketSocket::open_index(iface, ifindex)?
+        .into_async()
+        .map_err(|source| Error::Register {
+            iface: iface.to_string(),
+            source,
+        })
+}
 
 async fn iface_task(
     shared: Arc<Shared>,
@@ -666,7 +504,7 @@ async fn iface_task(
     mut owned_rx: watch::Receiver<BTreeSet<IpAddr>>,
     reannounce: Arc<Notify>,
 ) {
-    let sock = match PacketSocket::open_index(&iface, ifindex) {
+    let sock = match open_async(&iface, ifindex) {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "cannot serve interface");
@@ -677,37 +515,19 @@ async fn iface_task(
             return;
         }
     };
-    let sock = match sock.into_async() {
-        Ok(s) => s,
-        Err(source) => {
-            let e = Error::Register {
-                iface: iface.clone(),
-                source,
-            };
-            shared.emit(L2Event::SocketError {
-                iface: iface.clone(),
-                error: error_chain(&e),
-            });
-            return;
-        }
-    };
     info!(%mac, "serving interface");
-    let mut st = IfaceState {
-        iface,
-        responder: Responder::new(mac),
-        owned: BTreeSet::new(),
-        groups: BTreeMap::new(),
-        schedule: AnnounceSchedule::new(
-            shared.config.announce_count,
-            shared.config.announce_interval,
-        ),
-        conflicts: HashMap::new(),
+    let ex = Exec {
+        shared: &shared,
+        sock: sock.get_ref(),
+        iface: &iface,
     };
+    let mut m = Machine::new(mac, &shared.config.machine());
+    let now = std::time::Instant::now;
     let first = owned_rx.borrow_and_update().clone();
-    st.apply(sock.get_ref(), first, &shared);
+    ex.run(m.handle(Input::SetOwned(first), now()));
     let mut buf = vec![0u8; 2048 + TAG_ROOM];
     loop {
-        let next = st.schedule.next_due().map(Instant::from_std);
+        let next = m.next_timer().map(Instant::from_std);
         tokio::select! {
             biased;
             changed = owned_rx.changed() => {
@@ -715,20 +535,17 @@ async fn iface_task(
                     return;
                 }
                 let new = owned_rx.borrow_and_update().clone();
-                st.apply(sock.get_ref(), new, &shared);
+                ex.run(m.handle(Input::SetOwned(new), now()));
             }
-            _ = reannounce.notified() => {
-                let all: Vec<IpAddr> = st.owned.iter().copied().collect();
-                st.announce(&all);
-            }
+            _ = reannounce.notified() => ex.run(m.handle(Input::Reannounce, now())),
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
-                st.send_due(sock.get_ref(), &shared);
+                ex.run(m.handle(Input::Timer, now()));
             }
             guard = sock.readable() => {
                 let mut guard = match guard {
                     Ok(g) => g,
                     Err(e) => {
-                        shared.emit(L2Event::SocketError { iface: st.iface.clone(), error: e.to_string() });
+                        shared.emit(L2Event::SocketError { iface: iface.clone(), error: e.to_string() });
                         return;
                     }
                 };
@@ -737,25 +554,25 @@ async fn iface_task(
                     // next frame: a removed IP is never answered after set_owned returned.
                     if owned_rx.has_changed().unwrap_or(false) {
                         let new = owned_rx.borrow_and_update().clone();
-                        st.apply(sock.get_ref(), new, &shared);
+                        ex.run(m.handle(Input::SetOwned(new), now()));
                     }
                     match sock.get_ref().try_recv(&mut buf) {
-                        Ok(range) => st.on_frame(sock.get_ref(), &buf[range], &shared),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            guard.clear_ready();
-                            break;
-                        }
-                        Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                            guard.clear_ready();
-                            break;
+                        Ok(range) => {
+                            bump(&shared.counters.frames_received);
+                            ex.run(m.handle(Input::Frame(&buf[range]), now()));
                         }
                         Err(e) => {
-                            warn!(error = %e, "receive failed");
+                            if e.kind() != std::io::ErrorKind::WouldBlock
+                                && e.raw_os_error() != Some(libc::ENETDOWN)
+                            {
+                                warn!(error = %e, "receive failed");
+                            }
                             guard.clear_ready();
                             break;
                         }
                     }
                 }
+                ex.run(m.handle(Input::Flush, now()));
                 if let Ok(n) = sock.get_ref().kernel_drops()
                     && n > 0
                 {
