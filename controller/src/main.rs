@@ -25,8 +25,9 @@ struct Cli {
     /// Handle only Services with `spec.loadBalancerClass: ferrolb.io/lb`.
     #[arg(long)]
     lb_class_only: bool,
-    /// Namespace of the ferrolb objects, the Lease and the ConfigurationState.
-    #[arg(long, default_value = "ferrolb-system")]
+    /// Namespace of the ferrolb objects, the Lease and the ConfigurationState; the
+    /// manifests set POD_NAMESPACE to the Pod's own namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "0.0.0.0:7472")]
@@ -48,6 +49,11 @@ async fn main() -> anyhow::Result<()> {
     ferrolb_telemetry::init_logging(cli.log_format, "info")?;
     let registry = Arc::new(Mutex::new(Registry::default()));
     let metrics = Metrics::register(&mut registry.lock().expect("registry lock"));
+    ferrolb_telemetry::register_process_metrics(
+        &mut registry.lock().expect("registry lock"),
+        "ferrolb-controller",
+        env!("CARGO_PKG_VERSION"),
+    );
     let health = Health::default();
     let shutdown = Shutdown::on_signals()?;
     let telemetry = ferrolb_telemetry::start_server(

@@ -46,8 +46,9 @@ struct Cli {
     /// is Ready (failover as slow as the Pod's readiness). For one-node tests.
     #[arg(long, conflicts_with_all = ["members_bind", "members_key_file", "manifests"])]
     no_members: bool,
-    /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode).
-    #[arg(long, default_value = "ferrolb-system")]
+    /// Namespace of the ferrolb objects and the SpeakerStates (Kubernetes mode); the
+    /// manifests set POD_NAMESPACE to the Pod's own namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "0.0.0.0:7473")]
@@ -55,6 +56,10 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: LogFormat,
+    /// BGP only: ignore L2Advertisements, never open an ARP/NDP socket (no CAP_NET_RAW
+    /// needed). Use it on every speaker or none.
+    #[arg(long)]
+    no_l2: bool,
 }
 
 #[tokio::main]
@@ -64,6 +69,11 @@ async fn main() -> anyhow::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let metrics = Metrics::default();
     metrics.register(&mut registry.lock().expect("registry lock"));
+    ferrolb_telemetry::register_process_metrics(
+        &mut registry.lock().expect("registry lock"),
+        "ferrolb-speaker",
+        env!("CARGO_PKG_VERSION"),
+    );
     let health = Health::default();
     let shutdown = Shutdown::on_signals()?;
     let telemetry = ferrolb_telemetry::start_server(
@@ -76,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut opts = Options::new(cli.node.clone());
     opts.namespace = cli.namespace.clone();
+    opts.l2 = !cli.no_l2;
     let kubernetes = cli.manifests.is_none();
     // Kubernetes mode: membership on by default, bound to the Pod IP (the node's, with
     // hostNetwork), key from the mounted Secret, seeds from the speaker Pods.

@@ -52,6 +52,10 @@ pub struct Options {
     /// GRACEFUL_SHUTDOWN routes are left this long before the withdraw.
     pub gshut_wait: Duration,
     pub arp: ferrolb_arp::Config,
+    /// `false` (`--no-l2`): L2Advertisements are ignored, so no ARP/NDP socket is ever
+    /// opened and the speaker needs no CAP_NET_RAW (BGP-only installs). Set it the same on
+    /// every speaker: the others would elect this node for L2 IPs it never answers.
+    pub l2: bool,
 }
 
 impl Options {
@@ -65,6 +69,7 @@ impl Options {
             l2_grace: Duration::from_millis(200),
             gshut_wait: Duration::from_millis(300),
             arp: ferrolb_arp::Config::default(),
+            l2: true,
         }
     }
 }
@@ -91,6 +96,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let me = opts.node.clone();
+    if !opts.l2 {
+        info!("L2 mode disabled: L2Advertisements are ignored, no ARP/NDP answers");
+    }
     let (l2, mut l2_events_rx) =
         ferrolb_arp::L2Responder::start(opts.arp.clone()).map_err(Error::L2)?;
     let mut drivers = Drivers::new(l2.clone());
@@ -156,6 +164,7 @@ pub async fn run(
         ann: Announcements::default(),
         links: links_of(&l2),
         published: None,
+        l2_enabled: opts.l2,
     };
     let mut pending: Option<Instant> = Some(Instant::now());
     let mut publish_due = false;
@@ -193,6 +202,10 @@ pub async fn run(
                 if r.is_ok() { publish_due = true; }
             }
             ev = async { bfd_rx.as_mut().expect("guarded").recv().await }, if bfd_rx.is_some() => {
+                if let Some(ev) = &ev {
+                    let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
+                    metrics.observe_bfd(&names, ev);
+                }
                 match ev {
                     Some(ev) if ev.is_failure() => {
                         warn!(peer = %ev.peer, diag = ?ev.diag, "BFD down: resetting the BGP session");
@@ -208,7 +221,7 @@ pub async fn run(
                 let links = links_of(&l2);
                 if links != st.links { mark(&mut pending); }
                 metrics.observe_l2(&l2.counters());
-                if let Some(m) = &membership { metrics.members.set(i64::try_from(m.metrics().members).unwrap_or(i64::MAX)); }
+                if let Some(m) = &membership { metrics.observe_members(&m.metrics()); }
                 if let Some(bgp) = &drivers.bgp {
                     let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
                     metrics.observe_bgp(&names, &bgp.subscribe().borrow());
@@ -289,6 +302,8 @@ struct LoopState {
     links: Vec<Link>,
     /// Last published status and annotations (without timestamps).
     published: Option<PublishedKey>,
+    /// [`Options::l2`].
+    l2_enabled: bool,
 }
 
 impl LoopState {
@@ -311,6 +326,11 @@ impl LoopState {
             .config_errors
             .set(i64::try_from(outcome.errors.len() + snap.errors.len()).unwrap_or(i64::MAX));
         self.config = Some(outcome.config);
+        if !self.l2_enabled
+            && let Some(c) = self.config.as_mut()
+        {
+            c.l2_advertisements.clear();
+        }
         let config = self.config.as_ref().expect("set above");
 
         let cluster = ClusterView::build(
@@ -342,6 +362,7 @@ impl LoopState {
             })
             .count();
         metrics.failovers.inc_by(took_over as u64);
+        metrics.observe_owners(&self.ann.l2_owners, &ann.l2_owners);
         metrics
             .l2_owned
             .set(i64::try_from(ann.l2.len()).unwrap_or(i64::MAX));
