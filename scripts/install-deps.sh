@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs (with apt-get, only when missing) the Debian packages that ferrolb's tests and the
 # lab use: real BGP peers (gobgpd, bird2, frr), iproute2 for namespaces, arping/ndisc6 as L2
-# clients, tcpdump for captures, curl and python3 for the HTTP backends of the lab.
+# clients, tcpdump for captures, curl and python3 for the HTTP backends of the lab; podman and
+# runc to build and run the container image (tests/tests/image.rs), prometheus for promtool
+# (tests/tests/monitoring.rs). kubectl (with its kustomize) is not a Debian package: the
+# deploy tests need it on PATH (Kubernetes' own apt repository or the envtest assets).
 # Sourced by scripts/test.sh and examples/lab/run.sh; can also be run directly.
-TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps)
+TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps
+               podman runc prometheus)
 
 install_test_deps() {
     local missing=()
@@ -27,7 +31,7 @@ install_test_deps() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ "$created" = 1 ] && rm -f "$policy"
     # Stop any service a package started anyway (no systemd here: init scripts).
-    for s in frr bird; do
+    for s in frr bird prometheus; do
         [ -x /etc/init.d/$s ] && /etc/init.d/$s stop >/dev/null 2>&1 || true
     done
     return 0

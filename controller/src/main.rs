@@ -49,12 +49,13 @@ async fn main() -> anyhow::Result<()> {
     ferrolb_telemetry::init_logging(cli.log_format, "info")?;
     let registry = Arc::new(Mutex::new(Registry::default()));
     let metrics = Metrics::register(&mut registry.lock().expect("registry lock"));
+    let health = Health::default();
     ferrolb_telemetry::register_process_metrics(
         &mut registry.lock().expect("registry lock"),
         "ferrolb-controller",
         env!("CARGO_PKG_VERSION"),
+        health.clone(),
     );
-    let health = Health::default();
     let shutdown = Shutdown::on_signals()?;
     let telemetry = ferrolb_telemetry::start_server(
         cli.metrics_addr,

@@ -69,12 +69,13 @@ async fn main() -> anyhow::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let metrics = Metrics::default();
     metrics.register(&mut registry.lock().expect("registry lock"));
+    let health = Health::default();
     ferrolb_telemetry::register_process_metrics(
         &mut registry.lock().expect("registry lock"),
         "ferrolb-speaker",
         env!("CARGO_PKG_VERSION"),
+        health.clone(),
     );
-    let health = Health::default();
     let shutdown = Shutdown::on_signals()?;
     let telemetry = ferrolb_telemetry::start_server(
         cli.metrics_addr,

@@ -1,10 +1,15 @@
 //! `ferrolb_build_info{binary,version,revision} 1`: which build is running, for dashboards
-//! and for alerting on version skew between controller and speakers.
+//! and for alerting on version skew between controller and speakers; `ferrolb_ready{binary}`:
+//! what `/readyz` answers, for alerts (a kubelet probe is not visible to Prometheus).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::Health;
 
 /// The git revision the binaries were built from: the `FERROLB_REVISION` environment
 /// variable at compile time (`scripts/build-image.sh` sets it), `unknown` otherwise.
@@ -36,4 +41,33 @@ pub fn register_build_info(registry: &mut Registry, binary: &str, version: &str)
         "Build of the running binary (always 1): binary, version, git revision",
         family,
     );
+}
+
+/// `ferrolb_ready{binary}`: 1 while `health` is ready, read at each scrape.
+#[derive(Debug)]
+struct Ready {
+    binary: String,
+    health: Health,
+}
+
+impl Collector for Ready {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let g = ConstGauge::new(i64::from(self.health.is_ready()));
+        let mut m = enc.encode_descriptor(
+            "ferrolb_ready",
+            "1 while /readyz answers 200 (synced and serving)",
+            None,
+            g.metric_type(),
+        )?;
+        let labels = [("binary", self.binary.as_str())];
+        g.encode(m.encode_family(&labels)?)
+    }
+}
+
+/// Registers `ferrolb_ready{binary}` for `health`.
+pub fn register_ready(registry: &mut Registry, binary: &str, health: Health) {
+    registry.register_collector(Box::new(Ready {
+        binary: binary.to_string(),
+        health,
+    }));
 }

@@ -153,9 +153,16 @@ impl Collector for ProcessCollector {
     }
 }
 
-/// Registers the `process_*` metrics and `ferrolb_build_info` in `registry`: call once per
-/// binary with its name and `env!("CARGO_PKG_VERSION")`.
-pub fn register_process_metrics(registry: &mut Registry, binary: &str, version: &str) {
+/// Registers the `process_*` metrics, `ferrolb_build_info` and `ferrolb_ready` in
+/// `registry`: call once per binary with its name, `env!("CARGO_PKG_VERSION")` and the
+/// [`crate::Health`] its `/readyz` serves.
+pub fn register_process_metrics(
+    registry: &mut Registry,
+    binary: &str,
+    version: &str,
+    health: crate::Health,
+) {
     registry.register_collector(Box::new(ProcessCollector::new()));
     crate::build_info::register_build_info(registry, binary, version);
+    crate::build_info::register_ready(registry, binary, health);
 }

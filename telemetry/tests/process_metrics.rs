@@ -56,7 +56,8 @@ fn value(text: &str, name: &str) -> f64 {
 #[test]
 fn this_process_is_described_truthfully() {
     let mut reg = Registry::default();
-    ferrolb_telemetry::register_process_metrics(&mut reg, "test-binary", "9.9.9");
+    let health = ferrolb_telemetry::Health::default();
+    ferrolb_telemetry::register_process_metrics(&mut reg, "test-binary", "9.9.9", health.clone());
     // Burn a little CPU and hold a known extra fd so the values are not trivially zero.
     let mut x = 0u64;
     for i in 0..20_000_000u64 {
@@ -67,6 +68,17 @@ fn this_process_is_described_truthfully() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
     drop(held);
+    assert!(
+        text.contains("ferrolb_ready{binary=\"test-binary\"} 0\n"),
+        "{text}"
+    );
+    health.set_ready(true);
+    let mut again = String::new();
+    prometheus_client::encoding::text::encode(&mut again, &reg).unwrap();
+    assert!(
+        again.contains("ferrolb_ready{binary=\"test-binary\"} 1\n"),
+        "{again}"
+    );
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -14,6 +14,7 @@ pub mod peers_ferrolb;
 pub mod peers_frr;
 pub mod peers_gobgp;
 mod sys;
+pub mod tools;
 
 pub use netns::{Netns, Proc, require_root, run, veth, wait_until};
 pub mod bfd_peers;
