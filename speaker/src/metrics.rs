@@ -230,6 +230,25 @@ impl Metrics {
         }
     }
 
+    /// Sets the BFD gauges from the manager's session list (every configured session, also
+    /// one that never came up), so `bfd_session_up` is 0 for a session stuck Down.
+    pub fn observe_bfd_sessions(
+        &self,
+        names: &BTreeMap<IpAddr, String>,
+        sessions: &[ferrolb_bfd::SessionStatus],
+    ) {
+        for s in sessions {
+            let label = PeerLabel {
+                peer: names.get(&s.peer).cloned().unwrap_or_default(),
+                address: s.peer.to_string(),
+            };
+            self.bfd_up
+                .get_or_create(&label)
+                .set(i64::from(s.info.state == ferrolb_bfd::State::Up));
+            drop(self.bfd_flaps.get_or_create(&label));
+        }
+    }
+
     /// Counts L2 owner changes between two elections: IPs of a Service whose owner was a
     /// node and is now another node.
     pub fn observe_owners(

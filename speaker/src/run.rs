@@ -225,6 +225,9 @@ pub async fn run(
                 if let Some(bgp) = &drivers.bgp {
                     let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
                     metrics.observe_bgp(&names, &bgp.subscribe().borrow());
+                    if let Some(bfd) = &drivers.bfd && let Ok(sessions) = bfd.sessions().await {
+                        metrics.observe_bfd_sessions(&names, &sessions);
+                    }
                 }
             }
             _ = async { tokio::time::sleep_until(pending.expect("guarded")).await }, if pending.is_some() => {
