@@ -3,6 +3,7 @@
 //! them with scripts/install-deps.sh, so a skip there would hide a broken set-up).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -27,4 +28,36 @@ pub fn require_tool(test: &str, tool: &str) -> bool {
     }
     eprintln!("skipping {test}: `{tool}` is not installed (scripts/install-deps.sh installs it)");
     false
+}
+
+/// `kubectl kustomize DIR` (DIR relative to the workspace root); panics with kubectl's error.
+pub fn kustomize(dir: &str) -> String {
+    let out = Command::new("kubectl")
+        .args(["kustomize", dir])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("kubectl prints UTF-8")
+}
+
+/// The documents of `kind` in a multi-document YAML stream.
+pub fn docs_of<'a>(text: &'a str, kind: &str) -> Vec<&'a str> {
+    let line = format!("kind: {kind}");
+    ferrolb_crds::yaml::split_documents(text)
+        .into_iter()
+        .map(|d| d.text)
+        .filter(|d| d.lines().any(|l| l == line))
+        .collect()
+}
+
+/// The one document of `kind` in `text`, typed.
+pub fn one_of<T: serde::de::DeserializeOwned>(text: &str, kind: &str) -> T {
+    let docs = docs_of(text, kind);
+    assert_eq!(docs.len(), 1, "want exactly one {kind}");
+    serde_saphyr::from_str(docs[0]).unwrap_or_else(|e| panic!("{kind}: {e}"))
 }

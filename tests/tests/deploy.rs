@@ -6,46 +6,17 @@
 use std::process::Command;
 
 use ferrolb_crds::yaml::split_documents;
-use ferrolb_tests::tools::{require_tool, workspace_root};
+use ferrolb_tests::tools::{docs_of, kustomize, one_of, require_tool, workspace_root};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
-fn kustomize(dir: &str) -> String {
-    let out = Command::new("kubectl")
-        .args(["kustomize", dir])
-        .current_dir(workspace_root())
-        .output()
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {dir}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The documents of `kind` in a rendered stream.
-fn docs_of<'a>(text: &'a str, kind: &str) -> Vec<&'a str> {
-    split_documents(text)
-        .into_iter()
-        .map(|d| d.text)
-        .filter(|d| d.lines().any(|l| l == format!("kind: {kind}")))
-        .collect()
-}
-
-fn one<T: serde::de::DeserializeOwned>(text: &str, kind: &str) -> T {
-    let docs = docs_of(text, kind);
-    assert_eq!(docs.len(), 1, "want one {kind}");
-    serde_saphyr::from_str(docs[0]).unwrap_or_else(|e| panic!("{kind}: {e}"))
-}
-
 fn pod_of_deployment(text: &str) -> PodSpec {
-    let d: Deployment = one(text, "Deployment");
+    let d: Deployment = one_of(text, "Deployment");
     d.spec.unwrap().template.spec.unwrap()
 }
 
 fn pod_of_daemonset(text: &str) -> PodSpec {
-    let d: DaemonSet = one(text, "DaemonSet");
+    let d: DaemonSet = one_of(text, "DaemonSet");
     d.spec.unwrap().template.spec.unwrap()
 }
 

@@ -5,28 +5,12 @@
 //! hostNetwork and NET_RAW/NET_ADMIN (the bgp-only speaker for hostNetwork alone).
 //! Skips without the Kubernetes assets or kubectl (required under CI=true).
 
-use std::process::Command;
-
 use ferrolb_tests::kube_env::KubeEnv;
 use ferrolb_tests::kube_env::manifests::apply_yaml;
-use ferrolb_tests::tools::{require_tool, workspace_root};
+use ferrolb_tests::tools::{kustomize, one_of, require_tool};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodSpec};
 use kube::api::{Api, ObjectMeta, PostParams};
-
-fn kustomize(dir: &str) -> String {
-    let out = Command::new("kubectl")
-        .args(["kustomize", dir])
-        .current_dir(workspace_root())
-        .output()
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn available(test: &str) -> bool {
     KubeEnv::available(test) && require_tool(test, "kubectl")
@@ -68,22 +52,13 @@ fn every_overlay_applies_server_side() {
     assert!(env.forbidden_requests().is_empty());
 }
 
-fn pod_spec<T: serde::de::DeserializeOwned>(text: &str, kind: &str) -> T {
-    let doc = ferrolb_crds::yaml::split_documents(text)
-        .into_iter()
-        .map(|d| d.text)
-        .find(|d| d.lines().any(|l| l == format!("kind: {kind}")))
-        .unwrap_or_else(|| panic!("no {kind}"));
-    serde_saphyr::from_str(doc).unwrap()
-}
-
 fn controller_pod(text: &str) -> PodSpec {
-    let d: Deployment = pod_spec(text, "Deployment");
+    let d: Deployment = one_of(text, "Deployment");
     d.spec.unwrap().template.spec.unwrap()
 }
 
 fn speaker_pod(text: &str) -> PodSpec {
-    let d: DaemonSet = pod_spec(text, "DaemonSet");
+    let d: DaemonSet = one_of(text, "DaemonSet");
     d.spec.unwrap().template.spec.unwrap()
 }
 
