@@ -14,6 +14,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ferrolb_crds::v1alpha1::SpeakerState;
+use ferrolb_speaker::source::standalone::state_file;
 use ferrolb_tests::lab::{TempDir, bin};
 use ferrolb_tests::peers_ferrolb::{NODE_V4, ROUTER_V4, link_lab};
 use ferrolb_tests::peers_frr::Frr;
@@ -56,6 +58,17 @@ kind: BGPAdvertisement
 metadata: {name: bgp, namespace: ferrolb-system}
 spec: {ipAddressPools: [bgp-pool]}
 ---
+# Ignored by a speaker with --no-l2 (without the flag this node would own web-l2's IP).
+apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: l2-pool, namespace: ferrolb-system}
+spec: {addresses: [192.0.2.200-192.0.2.207]}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: l2, namespace: ferrolb-system}
+spec: {ipAddressPools: [l2-pool]}
+---
 apiVersion: ferrolb.io/v1alpha1
 kind: BGPPeer
 metadata: {name: tor, namespace: ferrolb-system}
@@ -67,12 +80,23 @@ metadata: {name: n1, labels: {kubernetes.io/hostname: n1}}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: default}
+metadata: {name: web, namespace: default, annotations: {ferrolb.io/address-pool: bgp-pool}}
 spec: {type: LoadBalancer, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: web-a, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: [192.0.2.10], nodeName: n1, conditions: {ready: true}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-l2, namespace: default, annotations: {ferrolb.io/address-pool: l2-pool}}
+spec: {type: LoadBalancer, ports: [{port: 80, protocol: TCP}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-l2-a, namespace: default, labels: {kubernetes.io/service-name: web-l2}}
 addressType: IPv4
 endpoints: [{addresses: [192.0.2.10], nodeName: n1, conditions: {ready: true}}]
 ";
@@ -92,11 +116,11 @@ fn bgpd_conf() -> String {
     )
 }
 
-/// The first IPv4 the controller assigned to default/web in DIR/.ferrolb/status.yaml.
-fn assigned(dir: &Path) -> Option<String> {
+/// The first IP the controller assigned to default/NAME in DIR/.ferrolb/status.yaml.
+fn assigned(dir: &Path, name: &str) -> Option<String> {
     let text = std::fs::read_to_string(dir.join(".ferrolb/status.yaml")).ok()?;
     let st: ferrolb_crds::standalone::StandaloneStatus = serde_saphyr::from_str(&text).ok()?;
-    st.service("default", "web")?
+    st.service("default", name)?
         .ips()
         .first()
         .map(ToString::to_string)
@@ -182,7 +206,10 @@ fn image_runs_the_controller_standalone_and_a_speaker_peering_with_frr() {
     args.extend_from_slice(&limits);
     args.extend_from_slice(&[&tag, "--manifests", "/config"]);
     podman(&args).unwrap();
-    let ip = wait_until(WAIT, POLL, || assigned(dir.path()));
+    let ip = wait_until(WAIT, POLL, || {
+        assigned(dir.path(), "web-l2")?;
+        assigned(dir.path(), "web")
+    });
     let ip = ip.unwrap_or_else(|| {
         panic!(
             "controller container wrote no assignment; logs:\n{}",
@@ -230,5 +257,16 @@ fn image_runs_the_controller_standalone_and_a_speaker_peering_with_frr() {
         frr.route(&prefix).to_string().contains(NODE_V4),
         "next hop is the node"
     );
+    // --no-l2: the L2Advertisement is ignored, so the capability-less speaker owns nothing
+    // on L2 (and never tried to open an ARP/NDP socket).
+    let state = wait_until(WAIT, POLL, || {
+        let text = std::fs::read_to_string(state_file(dir.path(), "n1")).ok()?;
+        let st: SpeakerState = serde_saphyr::from_str(&text).ok()?;
+        st.status.filter(|s| s.peers_established == 1)
+    })
+    .expect("no speaker state file with an Established session");
+    assert!(state.l2_addresses.is_empty(), "{:?}", state.l2_addresses);
+    let logs = podman(&["logs", &spk]).unwrap_or_default();
+    assert!(!logs.contains("AF_PACKET"), "{logs}");
     eprintln!("image test done in {:.1} s", t0.elapsed().as_secs_f64());
 }
