@@ -3,10 +3,12 @@
 # lab use: real BGP peers (gobgpd, bird2, frr), iproute2 for namespaces, arping/ndisc6 as L2
 # clients, tcpdump for captures, curl and python3 for the HTTP backends of the lab; etcd-server,
 # openssl (the harness's PKI) and xz-utils (to unpack ../shared/k8s/kube-apiserver.xz) for the
-# real-API-server tests, and kubectl (kubernetes-client) when none is installed.
+# real-API-server tests, and kubectl (kubernetes-client) when none is installed (the deploy
+# tests render deploy/ with its kustomize); podman and runc to build and run the container
+# image (tests/tests/image.rs), prometheus for promtool (tests/tests/monitoring.rs).
 # Sourced by scripts/test.sh and examples/lab/run.sh; can also be run directly.
 TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps
-    etcd-server openssl xz-utils)
+    etcd-server openssl xz-utils podman runc prometheus)
 command -v kubectl >/dev/null 2>&1 || TEST_PACKAGES+=(kubernetes-client)
 
 install_test_deps() {
@@ -31,7 +33,7 @@ install_test_deps() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ "$created" = 1 ] && rm -f "$policy"
     # Stop any service a package started anyway (no systemd here: init scripts).
-    for s in frr bird; do
+    for s in frr bird prometheus; do
         [ -x /etc/init.d/$s ] && /etc/init.d/$s stop >/dev/null 2>&1 || true
     done
     return 0

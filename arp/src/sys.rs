@@ -271,7 +271,8 @@ pub fn recv_frame(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<RecvMeta> {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of::<[u64; 16]>();
+    // glibc declares msg_controllen as size_t, musl as socklen_t: `as _` fits both (128 fits).
+    msg.msg_controllen = size_of::<[u64; 16]>() as _;
     // SAFETY: every pointer in `msg` points to live, writable buffers of the stated sizes.
     let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
     if n < 0 {

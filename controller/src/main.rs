@@ -50,6 +50,12 @@ async fn main() -> anyhow::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let metrics = Metrics::register(&mut registry.lock().expect("registry lock"));
     let health = Health::default();
+    ferrolb_telemetry::register_process_metrics(
+        &mut registry.lock().expect("registry lock"),
+        "ferrolb-controller",
+        env!("CARGO_PKG_VERSION"),
+        health.clone(),
+    );
     let shutdown = Shutdown::on_signals()?;
     let registry_for_loader = registry.clone();
     let telemetry = ferrolb_telemetry::start_server(

@@ -31,6 +31,15 @@ pub mod reasons {
     pub const IP_RELEASED: &str = "IPReleased";
     /// An object of the configuration is invalid (ignored or kept at its last good version).
     pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+    /// Every reason above (metrics start each at zero).
+    pub const ALL: [&str; 6] = [
+        IP_ALLOCATED,
+        ALLOCATION_FAILED,
+        IP_OUTSIDE_POOL,
+        SHARING_CONFLICT,
+        IP_RELEASED,
+        INVALID_CONFIGURATION,
+    ];
 }
 
 /// The `ferrolb.io/IPAllocated` condition.

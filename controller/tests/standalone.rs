@@ -10,6 +10,7 @@ use ferrolb_cluster::{Directory, Options};
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::standalone::{Standalone, StandaloneOptions};
 use ferrolb_crds::standalone::{STATUS_FILE, StandaloneStatus};
+use prometheus_client::registry::Registry;
 
 /// A unique temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -95,9 +96,13 @@ struct Ctl {
 
 impl Ctl {
     async fn start(opts: &StandaloneOptions) -> Ctl {
+        Ctl::start_with(opts, Metrics::default()).await
+    }
+
+    async fn start_with(opts: &StandaloneOptions, metrics: Metrics) -> Ctl {
         let mut dir = Directory::new(Options::new(&opts.dir), Default::default());
         dir.scan();
-        let ctl = Standalone::start(opts, Metrics::default(), &dir.view())
+        let ctl = Standalone::start(opts, metrics, &dir.view())
             .await
             .unwrap();
         Ctl { dir, ctl }
@@ -277,8 +282,21 @@ async fn failures_are_explained() {
             + &service("other", "", "  loadBalancerClass: example.com/other\n")
             + &service("nolb", "", "").replace("type: LoadBalancer", "type: ClusterIP")),
     );
-    let _ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let mut ctl = Ctl::start_with(&StandaloneOptions::new(&dir.0), metrics).await;
     let st = read_status(&dir.0);
+    let text = metrics_text(&registry);
+    // x4 finds no free address, v6 no IPv6 in its pool, zwant asks for a taken one.
+    for (reason, n) in [
+        ("PoolExhausted", 1),
+        ("FamilyUnavailable", 1),
+        ("IPInUse", 1),
+        ("NotInPool", 0),
+    ] {
+        let line = format!("ferrolb_controller_services_pending{{reason=\"{reason}\"}} {n}\n");
+        assert!(text.contains(&line), "want {line} in\n{text}");
+    }
     let x4 = st.service("default", "x4").unwrap();
     assert!(x4.ingress.is_empty());
     assert_eq!(x4.condition.status, "False");
@@ -298,6 +316,20 @@ async fn failures_are_explained() {
     // Not ours: no entry at all.
     assert!(st.service("default", "other").is_none());
     assert!(st.service("default", "nolb").is_none());
+    // Deleting the pending Services empties the gauge.
+    dir.write("svc.yaml", &service("x1", "", ""));
+    assert!(settle(&mut ctl).await);
+    let text = metrics_text(&registry);
+    assert!(
+        text.contains("ferrolb_controller_services_pending{reason=\"PoolExhausted\"} 0\n"),
+        "{text}"
+    );
+}
+
+fn metrics_text(registry: &Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text
 }
 
 #[tokio::test]
@@ -365,7 +397,9 @@ async fn pool_shrink_keeps_the_address_and_reports_it() {
     let dir = TempDir::new("outside");
     dir.write("pools.yaml", POOLS);
     dir.write("svc.yaml", &(service("a", "", "") + &service("b", "", "")));
-    let mut ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let mut ctl = Ctl::start_with(&StandaloneOptions::new(&dir.0), metrics).await;
     assert_eq!(ips(&read_status(&dir.0), "a"), vec![ip("192.0.2.10")]);
     // The pool no longer contains .10 (and gains a /64 of IPv6).
     dir.write(
@@ -388,7 +422,28 @@ async fn pool_shrink_keeps_the_address_and_reports_it() {
         && e.type_ == "Warning"));
     let small = st.pool("small").unwrap();
     assert_eq!((small.assigned_ipv4, small.available_ipv4), (1, 1));
-    assert_eq!(small.available_ipv6, u64::MAX, "a /64 saturates");
+    // Regression: this was u64::MAX while the docs and IPAddressPool.status say 2^63−1.
+    assert_eq!(
+        small.available_ipv6,
+        i64::MAX as u64,
+        "a /64 saturates at 2^63−1"
+    );
+    let text = metrics_text(&registry);
+    assert!(
+        text.contains(&format!(
+            "ferrolb_controller_addresses_available{{pool=\"small\",family=\"ipv6\"}} {}",
+            i64::MAX
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("ferrolb_controller_addresses_available{pool=\"small\",family=\"ipv4\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ferrolb_controller_events_total{reason=\"IPOutsidePool\"} 1"),
+        "{text}"
+    );
     // Restart: the outside address is restored as it is.
     drop(ctl);
     let _ctl = Ctl::start(&StandaloneOptions::new(&dir.0)).await;

@@ -152,7 +152,7 @@ pub struct PoolEntry {
     /// IPv6 addresses held by Services.
     #[serde(rename = "assignedIPv6")]
     pub assigned_ipv6: u64,
-    /// IPv6 addresses still free (saturating).
+    /// IPv6 addresses still free (saturating at 2^63−1, as in `IPAddressPool.status`).
     #[serde(rename = "availableIPv6")]
     pub available_ipv6: u64,
 }

@@ -59,6 +59,10 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: LogFormat,
+    /// BGP only: ignore L2Advertisements, never open an ARP/NDP socket (no CAP_NET_RAW
+    /// needed). Use it on every speaker or none.
+    #[arg(long)]
+    no_l2: bool,
 }
 
 #[tokio::main]
@@ -69,6 +73,12 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Metrics::default();
     metrics.register(&mut registry.lock().expect("registry lock"));
     let health = Health::default();
+    ferrolb_telemetry::register_process_metrics(
+        &mut registry.lock().expect("registry lock"),
+        "ferrolb-speaker",
+        env!("CARGO_PKG_VERSION"),
+        health.clone(),
+    );
     let shutdown = Shutdown::on_signals()?;
     let registry_for_loader = registry.clone();
     let telemetry = ferrolb_telemetry::start_server(
@@ -82,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let mut opts = Options::new(cli.node.clone());
     opts.namespace = cli.namespace.clone();
     opts.heartbeat = Duration::from_secs(cli.state_heartbeat);
+    opts.l2 = !cli.no_l2;
     let kubernetes = cli.manifests.is_none();
     // Kubernetes mode: membership on by default, bound to the Pod IP (the node's, with
     // hostNetwork), key from the mounted Secret, seeds from the speaker Pods.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ferrolb_bfd::BfdEvent;
 use ferrolb_bgp::{PeerStatus, State};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -71,8 +72,58 @@ pub struct Metrics {
     pub failovers: Counter,
     /// `ferrolb_speaker_config_errors`: invalid objects and files now.
     pub config_errors: Gauge,
+    /// `ferrolb_speaker_bfd_session_up{peer,address}`: 1 while the BFD session is Up.
+    pub bfd_up: Family<PeerLabel, Gauge>,
+    /// `ferrolb_speaker_bfd_session_flaps_total{peer,address}`: Up sessions that went down.
+    pub bfd_flaps: Family<PeerLabel, Counter>,
+    /// `ferrolb_speaker_l2_owner_changes_total`: L2 IPs whose owner node changed, as this
+    /// node's election saw it (every node counts the same change).
+    pub l2_owner_changes: Counter,
+    /// `ferrolb_speaker_membership_NAME_total`: every membership counter, in
+    /// `MEMBERSHIP_COUNTERS` order; see [`Self::observe_members`].
+    pub membership: [Counter; 8],
     last: std::sync::Arc<std::sync::Mutex<Last>>,
 }
+
+/// The membership counters, by metric name (`ferrolb_speaker_membership_NAME_total`).
+const MEMBERSHIP_COUNTERS: [(&str, &str); 8] = [
+    ("member_up", "Peers that became live (joined or came back)"),
+    (
+        "member_down",
+        "Peers removed from the live set (crashed or left): failover triggers",
+    ),
+    ("leaves_received", "Authenticated leave notices received"),
+    (
+        "rejoins",
+        "Times this speaker found itself declared down and rejoined",
+    ),
+    (
+        "auth_failures",
+        "Datagrams dropped: HMAC tag missing or wrong (wrong or rotated key?)",
+    ),
+    (
+        "malformed",
+        "Authenticated datagrams that could not be decoded",
+    ),
+    ("messages_in", "Membership datagrams received"),
+    ("messages_out", "Membership datagrams sent"),
+];
+
+/// The counters of one membership snapshot, in [`MEMBERSHIP_COUNTERS`] order.
+fn membership_values(m: &MembershipSnapshot) -> [u64; 8] {
+    [
+        m.member_up,
+        m.member_down,
+        m.leaves_received,
+        m.rejoins,
+        m.auth_failures,
+        m.malformed,
+        m.messages_in,
+        m.messages_out,
+    ]
+}
+
+use crate::membership::MetricsSnapshot as MembershipSnapshot;
 
 #[derive(Debug, Default)]
 struct Last {
@@ -83,6 +134,9 @@ struct Last {
     conflicts: u64,
     conflicts_suppressed: u64,
     announcements: u64,
+    membership: [u64; 8],
+    /// The `peer`/`address` label each BGP peer's gauges carry now.
+    labels: BTreeMap<IpAddr, PeerLabel>,
 }
 
 impl Metrics {
@@ -154,6 +208,89 @@ impl Metrics {
             "Invalid objects and files now",
             self.config_errors.clone(),
         );
+        r.register(
+            "bfd_session_up",
+            "1 while the BFD session is Up",
+            self.bfd_up.clone(),
+        );
+        r.register(
+            "bfd_session_flaps",
+            "Up BFD sessions that went down",
+            self.bfd_flaps.clone(),
+        );
+        r.register(
+            "l2_owner_changes",
+            "L2 IPs whose owner node changed (as this node's election saw it)",
+            self.l2_owner_changes.clone(),
+        );
+        // One counter per membership number: each has its own help text and no label.
+        let m = r.sub_registry_with_prefix("membership");
+        for ((name, help), c) in MEMBERSHIP_COUNTERS.iter().zip(&self.membership) {
+            m.register(*name, *help, c.clone());
+        }
+    }
+
+    /// Updates `members` and every `membership_*_total` counter from a snapshot.
+    pub fn observe_members(&self, snap: &MembershipSnapshot) {
+        self.members
+            .set(i64::try_from(snap.members).unwrap_or(i64::MAX));
+        let mut last = self.last.lock().expect("metrics lock");
+        let now = membership_values(snap);
+        for ((n, prev), c) in now.iter().zip(&mut last.membership).zip(&self.membership) {
+            c.inc_by(n.saturating_sub(*prev));
+            *prev = (*prev).max(*n);
+        }
+    }
+
+    /// Updates the BFD gauges from one session state change (`names` maps address to peer
+    /// name).
+    pub fn observe_bfd(&self, names: &BTreeMap<IpAddr, String>, ev: &BfdEvent) {
+        let label = PeerLabel {
+            peer: names.get(&ev.peer).cloned().unwrap_or_default(),
+            address: ev.peer.to_string(),
+        };
+        let up = ev.new == ferrolb_bfd::State::Up;
+        self.bfd_up.get_or_create(&label).set(i64::from(up));
+        if ev.old == ferrolb_bfd::State::Up && !up {
+            self.bfd_flaps.get_or_create(&label).inc();
+        }
+    }
+
+    /// Sets the BFD gauges from the manager's session list (every configured session, also
+    /// one that never came up), so `bfd_session_up` is 0 for a session stuck Down.
+    pub fn observe_bfd_sessions(
+        &self,
+        names: &BTreeMap<IpAddr, String>,
+        sessions: &[ferrolb_bfd::SessionStatus],
+    ) {
+        for s in sessions {
+            let label = PeerLabel {
+                peer: names.get(&s.peer).cloned().unwrap_or_default(),
+                address: s.peer.to_string(),
+            };
+            self.bfd_up
+                .get_or_create(&label)
+                .set(i64::from(s.info.state == ferrolb_bfd::State::Up));
+            drop(self.bfd_flaps.get_or_create(&label));
+        }
+    }
+
+    /// Counts L2 owner changes between two elections: IPs of a Service whose owner was a
+    /// node and is now another node.
+    pub fn observe_owners(
+        &self,
+        old: &BTreeMap<String, BTreeMap<IpAddr, crate::decide::L2Owner>>,
+        new: &BTreeMap<String, BTreeMap<IpAddr, crate::decide::L2Owner>>,
+    ) {
+        let changes = new
+            .iter()
+            .flat_map(|(svc, ips)| ips.iter().map(move |(ip, o)| (svc, ip, o)))
+            .filter(|(svc, ip, o)| {
+                let before = old.get(*svc).and_then(|m| m.get(*ip));
+                before.is_some_and(|b| b.node.is_some() && o.node.is_some() && b.node != o.node)
+            })
+            .count();
+        self.l2_owner_changes.inc_by(changes as u64);
     }
 
     /// Updates the BGP metrics from the session board (`names` maps address to peer name).
@@ -163,11 +300,34 @@ impl Metrics {
         sessions: &BTreeMap<IpAddr, PeerStatus>,
     ) {
         let mut last = self.last.lock().expect("metrics lock");
+        // Peers that are gone (BGPPeer deleted, node no longer selected) leave no stale
+        // "down" series behind for the alerts.
+        let gone: Vec<IpAddr> = last
+            .labels
+            .keys()
+            .filter(|a| !sessions.contains_key(*a))
+            .copied()
+            .collect();
+        for addr in gone {
+            if let Some(l) = last.labels.remove(&addr) {
+                self.session_up.remove(&l);
+                self.prefixes.remove(&l);
+                self.bfd_up.remove(&l);
+            }
+        }
         for (addr, s) in sessions {
             let label = PeerLabel {
                 peer: names.get(addr).cloned().unwrap_or_default(),
                 address: addr.to_string(),
             };
+            if let Some(old) = last.labels.insert(*addr, label.clone())
+                && old != label
+            {
+                // Renamed peer: its old series go.
+                self.session_up.remove(&old);
+                self.prefixes.remove(&old);
+                self.bfd_up.remove(&old);
+            }
             self.session_up
                 .get_or_create(&label)
                 .set(i64::from(s.state == State::Established));

@@ -57,6 +57,10 @@ pub struct Options {
     /// heartbeat: a much older one means the speaker is gone).
     pub heartbeat: Duration,
     pub arp: ferrolb_arp::Config,
+    /// `false` (`--no-l2`): L2Advertisements are ignored, so no ARP/NDP socket is ever
+    /// opened and the speaker needs no CAP_NET_RAW (BGP-only installs). Set it the same on
+    /// every speaker: the others would elect this node for L2 IPs it never answers.
+    pub l2: bool,
 }
 
 impl Options {
@@ -71,6 +75,7 @@ impl Options {
             gshut_wait: Duration::from_millis(300),
             heartbeat: HEARTBEAT,
             arp: ferrolb_arp::Config::default(),
+            l2: true,
         }
     }
 }
@@ -100,6 +105,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let me = opts.node.clone();
+    if !opts.l2 {
+        info!("L2 mode disabled: L2Advertisements are ignored, no ARP/NDP answers");
+    }
     let (l2, mut l2_events_rx) =
         ferrolb_arp::L2Responder::start(opts.arp.clone()).map_err(Error::L2)?;
     let mut drivers = Drivers::new(l2.clone(), &me);
@@ -169,6 +177,7 @@ pub async fn run(
         node_uid: None,
         config_errors: Vec::new(),
         config_reported: None,
+        l2_enabled: opts.l2,
     };
     let mut pending: Option<Instant> = Some(Instant::now());
     let mut publish_due = false;
@@ -209,6 +218,10 @@ pub async fn run(
                 if r.is_ok() { publish_due = true; }
             }
             ev = async { bfd_rx.as_mut().expect("guarded").recv().await }, if bfd_rx.is_some() => {
+                if let Some(ev) = &ev {
+                    let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
+                    metrics.observe_bfd(&names, ev);
+                }
                 match ev {
                     Some(ev) if ev.is_failure() => {
                         warn!(peer = %ev.peer, diag = ?ev.diag, "BFD down: resetting the BGP session");
@@ -229,10 +242,13 @@ pub async fn run(
                 let links = links_of(&l2);
                 if links != st.links { mark(&mut pending); }
                 metrics.observe_l2(&l2.counters());
-                if let Some(m) = &membership { metrics.members.set(i64::try_from(m.metrics().members).unwrap_or(i64::MAX)); }
+                if let Some(m) = &membership { metrics.observe_members(&m.metrics()); }
                 if let Some(bgp) = &drivers.bgp {
                     let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
                     metrics.observe_bgp(&names, &bgp.subscribe().borrow());
+                    if let Some(bfd) = &drivers.bfd && let Ok(sessions) = bfd.sessions().await {
+                        metrics.observe_bfd_sessions(&names, &sessions);
+                    }
                 }
             }
             _ = async { tokio::time::sleep_until(pending.expect("guarded")).await }, if pending.is_some() => {
@@ -332,6 +348,8 @@ struct LoopState {
     /// Errors of the last validation, and the last list reported to the source.
     config_errors: Vec<ConfigError>,
     config_reported: Option<Vec<ObjectError>>,
+    /// [`Options::l2`].
+    l2_enabled: bool,
 }
 
 impl LoopState {
@@ -357,6 +375,11 @@ impl LoopState {
         self.config_errors = outcome.errors;
         self.synced = snap.synced;
         self.node_uid = node_uid(&snap.resources.nodes, me).map(String::from);
+        if !self.l2_enabled
+            && let Some(c) = self.config.as_mut()
+        {
+            c.l2_advertisements.clear();
+        }
         let config = self.config.as_ref().expect("set above");
 
         let cluster = ClusterView::build(
@@ -388,6 +411,7 @@ impl LoopState {
             })
             .count();
         metrics.failovers.inc_by(took_over as u64);
+        metrics.observe_owners(&self.ann.l2_owners, &ann.l2_owners);
         metrics
             .l2_owned
             .set(i64::try_from(ann.l2.len()).unwrap_or(i64::MAX));

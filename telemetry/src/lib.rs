@@ -16,12 +16,17 @@
 //! # Ok(()) }
 //! ```
 
+mod build_info;
 mod http;
 mod logging;
+pub mod proc_metrics;
 mod process;
+mod sys;
 
+pub use build_info::{REVISION, register_build_info};
 pub use http::{Health, respond, serve};
 pub use logging::{LogFormat, init_logging};
+pub use proc_metrics::register_process_metrics;
 pub use process::{Shutdown, start_server};
 
 /// Everything that can go wrong in this crate.

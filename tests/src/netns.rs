@@ -190,6 +190,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Takes ownership of a child started by the caller (on the host, or in a namespace).
+    pub fn from_child(child: Child) -> Proc {
+        Proc { child: Some(child) }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

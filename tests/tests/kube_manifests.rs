@@ -10,6 +10,9 @@ use ferrolb_tests::kube_env::manifests::{Applied, apply_yaml};
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     ferrolb_crds::yaml::collect_yaml_files(dir, &mut files).expect("examples/ is readable");
+    // kustomization.yaml is kustomize's own config (deploy/base loads the CRDs through it),
+    // not an object for the API server; tests/tests/deploy_apiserver.rs applies deploy/.
+    files.retain(|f| f.file_name().is_none_or(|n| n != "kustomization.yaml"));
     files.sort();
     files
 }

@@ -60,6 +60,7 @@ impl Context {
 
     /// Publishes events; a failed Event is logged and counted, never fatal.
     pub async fn emit(&self, events: &[ControllerEvent]) {
+        self.metrics.events(events);
         for e in events {
             tracing::info!(object = %e.object, reason = e.reason, message = %e.message, "event");
             if let Err(err) = self.sink.publish(e).await {
@@ -109,6 +110,7 @@ impl Context {
         let freed = self.core().release(key);
         self.failures.lock().expect("failures lock").remove(key);
         self.written.lock().expect("written lock").remove(key);
+        self.metrics.service_outcome(key, None);
         if !freed.is_empty() {
             tracing::info!(service = %key, ips = ?freed, "released the addresses of a deleted Service");
             self.pool_status_changed();
@@ -151,6 +153,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     ctx.metrics
         .reconcile_duration
         .observe(t0.elapsed().as_secs_f64());
+    ctx.metrics.service_outcome(&key, d.failure);
     if d.ours || !d.events.is_empty() {
         ctx.sink.remember(Kind::Service, &svc.metadata);
     }

@@ -150,6 +150,7 @@ impl Standalone {
     }
 
     async fn emit(&mut self, events: &[ControllerEvent]) -> Result<(), Error> {
+        self.metrics.events(events);
         for e in events {
             tracing::info!(object = %e.object, reason = e.reason, message = %e.message, "event");
             self.status.event(e).await?;
@@ -189,6 +190,7 @@ impl Standalone {
             self.metrics
                 .reconcile_duration
                 .observe(t0.elapsed().as_secs_f64());
+            self.metrics.service_outcome(&key, d.failure);
             if let Some(reason) = d.failure
                 && current
                     .condition
@@ -215,6 +217,7 @@ impl Standalone {
             .collect();
         for key in gone {
             let freed = self.core.release(&key);
+            self.metrics.service_outcome(&key, None);
             self.status.service_deleted(&key).await?;
             if !freed.is_empty() {
                 let ips: Vec<String> = freed.iter().map(ToString::to_string).collect();

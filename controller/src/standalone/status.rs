@@ -210,7 +210,8 @@ impl ControllerSink for StatusFile {
                 assigned_ipv4: u.assigned_v4,
                 available_ipv4: u.available_v4,
                 assigned_ipv6: u.assigned_v6,
-                available_ipv6: u.available_v6,
+                // Saturates at 2^63−1 like IPAddressPool.status (docs/configuration.md).
+                available_ipv6: u.available_v6.min(i64::MAX as u64),
             })
             .collect();
         Ok(())

@@ -1,0 +1,153 @@
+//! The speaker's metrics, through their public API and the Prometheus text they encode to:
+//! every membership counter exported, BFD state and flaps, L2 owner changes, and no stale
+//! per-peer series after a peer is gone.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_bfd::{BfdEvent, Diag, State as BfdState};
+use ferrolb_bgp::{PeerStatus, State};
+use ferrolb_speaker::decide::L2Owner;
+use ferrolb_speaker::membership::MetricsSnapshot;
+use ferrolb_speaker::metrics::Metrics;
+use prometheus_client::registry::Registry;
+
+fn setup() -> (Metrics, Registry) {
+    let m = Metrics::default();
+    let mut reg = Registry::default();
+    m.register(&mut reg);
+    (m, reg)
+}
+
+fn text(reg: &Registry) -> String {
+    let mut t = String::new();
+    prometheus_client::encoding::text::encode(&mut t, reg).unwrap();
+    t
+}
+
+#[track_caller]
+fn has(t: &str, line: &str) {
+    assert!(t.lines().any(|l| l == line), "want {line:?} in\n{t}");
+}
+
+#[test]
+fn every_membership_counter_is_exported() {
+    let (m, reg) = setup();
+    let mut s = MetricsSnapshot {
+        members: 3,
+        member_up: 2,
+        member_down: 1,
+        leaves_received: 1,
+        rejoins: 1,
+        auth_failures: 7,
+        malformed: 2,
+        messages_in: 100,
+        messages_out: 90,
+    };
+    m.observe_members(&s);
+    s.auth_failures = 9;
+    m.observe_members(&s);
+    m.observe_members(&s);
+    let t = text(&reg);
+    has(&t, "ferrolb_speaker_members 3");
+    for line in [
+        "ferrolb_speaker_membership_member_up_total 2",
+        "ferrolb_speaker_membership_member_down_total 1",
+        "ferrolb_speaker_membership_leaves_received_total 1",
+        "ferrolb_speaker_membership_rejoins_total 1",
+        "ferrolb_speaker_membership_auth_failures_total 9",
+        "ferrolb_speaker_membership_malformed_total 2",
+        "ferrolb_speaker_membership_messages_in_total 100",
+        "ferrolb_speaker_membership_messages_out_total 90",
+    ] {
+        has(&t, line);
+    }
+    // Every field of the snapshot has its counter (a new field must be exported too).
+    let fields = format!("{s:?}").matches(": ").count() - 1; // minus `members`, a gauge
+    assert_eq!(
+        t.matches("# TYPE ferrolb_speaker_membership_").count(),
+        fields
+    );
+}
+
+fn bfd(peer: IpAddr, old: BfdState, new: BfdState) -> BfdEvent {
+    BfdEvent {
+        peer,
+        old,
+        new,
+        diag: Diag::ControlDetectionTimeExpired,
+        remote_state: BfdState::Up,
+    }
+}
+
+#[test]
+fn bfd_state_and_flaps_and_no_stale_series() {
+    let (m, reg) = setup();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let names = BTreeMap::from([(a, "tor".to_string())]);
+    let up = PeerStatus {
+        state: State::Established,
+        ..Default::default()
+    };
+    m.observe_bgp(&names, &BTreeMap::from([(a, up)]));
+    m.observe_bfd(&names, &bfd(a, BfdState::Down, BfdState::Init));
+    m.observe_bfd(&names, &bfd(a, BfdState::Init, BfdState::Up));
+    let t = text(&reg);
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_session_up{peer="tor",address="192.0.2.1"} 1"#,
+    );
+    m.observe_bfd(&names, &bfd(a, BfdState::Up, BfdState::Down));
+    m.observe_bfd(&names, &bfd(a, BfdState::Down, BfdState::Init));
+    let t = text(&reg);
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_session_up{peer="tor",address="192.0.2.1"} 0"#,
+    );
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_session_flaps_total{peer="tor",address="192.0.2.1"} 1"#,
+    );
+    has(
+        &t,
+        r#"ferrolb_speaker_bgp_session_up{peer="tor",address="192.0.2.1"} 1"#,
+    );
+    // The peer is deleted: its up/down gauges go (an alert must not fire for it).
+    m.observe_bgp(&BTreeMap::new(), &BTreeMap::new());
+    let t = text(&reg);
+    assert!(!t.contains("ferrolb_speaker_bfd_session_up{"), "{t}");
+    assert!(!t.contains("ferrolb_speaker_bgp_session_up{"), "{t}");
+}
+
+fn owners(list: &[(&str, &str, Option<&str>)]) -> BTreeMap<String, BTreeMap<IpAddr, L2Owner>> {
+    let mut out: BTreeMap<String, BTreeMap<IpAddr, L2Owner>> = BTreeMap::new();
+    for (svc, ip, node) in list {
+        out.entry(svc.to_string()).or_default().insert(
+            ip.parse().unwrap(),
+            L2Owner {
+                node: node.map(str::to_string),
+                interfaces: Default::default(),
+            },
+        );
+    }
+    out
+}
+
+#[test]
+fn l2_owner_changes_count_moves_only() {
+    let (m, reg) = setup();
+    let before = owners(&[
+        ("default/a", "192.0.2.10", Some("n1")),
+        ("default/b", "192.0.2.11", Some("n2")),
+        ("default/c", "192.0.2.12", None),
+    ]);
+    let after = owners(&[
+        ("default/a", "192.0.2.10", Some("n2")), // moved: counted
+        ("default/b", "192.0.2.11", Some("n2")), // same owner
+        ("default/c", "192.0.2.12", Some("n1")), // first owner: not a change
+        ("default/d", "192.0.2.13", Some("n1")), // new Service
+    ]);
+    m.observe_owners(&before, &after);
+    m.observe_owners(&after, &after);
+    has(&text(&reg), "ferrolb_speaker_l2_owner_changes_total 1");
+}
