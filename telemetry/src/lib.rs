@@ -20,8 +20,11 @@ mod http;
 mod logging;
 mod process;
 
-pub use http::{Health, respond, serve};
-pub use logging::{LogFormat, init_logging};
+pub use http::{
+    AcceptErrorLabels, Health, HttpMetrics, ServerLimits, accept_backoff, errno_label, respond,
+    serve, serve_with,
+};
+pub use logging::{JsonLine, LogFormat, init_logging, log_dispatch};
 pub use process::{Shutdown, start_server};
 
 /// Everything that can go wrong in this crate.
@@ -45,6 +48,4 @@ pub enum TelemetryError {
     },
     #[error("failed to install the SIGTERM handler")]
     Signal(#[source] std::io::Error),
-    #[error("failed to accept a connection on the telemetry listener")]
-    Accept(#[source] std::io::Error),
 }
