@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs (with apt-get, only when missing) the Debian packages that ferrolb's tests and the
 # lab use: real BGP peers (gobgpd, bird2, frr), iproute2 for namespaces, arping/ndisc6 as L2
-# clients, tcpdump for captures, curl and python3 for the HTTP backends of the lab.
+# clients, tcpdump for captures, curl and python3 for the HTTP backends of the lab; etcd-server,
+# openssl (the harness's PKI) and xz-utils (to unpack ../shared/k8s/kube-apiserver.xz) for the
+# real-API-server tests, and kubectl (kubernetes-client) when none is installed.
 # Sourced by scripts/test.sh and examples/lab/run.sh; can also be run directly.
-TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps)
+TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps
+    etcd-server openssl xz-utils)
+command -v kubectl >/dev/null 2>&1 || TEST_PACKAGES+=(kubernetes-client)
 
 install_test_deps() {
     local missing=()

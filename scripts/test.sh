@@ -19,6 +19,21 @@ else
     echo "note: not root; network-namespace tests will skip (run as root to include them)" >&2
 fi
 
+# A real kube-apiserver + etcd for the Kubernetes tests (envtest convention: KUBEBUILDER_ASSETS
+# names a directory holding kube-apiserver and etcd). Prepared from ../shared/k8s when that sits
+# beside the checkout (as in CI); otherwise point KUBEBUILDER_ASSETS at `setup-envtest` assets.
+# Under CI=true (or FERROLB_REQUIRE_KUBE=1) the Kubernetes tests fail instead of skipping when
+# the assets are missing.
+if [ -z "${KUBEBUILDER_ASSETS:-}" ] && [ -x ../shared/k8s/envtest-assets ]; then
+    KUBEBUILDER_ASSETS=$(../shared/k8s/envtest-assets)
+    export KUBEBUILDER_ASSETS
+fi
+if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+    echo "== Kubernetes assets: $KUBEBUILDER_ASSETS"
+else
+    echo "note: KUBEBUILDER_ASSETS unset and no ../shared/k8s; real-API-server tests will skip" >&2
+fi
+
 start=$(date +%s)
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,6 +5,7 @@
 //! with a clear message, unless `FERROLB_REQUIRE_NETNS=1` (set by `scripts/test.sh` when run as
 //! root), in which case a missing privilege is a failure rather than a silent skip.
 
+pub mod kube_env;
 pub mod l2_fixture;
 pub mod lab;
 pub mod membership_lab;
