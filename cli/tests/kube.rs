@@ -2,7 +2,7 @@
 //! controller and speakers would write (pool status, Service status and condition, an Event,
 //! SpeakerState, ConfigurationState) are created through the API, then the plugin binary reads
 //! them with a kubeconfig, as an operator runs it.
-use std::process::Command;
+mod common;
 
 use ferrolb_tests::kube_env::{KubeEnv, SYSTEM_NAMESPACE};
 use k8s_openapi::api::core::v1::{Event, Service};
@@ -46,17 +46,8 @@ async fn create(client: &kube::Client, ns: &str, obj: serde_json::Value) {
 }
 
 fn plugin(env: &KubeEnv, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ferrolb"))
-        .args(args)
-        .env("KUBECONFIG", env.admin_kubeconfig())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let kubeconfig = env.admin_kubeconfig();
+    common::plugin(args, &[("KUBECONFIG", kubeconfig.as_os_str())])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
 //! `kubectl ferrolb --manifests DIR` on a status directory written by the real controller
 //! (its standalone loop, in-process, as controller/tests/standalone.rs runs it), read by the
 //! real plugin binary.
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ferrolb_controller::metrics::Metrics;
@@ -42,18 +43,10 @@ spec: {addresses: [192.0.2.20-192.0.2.19]}
 ";
 
 fn plugin(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-ferrolb"))
-        .args(args)
-        .arg("--manifests")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let mut all = args.to_vec();
+    let dir = dir.to_str().unwrap();
+    all.extend(["--manifests", dir]);
+    common::plugin(&all, &[])
 }
 
 #[tokio::test]
