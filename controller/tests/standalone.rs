@@ -102,9 +102,7 @@ impl Ctl {
     async fn start_with(opts: &StandaloneOptions, metrics: Metrics) -> Ctl {
         let mut dir = Directory::new(Options::new(&opts.dir), Default::default());
         dir.scan();
-        let ctl = Standalone::start(opts, metrics, &dir.view())
-            .await
-            .unwrap();
+        let ctl = Standalone::start(opts, metrics, &dir.view()).await.unwrap();
         Ctl { dir, ctl }
     }
 

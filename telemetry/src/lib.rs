@@ -24,8 +24,11 @@ mod process;
 mod sys;
 
 pub use build_info::{REVISION, register_build_info};
-pub use http::{Health, respond, serve};
-pub use logging::{LogFormat, init_logging};
+pub use http::{
+    AcceptErrorLabels, Health, HttpMetrics, ServerLimits, accept_backoff, errno_label, respond,
+    serve, serve_with,
+};
+pub use logging::{JsonLine, LogFormat, init_logging, log_dispatch};
 pub use proc_metrics::register_process_metrics;
 pub use process::{Shutdown, start_server};
 
@@ -50,6 +53,4 @@ pub enum TelemetryError {
     },
     #[error("failed to install the SIGTERM handler")]
     Signal(#[source] std::io::Error),
-    #[error("failed to accept a connection on the telemetry listener")]
-    Accept(#[source] std::io::Error),
 }

@@ -1,20 +1,13 @@
 //! The telemetry server over real TCP, inside a namespace of the test's own.
+mod common;
+
 use std::sync::{Arc, Mutex};
 
+use common::get;
 use ferrolb_telemetry::{Health, serve};
 use ferrolb_tests::{Netns, require_root};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
 
 #[test]
 fn serves_metrics_health_and_readiness_over_tcp() {

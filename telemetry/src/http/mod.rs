@@ -1,21 +1,22 @@
 //! The telemetry HTTP server: `/metrics`, `/healthz`, `/readyz`. It takes its listener and a
 //! shutdown future as arguments (STYLE.md rule 4), so tests bind their own sockets.
+//!
+//! Hardened for flaky and hostile scrapers ([`ServerLimits`]): a failed `accept()` (EMFILE,
+//! ...) is logged, counted and retried after a short back-off instead of ending the server;
+//! open connections are capped; request heads and whole requests have deadlines, which also
+//! close idle keep-alive connections.
 
-use std::convert::Infallible;
-use std::future::Future;
+mod metrics;
+mod server;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 
-use crate::TelemetryError;
+pub use metrics::{AcceptErrorLabels, HttpMetrics, errno_label};
+pub use server::{ServerLimits, accept_backoff, serve, serve_with};
 
 /// Liveness and readiness flags shared between the binary and the HTTP server.
 /// Alive starts true (the process is up); ready starts false until the binary says so.
@@ -82,42 +83,6 @@ pub fn respond(
         "/readyz" if health.is_ready() => (StatusCode::OK, TEXT, "ready\n".into()),
         "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n".into()),
         _ => (StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
-    }
-}
-
-/// Serves until `shutdown` completes. Connection errors are logged, never fatal.
-pub async fn serve(
-    listener: TcpListener,
-    registry: Arc<Mutex<Registry>>,
-    health: Health,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), TelemetryError> {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => accepted.map_err(TelemetryError::Accept)?,
-        };
-        let registry = registry.clone();
-        let health = health.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let (status, ctype, body) =
-                    respond(req.method(), req.uri().path(), &registry, &health);
-                let resp = Response::builder()
-                    .status(status)
-                    .header(header::CONTENT_TYPE, ctype)
-                    .body(Full::new(Bytes::from(body)))
-                    .expect("static response parts are valid");
-                async move { Ok::<_, Infallible>(resp) }
-            });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(%peer, %error, "telemetry connection ended with an error");
-            }
-        });
     }
 }
 
