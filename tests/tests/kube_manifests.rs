@@ -92,3 +92,82 @@ fn every_example_passes_a_server_side_dry_run() {
         all_accepted(&file, &applied);
     }
 }
+
+#[path = "../../crds/tests/cases/mod.rs"]
+mod cases;
+
+/// Every case of the table shared with the config tests: the API server accepts the valid
+/// ones and rejects the invalid ones with a message naming the field (no CEL run-time error).
+#[test]
+fn schema_and_cel_agree_with_the_config_cases() {
+    if !KubeEnv::available("schema_and_cel_agree_with_the_config_cases") {
+        return;
+    }
+    let env = KubeEnv::shared();
+    let ns = env.new_namespace("cel");
+    let admin = env.admin_config();
+    let docs: Vec<String> = cases::CASES
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cases::document(c, &format!("c{i}"), &ns))
+        .collect();
+    let results = env.block(async move {
+        let client = kube::Client::try_from(admin).unwrap();
+        let mut out = Vec::new();
+        for doc in docs {
+            out.push(apply_yaml(&client, &doc, "default", true).await.remove(0));
+        }
+        out
+    });
+    let mut failures = Vec::new();
+    for (i, (case, applied)) in cases::CASES.iter().zip(results).enumerate() {
+        match (case.invalid, applied.result) {
+            (None, Ok(_)) => {}
+            (None, Err(e)) => failures.push(format!(
+                "case {i} {} {:?}: rejected: {e}",
+                case.kind, case.spec
+            )),
+            (Some(_), Ok(_)) => {
+                failures.push(format!("case {i} {} {:?}: accepted", case.kind, case.spec))
+            }
+            (Some((field, _)), Err(e)) => {
+                let runtime = e.contains("runtime error")
+                    || e.contains("no such overload")
+                    || e.contains("compilation");
+                if !e.contains(field) || runtime {
+                    failures.push(format!(
+                        "case {i} {} {:?}: message lacks {field} or is a CEL error: {e}",
+                        case.kind, case.spec
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The AUTO ASSIGN printer column reads `.spec.autoAssign`: the schema's default fills it in,
+/// so the column shows `true` for a pool that does not set it.
+#[test]
+fn pool_auto_assign_defaults_to_true_on_the_server() {
+    if !KubeEnv::available("pool_auto_assign_defaults_to_true_on_the_server") {
+        return;
+    }
+    let env = KubeEnv::shared();
+    let ns = env.new_namespace("autoassign");
+    let doc = format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: p, namespace: {ns}}}\nspec:\n  addresses: [192.0.2.0/28]\n"
+    );
+    let admin = env.admin_config();
+    let applied = env.block(async move {
+        let client = kube::Client::try_from(admin).unwrap();
+        apply_yaml(&client, &doc, "default", false).await.remove(0)
+    });
+    let obj = applied.result.expect("pool accepted");
+    assert_eq!(
+        obj.data["spec"]["autoAssign"],
+        serde_json::json!(true),
+        "{:?}",
+        obj.data
+    );
+}
