@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use ferrolb_tests::kube_env::KubeEnv;
-use ferrolb_tests::kube_env::manifests::{Applied, apply_yaml};
+use ferrolb_tests::kube_env::manifests::Applied;
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -36,18 +36,13 @@ fn crds_and_install_manifest_apply_server_side() {
     }
     // A private server: applying CRDs and cluster RBAC is not namespaced.
     let env = KubeEnv::start();
-    let admin = env.admin_config();
     for name in ["crds.yaml", "install.yaml"] {
         let file = ferrolb_tests::kube_env::repo_root()
             .join("examples/manifests")
             .join(name);
         let text = std::fs::read_to_string(&file).unwrap();
-        let admin = admin.clone();
         // Applied again on top of the harness's own install: same manager, no conflict.
-        let applied = env.block(async move {
-            let client = kube::Client::try_from(admin).unwrap();
-            apply_yaml(&client, &text, "default", false).await
-        });
+        let applied = env.apply_yaml(&text, "default", false);
         all_accepted(&file, &applied);
         let kinds: Vec<&str> = applied.iter().map(|a| a.what.as_str()).collect();
         if name == "install.yaml" {
@@ -84,11 +79,7 @@ fn every_example_passes_a_server_side_dry_run() {
                 env.ensure_namespace(ns);
             }
         }
-        let admin = env.admin_config();
-        let applied = env.block(async move {
-            let client = kube::Client::try_from(admin).unwrap();
-            apply_yaml(&client, &text, "default", true).await
-        });
+        let applied = env.apply_yaml(&text, "default", true);
         all_accepted(&file, &applied);
     }
 }
@@ -105,20 +96,14 @@ fn schema_and_cel_agree_with_the_config_cases() {
     }
     let env = KubeEnv::shared();
     let ns = env.new_namespace("cel");
-    let admin = env.admin_config();
-    let docs: Vec<String> = cases::CASES
+    let results: Vec<Applied> = cases::CASES
         .iter()
         .enumerate()
-        .map(|(i, c)| cases::document(c, &format!("c{i}"), &ns))
+        .map(|(i, c)| {
+            let doc = cases::document(c, &format!("c{i}"), &ns);
+            env.apply_yaml(&doc, "default", true).remove(0)
+        })
         .collect();
-    let results = env.block(async move {
-        let client = kube::Client::try_from(admin).unwrap();
-        let mut out = Vec::new();
-        for doc in docs {
-            out.push(apply_yaml(&client, &doc, "default", true).await.remove(0));
-        }
-        out
-    });
     let mut failures = Vec::new();
     for (i, (case, applied)) in cases::CASES.iter().zip(results).enumerate() {
         match (case.invalid, applied.result) {
@@ -158,11 +143,7 @@ fn pool_auto_assign_defaults_to_true_on_the_server() {
     let doc = format!(
         "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: p, namespace: {ns}}}\nspec:\n  addresses: [192.0.2.0/28]\n"
     );
-    let admin = env.admin_config();
-    let applied = env.block(async move {
-        let client = kube::Client::try_from(admin).unwrap();
-        apply_yaml(&client, &doc, "default", false).await.remove(0)
-    });
+    let applied = env.apply_yaml(&doc, "default", false).remove(0);
     let obj = applied.result.expect("pool accepted");
     assert_eq!(
         obj.data["spec"]["autoAssign"],
