@@ -54,7 +54,7 @@ fn valid_peers_pass() {
 fn peer_rules_reject() {
     rejects(
         &peer(&format!("{BASE}  holdTime: 2s\n")),
-        "holdTime must be 0 or at least 3s",
+        "hold time must be 0 or at least 3s",
     );
     rejects(
         &peer(&format!("{BASE}  holdTime: 9s\n  keepaliveTime: 9s\n")),
@@ -62,11 +62,11 @@ fn peer_rules_reject() {
     );
     rejects(
         &peer(&format!("{BASE}  dynamicASN: external\n")),
-        "exactly one of peerASN and dynamicASN",
+        "peerASN and dynamicASN are mutually exclusive",
     );
     rejects(
         &peer("  myASN: 64512\n  peerAddress: 192.0.2.1\n"),
-        "exactly one of peerASN and dynamicASN",
+        "one of peerASN and dynamicASN is required",
     );
     rejects(
         &peer(&format!(

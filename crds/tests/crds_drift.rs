@@ -68,11 +68,15 @@ fn every_kind_has_status_short_names_and_printer_columns() {
 fn cel_rules_are_in_the_schema() {
     let yaml = ferrolb_crds::crds_yaml();
     for rule in [
-        "has(self.peerASN) != has(self.dynamicASN)",
-        "duration(self.holdTime) >= duration('3s')",
+        "!(has(self.peerASN) && has(self.dynamicASN))",
+        "duration(self) >= duration('3s')",
+        "duration(self) <= duration('65535s')",
         "duration(self.keepaliveTime) < duration(self.holdTime)",
         "isIP(self)",
-        "isCIDR(a.trim())",
+        "isCIDR(self.trim())",
+        "message: range start after end",
+        "message: range mixes families",
+        "int(self.split(':')[0]) <= 65535",
     ] {
         assert!(yaml.contains(rule), "missing CEL rule {rule}");
     }

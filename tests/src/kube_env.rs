@@ -416,6 +416,22 @@ impl KubeEnv {
         name
     }
 
+    /// [`manifests::apply_yaml`] as admin: server-side apply (or, with `dry_run`, a server-side
+    /// dry run) of every document of `yaml`, one result per document.
+    pub fn apply_yaml(
+        &self,
+        yaml: &str,
+        default_namespace: &str,
+        dry_run: bool,
+    ) -> Vec<manifests::Applied> {
+        let (client, yaml, ns) = (
+            self.admin.clone(),
+            yaml.to_string(),
+            default_namespace.to_string(),
+        );
+        self.block(async move { manifests::apply_yaml(&client, &yaml, &ns, dry_run).await })
+    }
+
     /// Creates namespace `name` unless it exists (for manifests that name their namespace).
     pub fn ensure_namespace(&self, name: &str) {
         let (client, ns) = (self.admin.clone(), name.to_string());

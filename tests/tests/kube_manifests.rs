@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use ferrolb_tests::kube_env::KubeEnv;
-use ferrolb_tests::kube_env::manifests::{Applied, apply_yaml};
+use ferrolb_tests::kube_env::manifests::Applied;
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -39,18 +39,13 @@ fn crds_and_install_manifest_apply_server_side() {
     }
     // A private server: applying CRDs and cluster RBAC is not namespaced.
     let env = KubeEnv::start();
-    let admin = env.admin_config();
     for name in ["crds.yaml", "install.yaml"] {
         let file = ferrolb_tests::kube_env::repo_root()
             .join("examples/manifests")
             .join(name);
         let text = std::fs::read_to_string(&file).unwrap();
-        let admin = admin.clone();
         // Applied again on top of the harness's own install: same manager, no conflict.
-        let applied = env.block(async move {
-            let client = kube::Client::try_from(admin).unwrap();
-            apply_yaml(&client, &text, "default", false).await
-        });
+        let applied = env.apply_yaml(&text, "default", false);
         all_accepted(&file, &applied);
         let kinds: Vec<&str> = applied.iter().map(|a| a.what.as_str()).collect();
         if name == "install.yaml" {
@@ -87,11 +82,76 @@ fn every_example_passes_a_server_side_dry_run() {
                 env.ensure_namespace(ns);
             }
         }
-        let admin = env.admin_config();
-        let applied = env.block(async move {
-            let client = kube::Client::try_from(admin).unwrap();
-            apply_yaml(&client, &text, "default", true).await
-        });
+        let applied = env.apply_yaml(&text, "default", true);
         all_accepted(&file, &applied);
     }
+}
+
+#[path = "../../crds/tests/cases/mod.rs"]
+mod cases;
+
+/// Every case of the table shared with the config tests: the API server accepts the valid
+/// ones and rejects the invalid ones with a message naming the field (no CEL run-time error).
+#[test]
+fn schema_and_cel_agree_with_the_config_cases() {
+    if !KubeEnv::available("schema_and_cel_agree_with_the_config_cases") {
+        return;
+    }
+    let env = KubeEnv::shared();
+    let ns = env.new_namespace("cel");
+    let results: Vec<Applied> = cases::CASES
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let doc = cases::document(c, &format!("c{i}"), &ns);
+            env.apply_yaml(&doc, "default", true).remove(0)
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (i, (case, applied)) in cases::CASES.iter().zip(results).enumerate() {
+        match (case.invalid, applied.result) {
+            (None, Ok(_)) => {}
+            (None, Err(e)) => failures.push(format!(
+                "case {i} {} {:?}: rejected: {e}",
+                case.kind, case.spec
+            )),
+            (Some(_), Ok(_)) => {
+                failures.push(format!("case {i} {} {:?}: accepted", case.kind, case.spec))
+            }
+            (Some((field, _)), Err(e)) => {
+                let runtime = e.contains("runtime error")
+                    || e.contains("no such overload")
+                    || e.contains("compilation");
+                if !e.contains(field) || runtime {
+                    failures.push(format!(
+                        "case {i} {} {:?}: message lacks {field} or is a CEL error: {e}",
+                        case.kind, case.spec
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The AUTO ASSIGN printer column reads `.spec.autoAssign`: the schema's default fills it in,
+/// so the column shows `true` for a pool that does not set it.
+#[test]
+fn pool_auto_assign_defaults_to_true_on_the_server() {
+    if !KubeEnv::available("pool_auto_assign_defaults_to_true_on_the_server") {
+        return;
+    }
+    let env = KubeEnv::shared();
+    let ns = env.new_namespace("autoassign");
+    let doc = format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: p, namespace: {ns}}}\nspec:\n  addresses: [192.0.2.0/28]\n"
+    );
+    let applied = env.apply_yaml(&doc, "default", false).remove(0);
+    let obj = applied.result.expect("pool accepted");
+    assert_eq!(
+        obj.data["spec"]["autoAssign"],
+        serde_json::json!(true),
+        "{:?}",
+        obj.data
+    );
 }

@@ -64,6 +64,33 @@ impl CommunityValue {
         )
     }
 
+    /// The message of the CEL rule for community strings.
+    pub const CEL_MESSAGE: &'static str = "a community is HIGH:LOW with 16-bit parts (65000:100) or \
+         large:GLOBAL:LOCAL1:LOCAL2 with 32-bit parts";
+
+    /// `x-kubernetes-validations` for a community string (`self`): explicit values must fit
+    /// their bits, as [`CommunityValue::parse`] checks; names (well-known or aliases) pass.
+    pub fn cel_validations() -> serde_json::Value {
+        let part = |i: usize, max: u32| format!("int(self.split(':')[{i}]) <= {max}");
+        let large = format!(
+            "self.matches('^large:[0-9]{{1,10}}:[0-9]{{1,10}}:[0-9]{{1,10}}$') && {} && {} && {}",
+            part(1, u32::MAX),
+            part(2, u32::MAX),
+            part(3, u32::MAX)
+        );
+        let standard = format!(
+            "self.matches('^[0-9]{{1,5}}:[0-9]{{1,5}}$') && {} && {}",
+            part(0, u32::from(u16::MAX)),
+            part(1, u32::from(u16::MAX))
+        );
+        serde_json::json!([{
+            "rule": format!(
+                "!self.contains(':') || (self.startsWith('large:') ? ({large}) : ({standard}))"
+            ),
+            "message": Self::CEL_MESSAGE,
+        }])
+    }
+
     /// Parses `text` as an explicit value, else looks it up in `aliases`.
     pub fn resolve(text: &str, aliases: &BTreeMap<String, CommunityValue>) -> Result<Self, String> {
         match CommunityValue::parse(text) {

@@ -12,6 +12,7 @@ mod community;
 mod community_set;
 mod duration;
 mod error;
+mod hold_time;
 mod l2_advertisement;
 mod peer;
 mod pool;
@@ -30,10 +31,16 @@ pub use community::{CommunityValue, WELL_KNOWN};
 pub use community_set::CommunitySet;
 pub use duration::parse_duration;
 pub use error::{ConfigError, Kind, ObjectRef};
+pub use hold_time::{DURATION_PATTERN, HoldTime};
 pub use l2_advertisement::{L2Adv, PreferredNode};
 pub use peer::{Peer, PeerAsn};
 pub use pool::{Allocation, Pool};
-pub use range::{Family, IpRange, ip_to_u128, parse_range, u128_to_ip};
+/// CEL rules for one pool address entry (see [`parse_range`]).
+pub use range::cel_validations as address_cel_validations;
+pub use range::{
+    Family, IpRange, NOT_AN_ADDRESS_RANGE, RANGE_MIXES_FAMILIES, RANGE_START_AFTER_END, ip_to_u128,
+    parse_range, u128_to_ip,
+};
 pub use selector::{Requirement, Selector, SelectorError, SelectorSet};
 
 use crate::resources::ClusterResources;

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use super::bfd::Bfd;
 use super::duration::parse_duration;
 use super::error::{ConfigError, Kind, ObjectRef};
+use super::hold_time::HoldTime;
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
 use crate::v1alpha1::{BGPPeer, DynamicASNMode};
@@ -233,26 +234,14 @@ pub(super) fn validate(
         (None, None) => (DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3),
     };
     if hold.is_some() || keepalive.is_some() {
-        if hold_time.subsec_nanos() != 0 {
-            errors.push(me.error(
-                "spec.holdTime",
-                s.hold_time.as_deref(),
-                "hold time must be whole seconds (BGP carries seconds)",
-            ));
-        } else if !hold_time.is_zero() && hold_time < Duration::from_secs(3) {
-            errors.push(me.error(
-                if hold.is_some() {
-                    "spec.holdTime"
-                } else {
-                    "spec.keepaliveTime"
-                },
-                if hold.is_some() {
-                    s.hold_time.as_deref()
-                } else {
-                    s.keepalive_time.as_deref()
-                },
-                "hold time must be 0 or at least 3s",
-            ));
+        if let Err(message) = HoldTime::check(hold_time) {
+            // Reported on the field the hold time came from (keepaliveTime alone: hold = 3x).
+            let (field, value) = if hold.is_some() {
+                ("spec.holdTime", s.hold_time.as_deref())
+            } else {
+                ("spec.keepaliveTime", s.keepalive_time.as_deref())
+            };
+            errors.push(me.error(field, value, message));
         } else if hold_time.is_zero() && !keepalive_time.is_zero() {
             errors.push(me.error(
                 "spec.keepaliveTime",

@@ -173,12 +173,12 @@ pub fn parse_range(text: &str) -> Result<IpRange, String> {
             .map_err(|_| format!("range end {:?} is not an IP address", b.trim()))?;
         if Family::of(start) != Family::of(end) {
             return Err(format!(
-                "range mixes families ({} start, {} end)",
+                "{RANGE_MIXES_FAMILIES} ({} start, {} end)",
                 Family::of(start),
                 Family::of(end)
             ));
         }
-        return IpRange::new(start, end).ok_or_else(|| "range start after end".to_string());
+        return IpRange::new(start, end).ok_or_else(|| RANGE_START_AFTER_END.to_string());
     }
     if t.contains('/') {
         let (addr, len) = t.split_once('/').unwrap_or((t, ""));
@@ -207,7 +207,70 @@ pub fn parse_range(text: &str) -> Result<IpRange, String> {
             "a single address needs a prefix length: write {t}/{bits}"
         ));
     }
-    Err("not a CIDR (192.0.2.0/24) or a range (192.0.2.10-192.0.2.20)".to_string())
+    Err(NOT_AN_ADDRESS_RANGE.to_string())
+}
+
+/// Messages shared by [`parse_range`] and the CEL rules of `IPAddressPool.spec.addresses`.
+pub const RANGE_START_AFTER_END: &str = "range start after end";
+pub const RANGE_MIXES_FAMILIES: &str = "range mixes families";
+pub const NOT_AN_ADDRESS_RANGE: &str =
+    "not a CIDR (192.0.2.0/24) or a range (192.0.2.10-192.0.2.20)";
+
+/// CEL, for the valid IP addresses `s` and `e` of `family`: `s` is not after `e`. CEL has no
+/// ordering on IPs: this looks for the first bit where they differ (prefix `p` contains both,
+/// `p + 1` does not) and checks that `s` has a 0 there. Unrolled, with literal prefix lengths:
+/// list literals and `string(int)` make the API server's cost estimate explode.
+fn cel_start_not_after_end(family: Family) -> String {
+    let bits = family.bits();
+    let net = |p: u8| format!("cidr(s + '/{p}')");
+    let first_difference: Vec<String> = (0..bits)
+        .map(|p| {
+            let (at_p, at_next) = (net(p), net(p + 1));
+            format!(
+                "({at_p}.containsIP(e) && !{at_next}.containsIP(e) && \
+                 {at_next}.containsIP({at_p}.masked().ip()))"
+            )
+        })
+        .collect();
+    let v = if family == Family::V4 { 4 } else { 6 };
+    format!(
+        "ip(s).family() != {v} || ip(e).family() != {v} || {}.containsIP(e) || {}",
+        net(bits),
+        first_difference.join(" || ")
+    )
+}
+
+/// `x-kubernetes-validations` for one `addresses` entry (`self`): the same checks as
+/// [`parse_range`] (form, one family, start not after end) with the same messages, so the API
+/// server rejects what `Config::build` would.
+pub fn cel_validations() -> serde_json::Value {
+    let is_range = "(self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && \
+                    isIP(self.split('-')[1].trim()))";
+    // `[x].all(v, ...)` binds `v` to `x` (the CRD environment has no `cel.bind`).
+    let with_ends = |body: String| {
+        format!(
+            "!{is_range} || [self.split('-')[0].trim()].all(s, \
+             [self.split('-')[1].trim()].all(e, {body}))"
+        )
+    };
+    let order = |family| {
+        serde_json::json!({
+            "rule": with_ends(cel_start_not_after_end(family)),
+            "message": RANGE_START_AFTER_END,
+        })
+    };
+    serde_json::json!([
+        {
+            "rule": format!("isCIDR(self.trim()) || {is_range}"),
+            "message": NOT_AN_ADDRESS_RANGE,
+        },
+        {
+            "rule": with_ends("ip(s).family() == ip(e).family()".into()),
+            "message": RANGE_MIXES_FAMILIES,
+        },
+        order(Family::V4),
+        order(Family::V6),
+    ])
 }
 
 #[cfg(test)]

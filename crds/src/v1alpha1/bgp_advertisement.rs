@@ -5,6 +5,16 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The CEL rule of each `communities` entry (defined with the config's community parser).
+fn community_items_rules(schema: &mut schemars::Schema) {
+    if let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) {
+        items.insert(
+            "x-kubernetes-validations".into(),
+            crate::config::CommunityValue::cel_validations(),
+        );
+    }
+}
+
 /// Announces the addresses of some pools to BGP peers; every eligible node announces itself
 /// as next hop, and the router spreads traffic with ECMP.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -25,7 +35,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))",
-    "message": "serviceSelectors cannot be combined with an aggregation length other than 32/128"
+    "message": "serviceSelectors cannot be combined with an aggregation length other than 32/128",
+    "fieldPath": ".serviceSelectors"
 }]))]
 pub struct BGPAdvertisementSpec {
     /// Prefix length announced for IPv4 addresses (default 32). Shorter lengths aggregate, and
@@ -44,6 +55,8 @@ pub struct BGPAdvertisementSpec {
     /// Communities: `65000:100`, `large:1:2:3`, a well-known name (`no-export`, `no-advertise`,
     /// ...), or the name of a `Community` alias.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
+    #[schemars(transform = community_items_rules)]
     pub communities: Vec<String>,
     /// Pools by name. With `ipAddressPoolSelectors` also empty: every pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -5,6 +5,30 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{DURATION_PATTERN, HoldTime};
+
+/// `rule`, evaluated only when `self` is a duration string (otherwise the schema's pattern
+/// reports it, instead of a CEL run-time error).
+fn guarded_duration_rule(rule: &str) -> String {
+    format!("!self.matches(r'{DURATION_PATTERN}') || ({rule})")
+}
+
+/// keepaliveTime < holdTime (unless holdTime is 0), checked when both are durations.
+fn keepalive_rule() -> serde_json::Value {
+    let is_dur = |f: &str| format!("self.{f}.matches(r'{DURATION_PATTERN}')");
+    serde_json::json!({
+        "rule": format!(
+            "!has(self.holdTime) || !has(self.keepaliveTime) || !{} || !{} || \
+             duration(self.holdTime) == duration('0s') || \
+             duration(self.keepaliveTime) < duration(self.holdTime)",
+            is_dur("holdTime"),
+            is_dur("keepaliveTime")
+        ),
+        "message": "keepaliveTime must be less than holdTime",
+        "fieldPath": ".keepaliveTime"
+    })
+}
+
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
 ///
 /// ```yaml
@@ -34,24 +58,25 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "has(self.peerASN) != has(self.dynamicASN)",
-        "message": "exactly one of peerASN and dynamicASN must be set"
+        "rule": "!(has(self.peerASN) && has(self.dynamicASN))",
+        "message": "peerASN and dynamicASN are mutually exclusive",
+        "fieldPath": ".dynamicASN"
     },
     {
-        "rule": "!has(self.holdTime) || duration(self.holdTime) == duration('0s') || duration(self.holdTime) >= duration('3s')",
-        "message": "holdTime must be 0 or at least 3s"
+        "rule": "has(self.peerASN) || has(self.dynamicASN)",
+        "message": "one of peerASN and dynamicASN is required",
+        "fieldPath": ".peerASN"
     },
-    {
-        "rule": "!has(self.holdTime) || !has(self.keepaliveTime) || duration(self.holdTime) == duration('0s') || duration(self.keepaliveTime) < duration(self.holdTime)",
-        "message": "keepaliveTime must be less than holdTime"
-    },
+    keepalive_rule(),
     {
         "rule": "!(has(self.password) && has(self.passwordSecret))",
-        "message": "password and passwordSecret are mutually exclusive"
+        "message": "password and passwordSecret are mutually exclusive",
+        "fieldPath": ".passwordSecret"
     },
     {
         "rule": "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || !has(self.peerASN) || self.peerASN != self.myASN",
-        "message": "ebgpMultiHop applies only to eBGP peers (peerASN different from myASN)"
+        "message": "ebgpMultiHop applies only to eBGP peers (peerASN different from myASN)",
+        "fieldPath": ".ebgpMultiHop"
     }
 ]))]
 pub struct BGPPeerSpec {
@@ -92,28 +117,21 @@ pub struct BGPPeerSpec {
     #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "isIP(self) && ip(self).family() == 4", "message": "routerID must be an IPv4 address"}]))]
     pub router_id: Option<String>,
-    /// Hold time proposed in OPEN (default `90s`); 0 or at least 3s. Enforced on receive.
+    /// Hold time proposed in OPEN (default `90s`); 0, or whole seconds from 3s to 65535s.
+    /// Enforced on receive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(max = 32),
-        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
-    )]
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = HoldTime::cel_validations()))]
     pub hold_time: Option<String>,
     /// Keepalive interval (default holdTime/3); less than holdTime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(max = 32),
-        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
-    )]
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
     pub keepalive_time: Option<String>,
     /// Time between connection attempts (ConnectRetry timer), whole seconds 1s..65535s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(max = 32),
-        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
-    )]
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "duration(self) >= duration('1s') && duration(self) <= duration('65535s') && duration(self).getMilliseconds() % 1000 == 0",
+        "rule": guarded_duration_rule("duration(self) >= duration('1s') && duration(self) <= duration('65535s') && duration(self).getMilliseconds() % 1000 == 0"),
         "message": "connectTime must be whole seconds between 1s and 65535s"
     }]))]
     pub connect_time: Option<String>,

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub struct CommunitySpec {
     /// The aliases; names are unique across all `Community` objects.
     #[serde(default)]
+    #[schemars(length(max = 256))]
     pub communities: Vec<CommunityAlias>,
 }
 
@@ -29,11 +30,14 @@ pub struct CommunitySpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct CommunityAlias {
     /// Alias name, e.g. `no-export-to-transit`.
+    #[schemars(length(max = 64))]
     pub name: String,
     /// `65000:100` or `large:1:2:3`.
-    #[schemars(regex(
-        pattern = r"^([0-9]{1,5}:[0-9]{1,5}|large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10})$"
-    ))]
+    #[schemars(
+        length(max = 64),
+        regex(pattern = r"^([0-9]{1,5}:[0-9]{1,5}|large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10})$")
+    )]
+    #[schemars(extend("x-kubernetes-validations" = crate::config::CommunityValue::cel_validations()))]
     pub value: String,
 }
 

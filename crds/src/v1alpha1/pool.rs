@@ -5,6 +5,16 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The CEL rules of each `addresses` entry (defined with the config's range parser).
+fn address_items_rules(schema: &mut schemars::Schema) {
+    if let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) {
+        items.insert(
+            "x-kubernetes-validations".into(),
+            crate::config::address_cel_validations(),
+        );
+    }
+}
+
 /// A set of addresses (CIDRs and `start-end` ranges, IPv4 and/or IPv6) that ferrolb assigns to
 /// `type: LoadBalancer` Services. Ranges may not overlap within a pool or across pools.
 ///
@@ -37,16 +47,15 @@ use serde::{Deserialize, Serialize};
 pub struct IPAddressPoolSpec {
     /// CIDRs (`192.0.2.0/24`, `2001:db8::/120`) and inclusive ranges (`192.0.2.10-192.0.2.20`).
     /// A range must not mix families and its start must not be after its end.
-    #[schemars(length(min = 1, max = 1024), inner(length(max = 100)))]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self.all(a, isCIDR(a.trim()) || (a.split('-').size() == 2 && isIP(a.split('-')[0].trim()) && isIP(a.split('-')[1].trim())))",
-        "message": "each address must be a CIDR (192.0.2.0/24) or a range (192.0.2.10-192.0.2.20)"
-    }]))]
+    #[schemars(length(min = 1, max = 128), inner(length(max = 100)))]
+    #[schemars(transform = address_items_rules)]
     pub addresses: Vec<String>,
 
     /// Whether the pool is used for Services that do not ask for it (by IP or by the
-    /// `ferrolb.io/address-pool` annotation). Default `true`.
+    /// `ferrolb.io/address-pool` annotation). Default `true` (filled in by the API server, so
+    /// the AUTO ASSIGN column shows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = true))]
     pub auto_assign: Option<bool>,
 
     /// Skip IPv4 addresses ending in `.0` and `.255` (some old clients drop them). Default `false`.
