@@ -238,16 +238,19 @@ fn md5_mismatch_is_reported_in_speaker_state_and_metrics() {
         sp.state_path().display(),
         std::fs::read_to_string(sp.state_path())
     );
-    let errors = sp
-        .metrics
-        .session_errors
-        .get_or_create(&PeerErrorLabel {
-            peer: "tor".into(),
-            address: ROUTER_V4.into(),
-            kind: "no_answer".into(),
-        })
-        .get();
-    assert!(errors >= 1, "no_answer errors: {errors}");
+    // The metrics follow the session board on the speaker's next poll (100 ms here).
+    let errors = || {
+        sp.metrics
+            .session_errors
+            .get_or_create(&PeerErrorLabel {
+                peer: "tor".into(),
+                address: ROUTER_V4.into(),
+                kind: "no_answer".into(),
+            })
+            .get()
+    };
+    let counted = wait_until(WAIT, POLL, || (errors() >= 1).then_some(()));
+    assert!(counted.is_some(), "no_answer errors: {}", errors());
     assert_ne!(frr.neighbor_state(NODE_V4), "Established");
     // The right password: the session comes up with the same peer object.
     sp.write("peer.yaml", &peer_yaml(", password: s3cret-key", "", ""));
