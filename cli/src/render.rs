@@ -112,12 +112,21 @@ pub fn status_table(r: &StatusReport) -> String {
                 s.address.clone(),
                 s.state.clone(),
                 s.prefixes_sent.to_string(),
+                s.bfd.clone().unwrap_or_else(|| "-".into()),
                 s.last_error.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     out += &table(
-        &["NODE", "PEER", "ADDRESS", "STATE", "PREFIXES", "LAST ERROR"],
+        &[
+            "NODE",
+            "PEER",
+            "ADDRESS",
+            "STATE",
+            "PREFIXES",
+            "BFD",
+            "LAST ERROR",
+        ],
         &rows,
     );
     out += "\nCONFIGURATION ERRORS\n";

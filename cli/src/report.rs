@@ -52,6 +52,9 @@ pub struct SessionRow {
     pub address: String,
     pub state: String,
     pub prefixes_sent: u32,
+    /// BFD session state; unset when the peer has no `bfdProfile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -103,6 +106,7 @@ pub fn status(inputs: &Inputs) -> StatusReport {
                 address: p.address.clone(),
                 state: format!("{:?}", p.state),
                 prefixes_sent: p.prefixes_sent,
+                bfd: p.bfd.map(|b| format!("{b:?}")),
                 last_error: p.last_error.clone(),
             });
         }

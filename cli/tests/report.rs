@@ -56,12 +56,22 @@ fn status_lists_pools_services_announcers_sessions_and_errors() {
     assert_eq!(r.sessions[1].node, "node-b");
     assert_eq!(r.sessions[1].state, "Active");
     assert!(r.sessions[1].last_error.as_deref().unwrap().contains("MD5"));
+    assert_eq!(r.sessions[0].bfd.as_deref(), Some("Up"));
+    assert_eq!(
+        r.sessions[1].bfd, None,
+        "no bfdProfile: no BFD column value"
+    );
     assert_eq!(r.config_errors.len(), 1);
     assert_eq!(r.config_errors[0].object, "broken.yaml:3");
 
     let table = render::status_table(&r);
     assert!(table.contains("prod"), "{table}");
     assert!(table.contains("shop/web"), "{table}");
+    let session = table.lines().find(|l| l.starts_with("node-a")).unwrap();
+    assert!(
+        session.contains(" Up "),
+        "BFD state in the sessions table: {table}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&render::structured(&r, render::Output::Json).unwrap()).unwrap();
     assert_eq!(json["pools"][1]["ipv4Free"], 0);

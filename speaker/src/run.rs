@@ -25,7 +25,7 @@ use crate::membership::{Membership, MembershipConfig, MembershipHandle, Tuning};
 use crate::metrics::Metrics;
 use crate::plan::{Applied, plan};
 use crate::source::ClusterSource;
-use crate::status::{l2_events, node_uid, owned_by_node, speaker_state, stamp};
+use crate::status::{l2_events, node_uid, owned_by_node, set_bfd, speaker_state, stamp};
 
 /// Membership settings (`--members-*`).
 #[derive(Clone, Debug)]
@@ -177,6 +177,7 @@ pub async fn run(
         node_uid: None,
         config_errors: Vec::new(),
         config_reported: None,
+        bfd: BTreeMap::new(),
         l2_enabled: opts.l2,
     };
     let mut pending: Option<Instant> = Some(Instant::now());
@@ -221,6 +222,8 @@ pub async fn run(
                 if let Some(ev) = &ev {
                     let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
                     metrics.observe_bfd(&names, ev);
+                    st.bfd.insert(ev.peer, ev.new);
+                    publish_due = true;
                 }
                 match ev {
                     Some(ev) if ev.is_failure() => {
@@ -248,6 +251,8 @@ pub async fn run(
                     metrics.observe_bgp(&names, &bgp.subscribe().borrow());
                     if let Some(bfd) = &drivers.bfd && let Ok(sessions) = bfd.sessions().await {
                         metrics.observe_bfd_sessions(&names, &sessions);
+                        let now: BTreeMap<_, _> = sessions.iter().map(|s| (s.peer, s.info.state)).collect();
+                        if now != st.bfd { st.bfd = now; publish_due = true; }
                     }
                 }
             }
@@ -348,6 +353,8 @@ struct LoopState {
     /// Errors of the last validation, and the last list reported to the source.
     config_errors: Vec<ConfigError>,
     config_reported: Option<Vec<ObjectError>>,
+    /// BFD session state by peer address (events, and the session list at each poll).
+    bfd: BTreeMap<IpAddr, ferrolb_bfd::State>,
     /// [`Options::l2`].
     l2_enabled: bool,
 }
@@ -434,6 +441,7 @@ impl LoopState {
         source: &dyn ClusterSource,
     ) {
         let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
+        set_bfd(&mut state, &self.ann, &self.bfd);
         owned_by_node(&mut state, self.node_uid.as_deref());
         let key = (
             state.status.clone(),

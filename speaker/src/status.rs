@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use ferrolb_bgp::{PeerStatus, State};
 use ferrolb_crds::v1alpha1::{
-    BGPPeerSessionStatus, BGPSessionState, L2AddressStatus, SpeakerState, SpeakerStateSpec,
-    SpeakerStateStatus,
+    BFDSessionState, BGPPeerSessionStatus, BGPSessionState, L2AddressStatus, SpeakerState,
+    SpeakerStateSpec, SpeakerStateStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
@@ -25,6 +25,37 @@ pub fn session_state(s: State) -> BGPSessionState {
         State::OpenSent => BGPSessionState::OpenSent,
         State::OpenConfirm => BGPSessionState::OpenConfirm,
         State::Established => BGPSessionState::Established,
+    }
+}
+
+/// Maps the BFD crate's session state to the API's.
+pub fn bfd_state(s: ferrolb_bfd::State) -> BFDSessionState {
+    match s {
+        ferrolb_bfd::State::AdminDown => BFDSessionState::AdminDown,
+        ferrolb_bfd::State::Down => BFDSessionState::Down,
+        ferrolb_bfd::State::Init => BFDSessionState::Init,
+        ferrolb_bfd::State::Up => BFDSessionState::Up,
+    }
+}
+
+/// Sets each peer's `bfd` from the BFD sessions by peer address: a peer with a `bfdProfile`
+/// and no session (yet) is `Down`; a peer without one has no `bfd`.
+pub fn set_bfd(
+    state: &mut SpeakerState,
+    ann: &Announcements,
+    bfd: &BTreeMap<IpAddr, ferrolb_bfd::State>,
+) {
+    let Some(st) = state.status.as_mut() else {
+        return;
+    };
+    for p in &mut st.bgp_peers {
+        let Some(peer) = ann.peers.get(&p.name) else {
+            continue;
+        };
+        p.bfd = peer.bfd.as_ref().map(|_| {
+            bfd.get(&peer.address)
+                .map_or(BFDSessionState::Down, |s| bfd_state(*s))
+        });
     }
 }
 
@@ -53,6 +84,7 @@ pub fn speaker_state(
                 .map(|s| u32::try_from(s.prefixes_sent).unwrap_or(u32::MAX))
                 .unwrap_or(0),
             last_error: s.and_then(|s| s.last_error.clone()),
+            bfd: None,
         });
     }
     status.announced_prefixes = u32::try_from(ann.prefix_count()).unwrap_or(u32::MAX);
@@ -221,5 +253,36 @@ mod tests {
             st.metadata.annotations.unwrap()[LINKS_ANNOTATION],
             "eth0=192.0.2.0/24"
         );
+    }
+
+    #[test]
+    fn bfd_state_only_for_peers_with_a_profile() {
+        let yaml = "apiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\nmetadata: {name: fast, namespace: ferrolb-system}\nspec: {}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: a, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: fast}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: b, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2, bfdProfile: fast}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: c, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.3}\n";
+        let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
+        let outcome = ferrolb_crds::from_resources(&loaded.resources);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        let ann = Announcements {
+            peers: outcome.config.peers.clone(),
+            ..Default::default()
+        };
+        let mut st = speaker_state("n1", "ns", "", &ann, &BTreeMap::new());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        // A session for c exists (stale) but c has no profile: no `bfd`.
+        set_bfd(
+            &mut st,
+            &ann,
+            &BTreeMap::from([(a, ferrolb_bfd::State::Up), (c, ferrolb_bfd::State::Up)]),
+        );
+        let by_name: BTreeMap<_, _> = st
+            .status
+            .unwrap()
+            .bgp_peers
+            .into_iter()
+            .map(|p| (p.name, p.bfd))
+            .collect();
+        assert_eq!(by_name["a"], Some(BFDSessionState::Up));
+        assert_eq!(by_name["b"], Some(BFDSessionState::Down), "no session yet");
+        assert_eq!(by_name["c"], None);
     }
 }

@@ -63,6 +63,20 @@ fn bfd_failure_resets_the_bgp_session() {
         frr.wait_status(NODE_V4, "up", WAIT).is_some(),
         "BFD session with FRR never came up"
     );
+    // The node's SpeakerState shows the BFD session next to the BGP one (`kubectl ferrolb
+    // status` reads it), and its fall after bfdd dies below.
+    let bfd_in_state = |want: &'static str| {
+        wait_until(WAIT, POLL, || {
+            let text = std::fs::read_to_string(speaker.state_path()).ok()?;
+            text.contains(&format!("bfd: {want}")).then_some(())
+        })
+        .is_some()
+    };
+    assert!(
+        bfd_in_state("Up"),
+        "SpeakerState never showed bfd: Up: {:?}",
+        std::fs::read_to_string(speaker.state_path())
+    );
     let label = PeerLabel {
         peer: "tor".into(),
         address: ROUTER_V4.into(),
@@ -89,6 +103,11 @@ fn bfd_failure_resets_the_bgp_session() {
             .then_some(()))
         .is_some(),
         "BGP session not reset after BFD went down"
+    );
+    assert!(
+        bfd_in_state("Down"),
+        "SpeakerState never showed bfd: Down after bfdd died: {:?}",
+        std::fs::read_to_string(speaker.state_path())
     );
     // And it comes back (BGP does not depend on BFD being up to reconnect).
     assert!(

@@ -99,6 +99,24 @@ pub struct BGPPeerSessionStatus {
     /// Last error (NOTIFICATION sent or received, connect failure), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// State of the BFD session protecting this peer (RFC 5880); unset when the peer has no
+    /// `bfdProfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BFDSessionState>,
+}
+
+/// RFC 5880 §4.1 BFD session states.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BFDSessionState {
+    /// Shut down on purpose by one side (not a path failure).
+    AdminDown,
+    /// Not up: never was, or the path failed.
+    #[default]
+    Down,
+    /// The peer's packets are seen; coming up.
+    Init,
+    /// Both sides see each other: the forwarding path works.
+    Up,
 }
 
 /// RFC 4271 §8 session states.
