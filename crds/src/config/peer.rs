@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 
+use super::asn::Asn;
 use super::bfd::Bfd;
 use super::duration::parse_duration;
 use super::error::{ConfigError, Kind, ObjectRef};
@@ -128,18 +129,14 @@ pub(super) fn validate(
     let s = &obj.spec;
     let mut errors = Vec::new();
 
-    if s.my_asn == 0 {
-        errors.push(me.error(
-            "spec.myASN",
-            Some("0"),
-            "ASN must be between 1 and 4294967295",
-        ));
+    if let Err(m) = Asn::new(s.my_asn) {
+        errors.push(me.error("spec.myASN", Some(&s.my_asn.to_string()), m));
     }
-    if s.local_asn == Some(0) {
+    if let Some(Err(m)) = s.local_asn.map(Asn::new) {
         errors.push(me.error(
             "spec.localASN",
-            Some("0"),
-            "ASN must be between 1 and 4294967295",
+            s.local_asn.map(|n| n.to_string()).as_deref(),
+            m,
         ));
     }
     let peer_asn = match (s.peer_asn, s.dynamic_asn) {
@@ -159,12 +156,8 @@ pub(super) fn validate(
             ));
             None
         }
-        (Some(0), None) => {
-            errors.push(me.error(
-                "spec.peerASN",
-                Some("0"),
-                "ASN must be between 1 and 4294967295",
-            ));
+        (Some(asn), None) if Asn::new(asn).is_err() => {
+            errors.push(me.error("spec.peerASN", Some(&asn.to_string()), Asn::MESSAGE));
             None
         }
         (Some(asn), None) => Some(PeerAsn::Fixed(asn)),

@@ -5,7 +5,7 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DURATION_PATTERN, HoldTime};
+use crate::config::{Asn, DURATION_PATTERN, HoldTime};
 
 /// `rule`, evaluated only when `self` is a duration string (otherwise the schema's pattern
 /// reports it, instead of a CEL run-time error).
@@ -82,11 +82,11 @@ fn keepalive_rule() -> serde_json::Value {
 pub struct BGPPeerSpec {
     /// Our AS number, 1..4294967295.
     #[serde(rename = "myASN")]
-    #[schemars(range(min = 1, max = 4294967295u32))]
+    #[schemars(range(min = Asn::MIN, max = Asn::MAX))]
     pub my_asn: u32,
     /// The peer's AS number. Exactly one of `peerASN` and `dynamicASN`.
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4294967295u32))]
+    #[schemars(range(min = Asn::MIN, max = Asn::MAX))]
     pub peer_asn: Option<u32>,
     /// Accept whatever AS the peer announces, as long as it is internal (= myASN) or external.
     #[serde(
@@ -97,7 +97,7 @@ pub struct BGPPeerSpec {
     pub dynamic_asn: Option<DynamicASNMode>,
     /// AS number to present to this peer instead of `myASN` (`local-as`).
     #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4294967295u32))]
+    #[schemars(range(min = Asn::MIN, max = Asn::MAX))]
     pub local_asn: Option<u32>,
     /// The peer's IPv4 or IPv6 address.
     #[schemars(length(max = 64))]

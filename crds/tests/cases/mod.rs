@@ -148,6 +148,22 @@ pub const CASES: &[Case] = &[
         "spec.myASN",
         "between 1 and 4294967295",
     ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 0\n  peerAddress: 192.0.2.1\n",
+        "spec.peerASN",
+        "between 1 and 4294967295",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  localASN: 0\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n",
+        "spec.localASN",
+        "between 1 and 4294967295",
+    ),
+    ok(
+        PEER,
+        "  myASN: 4294967295\n  localASN: 1\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n",
+    ),
     // IPAddressPool addresses.
     ok(
         POOL,
