@@ -191,7 +191,8 @@ mod tests {
     fn a_changed_peer_is_replaced_and_gets_its_routes_again() {
         let old = announcements(&[], &["203.0.113.1/32"]);
         let mut new = old.clone();
-        new.peers.get_mut("p").unwrap().hold_time = std::time::Duration::from_secs(30);
+        new.peers.get_mut("p").unwrap().hold_time =
+            ferrolb_crds::config::HoldTime::from_secs(30).unwrap();
         let actions = plan(&Applied::from_desired(&old), &new);
         assert!(matches!(actions[0], Action::RemovePeer { .. }));
         assert!(matches!(actions[1], Action::AddPeer(_)));

@@ -13,22 +13,6 @@ fn guarded_duration_rule(rule: &str) -> String {
     format!("!self.matches(r'{DURATION_PATTERN}') || ({rule})")
 }
 
-/// keepaliveTime < holdTime (unless holdTime is 0), checked when both are durations.
-fn keepalive_rule() -> serde_json::Value {
-    let is_dur = |f: &str| format!("self.{f}.matches(r'{DURATION_PATTERN}')");
-    serde_json::json!({
-        "rule": format!(
-            "!has(self.holdTime) || !has(self.keepaliveTime) || !{} || !{} || \
-             duration(self.holdTime) == duration('0s') || \
-             duration(self.keepaliveTime) < duration(self.holdTime)",
-            is_dur("holdTime"),
-            is_dur("keepaliveTime")
-        ),
-        "message": "keepaliveTime must be less than holdTime",
-        "fieldPath": ".keepaliveTime"
-    })
-}
-
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
 ///
 /// ```yaml
@@ -67,7 +51,7 @@ fn keepalive_rule() -> serde_json::Value {
         "message": "one of peerASN and dynamicASN is required",
         "fieldPath": ".peerASN"
     },
-    keepalive_rule(),
+    HoldTime::cel_keepalive_validation(),
     {
         "rule": "!(has(self.password) && has(self.passwordSecret))",
         "message": "password and passwordSecret are mutually exclusive",
@@ -123,7 +107,8 @@ pub struct BGPPeerSpec {
     #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
     #[schemars(extend("x-kubernetes-validations" = HoldTime::cel_validations()))]
     pub hold_time: Option<String>,
-    /// Keepalive interval (default holdTime/3); less than holdTime.
+    /// Keepalive interval (default holdTime/3, at least 1s); whole seconds, less than
+    /// holdTime, 0 when holdTime is 0. Set alone, holdTime is 3 times it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
     pub keepalive_time: Option<String>,
