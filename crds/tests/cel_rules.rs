@@ -3,6 +3,8 @@
 //! pass. This guards against a rule typo that would make the API server reject the CRD or
 //! every object.
 
+mod cases;
+
 use ferrolb_crds::v1alpha1::{BGPPeer, IPAddressPool};
 
 fn peer(spec: &str) -> BGPPeer {
@@ -58,7 +60,7 @@ fn peer_rules_reject() {
     );
     rejects(
         &peer(&format!("{BASE}  holdTime: 9s\n  keepaliveTime: 9s\n")),
-        "keepaliveTime must be less than holdTime",
+        "less than holdTime",
     );
     rejects(
         &peer(&format!("{BASE}  dynamicASN: external\n")),
@@ -90,6 +92,30 @@ fn peer_rules_reject() {
         &peer(&format!("{BASE}  connectTime: 1500ms\n")),
         "connectTime must be whole seconds",
     );
+    for timers in [
+        "  holdTime: 3s\n  keepaliveTime: 500ms\n",
+        "  holdTime: 90s\n  keepaliveTime: 0s\n",
+        "  holdTime: 0s\n  keepaliveTime: 10s\n",
+        "  keepaliveTime: 21846s\n",
+    ] {
+        rejects(&peer(&format!("{BASE}{timers}")), "less than holdTime");
+    }
+}
+
+/// The valid BGPPeer cases of the shared table (`cases/mod.rs`) pass the CEL rules here too,
+/// before any API server sees them.
+#[test]
+fn valid_peer_cases_pass() {
+    for (i, case) in cases::CASES.iter().enumerate() {
+        if case.kind != "BGPPeer" || case.invalid.is_some() {
+            continue;
+        }
+        let doc = cases::document(case, &format!("c{i}"), "ferrolb-system");
+        let p: BGPPeer = serde_saphyr::from_str(&doc).expect("case parses");
+        if let Err(e) = kube_core::cel::validate_cel(&p) {
+            panic!("CEL rejected case {i} {:?}: {e:?}", case.spec);
+        }
+    }
 }
 
 #[test]

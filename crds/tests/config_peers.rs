@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ferrolb_crds::config::{Kind, PeerAsn};
+use ferrolb_crds::config::{HoldTime, Kind, PeerAsn};
 use std::time::Duration;
 
 const BASE: &str = "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.254\n";
@@ -15,7 +15,7 @@ fn defaults() {
     let p = &out.config.peers["tor"];
     assert_eq!(p.peer_asn, PeerAsn::Fixed(64513));
     assert_eq!(p.port, 179);
-    assert_eq!(p.hold_time, Duration::from_secs(90));
+    assert_eq!(p.hold_time, HoldTime::DEFAULT);
     assert_eq!(p.keepalive_time, Duration::from_secs(30));
     assert!(!p.is_ibgp() && !p.ebgp_multihop && !p.graceful_restart);
     assert_eq!(p.password, None);
@@ -31,7 +31,7 @@ fn timers_from_duration_strings() {
     no_errors(&out);
     let p = &out.config.peers["tor"];
     assert_eq!(
-        (p.hold_time, p.keepalive_time, p.connect_time),
+        (p.hold_time.as_duration(), p.keepalive_time, p.connect_time),
         (
             Duration::from_secs(90),
             Duration::from_secs(10),
@@ -39,10 +39,7 @@ fn timers_from_duration_strings() {
         )
     );
     let only_keepalive = build(&peer("tor", &format!("{BASE}  keepaliveTime: 20s\n")));
-    assert_eq!(
-        only_keepalive.config.peers["tor"].hold_time,
-        Duration::from_secs(60)
-    );
+    assert_eq!(only_keepalive.config.peers["tor"].hold_time.secs(), 60);
     let odd = build(&peer("tor", &format!("{BASE}  holdTime: 4s\n")));
     no_errors(&odd);
     assert_eq!(

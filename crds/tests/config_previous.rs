@@ -123,7 +123,7 @@ fn peer_with_a_typo_keeps_its_old_timers() {
         "not a duration",
     );
     assert!(e.kept_previous);
-    assert_eq!(v2.config.peers["tor"].hold_time.as_secs(), 30);
+    assert_eq!(v2.config.peers["tor"].hold_time.secs(), 30);
 }
 
 #[test]

@@ -60,8 +60,7 @@ pub fn peer_config(p: &Peer) -> Option<PeerConfig> {
     let mut c = PeerConfig::new(p.address, p.local_as(), peer_asn);
     c.peer_port = p.port;
     c.source_addr = p.source_address;
-    c.hold_time = u16::try_from(p.hold_time.as_secs())
-        .expect("Config::build rejects hold times above 65535s");
+    c.hold_time = p.hold_time.secs();
     c.keepalive = u16::try_from(p.keepalive_time.as_secs()).unwrap_or(u16::MAX);
     if let Some(t) = p.connect_time {
         c.connect_time = t;

@@ -225,7 +225,8 @@ mod tests {
     fn a_session_field_change_updates_the_peer_in_place_and_keeps_its_routes() {
         let old = announcements(&[], &["203.0.113.1/32"]);
         let mut new = old.clone();
-        new.peers.get_mut("p").unwrap().hold_time = std::time::Duration::from_secs(30);
+        new.peers.get_mut("p").unwrap().hold_time =
+            ferrolb_crds::config::HoldTime::from_secs(30).unwrap();
         let actions = plan(&Applied::from_desired(&old), &new);
         assert_eq!(actions.len(), 1, "{actions:?}");
         assert!(matches!(&actions[0], Action::UpdatePeer(p) if p.hold_time.as_secs() == 30));

@@ -6,6 +6,7 @@
 //! object that was valid in the `previous` config keeps that version when it becomes invalid
 //! (so a typo never takes addresses away from running Services).
 
+mod asn;
 mod bfd;
 mod bgp_advertisement;
 mod community;
@@ -25,6 +26,7 @@ use std::net::IpAddr;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube_core::ObjectMeta;
 
+pub use asn::Asn;
 pub use bfd::Bfd;
 pub use bgp_advertisement::BgpAdv;
 pub use community::{CommunityValue, WELL_KNOWN};

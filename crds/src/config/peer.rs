@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 
+use super::asn::Asn;
 use super::bfd::Bfd;
 use super::duration::parse_duration;
 use super::error::{ConfigError, Kind, ObjectRef};
@@ -14,8 +15,6 @@ use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
 use crate::v1alpha1::{BGPPeer, DynamicASNMode};
 
-/// Default hold time (RFC 4271 suggests 90 s; MetalLB's default).
-pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(90);
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 179;
 
@@ -51,9 +50,10 @@ pub struct Peer {
     pub source_address: Option<IpAddr>,
     /// `routerID`; `None`: the speaker picks the node's address.
     pub router_id: Option<Ipv4Addr>,
-    /// `holdTime`, default 90 s; zero (no keepalives, no hold timer) or at least 3 s.
-    pub hold_time: Duration,
-    /// `keepaliveTime`, default hold/3; zero when `hold_time` is zero, else below it.
+    /// `holdTime`, default 90 s; zero (no keepalives, no hold timer) or 3 s to 65535 s.
+    pub hold_time: HoldTime,
+    /// `keepaliveTime`, whole seconds, default hold/3; zero when `hold_time` is zero, else
+    /// at least 1 s and below it (see [`HoldTime::keepalive`]).
     pub keepalive_time: Duration,
     /// `connectTime`; `None`: the session's own default.
     pub connect_time: Option<Duration>,
@@ -128,18 +128,14 @@ pub(super) fn validate(
     let s = &obj.spec;
     let mut errors = Vec::new();
 
-    if s.my_asn == 0 {
-        errors.push(me.error(
-            "spec.myASN",
-            Some("0"),
-            "ASN must be between 1 and 4294967295",
-        ));
+    if let Err(m) = Asn::new(s.my_asn) {
+        errors.push(me.error("spec.myASN", Some(&s.my_asn.to_string()), m));
     }
-    if s.local_asn == Some(0) {
+    if let Some(Err(m)) = s.local_asn.map(Asn::new) {
         errors.push(me.error(
             "spec.localASN",
-            Some("0"),
-            "ASN must be between 1 and 4294967295",
+            s.local_asn.map(|n| n.to_string()).as_deref(),
+            m,
         ));
     }
     let peer_asn = match (s.peer_asn, s.dynamic_asn) {
@@ -159,12 +155,8 @@ pub(super) fn validate(
             ));
             None
         }
-        (Some(0), None) => {
-            errors.push(me.error(
-                "spec.peerASN",
-                Some("0"),
-                "ASN must be between 1 and 4294967295",
-            ));
+        (Some(asn), None) if Asn::new(asn).is_err() => {
+            errors.push(me.error("spec.peerASN", Some(&asn.to_string()), Asn::MESSAGE));
             None
         }
         (Some(asn), None) => Some(PeerAsn::Fixed(asn)),
@@ -223,43 +215,34 @@ pub(super) fn validate(
     };
 
     // Timers, as in MetalLB: only hold -> keepalive = hold/3; only keepalive -> hold = 3x.
+    // Each rule is HoldTime's (shared with the CEL rules); a field that is no duration at all
+    // has its error already and skips the rest.
     let hold = duration_field(&me, "holdTime", &s.hold_time, &mut errors);
     let keepalive = duration_field(&me, "keepaliveTime", &s.keepalive_time, &mut errors);
-    let (hold_time, keepalive_time) = match (hold, keepalive) {
-        (Some(h), Some(k)) => (h, k),
-        // Whole seconds, at least 1s (hold 4s -> keepalive 1s), as BGP speakers do.
-        (Some(h), None) if h.is_zero() => (h, Duration::ZERO),
-        (Some(h), None) => (h, Duration::from_secs((h.as_secs() / 3).max(1))),
-        (None, Some(k)) => (k * 3, k),
-        (None, None) => (DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3),
+    let unparsed = (s.hold_time.is_some() && hold.is_none())
+        || (s.keepalive_time.is_some() && keepalive.is_none());
+    let keepalive_error = |errors: &mut Vec<ConfigError>| {
+        errors.push(me.error(
+            "spec.keepaliveTime",
+            s.keepalive_time.as_deref(),
+            HoldTime::KEEPALIVE_MESSAGE,
+        ));
     };
-    if hold.is_some() || keepalive.is_some() {
-        if let Err(message) = HoldTime::check(hold_time) {
-            // Reported on the field the hold time came from (keepaliveTime alone: hold = 3x).
-            let (field, value) = if hold.is_some() {
-                ("spec.holdTime", s.hold_time.as_deref())
-            } else {
-                ("spec.keepaliveTime", s.keepalive_time.as_deref())
-            };
-            errors.push(me.error(field, value, message));
-        } else if hold_time.is_zero() && !keepalive_time.is_zero() {
-            errors.push(me.error(
-                "spec.keepaliveTime",
-                s.keepalive_time.as_deref(),
-                "keepaliveTime must be 0 when holdTime is 0",
-            ));
-        } else if !hold_time.is_zero() && (keepalive_time.is_zero() || keepalive_time >= hold_time)
-        {
-            errors.push(me.error(
-                "spec.keepaliveTime",
-                s.keepalive_time.as_deref(),
-                format!(
-                    "keepaliveTime must be above 0 and less than holdTime ({}s)",
-                    hold_time.as_secs()
-                ),
-            ));
-        }
-    }
+    let hold_time = match (hold, keepalive) {
+        _ if unparsed => None,
+        (Some(h), _) => HoldTime::from_duration(h)
+            .map_err(|m| errors.push(me.error("spec.holdTime", s.hold_time.as_deref(), m)))
+            .ok(),
+        (None, Some(k)) => HoldTime::for_keepalive(k)
+            .map_err(|_| keepalive_error(&mut errors))
+            .ok(),
+        (None, None) => Some(HoldTime::DEFAULT),
+    };
+    let keepalive_time = hold_time.and_then(|h| {
+        h.keepalive(keepalive)
+            .map_err(|_| keepalive_error(&mut errors))
+            .ok()
+    });
     let connect_time = duration_field(&me, "connectTime", &s.connect_time, &mut errors);
     if let Some(c) = connect_time
         && (c.subsec_nanos() != 0 || c < Duration::from_secs(1) || c > Duration::from_secs(65535))
@@ -339,8 +322,14 @@ pub(super) fn validate(
     };
     let node_selectors = parse_selectors(&me, "spec.nodeSelectors", &s.node_selectors, &mut errors);
 
-    match (errors.is_empty(), peer_asn, address) {
-        (true, Some(peer_asn), Some(address)) => Ok(Peer {
+    match (
+        errors.is_empty(),
+        peer_asn,
+        address,
+        hold_time,
+        keepalive_time,
+    ) {
+        (true, Some(peer_asn), Some(address), Some(hold_time), Some(keepalive_time)) => Ok(Peer {
             name: me.name.clone(),
             namespace: me.namespace.clone(),
             my_asn: s.my_asn,

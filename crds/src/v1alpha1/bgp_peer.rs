@@ -5,28 +5,12 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DURATION_PATTERN, HoldTime};
+use crate::config::{Asn, DURATION_PATTERN, HoldTime};
 
 /// `rule`, evaluated only when `self` is a duration string (otherwise the schema's pattern
 /// reports it, instead of a CEL run-time error).
 fn guarded_duration_rule(rule: &str) -> String {
     format!("!self.matches(r'{DURATION_PATTERN}') || ({rule})")
-}
-
-/// keepaliveTime < holdTime (unless holdTime is 0), checked when both are durations.
-fn keepalive_rule() -> serde_json::Value {
-    let is_dur = |f: &str| format!("self.{f}.matches(r'{DURATION_PATTERN}')");
-    serde_json::json!({
-        "rule": format!(
-            "!has(self.holdTime) || !has(self.keepaliveTime) || !{} || !{} || \
-             duration(self.holdTime) == duration('0s') || \
-             duration(self.keepaliveTime) < duration(self.holdTime)",
-            is_dur("holdTime"),
-            is_dur("keepaliveTime")
-        ),
-        "message": "keepaliveTime must be less than holdTime",
-        "fieldPath": ".keepaliveTime"
-    })
 }
 
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
@@ -67,7 +51,7 @@ fn keepalive_rule() -> serde_json::Value {
         "message": "one of peerASN and dynamicASN is required",
         "fieldPath": ".peerASN"
     },
-    keepalive_rule(),
+    HoldTime::cel_keepalive_validation(),
     {
         "rule": "!(has(self.password) && has(self.passwordSecret))",
         "message": "password and passwordSecret are mutually exclusive",
@@ -82,11 +66,11 @@ fn keepalive_rule() -> serde_json::Value {
 pub struct BGPPeerSpec {
     /// Our AS number, 1..4294967295.
     #[serde(rename = "myASN")]
-    #[schemars(range(min = 1, max = 4294967295u32))]
+    #[schemars(range(min = Asn::MIN, max = Asn::MAX))]
     pub my_asn: u32,
     /// The peer's AS number. Exactly one of `peerASN` and `dynamicASN`.
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4294967295u32))]
+    #[schemars(range(min = Asn::MIN, max = Asn::MAX))]
     pub peer_asn: Option<u32>,
     /// Accept whatever AS the peer announces, as long as it is internal (= myASN) or external.
     #[serde(
@@ -97,7 +81,7 @@ pub struct BGPPeerSpec {
     pub dynamic_asn: Option<DynamicASNMode>,
     /// AS number to present to this peer instead of `myASN` (`local-as`).
     #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4294967295u32))]
+    #[schemars(range(min = Asn::MIN, max = Asn::MAX))]
     pub local_asn: Option<u32>,
     /// The peer's IPv4 or IPv6 address.
     #[schemars(length(max = 64))]
@@ -123,7 +107,8 @@ pub struct BGPPeerSpec {
     #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
     #[schemars(extend("x-kubernetes-validations" = HoldTime::cel_validations()))]
     pub hold_time: Option<String>,
-    /// Keepalive interval (default holdTime/3); less than holdTime.
+    /// Keepalive interval (default holdTime/3, at least 1s); whole seconds, less than
+    /// holdTime, 0 when holdTime is 0. Set alone, holdTime is 3 times it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
     pub keepalive_time: Option<String>,

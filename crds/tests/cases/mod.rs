@@ -91,6 +91,59 @@ pub const CASES: &[Case] = &[
         "spec.keepaliveTime",
         "less than holdTime",
     ),
+    // keepaliveTime: HoldTime::keepalive / for_keepalive and their CEL rule.
+    ok(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  holdTime: 3s\n  keepaliveTime: 1s\n",
+    ),
+    ok(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  holdTime: \"0\"\n  keepaliveTime: 0s\n",
+    ),
+    ok(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  keepaliveTime: 20s\n",
+    ),
+    ok(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  keepaliveTime: 21845s\n",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  holdTime: 3s\n  keepaliveTime: 500ms\n",
+        "spec.keepaliveTime",
+        "whole seconds, at least 1s",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  holdTime: 9s\n  keepaliveTime: 1500ms\n",
+        "spec.keepaliveTime",
+        "whole seconds, at least 1s",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  holdTime: 90s\n  keepaliveTime: 0s\n",
+        "spec.keepaliveTime",
+        "at least 1s",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  holdTime: 0s\n  keepaliveTime: 10s\n",
+        "spec.keepaliveTime",
+        "0 when holdTime is 0",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  keepaliveTime: 21846s\n",
+        "spec.keepaliveTime",
+        "at most 21845s",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  keepaliveTime: 1500ms\n",
+        "spec.keepaliveTime",
+        "whole seconds",
+    ),
     bad(
         PEER,
         "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  connectTime: 1500ms\n",
@@ -147,6 +200,22 @@ pub const CASES: &[Case] = &[
         "  myASN: 0\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n",
         "spec.myASN",
         "between 1 and 4294967295",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 0\n  peerAddress: 192.0.2.1\n",
+        "spec.peerASN",
+        "between 1 and 4294967295",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  localASN: 0\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n",
+        "spec.localASN",
+        "between 1 and 4294967295",
+    ),
+    ok(
+        PEER,
+        "  myASN: 4294967295\n  localASN: 1\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n",
     ),
     // IPAddressPool addresses.
     ok(
