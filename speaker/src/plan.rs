@@ -229,7 +229,7 @@ mod tests {
             ferrolb_crds::config::HoldTime::from_secs(30).unwrap();
         let actions = plan(&Applied::from_desired(&old), &new);
         assert_eq!(actions.len(), 1, "{actions:?}");
-        assert!(matches!(&actions[0], Action::UpdatePeer(p) if p.hold_time.as_secs() == 30));
+        assert!(matches!(&actions[0], Action::UpdatePeer(p) if p.hold_time.secs() == 30));
         // A removed peer is only removed.
         let mut gone = old.clone();
         gone.peers.clear();
