@@ -7,9 +7,12 @@
 #          directory, waits until the controller's status holds the last one's address, removes
 #          the file, waits until the status no longer names it. K is chosen so CYCLES (default
 #          10000) Services are added and deleted in the time; only confirmed rounds count.
+#          On a loaded machine fewer rounds may fit: the summary gives the confirmed count.
 #   flap   every FLAP_SECONDS (10) the router clears n1's BGP session (`clear bgp 192.0.2.11`,
 #          a dynamic neighbour: deleted, n1 reconnects); counted as recovered when n1's
-#          ferrolb_speaker_bgp_session_up is 1 again before the next flap.
+#          ferrolb_speaker_bgp_session_up is 1 again before the next flap. A session lost again
+#          before it was Established 15 s is damped (idle hold-off 1 s doubling to 30 s, RFC
+#          4271 §8.1.1), so at 10 s most flaps find n1 still waiting: that is by design.
 #   member every MEMBER_SECONDS (30) n3's speaker leaves (SIGTERM) and joins again 5 s later.
 #   flood  cl2 floods broadcast ARP requests for the L2 Service's IP and an unowned one at
 #          FLOOD_RATE/s (20000) for 20 s, then pauses 20 s (arpbench flood, bench/arp).
@@ -188,6 +191,7 @@ while left; do
     sample controller "$CTL_PID" http://127.0.0.1:7472/metrics "$P-ctl" >> "$S"
     for n in n1 n2; do sample "$n" "${SPEAKER_PID[$n]}" "http://${NODE_IP[$n]}:7473/metrics" "$P-$n" >> "$S"; done
     sample n3 "$(cat "$WORK/n3.pid")" "http://${NODE_IP[n3]}:7473/metrics" "$P-n3" >> "$S"
+    echo "$(($(date +%s) - T0)) router-churn-routes $(ip -n "$P-r" route show proto bgp | grep -c '^198\.18\.' || true)" >> "$WORK/router.txt"
     [ $(( $(date +%s) - T0 )) -gt $((WARMUP / 2)) ] && [ $(( $(date +%s) - T0 )) -lt $((WARMUP / 2 + SAMPLE)) ] &&
         echo "  $(tail -4 "$S" | tr '\n' ';')" >&2
     sleep "$SAMPLE"
@@ -221,6 +225,7 @@ panics=$(grep -l "panicked" "$WORK"/*.log 2>/dev/null | xargs -r -n1 basename | 
 echo
 echo "Soak ${SOAK}s ($(date -u +%FT%TZ)): $(cat "$WORK"/{churn,flap,member,flood}.result 2>/dev/null | tr '\n' ';')"
 echo "flood: $(awk '{for(i=1;i<=NF;i++) if($i ~ /^sent=/){split($i,a,"="); s+=a[2]}} END{print s+0}' "$WORK/flood.out") ARP requests sent in all"
+echo "churn /32s in the router's FIB at the samples: max $(awk '$3>m{m=$3} END{print m+0}' "$WORK/router.txt"), seen in $(awk '$3>0{c++} END{print c+0}' "$WORK/router.txt") of $(wc -l < "$WORK/router.txt") samples"
 echo "controller reloads: $(ns ctl curl -s --max-time 1 http://127.0.0.1:7472/metrics | awk '$1=="ferrolb_standalone_reloads_total"{print $2}')"
 python3 - "$S" "$WARMUP" "$SOAK" <<'EOF' || FAIL=1
 import sys, statistics as st
@@ -260,6 +265,7 @@ EOF
 echo
 echo "router at the end: RIB [$got_rib] FIB [$got_fib] expected ${want_rib} -> $routes"
 echo "panics: ${panics:-none}"
-echo "samples: $S"
+cp "$S" "/tmp/ferrolb-soak-samples.$$.txt"
+echo "samples (time s, process, pid, VmRSS KiB, fds, threads, metrics RSS, metrics fds): /tmp/ferrolb-soak-samples.$$.txt"
 if [ $FAIL = 0 ]; then echo "SOAK PASS"; else echo "SOAK FAIL"; KEEP_LOGS=1; fi
 exit $FAIL
