@@ -28,7 +28,7 @@
 # /32s, each with 3 next hops, in bgpd's RIB and in the kernel FIB (proto bgp), and no other
 # BGP route (a stale one fails); any "panicked" in a log fails; a judged process that died fails.
 #
-#   sudo [SOAK_SECONDS=600] [CYCLES=10000] bash bench/soak/run.sh      # exit 1 on any FAIL
+#   sudo [SOAK_SECONDS=600] [CYCLES=10000] [SKIP_BUILD=1] bash bench/soak/run.sh   # exit 1 on FAIL
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SOAK=${SOAK_SECONDS:-600}
@@ -41,7 +41,7 @@ WARMUP=${WARMUP_SECONDS:-$((SOAK / 5))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 P=flbsoak$$
-(cd "$ROOT" && cargo build --release -q -p ferrolb-controller -p ferrolb-speaker &&
+[ "${SKIP_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release -q -p ferrolb-controller -p ferrolb-speaker &&
     cargo build --release -q -p ferrolb-arp --examples)
 # shellcheck source=../lab/lab.sh
 source "$ROOT/bench/lab/lab.sh"
