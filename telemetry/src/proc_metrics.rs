@@ -73,6 +73,8 @@ pub fn parse_rss_bytes(text: &str) -> Option<u64> {
 struct ProcessCollector {
     ticks: u64,
     boot_time: Option<u64>,
+    /// The runtime the binary registered from (its main one), for the task count.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl ProcessCollector {
@@ -83,6 +85,7 @@ impl ProcessCollector {
                 .ok()
                 .as_deref()
                 .and_then(parse_boot_time),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 }
@@ -139,6 +142,22 @@ impl Collector for ProcessCollector {
                 "process_open_fds",
                 "Number of open file descriptors",
                 n as f64,
+            )?;
+        }
+        if let Some(rt) = &self.runtime {
+            // A task leak shows here long before it shows in RSS.
+            let m = rt.metrics();
+            gauge(
+                &mut enc,
+                "ferrolb_tokio_tasks_alive",
+                "Tokio tasks alive in the main runtime (spawned and not finished)",
+                m.num_alive_tasks() as f64,
+            )?;
+            gauge(
+                &mut enc,
+                "ferrolb_tokio_workers",
+                "Worker threads of the main tokio runtime",
+                m.num_workers() as f64,
             )?;
         }
         if let Some(max) = read("/proc/self/limits").as_deref().and_then(parse_max_fds) {

@@ -104,3 +104,57 @@ fn this_process_is_described_truthfully() {
         "{text}"
     );
 }
+
+#[test]
+fn tokio_tasks_alive_counts_the_main_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut reg = Registry::default();
+        let health = ferrolb_telemetry::Health::default();
+        ferrolb_telemetry::register_process_metrics(&mut reg, "test-binary", "9.9.9", health);
+        let scrape = |reg: &Registry| {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, reg).unwrap();
+            text
+        };
+        let before = value(&scrape(&reg), "ferrolb_tokio_tasks_alive");
+        // 50 tasks that stay alive until told: a leak of exactly this shape.
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let mut rx = rx.clone();
+                tokio::spawn(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+            })
+            .collect();
+        let text = scrape(&reg);
+        assert_eq!(value(&text, "ferrolb_tokio_workers"), 2.0, "{text}");
+        let during = value(&text, "ferrolb_tokio_tasks_alive");
+        assert!(during >= before + 50.0, "before {before}, during {during}");
+        tx.send(true).unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let after = value(&scrape(&reg), "ferrolb_tokio_tasks_alive");
+        assert!(after <= before, "before {before}, after {after}");
+    });
+}
+
+#[test]
+fn no_runtime_no_task_metrics() {
+    let mut reg = Registry::default();
+    ferrolb_telemetry::register_process_metrics(
+        &mut reg,
+        "test-binary",
+        "9.9.9",
+        ferrolb_telemetry::Health::default(),
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    assert!(!text.contains("ferrolb_tokio_tasks_alive"), "{text}");
+}
