@@ -26,18 +26,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+mod iface;
+
 use crate::counters::{AtomicCounters, Counters, bump};
 use crate::limit::Limits;
-use crate::machine::{Input, Machine, MachineConfig, Output, SendKind};
+use crate::machine::MachineConfig;
 use crate::packet::MacAddr;
-use crate::socket::{PacketSocket, TAG_ROOM};
 use crate::{Error, sys};
+use iface::iface_task;
 
 /// Settings of the L2 responder.
 #[derive(Debug, Clone)]
@@ -59,7 +60,7 @@ pub struct Config {
 }
 
 impl Config {
-    fn machine(&self) -> MachineConfig {
+    pub(crate) fn machine(&self) -> MachineConfig {
         MachineConfig {
             announce_count: self.announce_count,
             announce_interval: self.announce_interval,
@@ -110,7 +111,7 @@ pub struct LinkInfo {
     pub addresses: Vec<IpNet>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     config: Config,
     stopped: std::sync::atomic::AtomicBool,
     owned: Mutex<HashMap<String, watch::Sender<BTreeSet<IpAddr>>>>,
@@ -120,7 +121,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn emit(&self, ev: L2Event) {
+    pub(crate) fn emit(&self, ev: L2Event) {
         if self.events.try_send(ev).is_err() {
             bump(&self.counters.events_dropped);
         }
@@ -416,174 +417,7 @@ fn reconcile(
     }
 }
 
-/// Frames handled per readiness before the queued replies are sent and the task yields to
-/// the other branches (owned-set updates, announcements, other interfaces).
-const BATCH: usize = 256;
-
-/// Carries out the machine's outputs on one interface.
-struct Exec<'a> {
-    shared: &'a Shared,
-    sock: &'a PacketSocket,
-    iface: &'a str,
-}
-
-impl Exec<'_> {
-    fn run(&self, outputs: Vec<Output>) {
-        for o in outputs {
-            self.one(o);
-        }
-    }
-
-    fn one(&self, o: Output) {
-        let c = &self.shared.counters;
-        match o {
-            Output::Send { frame, kind } => match (self.sock.send(&frame), kind) {
-                (Ok(_), SendKind::Reply(k)) => c.reply(k),
-                (Ok(_), SendKind::Announcement(_)) => bump(&c.announcements_sent),
-                (Err(e), kind) => {
-                    bump(&c.send_errors);
-                    debug!(?kind, error = %e, "frame not sent");
-                }
-            },
-            Output::Drop(reason) => c.drop_reason(reason),
-            Output::Conflict {
-                ip,
-                other_mac,
-                report,
-            } => {
-                bump(&c.conflicts);
-                match report {
-                    // The one place a conflict is logged.
-                    Some(suppressed) => {
-                        warn!(%ip, %other_mac, suppressed, "another host claims an owned IP");
-                        self.shared.emit(L2Event::Conflict {
-                            ip,
-                            iface: self.iface.to_string(),
-                            other_mac,
-                        });
-                    }
-                    None => bump(&c.conflicts_suppressed),
-                }
-            }
-            Output::Membership { group, join } => {
-                if let Err(e) = self.sock.membership(group, join) {
-                    warn!(%group, join, error = %e, "multicast membership change failed");
-                    if join {
-                        self.shared.emit(L2Event::SocketError {
-                            iface: self.iface.to_string(),
-                            error: format!("failed to join multicast group {group}: {e}"),
-                        });
-                    }
-                }
-            }
-            Output::BlockSources(macs) => {
-                debug!(?macs, "sources dropped in the kernel filter");
-                if let Err(e) = self.sock.block_sources(&macs) {
-                    warn!(error = %e, "failed to update the socket filter");
-                }
-            }
-            Output::OwnedChanged { gained, lost } => info!(?gained, ?lost, "owned IPs changed"),
-        }
-    }
-}
-
-fn open_async(iface: &str, ifindex: u32) -> Result<AsyncFd<PacketSocket>, Error> {
-    PacketSocket::open_index(iface, ifindex)?
-        .into_async()
-        .map_err(|source| Error::Register {
-            iface: iface.to_string(),
-            source,
-        })
-}
-
-async fn iface_task(
-    shared: Arc<Shared>,
-    iface: String,
-    ifindex: u32,
-    mac: MacAddr,
-    mut owned_rx: watch::Receiver<BTreeSet<IpAddr>>,
-    reannounce: Arc<Notify>,
-) {
-    let sock = match open_async(&iface, ifindex) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot serve interface");
-            shared.emit(L2Event::SocketError {
-                iface: iface.clone(),
-                error: error_chain(&e),
-            });
-            return;
-        }
-    };
-    info!(%mac, "serving interface");
-    let ex = Exec {
-        shared: &shared,
-        sock: sock.get_ref(),
-        iface: &iface,
-    };
-    let mut m = Machine::new(mac, &shared.config.machine());
-    let now = std::time::Instant::now;
-    let first = owned_rx.borrow_and_update().clone();
-    ex.run(m.handle(Input::SetOwned(first), now()));
-    let mut buf = vec![0u8; 2048 + TAG_ROOM];
-    loop {
-        let next = m.next_timer().map(Instant::from_std);
-        tokio::select! {
-            biased;
-            changed = owned_rx.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let new = owned_rx.borrow_and_update().clone();
-                ex.run(m.handle(Input::SetOwned(new), now()));
-            }
-            _ = reannounce.notified() => ex.run(m.handle(Input::Reannounce, now())),
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
-                ex.run(m.handle(Input::Timer, now()));
-            }
-            guard = sock.readable() => {
-                let mut guard = match guard {
-                    Ok(g) => g,
-                    Err(e) => {
-                        shared.emit(L2Event::SocketError { iface: iface.clone(), error: e.to_string() });
-                        return;
-                    }
-                };
-                for _ in 0..BATCH {
-                    // A set_owned that landed while we were busy takes effect before the
-                    // next frame: a removed IP is never answered after set_owned returned.
-                    if owned_rx.has_changed().unwrap_or(false) {
-                        let new = owned_rx.borrow_and_update().clone();
-                        ex.run(m.handle(Input::SetOwned(new), now()));
-                    }
-                    match sock.get_ref().try_recv(&mut buf) {
-                        Ok(range) => {
-                            bump(&shared.counters.frames_received);
-                            ex.run(m.handle(Input::Frame(&buf[range]), now()));
-                        }
-                        Err(e) => {
-                            if e.kind() != std::io::ErrorKind::WouldBlock
-                                && e.raw_os_error() != Some(libc::ENETDOWN)
-                            {
-                                warn!(error = %e, "receive failed");
-                            }
-                            guard.clear_ready();
-                            break;
-                        }
-                    }
-                }
-                ex.run(m.handle(Input::Flush, now()));
-                if let Ok(n) = sock.get_ref().kernel_drops()
-                    && n > 0
-                {
-                    shared.counters.kernel_drops.fetch_add(u64::from(n), Ordering::Relaxed);
-                }
-            }
-        }
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
