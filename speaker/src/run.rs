@@ -21,7 +21,7 @@ use crate::cluster::ClusterView;
 use crate::decide::{Announcements, desired};
 use crate::drivers::{Drivers, links_of};
 use crate::links::{Link, LinkMap, digest};
-use crate::membership::{Membership, MembershipConfig, MembershipHandle, Tuning};
+use crate::membership::{Membership, MembershipConfig, Tuning};
 use crate::metrics::Metrics;
 use crate::plan::{Applied, plan};
 use crate::source::ClusterSource;
@@ -120,48 +120,46 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let (membership, mut live_rx): (Option<MembershipHandle>, watch::Receiver<BTreeSet<String>>) =
-        match &opts.members {
-            Some(m) => {
-                let (h, rx) = Membership::start(MembershipConfig {
-                    node_name: me.clone(),
-                    bind: m.bind,
-                    advertise: None,
-                    seeds: m.seeds.clone(),
-                    key: m.key.clone(),
-                    tuning: m.tuning.clone(),
-                })
-                .await
-                .map_err(Error::Membership)?;
-                info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
-                let mut rx = rx;
-                let want = settle_members(&m.seeds, m.bind);
-                if want > 1 {
-                    // Until membership has heard from the seeded speakers this node would
-                    // believe it is alone and claim every L2 IP for a moment (several nodes
-                    // answering ARP at start-up). Wait for them, bounded.
-                    let settled = tokio::time::timeout(
-                        MEMBERSHIP_SETTLE,
-                        rx.wait_for(|live| live.len() >= want),
-                    )
-                    .await
-                    .is_ok();
-                    info!(
-                        settled,
-                        members = rx.borrow().len(),
-                        want,
-                        "initial membership"
-                    );
-                }
-                (Some(h), rx)
+    // Without membership nobody sends on the live set; `_alone_tx` is its sender, owned here
+    // so the channel stays open (and `changed()` pending, not erroring) as long as the loop runs.
+    let (membership, mut live_rx, _alone_tx) = match &opts.members {
+        Some(m) => {
+            let (h, rx) = Membership::start(MembershipConfig {
+                node_name: me.clone(),
+                bind: m.bind,
+                advertise: None,
+                seeds: m.seeds.clone(),
+                key: m.key.clone(),
+                tuning: m.tuning.clone(),
+            })
+            .await
+            .map_err(Error::Membership)?;
+            info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
+            let mut rx = rx;
+            let want = settle_members(&m.seeds, m.bind);
+            if want > 1 {
+                // Until membership has heard from the seeded speakers this node would
+                // believe it is alone and claim every L2 IP for a moment (several nodes
+                // answering ARP at start-up). Wait for them, bounded.
+                let settled =
+                    tokio::time::timeout(MEMBERSHIP_SETTLE, rx.wait_for(|live| live.len() >= want))
+                        .await
+                        .is_ok();
+                info!(
+                    settled,
+                    members = rx.borrow().len(),
+                    want,
+                    "initial membership"
+                );
             }
-            None => {
-                let (tx, rx) = watch::channel(BTreeSet::from([me.clone()]));
-                std::mem::forget(tx); // keeps the channel open for the life of the process
-                metrics.members.set(1);
-                (None, rx)
-            }
-        };
+            (Some(h), rx, None)
+        }
+        None => {
+            let (tx, rx) = watch::channel(BTreeSet::from([me.clone()]));
+            metrics.members.set(1);
+            (None, rx, Some(tx))
+        }
+    };
 
     let mut snap_rx = source.subscribe();
     let mut bgp_rx: Option<watch::Receiver<BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>>> = None;
