@@ -24,6 +24,7 @@ use crate::links::{Link, LinkMap, digest};
 use crate::membership::{Membership, MembershipConfig, Tuning};
 use crate::metrics::Metrics;
 use crate::plan::{Applied, plan};
+use crate::retry::{Failed, Retry};
 use crate::source::ClusterSource;
 use crate::status::{l2_events, node_uid, owned_by_node, speaker_state, stamp};
 
@@ -176,6 +177,7 @@ pub async fn run(
         config_errors: Vec::new(),
         config_reported: None,
         l2_enabled: opts.l2,
+        retry: Retry::default(),
     };
     let mut pending: Option<Instant> = Some(Instant::now());
     let mut publish_due = false;
@@ -190,8 +192,18 @@ pub async fn run(
         let mark = |p: &mut Option<Instant>| {
             p.get_or_insert(Instant::now() + opts.debounce);
         };
+        let retry_at = st.retry.next();
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = async move { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {
+                let actions = st.retry.take_due(Instant::now());
+                if !actions.is_empty() {
+                    info!(count = actions.len(), "retrying failed driver calls");
+                    let failed = drivers.apply(actions, &st.links).await?;
+                    st.record_failures(failed, &metrics);
+                    publish_due = true;
+                }
+            }
             r = snap_rx.changed() => {
                 if r.is_err() { warn!("cluster source stopped"); break; }
                 mark(&mut pending);
@@ -348,6 +360,8 @@ struct LoopState {
     config_reported: Option<Vec<ObjectError>>,
     /// [`Options::l2`].
     l2_enabled: bool,
+    /// Driver calls that failed, made again with backoff until they succeed.
+    retry: Retry,
 }
 
 impl LoopState {
@@ -417,11 +431,33 @@ impl LoopState {
         let actions = plan(&self.applied, &ann);
         if !actions.is_empty() {
             debug!(count = actions.len(), "applying changes");
-            drivers.apply(actions, &self.links).await?;
+            self.retry.supersede(&actions);
+            let failed = drivers.apply(actions, &self.links).await?;
+            self.record_failures(failed, metrics);
             self.applied = Applied::from_desired(&ann);
         }
         self.ann = ann;
         Ok(())
+    }
+
+    /// Counts failed driver calls and schedules their retry (see [`crate::retry`]).
+    fn record_failures(&mut self, failed: Vec<Failed>, metrics: &Metrics) {
+        for f in &failed {
+            metrics
+                .driver_errors
+                .get_or_create(&crate::metrics::DriverLabel {
+                    driver: f.driver.to_string(),
+                })
+                .inc();
+        }
+        self.retry.record(failed, Instant::now(), jitter());
+        metrics
+            .driver_retry_pending
+            .set(i64::try_from(self.retry.pending().len()).unwrap_or(i64::MAX));
+        if let Some(at) = self.retry.next() {
+            let f = &self.retry.pending()[0];
+            warn!(pending = self.retry.pending().len(), driver = f.driver, error = %f.error, retry_in = ?at.saturating_duration_since(Instant::now()), "driver calls failed; retrying");
+        }
     }
 
     async fn publish(
@@ -472,6 +508,15 @@ impl LoopState {
             Err(error) => warn!(%error, "failed to report the configuration state"),
         }
     }
+}
+
+/// A number in [0, 1) for retry jitter: the sub-second clock is random enough to keep
+/// speakers from retrying in step.
+fn jitter() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos) / 1e9
 }
 
 #[cfg(test)]
