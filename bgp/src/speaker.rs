@@ -147,13 +147,6 @@ impl CeaseReason {
         }
     }
 
-    pub fn admin_reset(message: impl Into<String>) -> Self {
-        CeaseReason {
-            subcode: CeaseSubcode::AdminReset,
-            message: message.into(),
-        }
-    }
-
     pub fn peer_deconfigured() -> Self {
         CeaseReason {
             subcode: CeaseSubcode::PeerDeconfigured,

@@ -14,16 +14,18 @@ pub enum Error {
     Allocate {
         /// The Service.
         service: ServiceKey,
-        /// Why.
+        /// Why (boxed: the allocator's typed reason is ~136 bytes and would make every
+        /// `Result<_, Error>` of the crate that large).
         #[source]
-        source: AllocError,
+        source: Box<AllocError>,
     },
     /// A pool configuration was rejected by the allocator.
     #[error("failed to apply the IPAddressPool configuration")]
     SetPools {
-        /// Why.
+        /// Why (boxed: the allocator's typed reason is ~136 bytes and would make every
+        /// `Result<_, Error>` of the crate that large).
         #[source]
-        source: AllocError,
+        source: Box<AllocError>,
     },
     /// The standalone manifests directory cannot be watched.
     #[error(transparent)]

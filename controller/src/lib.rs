@@ -9,10 +9,6 @@
 //! - [`lease`]: leader election decisions (pure).
 //! - [`metrics`]: Prometheus metrics.
 
-// `Error::Allocate` carries the allocator's typed reason (136 bytes); errors are cold paths
-// (one per failed write or allocation), so boxing them buys nothing measurable.
-#![allow(clippy::result_large_err)]
-
 pub mod allocator;
 pub mod decide;
 pub mod error;

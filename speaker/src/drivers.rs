@@ -19,6 +19,7 @@ use crate::Error;
 use crate::decide::RouteAttrs;
 use crate::links::Link;
 use crate::plan::Action;
+use crate::retry::Failed;
 
 /// RFC 8326 GRACEFUL_SHUTDOWN (65535:0).
 pub const GRACEFUL_SHUTDOWN: u32 = 0xFFFF_0000;
@@ -180,17 +181,30 @@ impl Drivers {
         }
     }
 
-    /// Carries out `actions`; a failing call is logged and does not stop the others. It is
-    /// not retried until the desired state of that object changes again (the calls that can
-    /// fail here are rejected inputs, which a retry would not fix). Only failing to start a
-    /// driver (BGP speaker, BFD manager) is an error.
-    pub async fn apply(&mut self, actions: Vec<Action>, links: &[Link]) -> Result<(), Error> {
+    /// Carries out `actions`; a failing call is logged, does not stop the others and is
+    /// returned, for [`crate::retry::Retry`] to make again. Only failing to start a driver
+    /// (BGP speaker, BFD manager) is an error.
+    pub async fn apply(
+        &mut self,
+        actions: Vec<Action>,
+        links: &[Link],
+    ) -> Result<Vec<Failed>, Error> {
+        let mut failed = Vec::new();
         for a in actions {
+            let action = a.clone();
+            let mut fail = |driver: &'static str, error: String| {
+                failed.push(Failed {
+                    action: action.clone(),
+                    driver,
+                    error,
+                })
+            };
             match a {
                 Action::SetOwned { iface, ips } => {
                     info!(%iface, ips = ?ips, "L2 owned set");
                     if let Err(error) = self.l2.set_owned(&iface, ips) {
                         warn!(%iface, %error, "failed to set owned IPs");
+                        fail("l2", error.to_string());
                     }
                 }
                 Action::RemoveBfd { peer } => {
@@ -198,6 +212,7 @@ impl Drivers {
                         && let Err(error) = bfd.remove_session(peer).await
                     {
                         warn!(%peer, %error, "failed to remove BFD session");
+                        fail("bfd", error.to_string());
                     }
                 }
                 Action::RemovePeer { peer } => {
@@ -209,16 +224,26 @@ impl Drivers {
                             .await
                         {
                             warn!(%peer, %error, "failed to remove BGP peer");
+                            fail("bgp", error.to_string());
                         }
                     }
                 }
-                Action::AddPeer(p) => self.add_or_update_peer(&p, links, false).await?,
-                Action::UpdatePeer(p) => self.add_or_update_peer(&p, links, true).await?,
+                Action::AddPeer(p) => {
+                    if let Err(error) = self.add_or_update_peer(&p, links, false).await? {
+                        fail("bgp", error);
+                    }
+                }
+                Action::UpdatePeer(p) => {
+                    if let Err(error) = self.add_or_update_peer(&p, links, true).await? {
+                        fail("bgp", error);
+                    }
+                }
                 Action::SetBfdProfile { peer, profile } => {
                     if let Some(bfd) = &self.bfd
                         && let Err(error) = bfd.set_profile(peer, bfd_profile(&profile)).await
                     {
                         warn!(%peer, %error, "failed to change the BFD timers");
+                        fail("bfd", error.to_string());
                     }
                 }
                 Action::AddBfd { peer, profile } => {
@@ -239,6 +264,7 @@ impl Drivers {
                         .await
                     {
                         warn!(%peer, %error, "failed to add BFD session");
+                        fail("bfd", error.to_string());
                     }
                 }
                 Action::SetRoutes { peer, routes } => {
@@ -247,21 +273,23 @@ impl Drivers {
                             bgp.set_routes(PeerSelector::Peer(peer), route_set(&routes, None))
                     {
                         warn!(%peer, %error, "failed to set routes");
+                        fail("bgp", error.to_string());
                     }
                 }
             }
         }
-        Ok(())
+        Ok(failed)
     }
 
     /// Adds a peer to the BGP speaker (starting the speaker first), or changes the settings
-    /// of one it has (`update`: the speaker resets the session only if they differ).
+    /// of one it has (`update`: the speaker resets the session only if they differ). The
+    /// inner error is the speaker's refusal (logged here, retried by the caller).
     async fn add_or_update_peer(
         &mut self,
         p: &Peer,
         links: &[Link],
         update: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Result<(), String>, Error> {
         let Some(mut cfg) = peer_config(p) else {
             warn!(peer = %p.name, "dynamicASN: external is not supported by the embedded BGP speaker yet; peer skipped");
             // A peer edited into an unsupported one must not keep its old session.
@@ -270,7 +298,7 @@ impl Drivers {
                     .remove_peer(p.address, CeaseReason::peer_deconfigured())
                     .await;
             }
-            return Ok(());
+            return Ok(Ok(()));
         };
         let rid = router_id(p, links, &self.node);
         cfg.router_id = Some(rid);
@@ -292,10 +320,10 @@ impl Drivers {
             info!(peer = %p.name, addr = %p.address, %rid, "adding BGP peer");
             bgp.add_peer(cfg)
         };
-        if let Err(error) = result {
+        if let Err(error) = &result {
             warn!(peer = %p.name, %error, "failed to configure BGP peer");
         }
-        Ok(())
+        Ok(result.map_err(|e| e.to_string()))
     }
 
     /// Shutdown, after membership was left and ARP kept answering a little: stop answering,

@@ -1,6 +1,5 @@
 //! The speaker crate's error type.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the speaker (outside membership, which has its own).
@@ -21,12 +20,6 @@ pub enum Error {
         #[source]
         source: serde_saphyr::SerializeError,
     },
-    #[error("failed to read the membership key file {path}")]
-    KeyFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("failed to start membership")]
     Membership(#[source] crate::membership::MembershipError),
     #[error("failed to start the ARP/NDP responder")]
@@ -35,12 +28,6 @@ pub enum Error {
     Bgp(#[source] ferrolb_bgp::Error),
     #[error("failed to start the BFD manager")]
     Bfd(#[source] ferrolb_bfd::BfdError),
-    #[error("failed to bind the metrics listener on {addr}")]
-    MetricsBind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("failed to talk to the Kubernetes API while {action}")]
     Kube {
         action: String,

@@ -12,6 +12,7 @@ pub mod links;
 pub mod membership;
 pub mod metrics;
 pub mod plan;
+pub mod retry;
 pub mod run;
 pub mod source;
 pub mod status;

@@ -35,6 +35,12 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// `driver` label (`l2`, `bgp`, `bfd`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriverLabel {
+    pub driver: String,
+}
+
 /// `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -72,6 +78,11 @@ pub struct Metrics {
     pub failovers: Counter,
     /// `ferrolb_speaker_config_errors`: invalid objects and files now.
     pub config_errors: Gauge,
+    /// `ferrolb_speaker_driver_errors_total{driver}`: failed driver calls (each retry that
+    /// fails again counts once more).
+    pub driver_errors: Family<DriverLabel, Counter>,
+    /// `ferrolb_speaker_driver_calls_pending_retry`: failed driver calls waiting for a retry.
+    pub driver_retry_pending: Gauge,
     /// `ferrolb_speaker_bfd_session_up{peer,address}`: 1 while the BFD session is Up.
     pub bfd_up: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_bfd_session_flaps_total{peer,address}`: Up sessions that went down.
@@ -207,6 +218,16 @@ impl Metrics {
             "config_errors",
             "Invalid objects and files now",
             self.config_errors.clone(),
+        );
+        r.register(
+            "driver_errors",
+            "Failed driver calls (retried with backoff until they succeed)",
+            self.driver_errors.clone(),
+        );
+        r.register(
+            "driver_calls_pending_retry",
+            "Failed driver calls waiting for a retry",
+            self.driver_retry_pending.clone(),
         );
         r.register(
             "bfd_session_up",

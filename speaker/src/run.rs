@@ -21,9 +21,10 @@ use crate::cluster::ClusterView;
 use crate::decide::{Announcements, desired};
 use crate::drivers::{Drivers, links_of};
 use crate::links::{Link, LinkMap, digest};
-use crate::membership::{Membership, MembershipConfig, MembershipHandle, Tuning};
+use crate::membership::{Membership, MembershipConfig, Tuning};
 use crate::metrics::Metrics;
 use crate::plan::{Applied, plan};
+use crate::retry::{Failed, Retry};
 use crate::source::ClusterSource;
 use crate::status::{l2_events, node_uid, owned_by_node, set_bfd, speaker_state, stamp};
 
@@ -120,48 +121,46 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let (membership, mut live_rx): (Option<MembershipHandle>, watch::Receiver<BTreeSet<String>>) =
-        match &opts.members {
-            Some(m) => {
-                let (h, rx) = Membership::start(MembershipConfig {
-                    node_name: me.clone(),
-                    bind: m.bind,
-                    advertise: None,
-                    seeds: m.seeds.clone(),
-                    key: m.key.clone(),
-                    tuning: m.tuning.clone(),
-                })
-                .await
-                .map_err(Error::Membership)?;
-                info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
-                let mut rx = rx;
-                let want = settle_members(&m.seeds, m.bind);
-                if want > 1 {
-                    // Until membership has heard from the seeded speakers this node would
-                    // believe it is alone and claim every L2 IP for a moment (several nodes
-                    // answering ARP at start-up). Wait for them, bounded.
-                    let settled = tokio::time::timeout(
-                        MEMBERSHIP_SETTLE,
-                        rx.wait_for(|live| live.len() >= want),
-                    )
-                    .await
-                    .is_ok();
-                    info!(
-                        settled,
-                        members = rx.borrow().len(),
-                        want,
-                        "initial membership"
-                    );
-                }
-                (Some(h), rx)
+    // Without membership nobody sends on the live set; `_alone_tx` is its sender, owned here
+    // so the channel stays open (and `changed()` pending, not erroring) as long as the loop runs.
+    let (membership, mut live_rx, _alone_tx) = match &opts.members {
+        Some(m) => {
+            let (h, rx) = Membership::start(MembershipConfig {
+                node_name: me.clone(),
+                bind: m.bind,
+                advertise: None,
+                seeds: m.seeds.clone(),
+                key: m.key.clone(),
+                tuning: m.tuning.clone(),
+            })
+            .await
+            .map_err(Error::Membership)?;
+            info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
+            let mut rx = rx;
+            let want = settle_members(&m.seeds, m.bind);
+            if want > 1 {
+                // Until membership has heard from the seeded speakers this node would
+                // believe it is alone and claim every L2 IP for a moment (several nodes
+                // answering ARP at start-up). Wait for them, bounded.
+                let settled =
+                    tokio::time::timeout(MEMBERSHIP_SETTLE, rx.wait_for(|live| live.len() >= want))
+                        .await
+                        .is_ok();
+                info!(
+                    settled,
+                    members = rx.borrow().len(),
+                    want,
+                    "initial membership"
+                );
             }
-            None => {
-                let (tx, rx) = watch::channel(BTreeSet::from([me.clone()]));
-                std::mem::forget(tx); // keeps the channel open for the life of the process
-                metrics.members.set(1);
-                (None, rx)
-            }
-        };
+            (Some(h), rx, None)
+        }
+        None => {
+            let (tx, rx) = watch::channel(BTreeSet::from([me.clone()]));
+            metrics.members.set(1);
+            (None, rx, Some(tx))
+        }
+    };
 
     let mut snap_rx = source.subscribe();
     let mut bgp_rx: Option<watch::Receiver<BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>>> = None;
@@ -179,6 +178,7 @@ pub async fn run(
         config_reported: None,
         bfd: BTreeMap::new(),
         l2_enabled: opts.l2,
+        retry: Retry::default(),
     };
     let mut pending: Option<Instant> = Some(Instant::now());
     let mut publish_due = false;
@@ -193,8 +193,18 @@ pub async fn run(
         let mark = |p: &mut Option<Instant>| {
             p.get_or_insert(Instant::now() + opts.debounce);
         };
+        let retry_at = st.retry.next();
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = async move { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {
+                let actions = st.retry.take_due(Instant::now());
+                if !actions.is_empty() {
+                    info!(count = actions.len(), "retrying failed driver calls");
+                    let failed = drivers.apply(actions, &st.links).await?;
+                    st.record_failures(failed, &metrics);
+                    publish_due = true;
+                }
+            }
             r = snap_rx.changed() => {
                 if r.is_err() { warn!("cluster source stopped"); break; }
                 mark(&mut pending);
@@ -357,6 +367,8 @@ struct LoopState {
     bfd: BTreeMap<IpAddr, ferrolb_bfd::State>,
     /// [`Options::l2`].
     l2_enabled: bool,
+    /// Driver calls that failed, made again with backoff until they succeed.
+    retry: Retry,
 }
 
 impl LoopState {
@@ -426,11 +438,33 @@ impl LoopState {
         let actions = plan(&self.applied, &ann);
         if !actions.is_empty() {
             debug!(count = actions.len(), "applying changes");
-            drivers.apply(actions, &self.links).await?;
+            self.retry.supersede(&actions);
+            let failed = drivers.apply(actions, &self.links).await?;
+            self.record_failures(failed, metrics);
             self.applied = Applied::from_desired(&ann);
         }
         self.ann = ann;
         Ok(())
+    }
+
+    /// Counts failed driver calls and schedules their retry (see [`crate::retry`]).
+    fn record_failures(&mut self, failed: Vec<Failed>, metrics: &Metrics) {
+        for f in &failed {
+            metrics
+                .driver_errors
+                .get_or_create(&crate::metrics::DriverLabel {
+                    driver: f.driver.to_string(),
+                })
+                .inc();
+        }
+        self.retry.record(failed, Instant::now(), jitter());
+        metrics
+            .driver_retry_pending
+            .set(i64::try_from(self.retry.pending().len()).unwrap_or(i64::MAX));
+        if let Some(at) = self.retry.next() {
+            let f = &self.retry.pending()[0];
+            warn!(pending = self.retry.pending().len(), driver = f.driver, error = %f.error, retry_in = ?at.saturating_duration_since(Instant::now()), "driver calls failed; retrying");
+        }
     }
 
     async fn publish(
@@ -482,6 +516,15 @@ impl LoopState {
             Err(error) => warn!(%error, "failed to report the configuration state"),
         }
     }
+}
+
+/// A number in [0, 1) for retry jitter: the sub-second clock is random enough to keep
+/// speakers from retrying in step.
+fn jitter() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos) / 1e9
 }
 
 #[cfg(test)]

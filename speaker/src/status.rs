@@ -14,7 +14,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 
 use crate::decide::{Announcements, L2Owner};
 use crate::links::LINKS_ANNOTATION;
-use crate::source::ServiceEvent;
+
+/// An event on a Service, emitted only by the node it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEvent {
+    /// `namespace/name`.
+    pub service: String,
+    /// PascalCase, e.g. `L2Announced`.
+    pub reason: String,
+    pub message: String,
+}
 
 /// Maps the BGP crate's FSM state to the API's.
 pub fn session_state(s: State) -> BGPSessionState {

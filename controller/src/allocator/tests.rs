@@ -531,9 +531,9 @@ fn crate_error_wraps_alloc_error_with_source() {
     use std::error::Error as _;
     let e = crate::Error::Allocate {
         service: key("d/a"),
-        source: AllocError::NotInPool {
+        source: Box::new(AllocError::NotInPool {
             ip: ip("192.0.2.7"),
-        },
+        }),
     };
     assert_eq!(
         e.to_string(),

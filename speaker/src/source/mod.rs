@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 use crate::Error;
 use crate::links::Link;
+// Defined where the events are made (status.rs); re-exported for the sources' API.
+pub use crate::status::ServiceEvent;
 
 /// One consistent view of the inputs.
 #[derive(Clone, Debug, Default)]
@@ -68,16 +70,6 @@ pub fn speaker_pods(pods: &[k8s_openapi::api::core::v1::Pod]) -> BTreeMap<String
         );
     }
     out
-}
-
-/// An event on a Service, emitted only by the node it concerns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceEvent {
-    /// `namespace/name`.
-    pub service: String,
-    /// PascalCase, e.g. `L2Announced`.
-    pub reason: String,
-    pub message: String,
 }
 
 /// Cluster state in, speaker state out.
