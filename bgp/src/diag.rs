@@ -93,6 +93,18 @@ pub fn describe(reason: &DownReason, md5: bool) -> Option<SessionError> {
             err(ErrorKind::NotificationReceived, format!("peer sent {n}"))
         }
         DownReason::SentNotification(n) => sent(n),
+        DownReason::BadPeerAs {
+            notification,
+            seen,
+            peer_id,
+            rule,
+        } => err(
+            ErrorKind::BadPeerOpen,
+            format!(
+                "we rejected the peer's OPEN: {notification}: peer {peer_id} announced AS {seen}, \
+                 not accepted by {rule}"
+            ),
+        ),
     }
 }
 
@@ -113,8 +125,12 @@ fn sent(n: &Notification) -> Option<SessionError> {
         ),
         error_code::OPEN => {
             let mut m = format!("we rejected the peer's OPEN: {n}");
-            if n.subcode == 2 && n.data.len() == 2 {
-                let asn = u16::from_be_bytes([n.data[0], n.data[1]]);
+            let asn = match (n.subcode, &n.data[..]) {
+                (2, [a, b]) => Some(u32::from(u16::from_be_bytes([*a, *b]))),
+                (2, [a, b, c, d]) => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+                _ => None,
+            };
+            if let Some(asn) = asn {
                 m.push_str(&format!(" (it announced AS {asn})"));
             }
             err(ErrorKind::BadPeerOpen, m)

@@ -19,7 +19,7 @@ mod sys;
 pub use counters::CountersSnapshot;
 pub use diag::{ErrorKind, SessionError};
 pub use error::Error;
-pub use fsm::State;
+pub use fsm::{DynamicAsn, PeerAsRule, State};
 pub use packet::{CeaseSubcode, Family, LargeCommunity};
 pub use rib::{RouteAttrs, RouteSet};
 pub use speaker::{

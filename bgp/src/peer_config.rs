@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::Error;
-use crate::fsm::{DEFAULT_CONNECT_TIME, FsmConfig, GracefulRestart};
+use crate::fsm::{DEFAULT_CONNECT_TIME, DynamicAsn, FsmConfig, GracefulRestart, PeerAsRule};
 use crate::packet::Family;
 
 /// One BGP neighbour.
@@ -14,7 +14,11 @@ pub struct PeerConfig {
     /// 179 unless set.
     pub peer_port: u16,
     pub local_asn: u32,
+    /// The peer's AS; ignored when `dynamic_asn` is set.
     pub peer_asn: u32,
+    /// `dynamicASN`: accept the AS the peer's OPEN carries if it is ours (internal) or not
+    /// ours (external); the session is iBGP or eBGP by the AS learned.
+    pub dynamic_asn: Option<DynamicAsn>,
     /// Local address to bind (and the default next hop for its family).
     pub source_addr: Option<IpAddr>,
     /// Proposed hold time in seconds: 0 or ≥ 3 (default 90).
@@ -48,6 +52,7 @@ impl PeerConfig {
             peer_port: 179,
             local_asn,
             peer_asn,
+            dynamic_asn: None,
             source_addr: None,
             hold_time: 90,
             keepalive: 30,
@@ -63,10 +68,28 @@ impl PeerConfig {
         }
     }
 
+    /// A peer whose AS is learned from its OPEN (`dynamicASN`); `peer_asn` is 0.
+    pub fn dynamic(peer_addr: IpAddr, local_asn: u32, mode: DynamicAsn) -> Self {
+        let mut c = PeerConfig::new(peer_addr, local_asn, 0);
+        c.dynamic_asn = Some(mode);
+        c
+    }
+
+    /// Which AS the peer's OPEN must carry.
+    pub fn peer_as_rule(&self) -> PeerAsRule {
+        match self.dynamic_asn {
+            None => PeerAsRule::Fixed(self.peer_asn),
+            Some(mode) => PeerAsRule::Dynamic {
+                mode,
+                local: self.local_asn,
+            },
+        }
+    }
+
     pub(crate) fn ttl(&self) -> Option<u8> {
         match self.ebgp_multihop {
             Some(t) => Some(t),
-            None if self.local_asn != self.peer_asn => Some(1),
+            None if self.peer_as_rule().is_ebgp(self.local_asn) => Some(1),
             None => None,
         }
     }
@@ -87,7 +110,7 @@ impl PeerConfig {
         if self.peer_port == 0 {
             return Err(bad("peerPort", "must not be 0"));
         }
-        if self.local_asn == 0 || self.peer_asn == 0 {
+        if self.local_asn == 0 || (self.dynamic_asn.is_none() && self.peer_asn == 0) {
             return Err(bad("ASN", "0 is reserved"));
         }
         if self.families.is_empty() {
@@ -125,6 +148,7 @@ impl PeerConfig {
             self.peer_asn,
             self.router_id.unwrap_or(router_id),
         );
+        c.dynamic_asn = self.dynamic_asn;
         c.hold_time = self.hold_time;
         c.keepalive = self.keepalive;
         c.connect_time = self.connect_time;

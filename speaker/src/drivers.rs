@@ -8,8 +8,8 @@ use std::time::Duration;
 use ferrolb_arp::L2Handle;
 use ferrolb_bfd::{BfdManager, BfdProfile, ManagerConfig};
 use ferrolb_bgp::{
-    BgpSpeaker, CeaseReason, Family, GracefulMode, LargeCommunity, PeerConfig, PeerSelector,
-    RouteSet,
+    BgpSpeaker, CeaseReason, DynamicAsn, Family, GracefulMode, LargeCommunity, PeerConfig,
+    PeerSelector, RouteSet,
 };
 use ferrolb_crds::config::{Bfd, CommunityValue, Peer, PeerAsn};
 use ipnet::IpNet;
@@ -50,15 +50,14 @@ pub fn links_of(l2: &L2Handle) -> Vec<Link> {
         .collect()
 }
 
-/// The BGP speaker's session config for a validated peer; `None` for `dynamicASN: external`,
-/// which the embedded speaker does not support yet.
-pub fn peer_config(p: &Peer) -> Option<PeerConfig> {
-    let peer_asn = match p.peer_asn {
-        PeerAsn::Fixed(n) => n,
-        PeerAsn::Internal => p.local_as(),
-        PeerAsn::External => return None,
+/// The BGP speaker's session config for a validated peer. `dynamicASN` peers take their AS
+/// from the OPEN, within the rule the session checks.
+pub fn peer_config(p: &Peer) -> PeerConfig {
+    let mut c = match p.peer_asn {
+        PeerAsn::Fixed(n) => PeerConfig::new(p.address, p.local_as(), n),
+        PeerAsn::Internal => PeerConfig::dynamic(p.address, p.local_as(), DynamicAsn::Internal),
+        PeerAsn::External => PeerConfig::dynamic(p.address, p.local_as(), DynamicAsn::External),
     };
-    let mut c = PeerConfig::new(p.address, p.local_as(), peer_asn);
     c.peer_port = p.port;
     c.source_addr = p.source_address;
     c.hold_time = p.hold_time.secs();
@@ -79,7 +78,7 @@ pub fn peer_config(p: &Peer) -> Option<PeerConfig> {
     } else {
         vec![own]
     };
-    Some(c)
+    c
 }
 
 /// The BGP crate's route set for decided routes.
@@ -290,16 +289,7 @@ impl Drivers {
         links: &[Link],
         update: bool,
     ) -> Result<Result<(), String>, Error> {
-        let Some(mut cfg) = peer_config(p) else {
-            warn!(peer = %p.name, "dynamicASN: external is not supported by the embedded BGP speaker yet; peer skipped");
-            // A peer edited into an unsupported one must not keep its old session.
-            if let (true, Some(bgp)) = (update, &self.bgp) {
-                let _ = bgp
-                    .remove_peer(p.address, CeaseReason::peer_deconfigured())
-                    .await;
-            }
-            return Ok(Ok(()));
-        };
+        let mut cfg = peer_config(p);
         let rid = router_id(p, links, &self.node);
         cfg.router_id = Some(rid);
         if self.bgp.is_none() {
@@ -431,10 +421,23 @@ mod tests {
         let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
         let p = ferrolb_crds::from_resources(&loaded.resources).config.peers["p"].clone();
         assert_eq!(router_id(&p, &links, "n1"), Ipv4Addr::new(192, 0, 2, 11));
-        let c = peer_config(&p).unwrap();
-        assert_eq!((c.local_asn, c.peer_asn, c.hold_time), (64513, 64513, 9));
+        let c = peer_config(&p);
+        assert_eq!((c.local_asn, c.hold_time), (64513, 9));
+        assert_eq!(c.dynamic_asn, Some(DynamicAsn::Internal));
         assert_eq!(c.md5_password.as_deref(), Some("s3cret"));
         assert_eq!(c.families, vec![Family::Ipv4Unicast]);
         assert_eq!(c.connect_time, Duration::from_secs(1));
+        // keepaliveTime and connectTime reach the session as written; external is learned.
+        let yaml = yaml
+            .replace("internal", "external")
+            .replace("holdTime: 9s", "holdTime: 30s, keepaliveTime: 4s")
+            .replace("connectTime: 1s", "connectTime: 7s");
+        let loaded = ferrolb_crds::yaml::load_str("t.yaml", &yaml);
+        let p = ferrolb_crds::from_resources(&loaded.resources).config.peers["p"].clone();
+        let c = peer_config(&p);
+        assert_eq!(c.dynamic_asn, Some(DynamicAsn::External));
+        assert_eq!((c.hold_time, c.keepalive), (30, 4));
+        assert_eq!(c.connect_time, Duration::from_secs(7));
+        assert!(c.validate().is_ok());
     }
 }

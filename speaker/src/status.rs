@@ -92,6 +92,7 @@ pub fn speaker_state(
             prefixes_sent: s
                 .map(|s| u32::try_from(s.prefixes_sent).unwrap_or(u32::MAX))
                 .unwrap_or(0),
+            peer_asn: s.and_then(|s| s.negotiated.as_ref()).map(|n| n.peer_asn),
             last_error: s.and_then(|s| s.last_error.clone()),
             bfd: None,
         });

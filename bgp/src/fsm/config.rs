@@ -17,10 +17,72 @@ pub struct GracefulRestart {
     pub restart_time: u16,
 }
 
+/// `dynamicASN`: the peer's AS is learned from its OPEN, within a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DynamicAsn {
+    /// The peer's AS must be ours (iBGP).
+    Internal,
+    /// The peer's AS must differ from ours (eBGP).
+    External,
+}
+
+/// Which AS the peer's OPEN must carry (RFC 4271 §6.2: otherwise Bad Peer AS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerAsRule {
+    /// `peerASN`: exactly this one.
+    Fixed(u32),
+    /// `dynamicASN`, with our AS (`local`) to compare with.
+    Dynamic { mode: DynamicAsn, local: u32 },
+}
+
+impl PeerAsRule {
+    /// Whether an OPEN with AS `asn` (the 4-octet one when the peer sent it) is accepted.
+    pub fn accepts(self, asn: u32) -> bool {
+        match self {
+            PeerAsRule::Fixed(want) => asn == want,
+            PeerAsRule::Dynamic {
+                mode: DynamicAsn::Internal,
+                local,
+            } => asn == local,
+            PeerAsRule::Dynamic {
+                mode: DynamicAsn::External,
+                local,
+            } => asn != local && asn != 0,
+        }
+    }
+
+    /// Whether the session is eBGP, as far as it is known before the peer's OPEN.
+    pub fn is_ebgp(self, local: u32) -> bool {
+        match self {
+            PeerAsRule::Fixed(want) => want != local,
+            PeerAsRule::Dynamic { mode, .. } => mode == DynamicAsn::External,
+        }
+    }
+}
+
+impl std::fmt::Display for PeerAsRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAsRule::Fixed(a) => write!(f, "peerASN {a}"),
+            PeerAsRule::Dynamic {
+                mode: DynamicAsn::Internal,
+                local,
+            } => write!(f, "dynamicASN internal: our AS {local}"),
+            PeerAsRule::Dynamic {
+                mode: DynamicAsn::External,
+                local,
+            } => write!(f, "dynamicASN external: any AS but ours ({local})"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsmConfig {
     pub local_asn: u32,
+    /// The peer's AS, unless `dynamic_asn` is set (then it is learned from the OPEN).
     pub peer_asn: u32,
+    /// `dynamicASN`: accept the AS the peer opens with, within this rule.
+    pub dynamic_asn: Option<DynamicAsn>,
     pub router_id: Ipv4Addr,
     /// Proposed hold time: 0 (no keepalives) or ≥ 3 seconds.
     pub hold_time: u16,
@@ -45,6 +107,7 @@ impl FsmConfig {
         FsmConfig {
             local_asn,
             peer_asn,
+            dynamic_asn: None,
             router_id,
             hold_time: 90,
             keepalive: 30,
@@ -54,6 +117,17 @@ impl FsmConfig {
             graceful_restart: None,
             extended_messages: false,
             jitter_seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Which AS the peer's OPEN must carry.
+    pub fn peer_as_rule(&self) -> PeerAsRule {
+        match self.dynamic_asn {
+            None => PeerAsRule::Fixed(self.peer_asn),
+            Some(mode) => PeerAsRule::Dynamic {
+                mode,
+                local: self.local_asn,
+            },
         }
     }
 

@@ -26,14 +26,16 @@ mod backoff;
 mod collision;
 mod config;
 mod negotiate;
+mod reason;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use backoff::Backoff;
 pub use collision::{CollisionWinner, collision_cease, resolve_collision};
-pub use config::{DEFAULT_CONNECT_TIME, FsmConfig, GracefulRestart};
+pub use config::{DEFAULT_CONNECT_TIME, DynamicAsn, FsmConfig, GracefulRestart, PeerAsRule};
 use negotiate::negotiate;
+pub use reason::{ConnectError, DownReason};
 
 use crate::packet::{
     CeaseSubcode, Cxt, DecodeError, Family, Message, Notification, Open, RouteRefresh, error_code,
@@ -85,58 +87,6 @@ pub struct Negotiated {
     pub peer_route_refresh: bool,
     /// The peer advertised graceful restart (it will keep our routes if we restart).
     pub peer_graceful_restart: bool,
-}
-
-/// Why an outbound connection attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectError {
-    /// No answer within the ConnectRetry time (SYNs unanswered: a router that is down, a
-    /// filter, or a TCP MD5 key mismatch, whose segments the kernel drops silently).
-    NoAnswer,
-    /// The peer answered with a reset: nothing listens on its BGP port for us.
-    Refused,
-    /// No route to the peer (ICMP unreachable, no local address).
-    Unreachable(String),
-    /// Any other socket error, as the OS words it.
-    Other(String),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::NoAnswer => f.write_str("no answer"),
-            ConnectError::Refused => f.write_str("connection refused"),
-            ConnectError::Unreachable(e) => write!(f, "unreachable: {e}"),
-            ConnectError::Other(e) => f.write_str(e),
-        }
-    }
-}
-
-/// Why a session (or an attempt) ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DownReason {
-    /// We sent this NOTIFICATION (error, hold expiry, or our Cease).
-    SentNotification(Notification),
-    /// The peer sent this NOTIFICATION.
-    PeerNotification(Notification),
-    /// TCP closed or failed.
-    ConnectionLost,
-    /// An outbound connection attempt failed.
-    ConnectFailed(ConnectError),
-    /// Stopped by us without a NOTIFICATION (no session was open).
-    Stopped,
-}
-
-impl std::fmt::Display for DownReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DownReason::SentNotification(n) => write!(f, "sent {n}"),
-            DownReason::PeerNotification(n) => write!(f, "received {n}"),
-            DownReason::ConnectionLost => f.write_str("connection lost"),
-            DownReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
-            DownReason::Stopped => f.write_str("stopped"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +229,7 @@ impl Fsm {
 
     /// Drop the connection, go to Idle, and (unless stopped) schedule the automatic restart.
     fn fail(&mut self, reason: DownReason, out: &mut Vec<Output>) {
-        if let DownReason::SentNotification(n) = &reason {
+        if let Some(n) = reason.sent() {
             out.push(Output::Send(Message::Notification(n.clone())));
         }
         Self::stop_all_timers(out);
@@ -547,11 +497,24 @@ impl Fsm {
 
     // OpenSent, event 19 (and 20/22 for checks that need configuration).
     fn on_open(&mut self, o: Open, out: &mut Vec<Output>) {
+        // The AS from the 4-octet capability when present (RFC 6793 §4.1), checked against
+        // peerASN or the dynamicASN rule.
         let peer_asn = o.asn();
-        if peer_asn != self.cfg.peer_asn {
+        let rule = self.cfg.peer_as_rule();
+        if !rule.accepts(peer_asn) {
             let mut n = Notification::new(error_code::OPEN, 2);
-            n.data = bytes::Bytes::copy_from_slice(&o.my_as.to_be_bytes());
-            return self.fail(DownReason::SentNotification(n), out);
+            // The AS seen: 2 octets, or 4 for a 4-octet one (as FRR does).
+            n.data = match u16::try_from(peer_asn) {
+                Ok(a) => bytes::Bytes::copy_from_slice(&a.to_be_bytes()),
+                Err(_) => bytes::Bytes::copy_from_slice(&peer_asn.to_be_bytes()),
+            };
+            let reason = DownReason::BadPeerAs {
+                notification: n,
+                seen: peer_asn,
+                peer_id: o.bgp_id,
+                rule,
+            };
+            return self.fail(reason, out);
         }
         // RFC 6286: the identifier must differ from ours within one AS.
         if o.bgp_id == self.cfg.router_id && peer_asn == self.cfg.local_asn {

@@ -96,6 +96,10 @@ pub struct BGPPeerSessionStatus {
     /// Prefixes currently announced to this peer.
     #[serde(default)]
     pub prefixes_sent: u32,
+    /// The peer's AS as its OPEN gave it (learned for `dynamicASN` peers), while the
+    /// session is up.
+    #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
+    pub peer_asn: Option<u32>,
     /// Last error (NOTIFICATION sent or received, connect failure), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
