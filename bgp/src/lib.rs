@@ -21,7 +21,7 @@ pub use diag::{ErrorKind, SessionError};
 pub use error::Error;
 pub use fsm::{DynamicAsn, PeerAsRule, State};
 pub use packet::{CeaseSubcode, Family, LargeCommunity};
-pub use rib::{RouteAttrs, RouteSet};
+pub use rib::{DEFAULT_LOCAL_PREF, RouteAttrs, RouteSet};
 pub use speaker::{
     BgpSpeaker, CeaseReason, GracefulMode, PeerConfig, PeerSelector, PeerStatus, SpeakerConfig,
 };

@@ -18,10 +18,14 @@ use crate::packet::{
     Update, prefix_wire_len,
 };
 
+/// LOCAL_PREF sent to iBGP peers when the route sets none (the common default of FRR, BIRD
+/// and most routers).
+pub const DEFAULT_LOCAL_PREF: u32 = 100;
+
 /// Attributes of one advertised route, as the speaker sets them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RouteAttrs {
-    /// Sent to iBGP peers only (RFC 4271 §5.1.5).
+    /// Sent to iBGP peers only (RFC 4271 §5.1.5); [`DEFAULT_LOCAL_PREF`] when `None`.
     pub local_pref: Option<u32>,
     pub med: Option<u32>,
     /// Standard communities, `(asn << 16) | value`.
@@ -201,9 +205,10 @@ fn base_attrs(w: &Wire, sess: &SessionInfo) -> Vec<PathAttr> {
     if let Some(med) = w.attrs.med {
         attrs.push(PathAttr::new(AttrValue::Med(med)));
     }
-    if !sess.ebgp()
-        && let Some(lp) = w.attrs.local_pref
-    {
+    if !sess.ebgp() {
+        // Well-known and mandatory towards internal peers (RFC 4271 §5.1.5): without it FRR
+        // treats the UPDATE as malformed and withdraws the route.
+        let lp = w.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF);
         attrs.push(PathAttr::new(AttrValue::LocalPref(lp)));
     }
     if !w.attrs.communities.is_empty() {

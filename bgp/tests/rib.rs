@@ -180,6 +180,21 @@ fn ebgp_gets_as_path_and_no_local_pref_ibgp_gets_local_pref() {
 }
 
 #[test]
+fn ibgp_always_gets_local_pref_default_100() {
+    // Regression: a route without localPref went to an iBGP peer without LOCAL_PREF, which
+    // is mandatory there (RFC 4271 §5.1.5); FRR 8.4 withdrew it as malformed.
+    let routes = v4_routes(1);
+    let ups = AdjRibOut::new().sync(&routes, &sess(64512, 64512)).updates;
+    assert_eq!(
+        ups[0].attr(attr_type::LOCAL_PREF),
+        Some(&AttrValue::LocalPref(ferrolb_bgp::DEFAULT_LOCAL_PREF))
+    );
+    assert_eq!(ferrolb_bgp::DEFAULT_LOCAL_PREF, 100);
+    let ups = AdjRibOut::new().sync(&routes, &sess(64512, 64513)).updates;
+    assert_eq!(ups[0].attr(attr_type::LOCAL_PREF), None, "never to eBGP");
+}
+
+#[test]
 fn routes_of_families_not_negotiated_are_not_sent() {
     let mut s = sess(64512, 64513);
     s.families = vec![Family::Ipv4Unicast];
