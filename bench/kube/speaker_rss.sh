@@ -16,7 +16,7 @@ if [ -z "${KUBEBUILDER_ASSETS:-}" ] && [ -x ../shared/k8s/envtest-assets ]; then
     export KUBEBUILDER_ASSETS
 fi
 cargo build -q --release -p ferrolb-speaker --bin ferrolb-speaker
-export FERROLB_SPEAKER_BIN="$ROOT/target/release/ferrolb-speaker"
+export FERROLB_SPEAKER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/ferrolb-speaker"
 export FERROLB_BENCH_SERVICES=${1:-10000}
 export FERROLB_REQUIRE_NETNS=1 FERROLB_REQUIRE_KUBE=1
 cargo test -q -p ferrolb-tests --test kube_speaker_rss -- --ignored --nocapture 2>&1 |
