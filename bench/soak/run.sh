@@ -23,7 +23,8 @@
 # Judged (controller, n1, n2: the processes that live the whole run):
 # warm-up value = mean over the samples in [W, W+30 s) (W = WARMUP_SECONDS, default 20% of the
 # run), end value = mean of the last 30 s of load; drift = end/warm-up - 1; PASS if |drift| <=
-# 10% for RSS, fds, threads and tokio tasks (a difference under 1 fd / 3 tasks is noise). n3 is restarted, so its numbers are shown per run, not judged.
+# 10% for RSS, fds, threads and tokio tasks (a difference under 1 fd / 3 tasks / 3 threads is
+# noise). n3 is restarted, so its numbers are shown per run, not judged.
 # At the end: loads stopped, bounded wait (60 s) until the router holds exactly the 5 standing
 # /32s, each with 3 next hops, in bgpd's RIB and in the kernel FIB (proto bgp), and no other
 # BGP route (a stale one fails); any "panicked" in a log fails; a judged process that died fails.
@@ -252,8 +253,11 @@ for proc in ("controller", "n1", "n2"):
         wm, em = st.mean(w), st.mean(e)
         scale = 1 / 1048576 if i == 6 else 1
         drift = (em / wm - 1) * 100
-        # fds: less than one fd is noise; tasks: less than three (a connection, a timer).
-        ok = abs(drift) <= 10 or i in (4, 7) and abs(em - wm) < 1 or i == 8 and abs(em - wm) < 3
+        # fds: less than one fd is noise; tasks: less than three (a connection, a timer);
+        # threads: up to two (tokio's blocking pool starts threads for file reads on demand
+        # and keeps them 10 s: the controller went 5 -> 6 in a 180 s run). A leak keeps growing.
+        ok = (abs(drift) <= 10 or i in (4, 7) and abs(em - wm) < 1
+              or i == 8 and abs(em - wm) < 3 or i == 5 and abs(em - wm) <= 2)
         judged = i in (3, 4, 5, 8)
         fail |= judged and not ok
         res = ("PASS" if ok else "FAIL") if judged else ("(info) " + ("ok" if ok else "over 10%"))
