@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -15,7 +16,7 @@ pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-b
 /// EndpointSlice label naming the Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// A LoadBalancer Service that has IPs assigned.
+/// A LoadBalancer Service of our class, as the decision sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceView {
     /// `namespace/name`.
@@ -25,6 +26,139 @@ pub struct ServiceView {
     pub ips: Vec<IpAddr>,
     /// `externalTrafficPolicy: Local`.
     pub local: bool,
+}
+
+/// What the speaker keeps of one Service: the few fields it decides on, extracted once when
+/// the object arrives (Kubernetes: in the watch stream, so no whole `Service` is kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRecord {
+    /// `metadata.uid` (Events name it).
+    pub uid: Option<String>,
+    /// `metadata.resourceVersion` (Events name it).
+    pub resource_version: Option<String>,
+    /// Type LoadBalancer and our class (or none); only then are labels and IPs kept.
+    pub ours: bool,
+    /// Key, labels, `status.loadBalancer.ingress` IPs and traffic policy.
+    pub view: Arc<ServiceView>,
+}
+
+impl ServiceRecord {
+    /// The record of a Service (`None` without a name).
+    pub fn from_service(svc: &Service) -> Option<ServiceRecord> {
+        let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+        let name = svc.metadata.name.as_deref()?;
+        let spec = svc.spec.as_ref();
+        let ours = spec.is_some_and(|spec| {
+            spec.type_.as_deref() == Some("LoadBalancer")
+                && spec
+                    .load_balancer_class
+                    .as_deref()
+                    .is_none_or(|c| c == LB_CLASS)
+        });
+        let ips: Vec<IpAddr> = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .filter(|_| ours)
+            .map(|ing| {
+                ing.iter()
+                    .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let view = ServiceView {
+            key: format!("{ns}/{name}"),
+            labels: match ours {
+                true => svc.metadata.labels.clone().unwrap_or_default(),
+                false => Labels::new(),
+            },
+            ips,
+            local: ours && spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local"),
+        };
+        Some(ServiceRecord {
+            uid: svc.metadata.uid.clone(),
+            resource_version: svc.metadata.resource_version.clone(),
+            ours,
+            view: Arc::new(view),
+        })
+    }
+}
+
+/// What the speaker keeps of one EndpointSlice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SliceRecord {
+    /// `namespace/name` of the slice.
+    pub key: String,
+    /// `namespace/name` of its Service (label `kubernetes.io/service-name`).
+    pub service: Option<String>,
+    /// Nodes with at least one ready, not terminating endpoint (sorted, unique).
+    pub ready_nodes: Vec<String>,
+    /// Any endpoint is serving and not terminating.
+    pub any_serving: bool,
+}
+
+impl SliceRecord {
+    /// The record of an EndpointSlice (`None` without a name).
+    pub fn from_slice(slice: &EndpointSlice) -> Option<SliceRecord> {
+        let ns = slice.metadata.namespace.as_deref().unwrap_or("default");
+        let name = slice.metadata.name.as_deref()?;
+        let service = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            .map(|svc| format!("{ns}/{svc}"));
+        let mut ready_nodes = BTreeSet::new();
+        let mut any_serving = false;
+        for ep in &slice.endpoints {
+            let c = ep.conditions.as_ref();
+            // Kubernetes: an unset `ready` means ready; unset `serving` means `ready`.
+            let ready = c.and_then(|c| c.ready).unwrap_or(true);
+            let serving = c.and_then(|c| c.serving).unwrap_or(ready);
+            let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
+            if serving && !terminating {
+                any_serving = true;
+            }
+            if ready
+                && !terminating
+                && let Some(n) = &ep.node_name
+            {
+                ready_nodes.insert(n.as_str());
+            }
+        }
+        Some(SliceRecord {
+            key: format!("{ns}/{name}"),
+            service,
+            ready_nodes: ready_nodes.into_iter().map(String::from).collect(),
+            any_serving,
+        })
+    }
+}
+
+/// Every Service and EndpointSlice as records: what a source hands the decision.
+#[derive(Clone, Debug, Default)]
+pub struct Workloads {
+    pub services: Vec<Arc<ServiceRecord>>,
+    pub slices: Vec<Arc<SliceRecord>>,
+}
+
+impl Workloads {
+    /// Records of whole objects (standalone mode, tests).
+    pub fn from_objects(services: &[Service], slices: &[EndpointSlice]) -> Workloads {
+        Workloads {
+            services: services
+                .iter()
+                .filter_map(ServiceRecord::from_service)
+                .map(Arc::new)
+                .collect(),
+            slices: slices
+                .iter()
+                .filter_map(SliceRecord::from_slice)
+                .map(Arc::new)
+                .collect(),
+        }
+    }
 }
 
 /// A node: labels and whether it is excluded from announcing.
@@ -47,7 +181,8 @@ pub struct EndpointView {
 /// Services, endpoints and nodes, keyed for the decision.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterView {
-    pub services: Vec<ServiceView>,
+    /// Our LoadBalancer Services with IPs, by key (shared with the source's records).
+    pub services: Vec<Arc<ServiceView>>,
     /// By Service key.
     pub endpoints: BTreeMap<String, EndpointView>,
     /// By node name.
@@ -59,82 +194,30 @@ impl ClusterView {
     /// standalone mode reads it from the controller's status file); Services without IPs, of
     /// another class, or not of type LoadBalancer are left out.
     pub fn build(
-        services: &[Service],
-        slices: &[EndpointSlice],
+        workloads: &Workloads,
         nodes: &[Node],
         ingress: Option<&BTreeMap<String, Vec<IpAddr>>>,
     ) -> ClusterView {
         let mut view = ClusterView::default();
-        for svc in services {
-            let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
-            let Some(name) = svc.metadata.name.as_deref() else {
-                continue;
+        for rec in workloads.services.iter().filter(|r| r.ours) {
+            let svc = match ingress {
+                None => rec.view.clone(),
+                Some(map) => Arc::new(ServiceView {
+                    ips: map.get(&rec.view.key).cloned().unwrap_or_default(),
+                    ..(*rec.view).clone()
+                }),
             };
-            let key = format!("{ns}/{name}");
-            let Some(spec) = &svc.spec else { continue };
-            if spec.type_.as_deref() != Some("LoadBalancer") {
-                continue;
+            if !svc.ips.is_empty() {
+                view.services.push(svc);
             }
-            if spec
-                .load_balancer_class
-                .as_deref()
-                .is_some_and(|c| c != LB_CLASS)
-            {
-                continue;
-            }
-            let ips: Vec<IpAddr> = match ingress {
-                Some(map) => map.get(&key).cloned().unwrap_or_default(),
-                None => svc
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.load_balancer.as_ref())
-                    .and_then(|lb| lb.ingress.as_ref())
-                    .map(|ing| {
-                        ing.iter()
-                            .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            };
-            if ips.is_empty() {
-                continue;
-            }
-            view.services.push(ServiceView {
-                key,
-                labels: svc.metadata.labels.clone().unwrap_or_default(),
-                ips,
-                local: spec.external_traffic_policy.as_deref() == Some("Local"),
-            });
         }
         view.services.sort_by(|a, b| a.key.cmp(&b.key));
 
-        for slice in slices {
-            let ns = slice.metadata.namespace.as_deref().unwrap_or("default");
-            let Some(svc) = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-            else {
-                continue;
-            };
-            let entry = view.endpoints.entry(format!("{ns}/{svc}")).or_default();
-            for ep in &slice.endpoints {
-                let c = ep.conditions.as_ref();
-                // Kubernetes: an unset `ready` means ready; unset `serving` means `ready`.
-                let ready = c.and_then(|c| c.ready).unwrap_or(true);
-                let serving = c.and_then(|c| c.serving).unwrap_or(ready);
-                let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
-                if serving && !terminating {
-                    entry.any_serving = true;
-                }
-                if ready
-                    && !terminating
-                    && let Some(n) = &ep.node_name
-                {
-                    entry.ready_nodes.insert(n.clone());
-                }
-            }
+        for slice in &workloads.slices {
+            let Some(svc) = &slice.service else { continue };
+            let entry = view.endpoints.entry(svc.clone()).or_default();
+            entry.any_serving |= slice.any_serving;
+            entry.ready_nodes.extend(slice.ready_nodes.iter().cloned());
         }
 
         for node in nodes {
@@ -216,7 +299,8 @@ status: {conditions: [{type: NetworkUnavailable, status: \"True\"}]}
     #[test]
     fn services_endpoints_and_nodes_become_the_view() {
         let res = load(OBJECTS);
-        let view = ClusterView::build(&res.services, &res.endpoint_slices, &res.nodes, None);
+        let work = Workloads::from_objects(&res.services, &res.endpoint_slices);
+        let view = ClusterView::build(&work, &res.nodes, None);
         assert_eq!(
             view.services.len(),
             1,
@@ -248,12 +332,7 @@ status: {conditions: [{type: NetworkUnavailable, status: \"True\"}]}
             "shop/pending".to_string(),
             vec!["192.0.2.205".parse().unwrap()],
         )]);
-        let view = ClusterView::build(
-            &res.services,
-            &res.endpoint_slices,
-            &res.nodes,
-            Some(&ingress),
-        );
+        let view = ClusterView::build(&work, &res.nodes, Some(&ingress));
         let keys: Vec<&str> = view.services.iter().map(|s| s.key.as_str()).collect();
         assert_eq!(keys, ["shop/pending"]);
     }

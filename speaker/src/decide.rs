@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -30,6 +31,11 @@ pub struct RouteAttrs {
     pub communities: BTreeSet<CommunityValue>,
 }
 
+/// Prefixes announced to one peer. Peers that cannot differ (the same advertisements apply,
+/// the same address family) share one map: with 10,000 Services and 4 peers this is one map,
+/// not four, and [`crate::plan::Applied`] keeps the same `Arc`s instead of copies.
+pub type RouteMap = Arc<BTreeMap<IpNet, RouteAttrs>>;
+
 /// The elected L2 owner of one Service IP (any node, not only this one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct L2Owner {
@@ -48,7 +54,7 @@ pub struct Announcements {
     /// BGP sessions this node keeps, by `BGPPeer` name.
     pub peers: BTreeMap<String, Peer>,
     /// Prefixes per peer name (every peer of `peers` has an entry, maybe empty).
-    pub routes: BTreeMap<String, BTreeMap<IpNet, RouteAttrs>>,
+    pub routes: BTreeMap<String, RouteMap>,
 }
 
 impl Announcements {
@@ -90,9 +96,9 @@ pub fn desired(
     for p in config.peers.values() {
         if p.node_selectors.matches(&me_view.labels) {
             out.peers.insert(p.name.clone(), p.clone());
-            out.routes.insert(p.name.clone(), BTreeMap::new());
         }
     }
+    let mut groups = PeerGroup::of(config, &out.peers);
 
     for svc in &cluster.services {
         let Some(&key) = svc.ips.first() else {
@@ -170,26 +176,66 @@ pub fn desired(
                 .filter(|a| a.selects_service(&svc.labels) && a.selects_node(&me_view.labels))
             {
                 let prefix = ad.prefix_for(ip);
-                for (name, peer) in &out.peers {
-                    if !ad.applies_to_peer(name) {
+                for g in &mut groups {
+                    if !ad.applies_to_peer(&g.peers[0]) || !g.carries(ip) {
                         continue;
                     }
-                    if peer.address.is_ipv4() != ip.is_ipv4() && !peer.dual_stack_address_family {
-                        continue;
-                    }
-                    let attrs = out
-                        .routes
-                        .entry(name.clone())
-                        .or_default()
-                        .entry(prefix)
-                        .or_default();
+                    let attrs = g.routes.entry(prefix).or_default();
                     attrs.local_pref = attrs.local_pref.max(ad.local_pref);
                     attrs.communities.extend(ad.communities.iter().copied());
                 }
             }
         }
     }
+    for g in groups {
+        let routes = Arc::new(g.routes);
+        for name in g.peers {
+            out.routes.insert(name, routes.clone());
+        }
+    }
     out
+}
+
+/// Peers whose routes are the same by construction: every `BGPAdvertisement` applies to all
+/// or none of them and they carry the same address families. The routes are decided once
+/// per group.
+struct PeerGroup {
+    /// Peer names (at least one; the first stands for the group).
+    peers: Vec<String>,
+    ipv4: bool,
+    dual_stack: bool,
+    routes: BTreeMap<IpNet, RouteAttrs>,
+}
+
+impl PeerGroup {
+    fn of(config: &Config, peers: &BTreeMap<String, Peer>) -> Vec<PeerGroup> {
+        let mut groups: BTreeMap<(Vec<bool>, bool, bool), PeerGroup> = BTreeMap::new();
+        for (name, peer) in peers {
+            let ipv4 = peer.address.is_ipv4();
+            let dual_stack = peer.dual_stack_address_family;
+            let ads: Vec<bool> = config
+                .bgp_advertisements
+                .values()
+                .map(|a| a.applies_to_peer(name))
+                .collect();
+            groups
+                .entry((ads, ipv4, dual_stack))
+                .or_insert_with(|| PeerGroup {
+                    peers: Vec::new(),
+                    ipv4,
+                    dual_stack,
+                    routes: BTreeMap::new(),
+                })
+                .peers
+                .push(name.clone());
+        }
+        groups.into_values().collect()
+    }
+
+    /// Whether the group's sessions carry `ip`'s family.
+    fn carries(&self, ip: IpAddr) -> bool {
+        self.dual_stack || self.ipv4 == ip.is_ipv4()
+    }
 }
 
 fn is_eligible(links: &[crate::links::Link], ads: &[&L2Adv], ip: IpAddr) -> bool {

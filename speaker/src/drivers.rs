@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use tracing::{info, warn};
 
 use crate::Error;
-use crate::decide::RouteAttrs;
+use crate::decide::{RouteAttrs, RouteMap};
 use crate::links::Link;
 use crate::plan::Action;
 use crate::retry::Failed;
@@ -323,7 +323,7 @@ impl Drivers {
     pub async fn shutdown(
         &mut self,
         l2_ifaces: impl IntoIterator<Item = String>,
-        routes: &BTreeMap<IpAddr, BTreeMap<IpNet, RouteAttrs>>,
+        routes: &BTreeMap<IpAddr, RouteMap>,
         gshut_wait: Duration,
     ) {
         for iface in l2_ifaces {

@@ -4,9 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ferrolb_crds::config::{Bfd, Peer};
-use ipnet::IpNet;
 
-use crate::decide::{Announcements, RouteAttrs};
+use crate::decide::{Announcements, RouteMap};
 
 /// One change to make to a driver.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,10 +29,7 @@ pub enum Action {
     /// Change the timers of a running BFD session in place (no flap, no BGP reset).
     SetBfdProfile { peer: IpAddr, profile: Bfd },
     /// Replace the routes advertised to a peer.
-    SetRoutes {
-        peer: IpAddr,
-        routes: BTreeMap<IpNet, RouteAttrs>,
-    },
+    SetRoutes { peer: IpAddr, routes: RouteMap },
 }
 
 /// What the drivers have been told so far.
@@ -42,7 +38,8 @@ pub struct Applied {
     pub l2: BTreeMap<String, BTreeSet<IpAddr>>,
     /// By peer address.
     pub peers: BTreeMap<IpAddr, Peer>,
-    pub routes: BTreeMap<IpAddr, BTreeMap<IpNet, RouteAttrs>>,
+    /// By peer address; the `Arc`s of the announcements applied (shared, not copied).
+    pub routes: BTreeMap<IpAddr, RouteMap>,
 }
 
 impl Applied {
@@ -152,7 +149,7 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::L2Claim;
+    use crate::decide::{L2Claim, RouteAttrs};
 
     fn peer(addr: &str) -> Peer {
         let yaml = format!(
@@ -176,10 +173,12 @@ mod tests {
         a.peers.insert("p".into(), peer("192.0.2.1"));
         a.routes.insert(
             "p".into(),
-            routes
-                .iter()
-                .map(|r| (r.parse().unwrap(), RouteAttrs::default()))
-                .collect(),
+            std::sync::Arc::new(
+                routes
+                    .iter()
+                    .map(|r| (r.parse().unwrap(), RouteAttrs::default()))
+                    .collect(),
+            ),
         );
         a
     }

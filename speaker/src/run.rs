@@ -402,8 +402,7 @@ impl LoopState {
         let config = self.config.as_ref().expect("set above");
 
         let cluster = ClusterView::build(
-            &snap.resources.services,
-            &snap.resources.endpoint_slices,
+            &snap.workloads,
             &snap.resources.nodes,
             snap.ingress.as_ref(),
         );

@@ -245,7 +245,10 @@ mod tests {
         );
         ann.routes.insert(
             "tor".into(),
-            BTreeMap::from([("203.0.113.1/32".parse().unwrap(), Default::default())]),
+            std::sync::Arc::new(BTreeMap::from([(
+                "203.0.113.1/32".parse().unwrap(),
+                Default::default(),
+            )])),
         );
         let mut st = speaker_state(
             "n1",

@@ -43,7 +43,7 @@ fn state(p: Peer, routes: &[&str]) -> Announcements {
         .iter()
         .map(|r| (r.parse().unwrap(), RouteAttrs::default()))
         .collect();
-    a.routes.insert(p.name.clone(), r);
+    a.routes.insert(p.name.clone(), std::sync::Arc::new(r));
     a.peers.insert(p.name.clone(), p);
     a
 }

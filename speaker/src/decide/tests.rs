@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_crds::Config;
 use ferrolb_crds::config::CommunityValue;
@@ -129,7 +130,7 @@ impl World {
 
     /// Adds a Service with endpoints on `ready` nodes.
     fn service(&mut self, key: &str, ips: &[&str], local: bool, ready: &[&str]) {
-        self.cluster.services.push(ServiceView {
+        self.cluster.services.push(Arc::new(ServiceView {
             key: key.into(),
             labels: [(
                 "app".to_string(),
@@ -138,7 +139,7 @@ impl World {
             .into(),
             ips: ips.iter().map(|s| ip(s)).collect(),
             local,
-        });
+        }));
         self.cluster.endpoints.insert(
             key.into(),
             EndpointView {
@@ -448,6 +449,52 @@ fn bgp_attributes_aggregation_and_peer_selection() {
         d1.routes["tor-b"].keys().collect::<Vec<_>>(),
         [&"203.0.113.4/30".parse::<IpNet>().unwrap()]
     );
+}
+
+#[test]
+fn peers_that_cannot_differ_share_one_route_map() {
+    let mut w = World::new(1);
+    let ads = |restricted: &str| {
+        vec![
+            POOLS.to_string(),
+            TOR.to_string(),
+            peer(
+                "tor-2",
+                "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2}",
+            ),
+            peer(
+                "tor6",
+                "{myASN: 64513, peerASN: 64512, peerAddress: \"2001:db8::1\"}",
+            ),
+            bgp_ad("all", "{ipAddressPools: [bgp]}"),
+            bgp_ad(
+                "one",
+                &format!(
+                    "{{ipAddressPools: [bgp], peers: [{restricted}], communities: [\"65000:7\"]}}"
+                ),
+            ),
+        ]
+    };
+    w.service("default/a", &["203.0.113.6"], false, &["node-0"]);
+
+    // "one" applies to both IPv4 peers: tor and tor-2 cannot differ.
+    let cfg = ads("tor, tor-2");
+    w.config = config(&cfg.iter().map(String::as_str).collect::<Vec<_>>());
+    let d = w.decide("node-0");
+    assert!(Arc::ptr_eq(&d.routes["tor"], &d.routes["tor-2"]), "one map");
+    assert_eq!(d.routes["tor"].len(), 1);
+    assert!(d.routes["tor6"].is_empty(), "another family: its own map");
+    let net: IpNet = "203.0.113.6/32".parse().unwrap();
+    let tagged = [CommunityValue::Standard((65000 << 16) | 7)].into();
+    assert_eq!(d.routes["tor"][&net].communities, tagged);
+
+    // "one" applies to tor only: tor-2 gets the route without its community.
+    let cfg = ads("tor");
+    w.config = config(&cfg.iter().map(String::as_str).collect::<Vec<_>>());
+    let d = w.decide("node-0");
+    assert!(!Arc::ptr_eq(&d.routes["tor"], &d.routes["tor-2"]));
+    assert_eq!(d.routes["tor"][&net].communities, tagged);
+    assert!(d.routes["tor-2"][&net].communities.is_empty());
 }
 
 /// Many Services over `n` nodes: every node's count within ±20% of even.

@@ -5,6 +5,7 @@
 //! both owned by the Node; Events (events.k8s.io) name the object's UID and resource version.
 
 mod backoff;
+mod records;
 mod writes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,7 @@ pub use writes::{apply_bodies, config_state_bodies, config_state_name, regarding
 
 use super::{ClusterSource, ServiceEvent, Snapshot, speaker_pods};
 use crate::Error;
+use crate::cluster::{ServiceRecord, SliceRecord, Workloads};
 use crate::links::{LINKS_ANNOTATION, parse_digest};
 
 /// Field manager of the speaker's server-side applies.
@@ -49,8 +51,8 @@ struct Stores {
     peers: Store<BGPPeer>,
     communities: Store<Community>,
     bfd: Store<BFDProfile>,
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
+    services: Store<ServiceRecord>,
+    slices: Store<SliceRecord>,
     nodes: Store<Node>,
     namespaces: Store<Namespace>,
     secrets: Store<Secret>,
@@ -74,14 +76,19 @@ impl Stores {
             bgp_peers: all(&self.peers),
             communities: all(&self.communities),
             bfd_profiles: all(&self.bfd),
-            services: all(&self.services),
-            endpoint_slices: all(&self.slices),
+            services: Vec::new(),
+            endpoint_slices: Vec::new(),
             nodes: all(&self.nodes),
             namespaces: all(&self.namespaces),
             secrets: all(&self.secrets),
         };
         Snapshot {
             resources,
+            // The records are shared with the stores, not copied.
+            workloads: Workloads {
+                services: self.services.state(),
+                slices: self.slices.state(),
+            },
             ingress: None,
             peer_links: peer_links(&all(&self.states), node),
             errors: Vec::new(),
@@ -140,25 +147,30 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Default,
 {
-    watch_with(api, watcher::Config::default(), changed)
+    watch_with(api, watcher::Config::default(), changed, |ev| {
+        Some(ev.modify(trim::<K>))
+    })
 }
 
-fn watch_with<K>(
+/// A reflector over `api` whose store keeps what `keep` makes of each object (the object
+/// trimmed, or a record of it); `changed` is notified after every event.
+fn watch_with<K, R>(
     api: Api<K>,
     config: watcher::Config,
     changed: Arc<Notify>,
-) -> (Store<K>, tokio::task::JoinHandle<()>)
+    keep: fn(watcher::Event<K>) -> Option<watcher::Event<R>>,
+) -> (Store<R>, tokio::task::JoinHandle<()>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+    R: reflector::Lookup + Clone + Send + Sync + 'static,
+    R::DynamicType: std::hash::Hash + Eq + Clone + Default + Send + Sync,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config)
-            .modify(trim::<K>)
-            .backoff(WatchBackoff::default()),
-    );
+    let events = watcher(api, config)
+        .backoff(WatchBackoff::default())
+        .filter_map(move |r| std::future::ready(r.map(keep).transpose()));
+    let stream = reflector::reflector(writer, events);
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
@@ -189,6 +201,20 @@ pub fn trim<K: Resource>(o: &mut K) {
     }
 }
 
+/// [`trim`], and what the speaker never reads of a Node's status (its image list alone is
+/// often tens of KiB): it reads labels, the UID and the conditions.
+pub fn trim_node(n: &mut Node) {
+    trim(n);
+    if let Some(s) = n.status.as_mut() {
+        s.images = None;
+        s.node_info = None;
+        s.volumes_attached = None;
+        s.volumes_in_use = None;
+        s.capacity = None;
+        s.allocatable = None;
+    }
+}
+
 impl Kubernetes {
     /// Starts the reflectors; the first snapshot marked `synced` comes once every list is in.
     pub fn start(
@@ -216,17 +242,36 @@ impl Kubernetes {
             peers: w!(Api::namespaced(ns(c), &namespace)),
             communities: w!(Api::namespaced(ns(c), &namespace)),
             bfd: w!(Api::namespaced(ns(c), &namespace)),
-            services: w!(Api::all(ns(c))),
-            slices: w!(Api::all(ns(c))),
-            nodes: w!(Api::all(ns(c))),
+            services: {
+                let api = Api::<Service>::all(ns(c));
+                let cfg = watcher::Config::default();
+                let (s, t) = watch_with(api, cfg, changed.clone(), records::service_event);
+                tasks.push(t);
+                s
+            },
+            slices: {
+                let api = Api::<EndpointSlice>::all(ns(c));
+                let cfg = watcher::Config::default();
+                let (s, t) = watch_with(api, cfg, changed.clone(), records::slice_event);
+                tasks.push(t);
+                s
+            },
+            nodes: {
+                let api = Api::<Node>::all(ns(c));
+                let cfg = watcher::Config::default();
+                let (s, t) = watch_with(api, cfg, changed.clone(), |ev| Some(ev.modify(trim_node)));
+                tasks.push(t);
+                s
+            },
             namespaces: w!(Api::all(ns(c))),
             secrets: w!(Api::namespaced(ns(c), &namespace)),
             states: w!(Api::namespaced(ns(c), &namespace)),
             pods: {
                 let (s, t) = watch_with(
-                    Api::namespaced(ns(c), &namespace),
+                    Api::<Pod>::namespaced(ns(c), &namespace),
                     watcher::Config::default().labels(SPEAKER_POD_SELECTOR),
                     changed.clone(),
+                    |ev| Some(ev.modify(trim::<Pod>)),
                 );
                 tasks.push(t);
                 s
@@ -302,7 +347,15 @@ impl Kubernetes {
             Kind::BGPPeer => meta(&s.peers, namespace, name),
             Kind::Community => meta(&s.communities, namespace, name),
             Kind::BFDProfile => meta(&s.bfd, namespace, name),
-            Kind::Service => meta(&s.services, namespace, name),
+            Kind::Service => {
+                let r = s
+                    .services
+                    .get(&reflector::ObjectRef::new(name).within(namespace))?;
+                Some((
+                    r.uid.clone()?,
+                    r.resource_version.clone().unwrap_or_default(),
+                ))
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::Error;
+use crate::cluster::Workloads;
 use crate::links::Link;
 // Defined where the events are made (status.rs); re-exported for the sources' API.
 pub use crate::status::ServiceEvent;
@@ -21,8 +22,11 @@ pub use crate::status::ServiceEvent;
 /// One consistent view of the inputs.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    /// Every object in force.
+    /// Every object in force, except Services and EndpointSlices (always empty here: the
+    /// speaker keeps only their records, in `workloads`).
     pub resources: ClusterResources,
+    /// Services and EndpointSlices as the few fields the decision reads.
+    pub workloads: Workloads,
     /// Service IPs by `namespace/name` when they do not come from `Service.status`
     /// (standalone: the controller's status file). `None`: use `Service.status`.
     pub ingress: Option<BTreeMap<String, Vec<IpAddr>>>,

@@ -15,6 +15,7 @@ use tracing::info;
 
 use super::{ClusterSource, ServiceEvent, Snapshot};
 use crate::Error;
+use crate::cluster::Workloads;
 use crate::links::{LINKS_ANNOTATION, parse_digest};
 
 /// Path of one node's state file.
@@ -47,8 +48,12 @@ pub fn snapshot(view: &ClusterView, node: &str) -> Snapshot {
             peer_links.insert(name.clone(), links);
         }
     }
+    let mut resources = view.resources.clone();
+    let services = std::mem::take(&mut resources.services);
+    let slices = std::mem::take(&mut resources.endpoint_slices);
     Snapshot {
-        resources: view.resources.clone(),
+        resources,
+        workloads: Workloads::from_objects(&services, &slices),
         ingress: Some(ingress),
         peer_links,
         errors: view.file_errors.iter().map(ToString::to_string).collect(),
