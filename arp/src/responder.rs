@@ -1,5 +1,6 @@
 //! The pure decision: given one received frame, answer it, report a conflict, or drop it for
-//! a named reason. No I/O, no clocks; the I/O loop in [`crate::io`] only moves bytes.
+//! a named reason. No I/O, no clocks: [`crate::machine`] calls it for every received frame,
+//! and the driver ([`crate::driver`]) only moves bytes.
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -20,7 +20,7 @@ pub(crate) const TAG_ROOM: usize = 4;
 impl PacketSocket {
     /// Opens the socket on the interface called `iface` in the current network namespace.
     pub fn open(iface: &str) -> Result<PacketSocket, Error> {
-        let links = crate::driver::poll_links()?;
+        let links = crate::link::poll_links()?;
         let l = links.get(iface).ok_or_else(|| Error::NoSuchInterface {
             iface: iface.to_string(),
         })?;

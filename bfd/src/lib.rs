@@ -3,10 +3,13 @@
 //! - [`packet`]: the Control packet codec with the RFC 5880 §6.8.6 reception checks (pure).
 //! - [`session`]: the session state machine, sans-IO (`Session::process(Input) -> Vec<Output>`).
 //! - [`profile`]: [`BfdProfile`], the MetalLB-named timer settings.
-//! - [`manager`]: [`BfdManager`], the tokio driver: UDP 3784 with GTSM, one send socket per
-//!   session, events, counters.
+//! - [`machine`]: every session of the host, sans-IO (`Machine::handle(Input, now) ->
+//!   Vec<Output>`): GTSM, session selection, admission, discriminators, timers.
+//! - [`driver`]: [`BfdManager`], the tokio driver: UDP 3784 sockets, one send socket per
+//!   session, the timer, events, counters; it carries out the machine's outputs.
 
-pub mod manager;
+pub mod driver;
+pub mod machine;
 pub mod packet;
 pub mod profile;
 pub mod session;
@@ -14,7 +17,8 @@ mod sys;
 
 use std::net::IpAddr;
 
-pub use manager::{BfdCounters, BfdEvent, BfdManager, ManagerConfig, SessionStatus};
+pub use driver::{BfdCounters, BfdManager, ManagerConfig, SessionStatus};
+pub use machine::{BfdEvent, Machine};
 pub use packet::{ControlPacket, DecodeCxt, Diag, DropReason, State};
 pub use profile::BfdProfile;
 pub use session::{Input, Output, Session, SessionInfo};

@@ -25,7 +25,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ipnet::IpNet;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -33,11 +32,12 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 mod iface;
 
+use crate::Error;
 use crate::counters::{AtomicCounters, Counters, bump};
 use crate::limit::Limits;
+use crate::link::{LinkInfo, poll_links};
 use crate::machine::MachineConfig;
 use crate::packet::MacAddr;
-use crate::{Error, sys};
 use iface::iface_task;
 
 /// Settings of the L2 responder.
@@ -100,15 +100,6 @@ pub enum L2Event {
     InterfaceGone { iface: String },
     /// The socket of an interface could not be opened or failed; `error` says why.
     SocketError { iface: String, error: String },
-}
-
-/// One interface as last polled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    pub ifindex: u32,
-    pub up: bool,
-    pub mac: Option<MacAddr>,
-    pub addresses: Vec<IpNet>,
 }
 
 pub(crate) struct Shared {
@@ -243,26 +234,6 @@ impl L2Handle {
         }
         best.map(|b| b.2)
     }
-}
-
-pub(crate) fn poll_links() -> Result<BTreeMap<String, LinkInfo>, Error> {
-    let raw = sys::interfaces().map_err(Error::ListInterfaces)?;
-    Ok(raw
-        .into_iter()
-        .map(|r| {
-            let info = LinkInfo {
-                ifindex: r.ifindex,
-                up: r.is_up(),
-                mac: r.mac.map(MacAddr),
-                addresses: r
-                    .addrs
-                    .iter()
-                    .filter_map(|(ip, p)| IpNet::new(*ip, *p).ok())
-                    .collect(),
-            };
-            (r.name, info)
-        })
-        .collect())
 }
 
 /// How long a failed interface waits before its socket is opened again.

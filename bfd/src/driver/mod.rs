@@ -1,33 +1,37 @@
-//! The tokio driver: moves BFD packets between sockets and [`Session`]s and runs their timers.
+//! The tokio driver: moves BFD packets between sockets and the [`Machine`] and runs its
+//! timer.
 //!
 //! One task owns every session. It receives on one UDP socket per address family bound to
-//! port 3784 (TTL / hop limit read from control messages: anything but 255 is dropped and
-//! counted, RFC 5881 §5), and sends from one socket per session bound to the session's local
-//! address and a source port in 49152-65535 with TTL 255. Policy lives in [`Session`]; this
-//! loop only decodes, selects the session, applies outputs.
+//! port 3784 (TTL / hop limit read from control messages), and sends from one socket per
+//! session bound to the session's local address and a source port in 49152-65535 with TTL
+//! 255. Every rule (GTSM, session selection, admission, timers, the sessions themselves) is
+//! the machine's; this loop reads datagrams, feeds them and the admin commands to it, sleeps
+//! until [`Machine::next_timer`], and carries out the outputs: send, count, log, publish.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket as StdUdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::BytesMut;
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
-use crate::packet::{
-    CONTROL_PORT, ControlPacket, DecodeCxt, Diag, DropReason, SINGLE_HOP_TTL, SOURCE_PORTS, State,
-};
+use crate::machine::{BfdEvent, Families, Input, Machine, Output};
+use crate::packet::{CONTROL_PORT, DropReason};
 use crate::profile::BfdProfile;
-use crate::session::{Input, Output, Session, SessionInfo};
+use crate::session::SessionInfo;
 use crate::{BfdError, sys};
+
+mod socket;
+
+use socket::{bind_receive, open_send_socket, recv};
 
 /// Where the manager listens and where it sends.
 #[derive(Clone, Debug)]
@@ -50,28 +54,6 @@ impl Default for ManagerConfig {
             ipv4: true,
             ipv6: true,
         }
-    }
-}
-
-/// A session changed state. `diag` is our local diagnostic after the change (for example
-/// [`Diag::ControlDetectionTimeExpired`] or [`Diag::NeighborSignaledSessionDown`] on a Down);
-/// `remote_state` is the peer's state as last received (AdminDown when the peer shut the
-/// session down on purpose).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BfdEvent {
-    pub peer: IpAddr,
-    pub old: State,
-    pub new: State,
-    pub diag: Diag,
-    pub remote_state: State,
-}
-
-impl BfdEvent {
-    /// True when this change means the forwarding path to the peer failed and BGP must be
-    /// reset at once: Up -> Down, unless the peer signalled AdminDown (RFC 5882 §3.2: an
-    /// administrative shutdown of BFD is not a path failure).
-    pub fn is_failure(&self) -> bool {
-        self.old == State::Up && self.new == State::Down && self.remote_state != State::AdminDown
     }
 }
 
@@ -206,12 +188,14 @@ impl BfdManager {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let counters = Arc::new(SharedCounters::default());
         let subscribers: Subscribers = Arc::default();
+        let families = Families {
+            ipv4: sock4.is_some(),
+            ipv6: sock6.is_some(),
+        };
         let driver = Driver {
-            has_v4: sock4.is_some(),
-            has_v6: sock6.is_some(),
+            machine: Machine::new(families, StdRng::from_rng(&mut rand::rng())),
             peer_port: config.peer_port,
-            sessions: HashMap::new(),
-            by_discr: HashMap::new(),
+            links: HashMap::new(),
             counters: counters.clone(),
             subscribers: subscribers.clone(),
             buf: BytesMut::with_capacity(64),
@@ -226,7 +210,8 @@ impl BfdManager {
     }
 
     /// Starts a single-hop session to `peer`, sending from `local` (and bound to `ifname` when
-    /// given, which IPv6 link-local peers need).
+    /// given, which IPv6 link-local peers need). Refused with [`BfdError::InvalidProfile`],
+    /// [`BfdError::SessionExists`] or [`BfdError::BadSession`] as [`Machine::check_add`] says.
     pub async fn add_session(
         &self,
         peer: IpAddr,
@@ -234,7 +219,6 @@ impl BfdManager {
         ifname: Option<String>,
         profile: BfdProfile,
     ) -> Result<(), BfdError> {
-        profile.validate()?;
         let (reply, rx) = oneshot::channel();
         self.send(Command::Add {
             peer,
@@ -258,7 +242,6 @@ impl BfdManager {
     /// announced with a Poll Sequence and takes force as RFC 5880 §6.8.3 says; the session
     /// does not flap.
     pub async fn set_profile(&self, peer: IpAddr, profile: BfdProfile) -> Result<(), BfdError> {
-        profile.validate()?;
         let (reply, rx) = oneshot::channel();
         self.send(Command::SetProfile {
             peer,
@@ -327,110 +310,20 @@ impl Drop for BfdManager {
     }
 }
 
-fn bind_receive(addr: SocketAddr) -> Result<UdpSocket, BfdError> {
-    let err = |source| BfdError::BindReceive { addr, source };
-    let sock =
-        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(true).map_err(err)?;
-    }
-    sys::enable_recv_ttl(&sock, addr.is_ipv6()).map_err(err)?;
-    sock.set_nonblocking(true).map_err(err)?;
-    sock.bind(&addr.into()).map_err(err)?;
-    UdpSocket::from_std(sock.into()).map_err(err)
-}
-
-/// Opens the per-session send socket: bound to `local` and a free source port in
-/// 49152-65535 (RFC 5881 §4), TTL / hop limit 255, DSCP CS6 like FRR, optionally bound to
-/// `ifname`.
-fn open_send_socket(
-    peer: IpAddr,
-    local: IpAddr,
-    ifname: Option<&str>,
-) -> Result<(StdUdpSocket, u16, u32), BfdError> {
-    let err = |source| BfdError::SendSocket {
-        peer,
-        local,
-        source,
-    };
-    let sock = Socket::new(
-        Domain::for_address(SocketAddr::new(peer, 0)),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )
-    .map_err(err)?;
-    let ttl = u32::from(SINGLE_HOP_TTL);
-    let mut scope = 0;
-    // FREEBIND: the local address may not exist yet (interface still being configured, IPv6
-    // DAD in progress); sends fail and are counted until it appears, then the session
-    // proceeds without the caller having to retry.
-    if peer.is_ipv6() {
-        sock.set_unicast_hops_v6(ttl).map_err(err)?;
-        sock.set_tclass_v6(0xc0).map_err(err)?;
-        sock.set_freebind_v6(true).map_err(err)?;
-    } else {
-        sock.set_ttl_v4(ttl).map_err(err)?;
-        sock.set_tos_v4(0xc0).map_err(err)?;
-        sock.set_freebind_v4(true).map_err(err)?;
-    }
-    if let Some(name) = ifname {
-        sock.bind_device(Some(name.as_bytes())).map_err(err)?;
-        scope = sys::if_nametoindex(name).map_err(err)?;
-    }
-    sock.set_nonblocking(true).map_err(err)?;
-    let span = u32::from(SOURCE_PORTS.end() - SOURCE_PORTS.start()) + 1;
-    let start = rand::random::<u32>() % span;
-    let mut last = io::Error::from(io::ErrorKind::AddrInUse);
-    for i in 0..span {
-        let port = SOURCE_PORTS.start() + u16::try_from((start + i) % span).unwrap_or(0);
-        let addr = match local {
-            IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)),
-            IpAddr::V4(_) => SocketAddr::new(local, port),
-        };
-        match sock.bind(&addr.into()) {
-            Ok(()) => return Ok((sock.into(), port, scope)),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
-            Err(e) => return Err(err(e)),
-        }
-    }
-    Err(err(last))
-}
-
-struct Entry {
-    session: Session,
+/// What the driver keeps of a session besides the machine's view: its socket.
+struct Link {
     local: IpAddr,
     ifname: Option<String>,
     sock: StdUdpSocket,
     source_port: u16,
     dest: SocketAddr,
-    tx_at: Option<Instant>,
-    detect_at: Option<Instant>,
-    packets_in: u64,
     packets_out: u64,
-    state_changes: u64,
-}
-
-impl Entry {
-    fn status(&self, peer: IpAddr) -> SessionStatus {
-        SessionStatus {
-            peer,
-            local: self.local,
-            ifname: self.ifname.clone(),
-            source_port: self.source_port,
-            info: self.session.info(),
-            packets_in: self.packets_in,
-            packets_out: self.packets_out,
-            state_changes: self.state_changes,
-        }
-    }
 }
 
 struct Driver {
-    has_v4: bool,
-    has_v6: bool,
+    machine: Machine,
     peer_port: u16,
-    sessions: HashMap<IpAddr, Entry>,
-    by_discr: HashMap<u32, IpAddr>,
+    links: HashMap<IpAddr, Link>,
     counters: Arc<SharedCounters>,
     subscribers: Subscribers,
     buf: BytesMut,
@@ -442,24 +335,9 @@ enum Event {
     Timer,
 }
 
-async fn recv(sock: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<sys::Received> {
-    let Some(sock) = sock else {
-        return std::future::pending().await;
-    };
-    loop {
-        sock.readable().await?;
-        match sock.try_io(Interest::READABLE, || {
-            sys::recv_with_ttl(sock.as_raw_fd(), buf)
-        }) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            r => return r,
-        }
-    }
-}
-
 async fn sleep_until(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
@@ -474,12 +352,7 @@ impl Driver {
         let mut buf4 = [0u8; 1500];
         let mut buf6 = [0u8; 1500];
         loop {
-            let next = self
-                .sessions
-                .values()
-                .flat_map(|e| [e.tx_at, e.detect_at])
-                .flatten()
-                .min();
+            let next = self.machine.next_timer();
             let ev = tokio::select! {
                 c = cmd_rx.recv() => Event::Cmd(c),
                 r = recv(sock4.as_ref(), &mut buf4) => Event::Datagram(r, 4),
@@ -495,15 +368,17 @@ impl Driver {
                 }
                 Event::Datagram(Ok(r), fam) => {
                     let buf = if fam == 4 { &buf4[..] } else { &buf6[..] };
-                    let len = r.len.min(buf.len());
-                    let data = buf[..len].to_vec();
-                    self.on_datagram(&data, r.src, r.ttl);
+                    let data = &buf[..r.len.min(buf.len())];
+                    self.on_datagram(data, r.src, r.ttl);
                 }
                 Event::Datagram(Err(e), fam) => {
                     warn!(error = %e, family = fam, "bfd receive failed");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
-                Event::Timer => self.on_timers(Instant::now()),
+                Event::Timer => {
+                    let out = self.machine.handle(Input::Timer, Instant::now());
+                    self.apply(out);
+                }
             }
         }
     }
@@ -521,16 +396,11 @@ impl Driver {
                 let _ = reply.send(self.add(peer, local, ifname, profile));
             }
             Command::Remove { peer, reply } => {
-                let r = if self.sessions.contains_key(&peer) {
-                    self.feed(peer, Input::AdminDown);
-                    if let Some(e) = self.sessions.remove(&peer) {
-                        self.by_discr.remove(&e.session.local_discr());
-                    }
+                let r = self.machine.remove(peer, Instant::now()).map(|out| {
+                    self.apply(out);
+                    self.links.remove(&peer);
                     info!(%peer, "bfd session removed");
-                    Ok(())
-                } else {
-                    Err(BfdError::NoSession { peer })
-                };
+                });
                 let _ = reply.send(r);
             }
             Command::SetProfile {
@@ -538,40 +408,45 @@ impl Driver {
                 profile,
                 reply,
             } => {
-                let r = if self.sessions.contains_key(&peer) {
-                    self.feed(peer, Input::SetProfile(profile));
-                    Ok(())
-                } else {
-                    Err(BfdError::NoSession { peer })
-                };
+                let r = self
+                    .machine
+                    .set_profile(peer, profile, Instant::now())
+                    .map(|out| self.apply(out));
                 let _ = reply.send(r);
             }
             Command::Status { peer, reply } => {
-                let mut v: Vec<SessionStatus> = self
-                    .sessions
-                    .iter()
-                    .filter(|(p, _)| peer.is_none_or(|want| want == **p))
-                    .map(|(p, e)| e.status(*p))
+                let v: Vec<SessionStatus> = self
+                    .machine
+                    .peers()
+                    .filter(|p| peer.is_none_or(|want| want == *p))
+                    .filter_map(|p| self.status(p))
                     .collect();
-                v.sort_by_key(|s| s.peer);
                 let _ = reply.send(v);
             }
             Command::Shutdown { reply } => {
-                let peers: Vec<IpAddr> = self.sessions.keys().copied().collect();
-                for peer in peers {
-                    self.feed(peer, Input::AdminDown);
-                }
-                info!(
-                    sessions = self.sessions.len(),
-                    "bfd shut down, AdminDown sent"
-                );
-                self.sessions.clear();
-                self.by_discr.clear();
+                let out = self.machine.shutdown(Instant::now());
+                self.apply(out);
+                info!(sessions = self.links.len(), "bfd shut down, AdminDown sent");
+                self.links.clear();
                 let _ = reply.send(());
                 return true;
             }
         }
         false
+    }
+
+    fn status(&self, peer: IpAddr) -> Option<SessionStatus> {
+        let (view, link) = (self.machine.peer(peer)?, self.links.get(&peer)?);
+        Some(SessionStatus {
+            peer,
+            local: link.local,
+            ifname: link.ifname.clone(),
+            source_port: link.source_port,
+            info: view.info,
+            packets_in: view.packets_in,
+            packets_out: link.packets_out,
+            state_changes: view.state_changes,
+        })
     }
 
     fn add(
@@ -581,160 +456,81 @@ impl Driver {
         ifname: Option<String>,
         profile: BfdProfile,
     ) -> Result<(), BfdError> {
-        if self.sessions.contains_key(&peer) {
-            return Err(BfdError::SessionExists { peer });
-        }
-        if (peer.is_ipv4() && !self.has_v4) || (peer.is_ipv6() && !self.has_v6) {
-            return Err(BfdError::BadSession {
-                peer,
-                reason: "no receive socket for this address family (disabled in ManagerConfig or unavailable on the host)".to_string(),
-            });
-        }
-        if peer.is_ipv4() != local.is_ipv4() {
-            return Err(BfdError::BadSession {
-                peer,
-                reason: format!("local address {local} is not of the peer's address family"),
-            });
-        }
+        // Ask first: a refused session costs no socket.
+        self.machine.check_add(peer, local, &profile)?;
         let (sock, source_port, scope) = open_send_socket(peer, local, ifname.as_deref())?;
         let dest = match peer {
             IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, self.peer_port, 0, scope)),
             IpAddr::V4(_) => SocketAddr::new(peer, self.peer_port),
         };
-        let discr = loop {
-            let d: u32 = rand::random();
-            if d != 0 && !self.by_discr.contains_key(&d) {
-                break d;
-            }
-        };
-        let session = Session::new(profile, discr, rand::random());
-        self.sessions.insert(
+        let out = self.machine.add(peer, local, profile, Instant::now())?;
+        self.links.insert(
             peer,
-            Entry {
-                session,
+            Link {
                 local,
                 ifname,
                 sock,
                 source_port,
                 dest,
-                tx_at: None,
-                detect_at: None,
-                packets_in: 0,
                 packets_out: 0,
-                state_changes: 0,
             },
         );
-        self.by_discr.insert(discr, peer);
+        let discr = self.machine.peer(peer).map(|v| v.info.local_discr);
         info!(%peer, %local, source_port, discr, "bfd session added");
-        self.feed(peer, Input::Start);
+        self.apply(out);
         Ok(())
     }
 
     fn on_datagram(&mut self, data: &[u8], src: SocketAddr, ttl: Option<u8>) {
         self.counters.packets_in.fetch_add(1, Ordering::Relaxed);
-        // RFC 5881 §5 (GTSM): single-hop packets must arrive with TTL / hop limit 255.
-        if ttl != Some(SINGLE_HOP_TTL) {
-            debug!(%src, ?ttl, "bfd packet dropped: ttl");
-            self.counters.count_drop(DropReason::TtlNot255);
-            return;
-        }
-        let pkt = match ControlPacket::decode(data, &DecodeCxt::default()) {
-            Ok(p) => p,
-            Err(reason) => {
-                debug!(%src, %reason, "bfd packet dropped");
-                self.counters.count_drop(reason);
-                return;
-            }
+        let input = Input::Datagram {
+            data,
+            src: src.ip(),
+            ttl,
         };
-        // RFC 5880 §6.8.6: Your Discriminator selects the session; when zero, the source
-        // address does (single-hop: one session per peer address).
-        let peer = if pkt.your_discr != 0 {
-            match self.by_discr.get(&pkt.your_discr) {
-                Some(p) if *p == src.ip() => *p,
-                Some(_) => {
-                    self.counters.count_drop(DropReason::SourceMismatch);
-                    return;
-                }
-                None => {
-                    self.counters.count_drop(DropReason::NoSession);
-                    return;
-                }
+        let out = self.machine.handle(input, Instant::now());
+        for o in &out {
+            if let Output::Drop { peer: None, reason } = o {
+                debug!(%src, ?ttl, %reason, "bfd packet dropped");
             }
-        } else if self.sessions.contains_key(&src.ip()) {
-            src.ip()
-        } else {
-            self.counters.count_drop(DropReason::NoSession);
-            return;
-        };
-        if let Some(e) = self.sessions.get_mut(&peer) {
-            e.packets_in += 1;
         }
-        self.feed(peer, Input::Received(pkt));
+        self.apply(out);
     }
 
-    fn on_timers(&mut self, now: Instant) {
-        let mut due = Vec::new();
-        for (peer, e) in &mut self.sessions {
-            if e.detect_at.is_some_and(|t| t <= now) {
-                e.detect_at = None;
-                due.push((*peer, Input::DetectTimerExpired));
-            }
-            if e.tx_at.is_some_and(|t| t <= now) {
-                e.tx_at = None;
-                due.push((*peer, Input::TxTimerExpired));
-            }
-        }
-        for (peer, input) in due {
-            self.feed(peer, input);
-        }
-    }
-
-    /// Runs one input through the session and carries out its outputs.
-    fn feed(&mut self, peer: IpAddr, input: Input) {
-        let Some(e) = self.sessions.get_mut(&peer) else {
-            return;
-        };
-        let outputs = e.session.process(input);
-        let now = Instant::now();
-        let _span = info_span!("bfd_peer", %peer).entered();
+    /// Carries out the machine's outputs, in order.
+    fn apply(&mut self, outputs: Vec<Output>) {
         for out in outputs {
             match out {
-                Output::Send(pkt) => {
+                Output::Send { peer, packet } => {
+                    let Some(link) = self.links.get_mut(&peer) else {
+                        continue;
+                    };
                     self.buf.clear();
-                    pkt.encode(&mut self.buf);
-                    match e.sock.send_to(&self.buf, e.dest) {
+                    packet.encode(&mut self.buf);
+                    match link.sock.send_to(&self.buf, link.dest) {
                         Ok(_) => {
-                            e.packets_out += 1;
+                            link.packets_out += 1;
                             self.counters.packets_out.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(err) => {
-                            debug!(error = %err, "bfd send failed");
+                            debug!(%peer, error = %err, "bfd send failed");
                             self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
-                Output::ArmTx(d) => e.tx_at = Some(now + d),
-                Output::StopTx => e.tx_at = None,
-                Output::ArmDetect(d) => e.detect_at = Some(now + d),
-                Output::StopDetect => e.detect_at = None,
-                Output::StateChange { old, new, diag } => {
-                    e.state_changes += 1;
+                Output::StateChange(ev) => {
                     self.counters.state_changes.fetch_add(1, Ordering::Relaxed);
-                    info!(%old, %new, ?diag, "bfd state change");
-                    let ev = BfdEvent {
-                        peer,
-                        old,
-                        new,
-                        diag,
-                        remote_state: e.session.info().remote_state,
-                    };
+                    let _span = info_span!("bfd_peer", peer = %ev.peer).entered();
+                    info!(old = %ev.old, new = %ev.new, diag = ?ev.diag, "bfd state change");
                     self.subscribers
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .retain(|s| s.send(ev.clone()).is_ok());
                 }
-                Output::Drop(reason) => {
-                    debug!(%reason, "bfd packet dropped by session");
+                Output::Drop { peer, reason } => {
+                    if let Some(peer) = peer {
+                        debug!(%peer, %reason, "bfd packet dropped by session");
+                    }
                     self.counters.count_drop(reason);
                 }
             }
