@@ -62,12 +62,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 pub use crate::error::{AllocError, FamilyGap, Ineligible, SharingConflict};
+use ferrolb_crds::config::{ip_to_u128, u128_to_ip};
 pub use interval::IntervalSet;
 pub use types::{
     Allocation, Assignment, Family, FamilyPolicy, Labels, MatchLabels, OutsidePool, Pool,
     PoolUsage, Port, Protocol, Request, Selector, ServiceAllocation, ServiceKey, Sharing,
 };
-use types::{from_u128, to_u128};
 
 /// One pool and its free space.
 #[derive(Clone, Debug)]
@@ -175,7 +175,7 @@ impl Allocator {
                 let family = Family::of(start);
                 let problem = if family != Family::of(end) {
                     Some("mixes IPv4 and IPv6")
-                } else if to_u128(start) > to_u128(end) {
+                } else if ip_to_u128(start) > ip_to_u128(end) {
                     Some("starts after it ends")
                 } else {
                     None
@@ -188,7 +188,7 @@ impl Allocator {
                         problem,
                     });
                 }
-                let (s, e) = (to_u128(start), to_u128(end));
+                let (s, e) = (ip_to_u128(start), ip_to_u128(end));
                 let idx = &mut index[family.index()];
                 let clash = idx
                     .range(..=e)
@@ -206,7 +206,7 @@ impl Allocator {
                     return Err(AllocError::PoolOverlap {
                         a,
                         b: cfg.name,
-                        ip: from_u128(family, at),
+                        ip: u128_to_ip(family, at),
                     });
                 }
                 idx.insert(s, (e, i));
@@ -249,7 +249,7 @@ impl Allocator {
             if let Some(p) = pool {
                 let state = &mut self.pools[p];
                 state.assigned[Family::of(ip).index()] += 1;
-                state.free[Family::of(ip).index()].remove_one(to_u128(ip));
+                state.free[Family::of(ip).index()].remove_one(ip_to_u128(ip));
             }
             if let Some(st) = self.ips.get_mut(&ip) {
                 st.pool = pool;
@@ -411,7 +411,7 @@ impl Allocator {
     // ----- internals -----
 
     fn lookup(&self, ip: IpAddr) -> Option<usize> {
-        let x = to_u128(ip);
+        let x = ip_to_u128(ip);
         self.index[Family::of(ip).index()]
             .range(..=x)
             .next_back()
@@ -439,7 +439,7 @@ impl Allocator {
                 let ps = &mut self.pools[p];
                 ps.assigned[Family::of(ip).index()] -= 1;
                 if ps.allocatable(ip) {
-                    ps.free[Family::of(ip).index()].insert_one(to_u128(ip));
+                    ps.free[Family::of(ip).index()].insert_one(ip_to_u128(ip));
                 }
             }
             if let Some(sh) = &st.sharing
@@ -467,7 +467,7 @@ impl Allocator {
                 if let Some(p) = pool {
                     let ps = &mut self.pools[p];
                     ps.assigned[Family::of(ip).index()] += 1;
-                    ps.free[Family::of(ip).index()].remove_one(to_u128(ip));
+                    ps.free[Family::of(ip).index()].remove_one(ip_to_u128(ip));
                 }
                 self.ips.insert(
                     ip,

@@ -138,7 +138,7 @@ fn avoid_buggy_ips_skips_dot0_and_dot255() {
     a.release(&key("d/x"));
     let u = a.pool_usage("p").unwrap();
     assert_eq!(u.assigned_v4, 3);
-    assert!(!a.pools[0].free[0].contains(to_u128(ip("192.0.3.0"))));
+    assert!(!a.pools[0].free[0].contains(ip_to_u128(ip("192.0.3.0"))));
 }
 
 #[test]

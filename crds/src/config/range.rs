@@ -23,6 +23,22 @@ impl Family {
         }
     }
 
+    /// The other family.
+    pub fn other(self) -> Self {
+        match self {
+            Family::V4 => Family::V6,
+            Family::V6 => Family::V4,
+        }
+    }
+
+    /// Position in per-family arrays: 0 for IPv4, 1 for IPv6.
+    pub fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
+
     /// Address length in bits (32 or 128).
     pub fn bits(self) -> u8 {
         match self {
