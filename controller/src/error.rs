@@ -177,18 +177,6 @@ pub enum AllocError {
         /// First shared address.
         ip: IpAddr,
     },
-    /// A range is malformed.
-    #[error("pool {pool}: range {start}-{end} {problem}")]
-    InvalidRange {
-        /// The pool.
-        pool: String,
-        /// Range start.
-        start: IpAddr,
-        /// Range end.
-        end: IpAddr,
-        /// "mixes IPv4 and IPv6" or "starts after it ends".
-        problem: &'static str,
-    },
     /// `avoidBuggyIPs` on an IPv4 space larger than a /8 (its free space keeps one interval
     /// per /24).
     #[error(
@@ -240,7 +228,6 @@ impl AllocError {
             AllocError::FamilyUnavailable { .. } => "FamilyUnavailable",
             AllocError::InvalidRequest(_) => "InvalidRequest",
             AllocError::PoolOverlap { .. }
-            | AllocError::InvalidRange { .. }
             | AllocError::AvoidBuggyTooLarge { .. }
             | AllocError::DuplicatePool { .. } => "InvalidPools",
         }

@@ -20,6 +20,7 @@
 //! At least 10,000 operations run in total (asserted).
 
 use super::*;
+use ferrolb_crds::config::u128_to_ip;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, HashSet};
@@ -104,11 +105,11 @@ impl PoolSpec {
         let [r4, r6] = self.ranges(i);
         let ranges = r4
             .iter()
-            .map(|&(s, e)| (u128_to_ip(Family::V4, s), u128_to_ip(Family::V4, e)))
-            .chain(
-                r6.iter()
-                    .map(|&(s, e)| (u128_to_ip(Family::V6, s), u128_to_ip(Family::V6, e))),
-            )
+            .map(|&(s, e)| (Family::V4, s, e))
+            .chain(r6.iter().map(|&(s, e)| (Family::V6, s, e)))
+            .map(|(f, s, e)| {
+                IpRange::new(u128_to_ip(f, s), u128_to_ip(f, e)).expect("start <= end")
+            })
             .collect();
         let mut p = Pool::new(format!("p{i}"), ranges)
             .auto_assign(self.auto)

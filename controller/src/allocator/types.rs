@@ -7,7 +7,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use ferrolb_crds::config::Family;
+use ferrolb_crds::config::parse_range;
+pub use ferrolb_crds::config::{Family, IpRange};
 
 /// A Service's identity, `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,8 +75,8 @@ pub struct ServiceAllocation {
 pub struct Pool {
     /// Pool name (unique).
     pub name: String,
-    /// Inclusive address intervals. Both ends of an interval must be of the same family.
-    pub ranges: Vec<(IpAddr, IpAddr)>,
+    /// Address ranges (validated: one family, start <= end).
+    pub ranges: Vec<IpRange>,
     /// Used for automatic allocation; when false only by explicit request (IP or pool pin).
     pub auto_assign: bool,
     /// Skip IPv4 addresses ending in `.0` or `.255` in automatic allocation.
@@ -86,7 +87,7 @@ pub struct Pool {
 
 impl Pool {
     /// A pool with `autoAssign: true`, no `avoidBuggyIPs`, no `serviceAllocation`.
-    pub fn new(name: impl Into<String>, ranges: Vec<(IpAddr, IpAddr)>) -> Self {
+    pub fn new(name: impl Into<String>, ranges: Vec<IpRange>) -> Self {
         Self {
             name: name.into(),
             ranges,
@@ -99,17 +100,10 @@ impl Pool {
     /// Parses `"192.0.2.0/29"` or `"192.0.2.1-192.0.2.9"` entries into a pool (for tests,
     /// examples and benches; the reconciler passes the validated ranges directly).
     pub fn parse(name: impl Into<String>, addresses: &[&str]) -> Result<Self, String> {
-        let mut ranges = Vec::new();
-        for a in addresses {
-            if let Some((s, e)) = a.split_once('-') {
-                let s: IpAddr = s.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-                let e: IpAddr = e.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-                ranges.push((s, e));
-            } else {
-                let net: ipnet::IpNet = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-                ranges.push((net.network(), net.broadcast()));
-            }
-        }
+        let ranges = addresses
+            .iter()
+            .map(|a| parse_range(a).map_err(|e| format!("{a}: {e}")))
+            .collect::<Result<_, _>>()?;
         Ok(Self::new(name, ranges))
     }
 

@@ -93,7 +93,7 @@ pub fn to_alloc_pool(p: &ferrolb_crds::config::Pool) -> Pool {
     });
     Pool {
         name: p.name.clone(),
-        ranges: p.ranges.iter().map(|r| (r.start(), r.end())).collect(),
+        ranges: p.ranges.clone(),
         auto_assign: p.auto_assign,
         avoid_buggy_ips: p.avoid_buggy_ips,
         service_allocation,

@@ -40,8 +40,8 @@ pub use pool::{Allocation, Pool};
 /// CEL rules for one pool address entry (see [`parse_range`]).
 pub use range::cel_validations as address_cel_validations;
 pub use range::{
-    Family, IpRange, NOT_AN_ADDRESS_RANGE, RANGE_MIXES_FAMILIES, RANGE_START_AFTER_END, ip_to_u128,
-    parse_range, u128_to_ip,
+    Family, IpRange, NOT_AN_ADDRESS_RANGE, Overlap, RANGE_MIXES_FAMILIES, RANGE_START_AFTER_END,
+    find_overlaps, ip_to_u128, parse_range, u128_to_ip,
 };
 pub use selector::{Requirement, Selector, SelectorError, SelectorSet};
 
