@@ -40,7 +40,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// This replica lost the leader Lease (it exits; the pod restarts as a standby).
+    /// This replica lost the leader Lease (its leader work stops and it goes back to standby
+    /// in-process; counted as a reconcile error, never returned).
     #[error("lost the leader Lease")]
     LeaseLost,
     /// Publishing an Event failed.
