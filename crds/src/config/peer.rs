@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::asn::Asn;
 use super::bfd::Bfd;
+use super::connect_time::ConnectTime;
 use super::duration::parse_duration;
 use super::error::{ConfigError, Kind, ObjectRef};
 use super::hold_time::HoldTime;
@@ -56,7 +57,7 @@ pub struct Peer {
     /// at least 1 s and below it (see [`HoldTime::keepalive`]).
     pub keepalive_time: Duration,
     /// `connectTime`; `None`: the session's own default.
-    pub connect_time: Option<Duration>,
+    pub connect_time: Option<ConnectTime>,
     /// `ebgpMultiHop`.
     pub ebgp_multihop: bool,
     /// TCP MD5 password, from `password` or resolved from `passwordSecret`.
@@ -243,16 +244,14 @@ pub(super) fn validate(
             .map_err(|_| keepalive_error(&mut errors))
             .ok()
     });
-    let connect_time = duration_field(&me, "connectTime", &s.connect_time, &mut errors);
-    if let Some(c) = connect_time
-        && (c.subsec_nanos() != 0 || c < Duration::from_secs(1) || c > Duration::from_secs(65535))
-    {
-        errors.push(me.error(
-            "spec.connectTime",
-            s.connect_time.as_deref(),
-            "connectTime must be whole seconds between 1s and 65535s",
-        ));
-    }
+    let connect_time =
+        duration_field(&me, "connectTime", &s.connect_time, &mut errors).and_then(|c| {
+            ConnectTime::from_duration(c)
+                .map_err(|m| {
+                    errors.push(me.error("spec.connectTime", s.connect_time.as_deref(), m))
+                })
+                .ok()
+        });
 
     let ebgp_multihop = s.ebgp_multi_hop.unwrap_or(false);
     let local_as = s.local_asn.unwrap_or(s.my_asn);
