@@ -37,7 +37,7 @@ pub use duration::parse_duration;
 pub use error::{ConfigError, Kind, ObjectRef};
 pub use hold_time::{DURATION_PATTERN, HoldTime};
 pub use l2_advertisement::{L2Adv, PreferredNode};
-pub use peer::{Peer, PeerAsn};
+pub use peer::{EBGP_MULTIHOP_MESSAGE, Peer, PeerAsn, ebgp_multihop_cel_validation};
 pub use pool::{Allocation, Pool};
 /// CEL rules for one pool address entry (see [`parse_range`]).
 pub use range::cel_validations as address_cel_validations;

@@ -30,6 +30,34 @@ pub enum PeerAsn {
     External,
 }
 
+impl PeerAsn {
+    /// Whether the session is iBGP when we present `local_as` (`localASN`, else `myASN`):
+    /// `dynamicASN: internal`, or a `peerASN` equal to it.
+    pub fn is_ibgp(self, local_as: u32) -> bool {
+        match self {
+            PeerAsn::Fixed(asn) => asn == local_as,
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+}
+
+/// `ebgpMultiHop` on an iBGP peer: the message in config errors and from the API server.
+pub const EBGP_MULTIHOP_MESSAGE: &str = "ebgpMultiHop applies only to eBGP peers: not with \
+     dynamicASN internal, nor with a peerASN equal to localASN (myASN when localASN is unset)";
+
+/// The object-level CEL rule on `BGPPeer.spec` for `ebgpMultiHop`: the test of
+/// [`PeerAsn::is_ibgp`] (issue #17: `dynamicASN: internal` included).
+pub fn ebgp_multihop_cel_validation() -> serde_json::Value {
+    serde_json::json!({
+        "rule": "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || \
+                 (has(self.dynamicASN) ? self.dynamicASN != 'internal' : \
+                 !has(self.peerASN) || self.peerASN != (has(self.localASN) ? self.localASN : self.myASN))",
+        "message": EBGP_MULTIHOP_MESSAGE,
+        "fieldPath": ".ebgpMultiHop"
+    })
+}
+
 /// A validated BGP peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
@@ -80,11 +108,7 @@ impl Peer {
 
     /// Whether the session is iBGP (for `dynamicASN`, by its mode).
     pub fn is_ibgp(&self) -> bool {
-        match self.peer_asn {
-            PeerAsn::Fixed(asn) => asn == self.local_as(),
-            PeerAsn::Internal => true,
-            PeerAsn::External => false,
-        }
+        self.peer_asn.is_ibgp(self.local_as())
     }
 }
 
@@ -255,17 +279,8 @@ pub(super) fn validate(
 
     let ebgp_multihop = s.ebgp_multi_hop.unwrap_or(false);
     let local_as = s.local_asn.unwrap_or(s.my_asn);
-    let ibgp = match peer_asn {
-        Some(PeerAsn::Fixed(asn)) => asn == local_as,
-        Some(PeerAsn::Internal) => true,
-        _ => false,
-    };
-    if ebgp_multihop && ibgp {
-        errors.push(me.error(
-            "spec.ebgpMultiHop",
-            Some("true"),
-            "ebgpMultiHop applies only to eBGP peers (peer ASN equals our ASN)",
-        ));
+    if ebgp_multihop && peer_asn.is_some_and(|p| p.is_ibgp(local_as)) {
+        errors.push(me.error("spec.ebgpMultiHop", Some("true"), EBGP_MULTIHOP_MESSAGE));
     }
 
     let password = match (&s.password, &s.password_secret) {

@@ -5,7 +5,7 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Asn, ConnectTime, DURATION_PATTERN, HoldTime};
+use crate::config::{Asn, ConnectTime, DURATION_PATTERN, HoldTime, ebgp_multihop_cel_validation};
 
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
 ///
@@ -51,11 +51,7 @@ use crate::config::{Asn, ConnectTime, DURATION_PATTERN, HoldTime};
         "message": "password and passwordSecret are mutually exclusive",
         "fieldPath": ".passwordSecret"
     },
-    {
-        "rule": "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || !has(self.peerASN) || self.peerASN != self.myASN",
-        "message": "ebgpMultiHop applies only to eBGP peers (peerASN different from myASN)",
-        "fieldPath": ".ebgpMultiHop"
-    }
+    ebgp_multihop_cel_validation()
 ]))]
 pub struct BGPPeerSpec {
     /// Our AS number, 1..4294967295.
