@@ -1,4 +1,9 @@
-//! The crate's error type (one `thiserror` enum; the allocator's typed failure is nested).
+//! The crate's error type (one `thiserror` enum) and the allocator's typed failures.
+//!
+//! An allocation failure is not an [`Error`]: it is a decision, reported on the Service
+//! (condition, Event, `allocation failures by reason` metric) with [`AllocError::reason`];
+//! a pool the allocator refuses is reported as a configuration error. [`Error`] is for what
+//! failed to happen (API requests, files, the Lease).
 
 use std::net::IpAddr;
 
@@ -9,24 +14,6 @@ use crate::allocator::{Family, FamilyPolicy, Port, ServiceKey};
 /// Errors of `ferrolb-controller`.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// Allocating (or keeping) addresses for a Service failed.
-    #[error("failed to allocate an address for Service {service}")]
-    Allocate {
-        /// The Service.
-        service: ServiceKey,
-        /// Why (boxed: the allocator's typed reason is ~136 bytes and would make every
-        /// `Result<_, Error>` of the crate that large).
-        #[source]
-        source: Box<AllocError>,
-    },
-    /// A pool configuration was rejected by the allocator.
-    #[error("failed to apply the IPAddressPool configuration")]
-    SetPools {
-        /// Why (boxed: the allocator's typed reason is ~136 bytes and would make every
-        /// `Result<_, Error>` of the crate that large).
-        #[source]
-        source: Box<AllocError>,
-    },
     /// The standalone manifests directory cannot be watched.
     #[error(transparent)]
     Cluster(#[from] ferrolb_cluster::Error),
@@ -53,7 +40,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// This replica lost the leader Lease (it exits; the pod restarts as a standby).
+    /// This replica lost the leader Lease (its leader work stops and it goes back to standby
+    /// in-process; counted as a reconcile error, never returned).
     #[error("lost the leader Lease")]
     LeaseLost,
     /// Publishing an Event failed.
@@ -71,7 +59,6 @@ impl Error {
     /// Short PascalCase reason for Events and the failure metric's label.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Allocate { source, .. } | Error::SetPools { source } => source.reason(),
             Error::Io { .. } => "Io",
             Error::Cluster(_) => "Cluster",
             Error::EncodeStatus(_) => "EncodeStatus",
@@ -177,18 +164,6 @@ pub enum AllocError {
         /// First shared address.
         ip: IpAddr,
     },
-    /// A range is malformed.
-    #[error("pool {pool}: range {start}-{end} {problem}")]
-    InvalidRange {
-        /// The pool.
-        pool: String,
-        /// Range start.
-        start: IpAddr,
-        /// Range end.
-        end: IpAddr,
-        /// "mixes IPv4 and IPv6" or "starts after it ends".
-        problem: &'static str,
-    },
     /// `avoidBuggyIPs` on an IPv4 space larger than a /8 (its free space keeps one interval
     /// per /24).
     #[error(
@@ -240,7 +215,6 @@ impl AllocError {
             AllocError::FamilyUnavailable { .. } => "FamilyUnavailable",
             AllocError::InvalidRequest(_) => "InvalidRequest",
             AllocError::PoolOverlap { .. }
-            | AllocError::InvalidRange { .. }
             | AllocError::AvoidBuggyTooLarge { .. }
             | AllocError::DuplicatePool { .. } => "InvalidPools",
         }

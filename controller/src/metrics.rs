@@ -160,7 +160,7 @@ impl Metrics {
             drop(m.allocation_failures.get_or_create(&l));
             drop(m.services_pending.get_or_create(&l));
         }
-        // Error::reason() labels other than allocation failures (counted from zero).
+        // Every Error::reason() label (counted from zero).
         for error in ["Io", "EncodeStatus", "Kube", "Event", "LeaseLost"] {
             drop(m.reconcile_errors.get_or_create(&ErrorLabel {
                 error: error.to_string(),

@@ -81,6 +81,12 @@ fn peer_rules_reject() {
         "ebgpMultiHop applies only to eBGP",
     );
     rejects(
+        &peer(
+            "  myASN: 64512\n  dynamicASN: internal\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n",
+        ),
+        ferrolb_crds::config::EBGP_MULTIHOP_MESSAGE,
+    );
+    rejects(
         &peer("  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.300\n"),
         "peerAddress must be an IP address",
     );

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ferrolb_crds::config::{HoldTime, Kind, PeerAsn};
+use ferrolb_crds::config::{ConnectTime, HoldTime, Kind, PeerAsn};
 use std::time::Duration;
 
 const BASE: &str = "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.254\n";
@@ -31,7 +31,11 @@ fn timers_from_duration_strings() {
     no_errors(&out);
     let p = &out.config.peers["tor"];
     assert_eq!(
-        (p.hold_time.as_duration(), p.keepalive_time, p.connect_time),
+        (
+            p.hold_time.as_duration(),
+            p.keepalive_time,
+            p.connect_time.map(ConnectTime::as_duration)
+        ),
         (
             Duration::from_secs(90),
             Duration::from_secs(10),

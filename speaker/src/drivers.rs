@@ -63,7 +63,7 @@ pub fn peer_config(p: &Peer) -> PeerConfig {
     c.hold_time = p.hold_time.secs();
     c.keepalive = u16::try_from(p.keepalive_time.as_secs()).unwrap_or(u16::MAX);
     if let Some(t) = p.connect_time {
-        c.connect_time = t;
+        c.connect_time = t.as_duration();
     }
     c.ebgp_multihop = p.ebgp_multihop.then_some(255);
     c.md5_password = p.password.clone();

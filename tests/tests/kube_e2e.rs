@@ -482,8 +482,9 @@ fn cluster_on_a_real_api_server() {
     // The controller's own reconnect decides when `late` gets its IP (bounded generously:
     // that is the controller's business); from then on the speakers announce it at once.
     k.apply(&service(&ns, "late", "bgp-pool", false, &[0, 1, 2]));
-    // A controller that lost its Lease during the outage exits; its Deployment would
-    // restart it, so the test does.
+    // A controller that lost its Lease during the outage goes back to standby in-process
+    // and competes for it again once the API server is back (kubernetes::run); it does not
+    // exit. Should it have exited anyway, its Deployment would restart it, so the test does.
     let mut restarted = false;
     let late = wait_until(Duration::from_secs(40), POLL, || {
         if !lab.controller.as_mut().is_some_and(|c| c.is_running()) && !restarted {

@@ -62,12 +62,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 pub use crate::error::{AllocError, FamilyGap, Ineligible, SharingConflict};
+use ferrolb_crds::config::{find_overlaps, ip_to_u128};
 pub use interval::IntervalSet;
 pub use types::{
-    Allocation, Assignment, Family, FamilyPolicy, Labels, MatchLabels, OutsidePool, Pool,
+    Allocation, Assignment, Family, FamilyPolicy, IpRange, Labels, MatchLabels, OutsidePool, Pool,
     PoolUsage, Port, Protocol, Request, Selector, ServiceAllocation, ServiceKey, Sharing,
 };
-use types::{from_u128, to_u128};
 
 /// One pool and its free space.
 #[derive(Clone, Debug)]
@@ -158,9 +158,20 @@ impl Allocator {
     /// Replaces the pool configuration. Assignments are kept, whatever the new pools say;
     /// the returned list names every held address that is now outside every pool (sorted).
     ///
-    /// Fails, changing nothing, when a range is malformed, two pools share a name or two
-    /// ranges overlap.
+    /// Fails, changing nothing, when two pools share a name or two ranges overlap (the
+    /// validated config never has either: [`find_overlaps`] is its overlap rule too), or when
+    /// `avoidBuggyIPs` is set on more IPv4 addresses than the allocator supports.
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<Vec<OutsidePool>, AllocError> {
+        let all = pools
+            .iter()
+            .flat_map(|p| p.ranges.iter().map(move |r| (p.name.as_str(), *r)));
+        if let Some(o) = find_overlaps(all).first() {
+            return Err(AllocError::PoolOverlap {
+                a: o.earlier.to_owned(),
+                b: o.later.to_owned(),
+                ip: o.at,
+            });
+        }
         let mut pools = pools;
         pools.sort_by(|a, b| pool_order(a).cmp(&pool_order(b)));
         let mut by_name = HashMap::new();
@@ -171,46 +182,10 @@ impl Allocator {
                 return Err(AllocError::DuplicatePool { pool: cfg.name });
             }
             let mut ranges: [IntervalSet; 2] = Default::default();
-            for &(start, end) in &cfg.ranges {
-                let family = Family::of(start);
-                let problem = if family != Family::of(end) {
-                    Some("mixes IPv4 and IPv6")
-                } else if to_u128(start) > to_u128(end) {
-                    Some("starts after it ends")
-                } else {
-                    None
-                };
-                if let Some(problem) = problem {
-                    return Err(AllocError::InvalidRange {
-                        pool: cfg.name,
-                        start,
-                        end,
-                        problem,
-                    });
-                }
-                let (s, e) = (to_u128(start), to_u128(end));
-                let idx = &mut index[family.index()];
-                let clash = idx
-                    .range(..=e)
-                    .next_back()
-                    .filter(|(_, (other_end, _))| *other_end >= s)
-                    .map(|(&other_start, &(_, other))| (other_start.max(s), other));
-                if let Some((at, other)) = clash {
-                    let a = if other == i {
-                        cfg.name.clone()
-                    } else {
-                        states
-                            .get(other)
-                            .map_or_else(|| cfg.name.clone(), |p: &PoolState| p.cfg.name.clone())
-                    };
-                    return Err(AllocError::PoolOverlap {
-                        a,
-                        b: cfg.name,
-                        ip: from_u128(family, at),
-                    });
-                }
-                idx.insert(s, (e, i));
-                ranges[family.index()].insert(s, e);
+            for r in &cfg.ranges {
+                let (s, e) = r.interval();
+                index[r.family().index()].insert(s, (e, i));
+                ranges[r.family().index()].insert(s, e);
             }
             let v4_count = ranges[Family::V4.index()].len();
             if cfg.avoid_buggy_ips && v4_count > 1 << 24 {
@@ -249,7 +224,7 @@ impl Allocator {
             if let Some(p) = pool {
                 let state = &mut self.pools[p];
                 state.assigned[Family::of(ip).index()] += 1;
-                state.free[Family::of(ip).index()].remove_one(to_u128(ip));
+                state.free[Family::of(ip).index()].remove_one(ip_to_u128(ip));
             }
             if let Some(st) = self.ips.get_mut(&ip) {
                 st.pool = pool;
@@ -411,7 +386,7 @@ impl Allocator {
     // ----- internals -----
 
     fn lookup(&self, ip: IpAddr) -> Option<usize> {
-        let x = to_u128(ip);
+        let x = ip_to_u128(ip);
         self.index[Family::of(ip).index()]
             .range(..=x)
             .next_back()
@@ -439,7 +414,7 @@ impl Allocator {
                 let ps = &mut self.pools[p];
                 ps.assigned[Family::of(ip).index()] -= 1;
                 if ps.allocatable(ip) {
-                    ps.free[Family::of(ip).index()].insert_one(to_u128(ip));
+                    ps.free[Family::of(ip).index()].insert_one(ip_to_u128(ip));
                 }
             }
             if let Some(sh) = &st.sharing
@@ -467,7 +442,7 @@ impl Allocator {
                 if let Some(p) = pool {
                     let ps = &mut self.pools[p];
                     ps.assigned[Family::of(ip).index()] += 1;
-                    ps.free[Family::of(ip).index()].remove_one(to_u128(ip));
+                    ps.free[Family::of(ip).index()].remove_one(ip_to_u128(ip));
                 }
                 self.ips.insert(
                     ip,

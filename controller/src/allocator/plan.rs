@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::types::from_u128;
 use super::{AllocError, Allocator, Family, FamilyGap, FamilyPolicy, Ineligible, Request};
+use ferrolb_crds::config::u128_to_ip;
 
 impl Allocator {
     /// Does pool `p` serve this Service (namespace and label selection)?
@@ -388,6 +388,6 @@ impl Allocator {
         }
         Ok(self.pools[p].free[f.index()]
             .first()
-            .map(|x| from_u128(f, x)))
+            .map(|x| u128_to_ip(f, x)))
     }
 }

@@ -20,6 +20,7 @@
 //! At least 10,000 operations run in total (asserted).
 
 use super::*;
+use ferrolb_crds::config::u128_to_ip;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, HashSet};
@@ -104,11 +105,11 @@ impl PoolSpec {
         let [r4, r6] = self.ranges(i);
         let ranges = r4
             .iter()
-            .map(|&(s, e)| (from_u128(Family::V4, s), from_u128(Family::V4, e)))
-            .chain(
-                r6.iter()
-                    .map(|&(s, e)| (from_u128(Family::V6, s), from_u128(Family::V6, e))),
-            )
+            .map(|&(s, e)| (Family::V4, s, e))
+            .chain(r6.iter().map(|&(s, e)| (Family::V6, s, e)))
+            .map(|(f, s, e)| {
+                IpRange::new(u128_to_ip(f, s), u128_to_ip(f, e)).expect("start <= end")
+            })
             .collect();
         let mut p = Pool::new(format!("p{i}"), ranges)
             .auto_assign(self.auto)
@@ -167,9 +168,9 @@ enum IpChoice {
 impl IpChoice {
     fn ip(&self) -> IpAddr {
         match *self {
-            IpChoice::V4(o) => from_u128(Family::V4, v4(o)),
-            IpChoice::V6(r, o) => from_u128(Family::V6, v6_base(r) + o as u128),
-            IpChoice::Outside(o) => from_u128(Family::V4, 0xc633_6400 | o as u128), // 198.51.100.o
+            IpChoice::V4(o) => u128_to_ip(Family::V4, v4(o)),
+            IpChoice::V6(r, o) => u128_to_ip(Family::V6, v6_base(r) + o as u128),
+            IpChoice::Outside(o) => u128_to_ip(Family::V4, 0xc633_6400 | o as u128), // 198.51.100.o
         }
     }
 }
@@ -344,7 +345,7 @@ impl Harness {
 
     /// Model pool containing an address.
     fn model_pool_of(&self, ip: IpAddr) -> Option<usize> {
-        let (f, x) = (Family::of(ip), to_u128(ip));
+        let (f, x) = (Family::of(ip), ip_to_u128(ip));
         self.pools.iter().find_map(|(&i, s)| {
             s.ranges(i)[f.index()]
                 .iter()
@@ -371,7 +372,7 @@ impl Harness {
         for (s, e) in ranges {
             let mut x = s;
             while x <= e {
-                let ip = from_u128(f, x);
+                let ip = u128_to_ip(f, x);
                 let skipped = spec.buggy && is_buggy(ip);
                 if !held.contains(&ip) && !skipped {
                     return Some(ip);
@@ -479,7 +480,7 @@ impl Harness {
                 };
                 let idx = |n: &str| n[1..].parse::<usize>().unwrap();
                 for name in [a, b] {
-                    let (f, x) = (Family::of(*ip), to_u128(*ip));
+                    let (f, x) = (Family::of(*ip), ip_to_u128(*ip));
                     prop_assert!(
                         next[&idx(name)].ranges(idx(name))[f.index()]
                             .iter()
@@ -865,7 +866,7 @@ impl Harness {
                     ranges[0]
                         .iter()
                         .flat_map(|&(s, e)| s..=e)
-                        .filter(|&x| is_buggy(from_u128(f, x)))
+                        .filter(|&x| is_buggy(u128_to_ip(f, x)))
                         .count() as u128
                 } else {
                     0
@@ -886,7 +887,7 @@ impl Harness {
                 // first addresses (a /64 cannot be enumerated).
                 let ps = &self.a.pools[self.a.by_name[&format!("p{i}")]];
                 prop_assert_eq!(
-                    ps.free[f.index()].first().map(|x| from_u128(f, x)),
+                    ps.free[f.index()].first().map(|x| u128_to_ip(f, x)),
                     self.lowest_free(i, f, &held_set)
                 );
             }

@@ -138,7 +138,7 @@ fn avoid_buggy_ips_skips_dot0_and_dot255() {
     a.release(&key("d/x"));
     let u = a.pool_usage("p").unwrap();
     assert_eq!(u.assigned_v4, 3);
-    assert!(!a.pools[0].free[0].contains(to_u128(ip("192.0.3.0"))));
+    assert!(!a.pools[0].free[0].contains(ip_to_u128(ip("192.0.3.0"))));
 }
 
 #[test]
@@ -419,12 +419,6 @@ fn invalid_pools_are_rejected_without_change() {
         .set_pools(vec![pool("a", &["192.0.2.0/29", "192.0.2.7/32"])])
         .unwrap_err();
     assert_eq!(err.to_string(), "pools a and a overlap at 192.0.2.7");
-    let bad = Pool::new("m", vec![(ip("192.0.2.1"), ip("2001:db8::1"))]);
-    let err = a.set_pools(vec![bad]).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "pool m: range 192.0.2.1-2001:db8::1 mixes IPv4 and IPv6"
-    );
     let err = a
         .set_pools(vec![
             pool("d", &["192.0.2.0/30"]),
@@ -527,26 +521,15 @@ fn restore_reproduces_state_and_reports() {
 }
 
 #[test]
-fn crate_error_wraps_alloc_error_with_source() {
-    use std::error::Error as _;
-    let e = crate::Error::Allocate {
-        service: key("d/a"),
-        source: Box::new(AllocError::NotInPool {
-            ip: ip("192.0.2.7"),
-        }),
-    };
-    assert_eq!(
-        e.to_string(),
-        "failed to allocate an address for Service d/a"
-    );
-    assert_eq!(
-        e.source().unwrap().to_string(),
-        "192.0.2.7 is not in any pool"
-    );
-    assert_eq!(e.reason(), "NotInPool");
+fn reasons_are_pascal_case_and_listed() {
     for r in AllocError::REASONS {
         assert!(r.chars().next().unwrap().is_ascii_uppercase());
     }
+    let e = AllocError::NotInPool {
+        ip: ip("192.0.2.7"),
+    };
+    assert_eq!(e.to_string(), "192.0.2.7 is not in any pool");
+    assert_eq!(e.reason(), "NotInPool");
 }
 
 #[test]

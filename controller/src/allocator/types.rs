@@ -1,69 +1,14 @@
 //! Plain input and output types of the allocator. No Kubernetes types: the reconciler
-//! converts the validated config and each Service into these.
+//! converts the validated config and each Service into these. [`Family`] and the address
+//! numbering (`ip_to_u128`/`u128_to_ip`) are the validated config's own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-/// An address family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-impl Family {
-    /// The family of an address.
-    pub fn of(ip: IpAddr) -> Family {
-        match ip {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-
-    /// The other family.
-    pub fn other(self) -> Family {
-        match self {
-            Family::V4 => Family::V6,
-            Family::V6 => Family::V4,
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Family::V4 => 0,
-            Family::V6 => 1,
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
-    }
-}
-
-/// Maps an address to its `u128` key (IPv4 as its `u32` value). The family is kept apart.
-pub(crate) fn to_u128(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u32::from(a) as u128,
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-/// The inverse of [`to_u128`].
-pub(crate) fn from_u128(family: Family, x: u128) -> IpAddr {
-    match family {
-        Family::V4 => IpAddr::V4(Ipv4Addr::from(x as u32)),
-        Family::V6 => IpAddr::V6(Ipv6Addr::from(x)),
-    }
-}
+use ferrolb_crds::config::parse_range;
+pub use ferrolb_crds::config::{Family, IpRange};
 
 /// A Service's identity, `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,8 +75,8 @@ pub struct ServiceAllocation {
 pub struct Pool {
     /// Pool name (unique).
     pub name: String,
-    /// Inclusive address intervals. Both ends of an interval must be of the same family.
-    pub ranges: Vec<(IpAddr, IpAddr)>,
+    /// Address ranges (validated: one family, start <= end).
+    pub ranges: Vec<IpRange>,
     /// Used for automatic allocation; when false only by explicit request (IP or pool pin).
     pub auto_assign: bool,
     /// Skip IPv4 addresses ending in `.0` or `.255` in automatic allocation.
@@ -142,7 +87,7 @@ pub struct Pool {
 
 impl Pool {
     /// A pool with `autoAssign: true`, no `avoidBuggyIPs`, no `serviceAllocation`.
-    pub fn new(name: impl Into<String>, ranges: Vec<(IpAddr, IpAddr)>) -> Self {
+    pub fn new(name: impl Into<String>, ranges: Vec<IpRange>) -> Self {
         Self {
             name: name.into(),
             ranges,
@@ -155,17 +100,10 @@ impl Pool {
     /// Parses `"192.0.2.0/29"` or `"192.0.2.1-192.0.2.9"` entries into a pool (for tests,
     /// examples and benches; the reconciler passes the validated ranges directly).
     pub fn parse(name: impl Into<String>, addresses: &[&str]) -> Result<Self, String> {
-        let mut ranges = Vec::new();
-        for a in addresses {
-            if let Some((s, e)) = a.split_once('-') {
-                let s: IpAddr = s.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-                let e: IpAddr = e.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-                ranges.push((s, e));
-            } else {
-                let net: ipnet::IpNet = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-                ranges.push((net.network(), net.broadcast()));
-            }
-        }
+        let ranges = addresses
+            .iter()
+            .map(|a| parse_range(a).map_err(|e| format!("{a}: {e}")))
+            .collect::<Result<_, _>>()?;
         Ok(Self::new(name, ranges))
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ferrolb_crds::config::{Family as CfgFamily, SelectorSet};
+use ferrolb_crds::config::SelectorSet;
 use ferrolb_crds::service::{
     IpFamilyPolicy, Protocol as SvcProtocol, ServiceRequest, TrafficPolicy,
 };
@@ -17,7 +17,7 @@ impl Core {
     /// Converts the parsed Service into the allocator's request.
     pub fn to_request(&self, req: &ServiceRequest) -> Request {
         let families: Vec<Family> = if !req.ip_families.is_empty() {
-            req.ip_families.iter().map(|f| family(*f)).collect()
+            req.ip_families.clone()
         } else if !req.cluster_ips.is_empty() {
             req.cluster_ips.iter().map(|ip| Family::of(*ip)).collect()
         } else {
@@ -65,13 +65,6 @@ impl Core {
     }
 }
 
-fn family(f: CfgFamily) -> Family {
-    match f {
-        CfgFamily::V4 => Family::V4,
-        CfgFamily::V6 => Family::V6,
-    }
-}
-
 /// A validated selector set as the allocator's [`Selector`].
 #[derive(Debug)]
 struct Sel(SelectorSet);
@@ -100,7 +93,7 @@ pub fn to_alloc_pool(p: &ferrolb_crds::config::Pool) -> Pool {
     });
     Pool {
         name: p.name.clone(),
-        ranges: p.ranges.iter().map(|r| (r.start(), r.end())).collect(),
+        ranges: p.ranges.clone(),
         auto_assign: p.auto_assign,
         avoid_buggy_ips: p.avoid_buggy_ips,
         service_allocation,

@@ -177,8 +177,9 @@ impl Core {
         decision
     }
 
-    /// Hands the pools to the allocator. The config function has validated them; a pool the
-    /// allocator still refuses (a limit of its own) is left out and reported, the rest apply.
+    /// Hands the pools to the allocator. The config function has validated them (ranges,
+    /// overlaps, unique names), so the allocator refuses a pool only for a limit of its own
+    /// (`avoidBuggyIPs` on more than a /8): that pool is left out and reported, the rest apply.
     fn set_pools(&mut self, config: &Config) -> Vec<ConfigError> {
         let all: Vec<Pool> = config.pools.values().map(to_alloc_pool).collect();
         if self.allocator.set_pools(all.clone()).is_ok() {

@@ -437,3 +437,28 @@ fn a_pool_the_allocator_refuses_is_reported_and_the_others_apply() {
     assert_eq!(d.errors.len(), 1);
     assert!(d.events.is_empty() && !d.errors_changed);
 }
+
+#[test]
+fn overlapping_pools_are_one_config_error_naming_both_pools_and_the_field() {
+    // The config function rejects the overlap; the allocator never sees it, so there is one
+    // error (not a second "pools a and b overlap" from the allocator).
+    let mut core = Core::new(false);
+    let d = core.apply_config(&res(vec![
+        pool("a", &["192.0.2.0/28"]),
+        pool("b", &["198.51.100.0/30", "192.0.2.8/29"]),
+    ]));
+    assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+    assert_eq!(
+        d.errors[0].to_string(),
+        "IPAddressPool ferrolb-system/b: spec.addresses[1] \"192.0.2.8/29\": overlaps \
+         192.0.2.0/28 of IPAddressPool ferrolb-system/a"
+    );
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].reason, reasons::INVALID_CONFIGURATION);
+    assert_eq!(
+        d.events[0].object.to_string(),
+        "IPAddressPool ferrolb-system/b"
+    );
+    assert_eq!(core.allocator().pool_of(ip("192.0.2.9")), Some("a"));
+    assert_eq!(core.allocator().pool_of(ip("198.51.100.1")), None);
+}

@@ -11,6 +11,7 @@ mod bfd;
 mod bgp_advertisement;
 mod community;
 mod community_set;
+mod connect_time;
 mod duration;
 mod error;
 mod hold_time;
@@ -31,17 +32,18 @@ pub use bfd::Bfd;
 pub use bgp_advertisement::BgpAdv;
 pub use community::{CommunityValue, WELL_KNOWN};
 pub use community_set::CommunitySet;
+pub use connect_time::ConnectTime;
 pub use duration::parse_duration;
 pub use error::{ConfigError, Kind, ObjectRef};
 pub use hold_time::{DURATION_PATTERN, HoldTime};
 pub use l2_advertisement::{L2Adv, PreferredNode};
-pub use peer::{Peer, PeerAsn};
+pub use peer::{EBGP_MULTIHOP_MESSAGE, Peer, PeerAsn, ebgp_multihop_cel_validation};
 pub use pool::{Allocation, Pool};
 /// CEL rules for one pool address entry (see [`parse_range`]).
 pub use range::cel_validations as address_cel_validations;
 pub use range::{
-    Family, IpRange, NOT_AN_ADDRESS_RANGE, RANGE_MIXES_FAMILIES, RANGE_START_AFTER_END, ip_to_u128,
-    parse_range, u128_to_ip,
+    Family, IpRange, NOT_AN_ADDRESS_RANGE, Overlap, RANGE_MIXES_FAMILIES, RANGE_START_AFTER_END,
+    find_overlaps, ip_to_u128, parse_range, u128_to_ip,
 };
 pub use selector::{Requirement, Selector, SelectorError, SelectorSet};
 

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::asn::Asn;
 use super::bfd::Bfd;
+use super::connect_time::ConnectTime;
 use super::duration::parse_duration;
 use super::error::{ConfigError, Kind, ObjectRef};
 use super::hold_time::HoldTime;
@@ -27,6 +28,34 @@ pub enum PeerAsn {
     Internal,
     /// `dynamicASN: external`: whatever the peer sends, which must differ from ours.
     External,
+}
+
+impl PeerAsn {
+    /// Whether the session is iBGP when we present `local_as` (`localASN`, else `myASN`):
+    /// `dynamicASN: internal`, or a `peerASN` equal to it.
+    pub fn is_ibgp(self, local_as: u32) -> bool {
+        match self {
+            PeerAsn::Fixed(asn) => asn == local_as,
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+}
+
+/// `ebgpMultiHop` on an iBGP peer: the message in config errors and from the API server.
+pub const EBGP_MULTIHOP_MESSAGE: &str = "ebgpMultiHop applies only to eBGP peers: not with \
+     dynamicASN internal, nor with a peerASN equal to localASN (myASN when localASN is unset)";
+
+/// The object-level CEL rule on `BGPPeer.spec` for `ebgpMultiHop`: the test of
+/// [`PeerAsn::is_ibgp`] (issue #17: `dynamicASN: internal` included).
+pub fn ebgp_multihop_cel_validation() -> serde_json::Value {
+    serde_json::json!({
+        "rule": "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || \
+                 (has(self.dynamicASN) ? self.dynamicASN != 'internal' : \
+                 !has(self.peerASN) || self.peerASN != (has(self.localASN) ? self.localASN : self.myASN))",
+        "message": EBGP_MULTIHOP_MESSAGE,
+        "fieldPath": ".ebgpMultiHop"
+    })
 }
 
 /// A validated BGP peer.
@@ -56,7 +85,7 @@ pub struct Peer {
     /// at least 1 s and below it (see [`HoldTime::keepalive`]).
     pub keepalive_time: Duration,
     /// `connectTime`; `None`: the session's own default.
-    pub connect_time: Option<Duration>,
+    pub connect_time: Option<ConnectTime>,
     /// `ebgpMultiHop`.
     pub ebgp_multihop: bool,
     /// TCP MD5 password, from `password` or resolved from `passwordSecret`.
@@ -79,11 +108,7 @@ impl Peer {
 
     /// Whether the session is iBGP (for `dynamicASN`, by its mode).
     pub fn is_ibgp(&self) -> bool {
-        match self.peer_asn {
-            PeerAsn::Fixed(asn) => asn == self.local_as(),
-            PeerAsn::Internal => true,
-            PeerAsn::External => false,
-        }
+        self.peer_asn.is_ibgp(self.local_as())
     }
 }
 
@@ -243,30 +268,19 @@ pub(super) fn validate(
             .map_err(|_| keepalive_error(&mut errors))
             .ok()
     });
-    let connect_time = duration_field(&me, "connectTime", &s.connect_time, &mut errors);
-    if let Some(c) = connect_time
-        && (c.subsec_nanos() != 0 || c < Duration::from_secs(1) || c > Duration::from_secs(65535))
-    {
-        errors.push(me.error(
-            "spec.connectTime",
-            s.connect_time.as_deref(),
-            "connectTime must be whole seconds between 1s and 65535s",
-        ));
-    }
+    let connect_time =
+        duration_field(&me, "connectTime", &s.connect_time, &mut errors).and_then(|c| {
+            ConnectTime::from_duration(c)
+                .map_err(|m| {
+                    errors.push(me.error("spec.connectTime", s.connect_time.as_deref(), m))
+                })
+                .ok()
+        });
 
     let ebgp_multihop = s.ebgp_multi_hop.unwrap_or(false);
     let local_as = s.local_asn.unwrap_or(s.my_asn);
-    let ibgp = match peer_asn {
-        Some(PeerAsn::Fixed(asn)) => asn == local_as,
-        Some(PeerAsn::Internal) => true,
-        _ => false,
-    };
-    if ebgp_multihop && ibgp {
-        errors.push(me.error(
-            "spec.ebgpMultiHop",
-            Some("true"),
-            "ebgpMultiHop applies only to eBGP peers (peer ASN equals our ASN)",
-        ));
+    if ebgp_multihop && peer_asn.is_some_and(|p| p.is_ibgp(local_as)) {
+        errors.push(me.error("spec.ebgpMultiHop", Some("true"), EBGP_MULTIHOP_MESSAGE));
     }
 
     let password = match (&s.password, &s.password_secret) {

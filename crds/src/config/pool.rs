@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::error::{ConfigError, Kind, ObjectRef};
-use super::range::{Family, IpRange, parse_range};
+use super::range::{Family, IpRange, find_overlaps, parse_range};
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
 use crate::v1alpha1::IPAddressPool;
@@ -110,22 +110,17 @@ pub(super) fn validate(
             Err(m) => errors.push(me.error(format!("spec.addresses[{i}]"), Some(text), m)),
         }
     }
-    // Overlap within the pool: sort by (family, start) and compare neighbours.
-    let mut sorted = ranges.clone();
-    sorted.sort_by_key(|(_, r)| (r.family(), r.interval().0));
-    for w in sorted.windows(2) {
-        let ((i, a), (j, b)) = (w[0], w[1]);
-        if a.overlaps(&b) {
-            let (first, second) = if i < j { (i, j) } else { (j, i) };
-            errors.push(me.error(
-                format!("spec.addresses[{second}]"),
-                Some(&spec.addresses[second]),
-                format!(
-                    "overlaps spec.addresses[{first}] {:?} of the same pool",
-                    spec.addresses[first]
-                ),
-            ));
-        }
+    // Overlap within the pool.
+    for o in find_overlaps(ranges.iter().copied()) {
+        let (first, second) = (o.earlier.min(o.later), o.earlier.max(o.later));
+        errors.push(me.error(
+            format!("spec.addresses[{second}]"),
+            Some(&spec.addresses[second]),
+            format!(
+                "overlaps spec.addresses[{first}] {:?} of the same pool",
+                spec.addresses[first]
+            ),
+        ));
     }
     let allocation = spec.service_allocation.as_ref().map(|sa| {
         let mut seen = BTreeSet::new();
@@ -192,36 +187,59 @@ pub(super) fn validate(
     })
 }
 
-/// If `pool` overlaps any pool in `accepted`, the error naming the first clash.
+/// Which pool a range in [`overlap_error`]'s sweep belongs to.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    /// `spec.addresses[i]` of the pool being placed.
+    Mine(usize),
+    /// A range of an accepted pool.
+    Other(&'a Pool, IpRange),
+}
+
+/// If `pool` overlaps any pool in `accepted`, the error naming the clash of its lowest
+/// `spec.addresses` index.
 pub(super) fn overlap_error(pool: &Pool, accepted: &BTreeMap<String, Pool>) -> Option<ConfigError> {
-    for (i, r) in pool.ranges.iter().enumerate() {
-        for other in accepted.values() {
-            if other.name == pool.name {
-                continue;
+    let mine = pool
+        .ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (Owner::Mine(i), *r));
+    let theirs = accepted
+        .values()
+        .filter(|other| other.name != pool.name)
+        .flat_map(|other| {
+            other
+                .ranges
+                .iter()
+                .map(move |r| (Owner::Other(other, *r), *r))
+        });
+    let (i, other, o) = find_overlaps(mine.chain(theirs))
+        .into_iter()
+        .filter_map(|found| match (found.earlier, found.later) {
+            (Owner::Mine(i), Owner::Other(p, r)) | (Owner::Other(p, r), Owner::Mine(i)) => {
+                Some((i, p, r))
             }
-            if let Some(o) = other.ranges.iter().find(|o| o.overlaps(r)) {
-                let me = ObjectRef {
-                    kind: Kind::IPAddressPool,
-                    namespace: pool.namespace.clone(),
-                    name: pool.name.clone(),
-                };
-                let them = ObjectRef {
-                    kind: Kind::IPAddressPool,
-                    namespace: other.namespace.clone(),
-                    name: other.name.clone(),
-                };
-                let shown = pool
-                    .addresses
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| r.to_string());
-                return Some(me.error(
-                    format!("spec.addresses[{i}]"),
-                    Some(&shown),
-                    format!("overlaps {o} of {them}"),
-                ));
-            }
-        }
-    }
-    None
+            _ => None,
+        })
+        .min_by_key(|(i, ..)| *i)?;
+    let me = ObjectRef {
+        kind: Kind::IPAddressPool,
+        namespace: pool.namespace.clone(),
+        name: pool.name.clone(),
+    };
+    let them = ObjectRef {
+        kind: Kind::IPAddressPool,
+        namespace: other.namespace.clone(),
+        name: other.name.clone(),
+    };
+    let shown = pool
+        .addresses
+        .get(i)
+        .cloned()
+        .unwrap_or_else(|| pool.ranges[i].to_string());
+    Some(me.error(
+        format!("spec.addresses[{i}]"),
+        Some(&shown),
+        format!("overlaps {o} of {them}"),
+    ))
 }

@@ -23,6 +23,22 @@ impl Family {
         }
     }
 
+    /// The other family.
+    pub fn other(self) -> Self {
+        match self {
+            Family::V4 => Family::V6,
+            Family::V6 => Family::V4,
+        }
+    }
+
+    /// Position in per-family arrays: 0 for IPv4, 1 for IPv6.
+    pub fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
+
     /// Address length in bits (32 or 128).
     pub fn bits(self) -> u8 {
         match self {
@@ -141,6 +157,47 @@ impl IpRange {
             _ => Vec::new(),
         }
     }
+}
+
+/// Two ranges that share addresses, as found by [`find_overlaps`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overlap<K> {
+    /// The range that starts first (on equal starts, the one listed first).
+    pub earlier: K,
+    /// The range that starts inside it.
+    pub later: K,
+    /// The first address both hold (the later range's start).
+    pub at: IpAddr,
+}
+
+/// The overlap rule of pools, within a pool and across pools (MetalLB: no address in two
+/// entries): every range that shares an address with a range starting at or before it, paired
+/// with the one of those reaching furthest. Empty exactly when the ranges are pairwise
+/// disjoint; adjacent ranges do not overlap. The keys say which range is which; the result is
+/// in address order, IPv4 first.
+pub fn find_overlaps<K: Copy>(ranges: impl IntoIterator<Item = (K, IpRange)>) -> Vec<Overlap<K>> {
+    let mut sorted: Vec<(K, IpRange)> = ranges.into_iter().collect();
+    // Stable: equal starts keep the caller's order.
+    sorted.sort_by_key(|(_, r)| (r.family(), r.interval().0));
+    let mut found = Vec::new();
+    let mut reach: Option<(K, IpRange)> = None;
+    for (k, r) in sorted {
+        match reach {
+            Some((rk, rr)) if rr.overlaps(&r) => {
+                found.push(Overlap {
+                    earlier: rk,
+                    later: k,
+                    at: r.start(),
+                });
+                if r.interval().1 > rr.interval().1 {
+                    reach = Some((k, r));
+                }
+            }
+            // Another family, or past the furthest end so far.
+            _ => reach = Some((k, r)),
+        }
+    }
+    found
 }
 
 impl fmt::Display for IpRange {
@@ -279,6 +336,41 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn find_overlaps_pairs_each_range_with_the_one_it_starts_in() {
+        let r = |s: &str| parse_range(s).unwrap();
+        // Adjacent ranges and equal addresses of different families do not overlap.
+        assert!(
+            find_overlaps([
+                (0, r("192.0.2.0/28")),
+                (1, r("192.0.2.16/28")),
+                (2, r("::c000:200/124")),
+            ])
+            .is_empty()
+        );
+        // 2 starts inside 0 (which reaches past 1), not only next to its neighbour 1.
+        let found = find_overlaps([
+            (0, r("192.0.2.0-192.0.2.100")),
+            (1, r("192.0.2.10-192.0.2.20")),
+            (2, r("192.0.2.30-192.0.2.40")),
+            (3, r("2001:db8::/120")),
+            (4, r("2001:db8::ff-2001:db8::1ff")),
+        ]);
+        let pairs: Vec<(i32, i32, IpAddr)> =
+            found.iter().map(|o| (o.earlier, o.later, o.at)).collect();
+        assert_eq!(
+            pairs,
+            [
+                (0, 1, ip("192.0.2.10")),
+                (0, 2, ip("192.0.2.30")),
+                (3, 4, ip("2001:db8::ff")),
+            ]
+        );
+        // Equal starts: the one listed first is the earlier.
+        let found = find_overlaps([("b", r("192.0.2.0/29")), ("a", r("192.0.2.0/28"))]);
+        assert_eq!((found[0].earlier, found[0].later), ("b", "a"));
     }
 
     #[test]

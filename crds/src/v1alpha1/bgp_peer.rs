@@ -5,13 +5,7 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Asn, DURATION_PATTERN, HoldTime};
-
-/// `rule`, evaluated only when `self` is a duration string (otherwise the schema's pattern
-/// reports it, instead of a CEL run-time error).
-fn guarded_duration_rule(rule: &str) -> String {
-    format!("!self.matches(r'{DURATION_PATTERN}') || ({rule})")
-}
+use crate::config::{Asn, ConnectTime, DURATION_PATTERN, HoldTime, ebgp_multihop_cel_validation};
 
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
 ///
@@ -57,11 +51,7 @@ fn guarded_duration_rule(rule: &str) -> String {
         "message": "password and passwordSecret are mutually exclusive",
         "fieldPath": ".passwordSecret"
     },
-    {
-        "rule": "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || !has(self.peerASN) || self.peerASN != self.myASN",
-        "message": "ebgpMultiHop applies only to eBGP peers (peerASN different from myASN)",
-        "fieldPath": ".ebgpMultiHop"
-    }
+    ebgp_multihop_cel_validation()
 ]))]
 pub struct BGPPeerSpec {
     /// Our AS number, 1..4294967295.
@@ -115,10 +105,7 @@ pub struct BGPPeerSpec {
     /// Time between connection attempts (ConnectRetry timer), whole seconds 1s..65535s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": guarded_duration_rule("duration(self) >= duration('1s') && duration(self) <= duration('65535s') && duration(self).getMilliseconds() % 1000 == 0"),
-        "message": "connectTime must be whole seconds between 1s and 65535s"
-    }]))]
+    #[schemars(extend("x-kubernetes-validations" = ConnectTime::cel_validations()))]
     pub connect_time: Option<String>,
     /// Allow the peer to be more than one hop away (eBGP only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

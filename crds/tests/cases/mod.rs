@@ -195,6 +195,32 @@ pub const CASES: &[Case] = &[
         "spec.ebgpMultiHop",
         "only to eBGP",
     ),
+    // ebgpMultiHop is for eBGP only: iBGP is dynamicASN internal or a peerASN equal to the AS
+    // we present (localASN, else myASN) (issue #17).
+    bad(
+        PEER,
+        "  myASN: 64512\n  dynamicASN: internal\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n",
+        "spec.ebgpMultiHop",
+        "only to eBGP",
+    ),
+    ok(
+        PEER,
+        "  myASN: 64512\n  dynamicASN: external\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n",
+    ),
+    ok(
+        PEER,
+        "  myASN: 64512\n  dynamicASN: internal\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: false\n",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  localASN: 64513\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n",
+        "spec.ebgpMultiHop",
+        "only to eBGP",
+    ),
+    ok(
+        PEER,
+        "  myASN: 64512\n  localASN: 64514\n  peerASN: 64512\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n",
+    ),
     bad(
         PEER,
         "  myASN: 0\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n",
