@@ -381,9 +381,14 @@ impl BgpSpeaker {
     }
 
     /// Sets the routes to advertise. Only the difference to what each peer has goes out,
-    /// after the coalescing window.
-    pub fn set_routes(&self, target: PeerSelector, routes: RouteSet) -> Result<(), Error> {
-        let routes = Arc::new(routes);
+    /// after the coalescing window. An `Arc<RouteSet>` given to several peers is shared by
+    /// them, not copied.
+    pub fn set_routes(
+        &self,
+        target: PeerSelector,
+        routes: impl Into<Arc<RouteSet>>,
+    ) -> Result<(), Error> {
+        let routes = routes.into();
         let mut peers = self.inner.peers.lock().expect("peers lock");
         match target {
             PeerSelector::All => {

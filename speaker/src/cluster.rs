@@ -91,7 +91,7 @@ pub struct SliceRecord {
     /// `namespace/name` of the slice.
     pub key: String,
     /// `namespace/name` of its Service (label `kubernetes.io/service-name`).
-    pub service: Option<String>,
+    pub service: Option<Arc<str>>,
     /// Nodes with at least one ready, not terminating endpoint (sorted, unique).
     pub ready_nodes: Vec<String>,
     /// Any endpoint is serving and not terminating.
@@ -108,7 +108,7 @@ impl SliceRecord {
             .labels
             .as_ref()
             .and_then(|l| l.get(SERVICE_NAME_LABEL))
-            .map(|svc| format!("{ns}/{svc}"));
+            .map(|svc| Arc::from(format!("{ns}/{svc}")));
         let mut ready_nodes = BTreeSet::new();
         let mut any_serving = false;
         for ep in &slice.endpoints {
@@ -169,13 +169,24 @@ pub struct NodeView {
     pub excluded: bool,
 }
 
-/// Endpoints of one Service.
+/// Endpoints of one Service: its slices' records (shared with the source, not copied).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EndpointView {
-    /// Nodes with at least one ready endpoint.
-    pub ready_nodes: BTreeSet<String>,
-    /// Any endpoint anywhere is serving.
-    pub any_serving: bool,
+    pub slices: Vec<Arc<SliceRecord>>,
+}
+
+impl EndpointView {
+    /// Whether `node` has at least one ready endpoint.
+    pub fn ready_on(&self, node: &str) -> bool {
+        self.slices
+            .iter()
+            .any(|s| s.ready_nodes.iter().any(|n| n == node))
+    }
+
+    /// Whether any endpoint anywhere is serving.
+    pub fn any_serving(&self) -> bool {
+        self.slices.iter().any(|s| s.any_serving)
+    }
 }
 
 /// Services, endpoints and nodes, keyed for the decision.
@@ -184,7 +195,7 @@ pub struct ClusterView {
     /// Our LoadBalancer Services with IPs, by key (shared with the source's records).
     pub services: Vec<Arc<ServiceView>>,
     /// By Service key.
-    pub endpoints: BTreeMap<String, EndpointView>,
+    pub endpoints: BTreeMap<Arc<str>, EndpointView>,
     /// By node name.
     pub nodes: BTreeMap<String, NodeView>,
 }
@@ -216,8 +227,7 @@ impl ClusterView {
         for slice in &workloads.slices {
             let Some(svc) = &slice.service else { continue };
             let entry = view.endpoints.entry(svc.clone()).or_default();
-            entry.any_serving |= slice.any_serving;
-            entry.ready_nodes.extend(slice.ready_nodes.iter().cloned());
+            entry.slices.push(slice.clone());
         }
 
         for node in nodes {
@@ -317,12 +327,10 @@ status: {conditions: [{type: NetworkUnavailable, status: \"True\"}]}
             ]
         );
         let e = &view.endpoints["shop/local"];
-        assert_eq!(
-            e.ready_nodes,
-            ["n1".to_string()].into(),
-            "unset ready = ready; not ready and terminating left out"
-        );
-        assert!(e.any_serving);
+        assert!(e.ready_on("n1"), "unset ready = ready");
+        assert!(!e.ready_on("n2"), "not ready");
+        assert!(!e.ready_on("n3"), "ready but terminating");
+        assert!(e.any_serving());
         assert!(!view.nodes["n1"].excluded);
         assert!(view.nodes["n2"].excluded, "exclusion label");
         assert!(view.nodes["n3"].excluded, "NetworkUnavailable=True");

@@ -34,7 +34,10 @@ pub struct RouteAttrs {
 /// Prefixes announced to one peer. Peers that cannot differ (the same advertisements apply,
 /// the same address family) share one map: with 10,000 Services and 4 peers this is one map,
 /// not four, and [`crate::plan::Applied`] keeps the same `Arc`s instead of copies.
-pub type RouteMap = Arc<BTreeMap<IpNet, RouteAttrs>>;
+pub type RouteMap = Arc<RouteMapInner>;
+
+/// What a [`RouteMap`] shares.
+pub type RouteMapInner = BTreeMap<IpNet, RouteAttrs>;
 
 /// The elected L2 owner of one Service IP (any node, not only this one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,11 +107,11 @@ pub fn desired(
         let Some(&key) = svc.ips.first() else {
             continue;
         };
-        let eps = cluster.endpoints.get(&svc.key);
+        let eps = cluster.endpoints.get(svc.key.as_str());
         let has_endpoint = |node: &str| match eps {
             None => false,
-            Some(e) if svc.local => e.ready_nodes.contains(node),
-            Some(e) => e.any_serving,
+            Some(e) if svc.local => e.ready_on(node),
+            Some(e) => e.any_serving(),
         };
 
         for &ip in &svc.ips {

@@ -1,8 +1,9 @@
 //! The protocol drivers the speaker steers (ARP/NDP responder, BGP speaker, BFD manager),
 //! and the translation of [`Action`]s into their calls. No policy here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_arp::L2Handle;
@@ -16,7 +17,7 @@ use ipnet::IpNet;
 use tracing::{info, warn};
 
 use crate::Error;
-use crate::decide::{RouteAttrs, RouteMap};
+use crate::decide::{RouteAttrs, RouteMap, RouteMapInner};
 use crate::links::Link;
 use crate::plan::Action;
 use crate::retry::Failed;
@@ -189,6 +190,9 @@ impl Drivers {
         links: &[Link],
     ) -> Result<Vec<Failed>, Error> {
         let mut failed = Vec::new();
+        // Peers given the same decided map (see `RouteMap`) share one converted set; the
+        // map is kept with it so its address stays unique for the whole call.
+        let mut sets: HashMap<*const RouteMapInner, (RouteMap, Arc<RouteSet>)> = HashMap::new();
         for a in actions {
             let action = a.clone();
             let mut fail = |driver: &'static str, error: String| {
@@ -267,9 +271,13 @@ impl Drivers {
                     }
                 }
                 Action::SetRoutes { peer, routes } => {
+                    let set = sets
+                        .entry(Arc::as_ptr(&routes))
+                        .or_insert_with(|| (routes.clone(), Arc::new(route_set(&routes, None))))
+                        .1
+                        .clone();
                     if let Some(bgp) = &self.bgp
-                        && let Err(error) =
-                            bgp.set_routes(PeerSelector::Peer(peer), route_set(&routes, None))
+                        && let Err(error) = bgp.set_routes(PeerSelector::Peer(peer), set)
                     {
                         warn!(%peer, %error, "failed to set routes");
                         fail("bgp", error.to_string());

@@ -8,7 +8,7 @@ use ferrolb_crds::Config;
 use ferrolb_crds::config::CommunityValue;
 
 use super::*;
-use crate::cluster::{EndpointView, ServiceView};
+use crate::cluster::{EndpointView, ServiceView, SliceRecord};
 use crate::links::Link;
 
 fn ip(s: &str) -> IpAddr {
@@ -140,11 +140,16 @@ impl World {
             ips: ips.iter().map(|s| ip(s)).collect(),
             local,
         }));
+        let slice = SliceRecord {
+            key: format!("{key}-1"),
+            service: Some(key.into()),
+            ready_nodes: ready.iter().map(|s| s.to_string()).collect(),
+            any_serving: !ready.is_empty(),
+        };
         self.cluster.endpoints.insert(
             key.into(),
             EndpointView {
-                ready_nodes: ready.iter().map(|s| s.to_string()).collect(),
-                any_serving: !ready.is_empty(),
+                slices: vec![Arc::new(slice)],
             },
         );
     }
@@ -224,11 +229,14 @@ fn etp_cluster_needs_a_serving_endpoint_somewhere() {
     assert!(w.claimants("192.0.2.201").is_empty());
     assert!(w.decide("node-1").routes["tor"].is_empty());
     // One endpoint on node-2 is enough for every node under Cluster policy.
-    w.cluster
-        .endpoints
-        .get_mut("default/b")
-        .unwrap()
-        .any_serving = true;
+    let serving = SliceRecord {
+        key: "default/b-2".into(),
+        service: Some("default/b".into()),
+        ready_nodes: vec![],
+        any_serving: true,
+    };
+    let eps = w.cluster.endpoints.get_mut("default/b").unwrap();
+    eps.slices.push(Arc::new(serving));
     for n in ["node-0", "node-1", "node-2"] {
         assert_eq!(w.decide(n).routes["tor"].len(), 1, "{n}");
     }
