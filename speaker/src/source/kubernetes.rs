@@ -5,6 +5,7 @@
 //! both owned by the Node; Events (events.k8s.io) name the object's UID and resource version.
 
 mod backoff;
+mod record_store;
 mod records;
 mod writes;
 
@@ -33,6 +34,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
 pub use backoff::{BACKOFF_MAX, BACKOFF_MIN, JITTER, WatchBackoff, is_gone};
+use record_store::{Keyed, RecordStore, record_store};
 pub use writes::{apply_bodies, config_state_bodies, config_state_name, regarding};
 
 use super::{ClusterSource, ServiceEvent, Snapshot, speaker_pods};
@@ -51,8 +53,8 @@ struct Stores {
     peers: Store<BGPPeer>,
     communities: Store<Community>,
     bfd: Store<BFDProfile>,
-    services: Store<ServiceRecord>,
-    slices: Store<SliceRecord>,
+    services: RecordStore<ServiceRecord>,
+    slices: RecordStore<SliceRecord>,
     nodes: Store<Node>,
     namespaces: Store<Namespace>,
     secrets: Store<Secret>,
@@ -159,7 +161,7 @@ where
 }
 
 /// A reflector over `api` whose store keeps what `keep` makes of each object (the object
-/// trimmed, or a record of it); `changed` is notified after every event.
+/// trimmed); `changed` is notified after every event.
 fn watch_with<K, R>(
     api: Api<K>,
     config: watcher::Config,
@@ -180,17 +182,58 @@ where
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
-            let kind = K::kind(&Default::default()).to_string();
             match ev {
                 Ok(_) => changed.notify_one(),
-                Err(error) if is_gone(&error) => {
-                    info!(%kind, %error, "watch expired (410 Gone); listing again")
-                }
-                Err(error) => warn!(%kind, %error, "watch failed; retrying"),
+                Err(error) => watch_failed::<K>(&error),
             }
         }
     });
     (store, task)
+}
+
+/// A watch of `api` into a [`RecordStore`] of what `record` makes of each object (the
+/// Services and EndpointSlices: many, so no whole object is kept).
+fn watch_records<K, R>(
+    api: Api<K>,
+    changed: Arc<Notify>,
+    record: fn(watcher::Event<K>) -> Option<watcher::Event<R>>,
+) -> (RecordStore<R>, tokio::task::JoinHandle<()>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+    R: Keyed + Send + Sync + 'static,
+{
+    let (store, mut writer) = record_store();
+    let config = watcher::Config::default().page_size(LIST_PAGE);
+    let events = watcher(api, config).backoff(WatchBackoff::default());
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(events);
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(ev) => {
+                    if let Some(ev) = record(ev) {
+                        writer.apply(ev);
+                        changed.notify_one();
+                    }
+                }
+                Err(error) => watch_failed::<K>(&error),
+            }
+        }
+    });
+    (store, task)
+}
+
+/// Logs a failed watch of `K` (it is retried with backoff).
+fn watch_failed<K: Resource>(error: &watcher::Error)
+where
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&Default::default()).to_string();
+    if is_gone(error) {
+        info!(%kind, %error, "watch expired (410 Gone); listing again")
+    } else {
+        warn!(%kind, %error, "watch failed; retrying")
+    }
 }
 
 /// `kubectl apply`'s copy of the whole object, an annotation nothing here reads.
@@ -250,15 +293,13 @@ impl Kubernetes {
             bfd: w!(Api::namespaced(ns(c), &namespace)),
             services: {
                 let api = Api::<Service>::all(ns(c));
-                let cfg = watcher::Config::default().page_size(LIST_PAGE);
-                let (s, t) = watch_with(api, cfg, changed.clone(), records::service_event);
+                let (s, t) = watch_records(api, changed.clone(), records::service_event);
                 tasks.push(t);
                 s
             },
             slices: {
                 let api = Api::<EndpointSlice>::all(ns(c));
-                let cfg = watcher::Config::default().page_size(LIST_PAGE);
-                let (s, t) = watch_with(api, cfg, changed.clone(), records::slice_event);
+                let (s, t) = watch_records(api, changed.clone(), records::slice_event);
                 tasks.push(t);
                 s
             },
@@ -295,8 +336,8 @@ impl Kubernetes {
                 let _ = s.peers.wait_until_ready().await;
                 let _ = s.communities.wait_until_ready().await;
                 let _ = s.bfd.wait_until_ready().await;
-                let _ = s.services.wait_until_ready().await;
-                let _ = s.slices.wait_until_ready().await;
+                s.services.wait_until_ready().await;
+                s.slices.wait_until_ready().await;
                 let _ = s.nodes.wait_until_ready().await;
                 let _ = s.namespaces.wait_until_ready().await;
                 let _ = s.secrets.wait_until_ready().await;
@@ -354,9 +395,7 @@ impl Kubernetes {
             Kind::Community => meta(&s.communities, namespace, name),
             Kind::BFDProfile => meta(&s.bfd, namespace, name),
             Kind::Service => {
-                let r = s
-                    .services
-                    .get(&reflector::ObjectRef::new(name).within(namespace))?;
+                let r = s.services.get(&format!("{namespace}/{name}"))?;
                 Some((
                     r.uid.clone()?,
                     r.resource_version.clone().unwrap_or_default(),

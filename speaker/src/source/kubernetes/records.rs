@@ -1,78 +1,24 @@
-//! Reflector stores of records instead of whole objects: the watch stream turns each Service
-//! and EndpointSlice into a [`ServiceRecord`] / [`SliceRecord`] as it arrives, so the speaker
-//! never keeps a whole `Service` (a few KiB as k8s-openapi structs) — with 10,000 Services
-//! that was most of its memory — and every snapshot shares the store's `Arc`s instead of
-//! cloning.
-
-use std::borrow::Cow;
+//! Records instead of whole objects: the watch stream turns each Service and EndpointSlice
+//! into a [`ServiceRecord`] / [`SliceRecord`] as it arrives, so the speaker never keeps a
+//! whole `Service` (a few KiB as k8s-openapi structs) — with 10,000 Services that was most of
+//! its memory — and every snapshot shares the store's `Arc`s instead of cloning.
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::Lookup;
 use kube::runtime::watcher::Event;
 
+use super::record_store::Keyed;
 use crate::cluster::{ServiceRecord, SliceRecord};
 
-/// `namespace` and `name` of a `namespace/name` key.
-fn split(key: &str) -> (&str, &str) {
-    key.split_once('/').unwrap_or(("", key))
-}
-
-impl Lookup for ServiceRecord {
-    type DynamicType = ();
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Service".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "services".into()
-    }
-    fn name(&self) -> Option<Cow<'_, str>> {
-        Some(split(&self.view.key).1.into())
-    }
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        Some(split(&self.view.key).0.into())
-    }
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        self.resource_version.as_deref().map(Cow::from)
-    }
-    fn uid(&self) -> Option<Cow<'_, str>> {
-        self.uid.as_deref().map(Cow::from)
+impl Keyed for ServiceRecord {
+    fn key(&self) -> &str {
+        &self.view.key
     }
 }
 
-impl Lookup for SliceRecord {
-    type DynamicType = ();
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "EndpointSlice".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "discovery.k8s.io".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "endpointslices".into()
-    }
-    fn name(&self) -> Option<Cow<'_, str>> {
-        Some(split(&self.key).1.into())
-    }
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        Some(split(&self.key).0.into())
-    }
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-    fn uid(&self) -> Option<Cow<'_, str>> {
-        None
+impl Keyed for SliceRecord {
+    fn key(&self) -> &str {
+        &self.key
     }
 }
 
@@ -100,26 +46,23 @@ pub fn slice_event(ev: Event<EndpointSlice>) -> Option<Event<SliceRecord>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::record_store::record_store;
     use super::*;
-    use kube::runtime::reflector::{self, ObjectRef};
 
     fn service(yaml: &str) -> Service {
         serde_saphyr::from_str(yaml).unwrap()
     }
 
     #[test]
-    fn a_store_of_records_applies_and_deletes_by_namespace_and_name() {
-        let (store, mut writer) = reflector::store::<ServiceRecord>();
+    fn a_store_of_records_applies_and_deletes_by_key() {
+        let (store, mut writer) = record_store::<ServiceRecord>();
         let svc = service(
             "metadata: {name: web, namespace: shop, uid: u1, resourceVersion: '7', labels: {app: web}}\n\
              spec: {type: LoadBalancer, externalTrafficPolicy: Local, ports: [{port: 80}]}\n\
              status: {loadBalancer: {ingress: [{ip: 192.0.2.200}]}}\n",
         );
-        let ev = service_event(Event::Apply(svc.clone())).unwrap();
-        writer.apply_watcher_event(&ev);
-        let got = store
-            .get(&ObjectRef::new("web").within("shop"))
-            .expect("stored under shop/web");
+        writer.apply(service_event(Event::Apply(svc.clone())).unwrap());
+        let got = store.get("shop/web").expect("stored under shop/web");
         assert!(got.ours);
         assert_eq!(got.uid.as_deref(), Some("u1"));
         assert_eq!(got.resource_version.as_deref(), Some("7"));
@@ -131,7 +74,7 @@ mod tests {
         assert!(got.view.local);
         assert_eq!(got.view.labels["app"], "web");
 
-        writer.apply_watcher_event(&service_event(Event::Delete(svc)).unwrap());
+        writer.apply(service_event(Event::Delete(svc)).unwrap());
         assert!(store.state().is_empty(), "deleted by namespace and name");
     }
 

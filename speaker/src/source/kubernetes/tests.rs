@@ -48,7 +48,7 @@ fn respond(send: tower_test::mock::SendResponse<Response<Body>>, body: serde_jso
 /// A store holding `objects` (its writer is dropped: nothing changes it afterwards).
 fn filled<K>(objects: Vec<K>) -> Store<K>
 where
-    K: reflector::Lookup + Clone + 'static,
+    K: Resource + Clone + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Default,
 {
     let (store, mut writer) = reflector::store();
@@ -73,13 +73,11 @@ fn stores() -> Stores {
         peers: filled(vec![]),
         communities: filled(vec![]),
         bfd: filled(vec![]),
-        services: filled(vec![
-            ServiceRecord::from_service(&from_yaml(
+        services: RecordStore::from_records([ServiceRecord::from_service(&from_yaml(
                 "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop, uid: web-uid, resourceVersion: \"42\"}",
             ))
-            .unwrap(),
-        ]),
-        slices: filled(vec![]),
+        .unwrap()]),
+        slices: RecordStore::from_records([]),
         nodes: filled(vec![from_yaml(
             "apiVersion: v1\nkind: Node\nmetadata: {name: n1, uid: node-uid}",
         )]),
