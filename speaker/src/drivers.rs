@@ -82,6 +82,21 @@ pub fn peer_config(p: &Peer) -> PeerConfig {
     c
 }
 
+/// Converted route sets by decided map: peers given the same [`RouteMap`] share one set.
+/// The map is kept with its set so its address stays unique while this lives.
+#[derive(Default)]
+struct SharedSets(HashMap<*const RouteMapInner, (RouteMap, Arc<RouteSet>)>);
+
+impl SharedSets {
+    fn get(&mut self, routes: &RouteMap, extra_community: Option<u32>) -> Arc<RouteSet> {
+        let (_, set) = self.0.entry(Arc::as_ptr(routes)).or_insert_with(|| {
+            let set = route_set(routes, extra_community);
+            (routes.clone(), Arc::new(set))
+        });
+        set.clone()
+    }
+}
+
 /// The BGP crate's route set for decided routes.
 pub fn route_set(routes: &BTreeMap<IpNet, RouteAttrs>, extra_community: Option<u32>) -> RouteSet {
     routes
@@ -190,9 +205,7 @@ impl Drivers {
         links: &[Link],
     ) -> Result<Vec<Failed>, Error> {
         let mut failed = Vec::new();
-        // Peers given the same decided map (see `RouteMap`) share one converted set; the
-        // map is kept with it so its address stays unique for the whole call.
-        let mut sets: HashMap<*const RouteMapInner, (RouteMap, Arc<RouteSet>)> = HashMap::new();
+        let mut sets = SharedSets::default();
         for a in actions {
             let action = a.clone();
             let mut fail = |driver: &'static str, error: String| {
@@ -271,11 +284,7 @@ impl Drivers {
                     }
                 }
                 Action::SetRoutes { peer, routes } => {
-                    let set = sets
-                        .entry(Arc::as_ptr(&routes))
-                        .or_insert_with(|| (routes.clone(), Arc::new(route_set(&routes, None))))
-                        .1
-                        .clone();
+                    let set = sets.get(&routes, None);
                     if let Some(bgp) = &self.bgp
                         && let Err(error) = bgp.set_routes(PeerSelector::Peer(peer), set)
                     {
@@ -350,12 +359,11 @@ impl Drivers {
             .map(|(a, _)| *a)
             .collect();
         if !plain.is_empty() {
+            let mut sets = SharedSets::default();
             for addr in &plain {
                 if let Some(r) = routes.get(addr).filter(|r| !r.is_empty()) {
-                    let _ = bgp.set_routes(
-                        PeerSelector::Peer(*addr),
-                        route_set(r, Some(GRACEFUL_SHUTDOWN)),
-                    );
+                    let set = sets.get(r, Some(GRACEFUL_SHUTDOWN));
+                    let _ = bgp.set_routes(PeerSelector::Peer(*addr), set);
                 }
             }
             tokio::time::sleep(gshut_wait).await;
@@ -399,6 +407,21 @@ mod tests {
         assert_eq!(r.communities, vec![GRACEFUL_SHUTDOWN]);
         assert_eq!(r.large_communities, vec![LargeCommunity(1, 2, 3)]);
         assert_eq!(r.local_pref, Some(100));
+    }
+
+    #[test]
+    fn peers_given_one_decided_map_get_one_route_set() {
+        let map: RouteMap = Arc::new(BTreeMap::from([(
+            "203.0.113.1/32".parse().unwrap(),
+            RouteAttrs::default(),
+        )]));
+        let other: RouteMap = Arc::new((*map).clone());
+        let mut sets = SharedSets::default();
+        let a = sets.get(&map, None);
+        assert!(Arc::ptr_eq(&a, &sets.get(&map, None)), "converted once");
+        let b = sets.get(&other, None);
+        assert!(!Arc::ptr_eq(&a, &b), "another map, its own set");
+        assert_eq!(a, b);
     }
 
     #[test]
