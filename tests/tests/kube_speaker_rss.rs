@@ -107,8 +107,9 @@ async fn create_one(client: kube::Client, ns: String, i: u32) {
     }
 }
 
-/// `VmRSS` and `VmHWM` of `pid`, in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
+/// `VmRSS`, `VmHWM`, `RssAnon` (heap, stacks) and `RssFile` (the binary's pages) of `pid`,
+/// in KiB.
+fn rss_kib(pid: u32) -> (u64, u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     let field = |k: &str| {
         status
@@ -118,7 +119,12 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+    )
 }
 
 #[test]
@@ -187,9 +193,9 @@ fn speaker_rss_with_many_services_and_four_peers() {
     );
     // Steady state: a few heartbeats and polls later.
     std::thread::sleep(Duration::from_secs(5));
-    let (rss, hwm) = rss_kib(pid);
+    let (rss, hwm, anon, file) = rss_kib(pid);
     println!(
-        "speaker_rss services={n} peers={} rss_kib={rss} peak_kib={hwm} create_s={:.1} announce_s={:.1}",
+        "speaker_rss services={n} peers={} rss_kib={rss} peak_kib={hwm} anon_kib={anon} file_kib={file} create_s={:.1} announce_s={:.1}",
         PEERS.len(),
         created.as_secs_f64(),
         announced.as_secs_f64()
