@@ -67,6 +67,16 @@ impl Error {
             Error::LeaseLost => "LeaseLost",
         }
     }
+
+    /// Every reason [`reason`](Self::reason) can return (to pre-register metric labels).
+    pub const REASONS: [&'static str; 6] = [
+        "Io",
+        "Cluster",
+        "EncodeStatus",
+        "Kube",
+        "Event",
+        "LeaseLost",
+    ];
 }
 
 /// Why an allocation failed. `Display` is the user-facing sentence (Event message);
@@ -283,4 +293,33 @@ pub enum SharingConflict {
         /// The Service already on the address.
         holder: ServiceKey,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_reasons_are_listed_once_for_the_metric_labels() {
+        let io = || std::io::Error::other("test");
+        let errors = [
+            Error::Cluster(ferrolb_cluster::Error::ReadDir {
+                path: "/manifests".into(),
+                source: io(),
+            }),
+            Error::Io {
+                what: "write the status file",
+                path: "/manifests/.ferrolb/status.yaml".into(),
+                source: io(),
+            },
+            Error::LeaseLost,
+        ];
+        for e in &errors {
+            assert!(Error::REASONS.contains(&e.reason()), "{}", e.reason());
+        }
+        let mut sorted = Error::REASONS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), Error::REASONS.len(), "no reason twice");
+    }
 }

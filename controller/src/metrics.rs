@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::Error;
 use crate::allocator::{AllocError, PoolUsage, ServiceKey};
 use crate::sink::ControllerEvent;
 
@@ -161,7 +162,7 @@ impl Metrics {
             drop(m.services_pending.get_or_create(&l));
         }
         // Every Error::reason() label (counted from zero).
-        for error in ["Io", "EncodeStatus", "Kube", "Event", "LeaseLost"] {
+        for error in Error::REASONS {
             drop(m.reconcile_errors.get_or_create(&ErrorLabel {
                 error: error.to_string(),
             }));
