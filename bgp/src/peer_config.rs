@@ -77,13 +77,7 @@ impl PeerConfig {
 
     /// Which AS the peer's OPEN must carry.
     pub fn peer_as_rule(&self) -> PeerAsRule {
-        match self.dynamic_asn {
-            None => PeerAsRule::Fixed(self.peer_asn),
-            Some(mode) => PeerAsRule::Dynamic {
-                mode,
-                local: self.local_asn,
-            },
-        }
+        PeerAsRule::new(self.peer_asn, self.dynamic_asn, self.local_asn)
     }
 
     pub(crate) fn ttl(&self) -> Option<u8> {

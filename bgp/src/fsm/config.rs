@@ -36,6 +36,18 @@ pub enum PeerAsRule {
 }
 
 impl PeerAsRule {
+    /// The rule of a peer configured with `peer_asn` or `dynamic_asn` (which wins), when we
+    /// present `local_asn`.
+    pub fn new(peer_asn: u32, dynamic_asn: Option<DynamicAsn>, local_asn: u32) -> PeerAsRule {
+        match dynamic_asn {
+            None => PeerAsRule::Fixed(peer_asn),
+            Some(mode) => PeerAsRule::Dynamic {
+                mode,
+                local: local_asn,
+            },
+        }
+    }
+
     /// Whether an OPEN with AS `asn` (the 4-octet one when the peer sent it) is accepted.
     pub fn accepts(self, asn: u32) -> bool {
         match self {
@@ -122,13 +134,7 @@ impl FsmConfig {
 
     /// Which AS the peer's OPEN must carry.
     pub fn peer_as_rule(&self) -> PeerAsRule {
-        match self.dynamic_asn {
-            None => PeerAsRule::Fixed(self.peer_asn),
-            Some(mode) => PeerAsRule::Dynamic {
-                mode,
-                local: self.local_asn,
-            },
-        }
+        PeerAsRule::new(self.peer_asn, self.dynamic_asn, self.local_asn)
     }
 
     /// The keepalive interval for a negotiated hold time (RFC 4271 §4.4, §10).
