@@ -16,5 +16,6 @@ pub mod retry;
 pub mod run;
 pub mod source;
 pub mod status;
+pub mod writer;
 
 pub use error::Error;

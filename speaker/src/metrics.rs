@@ -83,6 +83,10 @@ pub struct Metrics {
     pub driver_errors: Family<DriverLabel, Counter>,
     /// `ferrolb_speaker_driver_calls_pending_retry`: failed driver calls waiting for a retry.
     pub driver_retry_pending: Gauge,
+    /// `ferrolb_speaker_status_write_errors_total{kind}`: failed writes of the speaker's own
+    /// objects (`speaker_state`, `configuration_state`, `event`) and events dropped from a
+    /// full queue (`event_dropped`); see [`crate::writer`].
+    pub status_write_errors: Family<KindLabel, Counter>,
     /// `ferrolb_speaker_bfd_session_up{peer,address}`: 1 while the BFD session is Up.
     pub bfd_up: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_bfd_session_flaps_total{peer,address}`: Up sessions that went down.
@@ -229,6 +233,16 @@ impl Metrics {
             "Failed driver calls waiting for a retry",
             self.driver_retry_pending.clone(),
         );
+        r.register(
+            "status_write_errors",
+            "Failed writes of the speaker's own objects and events, by kind (retried or dropped)",
+            self.status_write_errors.clone(),
+        );
+        for kind in crate::writer::KINDS {
+            let _ = self.status_write_errors.get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            });
+        }
         r.register(
             "bfd_session_up",
             "1 while the BFD session is Up",

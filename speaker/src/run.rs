@@ -27,6 +27,7 @@ use crate::plan::{Applied, plan};
 use crate::retry::{Failed, Retry};
 use crate::source::ClusterSource;
 use crate::status::{l2_events, node_uid, owned_by_node, set_bfd, speaker_state, stamp};
+use crate::writer::Writer;
 
 /// Membership settings (`--members-*`).
 #[derive(Clone, Debug)]
@@ -163,6 +164,8 @@ pub async fn run(
     };
 
     let mut snap_rx = source.subscribe();
+    // Writes to the source go through one task, so the loop never waits for the API server.
+    let writer = Writer::start(source.clone(), metrics.clone());
     let mut bgp_rx: Option<watch::Receiver<BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>>> = None;
     let mut bfd_rx: Option<tokio::sync::mpsc::UnboundedReceiver<ferrolb_bfd::BfdEvent>> = None;
 
@@ -249,7 +252,7 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 st.published = None;
                 publish_due = true;
-                st.report_config(source.as_ref()).await;
+                st.report_config(&writer);
             }
             _ = tick.tick() => {
                 let links = links_of(&l2);
@@ -289,8 +292,8 @@ pub async fn run(
                     }
                 }
                 st.links = links_of(&l2);
-                st.step(&me, &snap, &live, &metrics, source.as_ref(), &mut drivers).await?;
-                st.report_config(source.as_ref()).await;
+                st.step(&me, &snap, &live, &metrics, &writer, &mut drivers).await?;
+                st.report_config(&writer);
                 if bgp_rx.is_none() && let Some(bgp) = &drivers.bgp { bgp_rx = Some(bgp.subscribe()); }
                 if bfd_rx.is_none() && let Some(bfd) = &drivers.bfd { bfd_rx = Some(bfd.subscribe()); }
                 if snap.synced && !health.is_ready() { health.set_ready(true); info!("ready"); }
@@ -306,8 +309,7 @@ pub async fn run(
                 .as_ref()
                 .map(|b| b.subscribe().borrow().clone())
                 .unwrap_or_default();
-            st.publish(&me, &opts.namespace, &sessions, source.as_ref())
-                .await;
+            st.publish(&me, &opts.namespace, &sessions, &writer);
         }
     }
 
@@ -332,11 +334,8 @@ pub async fn run(
     st.ann = Announcements::default();
     st.published = None;
     let no_sessions = BTreeMap::new();
-    let stopped = st.publish(&me, &opts.namespace, &no_sessions, source.as_ref());
-    if tokio::time::timeout(Duration::from_secs(1), stopped)
-        .await
-        .is_err()
-    {
+    st.publish(&me, &opts.namespace, &no_sessions, &writer);
+    if !writer.flush(Duration::from_secs(1)).await {
         warn!("could not publish the stopped state within 1 s");
     }
     Ok(())
@@ -378,7 +377,7 @@ impl LoopState {
         snap: &crate::source::Snapshot,
         live: &BTreeSet<String>,
         metrics: &Metrics,
-        source: &dyn ClusterSource,
+        writer: &Writer,
         drivers: &mut Drivers,
     ) -> Result<(), Error> {
         let outcome = Config::build(&snap.resources, self.config.as_ref());
@@ -413,9 +412,7 @@ impl LoopState {
 
         let ann = desired(config, &cluster, &live, &links, me);
         for ev in l2_events(me, &self.ann.l2_owners, &ann.l2_owners) {
-            if let Err(error) = source.service_event(ev).await {
-                warn!(%error, "failed to record a Service event");
-            }
+            writer.event(ev, metrics);
         }
         let took_over = ann
             .l2
@@ -466,12 +463,14 @@ impl LoopState {
         }
     }
 
-    async fn publish(
+    /// Hands the state to `writer` when it differs from the last one handed over (the
+    /// writer retries a failed write until it succeeds or a newer state replaces it).
+    fn publish(
         &mut self,
         me: &str,
         namespace: &str,
         sessions: &BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>,
-        source: &dyn ClusterSource,
+        writer: &Writer,
     ) {
         let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
         set_bfd(&mut state, &self.ann, &self.bfd);
@@ -490,16 +489,14 @@ impl LoopState {
             .filter_map(|(a, s)| Some((*a, s.uptime()?)))
             .collect();
         stamp(&mut stamped, SystemTime::now(), &uptimes);
-        match source.publish(stamped).await {
-            Ok(()) => self.published = Some(key),
-            Err(error) => warn!(%error, "failed to publish the speaker state"),
-        }
+        writer.state(stamped);
+        self.published = Some(key);
     }
 
     /// Reports the validation result when it differs from the last one reported (never
     /// before the first full state: a partial one has dangling references). The config in
     /// force is not touched: invalid objects keep their last valid version.
-    async fn report_config(&mut self, source: &dyn ClusterSource) {
+    fn report_config(&mut self, writer: &Writer) {
         if !self.synced {
             return;
         }
@@ -507,13 +504,8 @@ impl LoopState {
         if self.config_reported.as_ref() == Some(&list) {
             return;
         }
-        match source.config_state(self.config_errors.clone()).await {
-            Ok(()) => {
-                info!(errors = list.len(), "configuration state reported");
-                self.config_reported = Some(list);
-            }
-            Err(error) => warn!(%error, "failed to report the configuration state"),
-        }
+        writer.config(self.config_errors.clone());
+        self.config_reported = Some(list);
     }
 }
 
