@@ -23,7 +23,12 @@ mod kube;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// Path of a workspace binary, building it once if it is missing.
+/// Binaries [`bin`] has brought up to date in this process.
+static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Path of a workspace binary, brought up to date once per test process (`cargo build` is a
+/// quick no-op when it is fresh). Building only when it was missing let `cargo test -p
+/// ferrolb-tests` run a stale speaker after a source change.
 pub fn bin(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -33,7 +38,8 @@ pub fn bin(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let path = target.join("debug").join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let pkg = name
             .strip_prefix("ferrolb-")
             .map(|p| format!("ferrolb-{p}"))
@@ -44,6 +50,7 @@ pub fn bin(name: &str) -> PathBuf {
             .status()
             .expect("run cargo build");
         assert!(st.success(), "cargo build of {name} failed");
+        built.push(name.to_string());
     }
     path
 }
