@@ -142,4 +142,7 @@ async fn main() {
         status as f64 / n as f64,
     );
     ctl.assert_alive();
+    // SIGTERM, not the SIGKILL of drop: a wrapper (bench/kube/heap.sh) passes it on.
+    let mut ctl = ctl;
+    ctl.stop();
 }

@@ -13,6 +13,7 @@ pub mod memberlist_secret;
 pub mod pool_status;
 pub mod reconcile;
 pub mod sink;
+pub mod slim_service;
 mod watch;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ pub use backoff::WatchBackoff;
 pub use lease::LeaseElector;
 pub use reconcile::{Context, error_policy, reconcile};
 pub use sink::KubeSink;
+pub use slim_service::SlimService;
 pub use watch::lead;
 
 /// Options of Kubernetes mode.

@@ -10,9 +10,11 @@ use ferrolb_crds::ClusterResources;
 use ferrolb_crds::config::Kind;
 use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
 use k8s_openapi::api::core::v1::Service;
+use kube::Resource;
 use kube::runtime::controller::Action;
 
 use super::sink::KubeSink;
+use super::slim_service::SlimService;
 use crate::allocator::ServiceKey;
 use crate::decide::{ConfigDecision, Core, CurrentStatus};
 use crate::error::Error;
@@ -139,8 +141,9 @@ impl Context {
 
 /// Reconciles one Service: decide, write status (with the pool annotation, one PATCH),
 /// publish Events, mark the pool status dirty.
-pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(slim: Arc<SlimService>, ctx: Arc<Context>) -> Result<Action, Error> {
     let t0 = Instant::now();
+    let svc = slim.to_service();
     let key = ServiceKey::new(
         svc.metadata.namespace.clone().unwrap_or_default(),
         svc.metadata.name.clone().unwrap_or_default(),
@@ -216,10 +219,11 @@ pub fn backoff(n: u32) -> Duration {
 }
 
 /// Logs the error, counts it by label and re-queues with backoff.
-pub fn error_policy(svc: Arc<Service>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(svc: Arc<SlimService>, err: &Error, ctx: Arc<Context>) -> Action {
+    let meta = svc.meta();
     let key = ServiceKey::new(
-        svc.metadata.namespace.clone().unwrap_or_default(),
-        svc.metadata.name.clone().unwrap_or_default(),
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
     );
     ctx.metrics.error(err.reason());
     let n = {

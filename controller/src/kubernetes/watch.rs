@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::backoff::WatchBackoff;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::sink::KubeSink;
+use super::slim_service::SlimService;
 use super::{KubeOptions, list_config};
 use crate::allocator::ServiceKey;
 use crate::decide::Core;
@@ -144,12 +145,12 @@ pub async fn lead(
     )));
 
     // Services: deletions (and Services missing after a re-list) release their addresses.
-    let (reader, writer_store) = reflector::store::<Service>();
+    // The cache keeps each Service slim (only what the decision reads: see SlimService).
+    let (reader, writer_store) = reflector::store::<SlimService>();
     let (del_tx, del_rx) = mpsc::unbounded_channel::<ServiceChange>();
-    let stream = watcher(Api::<Service>::all(client), watcher::Config::default())
+    let stream = watcher(Api::<SlimService>::all(client), watcher::Config::default())
         .backoff(WatchBackoff::default())
         .inspect_err(|e| log_watch_error("Services", e))
-        .modify(slim)
         .reflect(writer_store)
         .inspect_ok(move |ev| {
             let change = match ev {
@@ -197,20 +198,21 @@ enum ServiceChange {
     Relisted,
 }
 
-fn key_of(s: &Service) -> ServiceKey {
+fn key_of<K: Resource>(s: &K) -> ServiceKey {
     ServiceKey::new(s.namespace().unwrap_or_default(), s.name_any())
 }
 
 async fn handle_deletions(
     ctx: Arc<Context>,
-    reader: Store<Service>,
+    reader: Store<SlimService>,
     mut rx: mpsc::UnboundedReceiver<ServiceChange>,
 ) {
     while let Some(change) = rx.recv().await {
         let r = match change {
             ServiceChange::Deleted(key) => ctx.deleted(&key).await,
             ServiceChange::Relisted => {
-                let present: Vec<ServiceKey> = reader.state().iter().map(|s| key_of(s)).collect();
+                let present: Vec<ServiceKey> =
+                    reader.state().iter().map(|s| key_of(s.as_ref())).collect();
                 ctx.resync(&present).await
             }
         };

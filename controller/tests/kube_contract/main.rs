@@ -10,7 +10,9 @@ mod writes;
 use std::sync::Arc;
 
 use ferrolb_controller::decide::Core;
-use ferrolb_controller::kubernetes::{Context, KubeSink, LeaseElector, error_policy, reconcile};
+use ferrolb_controller::kubernetes::{
+    Context, KubeSink, LeaseElector, SlimService, error_policy, reconcile,
+};
 use ferrolb_controller::lease::LeaseParams;
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_crds::ClusterResources;

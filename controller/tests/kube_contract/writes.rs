@@ -6,7 +6,10 @@ use super::*;
 async fn allocation_patches_status_publishes_event_and_pool_status() {
     let (client, mut api) = mock();
     let ctx = context(client, vec![pool("prod", &["192.0.2.10-192.0.2.11"])]);
-    let task = tokio::spawn(reconcile(Arc::new(service("web")), ctx.clone()));
+    let task = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("web"))),
+        ctx.clone(),
+    ));
 
     // 1. Service status, server-side apply on the status subresource.
     let s = next(
@@ -106,11 +109,17 @@ async fn failure_is_a_warning_event_and_a_false_condition() {
     let (client, mut api) = mock();
     let ctx = context(client, vec![pool("prod", &["192.0.2.10/32"])]);
     // web takes the only address (3 requests), web2 fails.
-    let t = tokio::spawn(reconcile(Arc::new(service("web")), ctx.clone()));
+    let t = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("web"))),
+        ctx.clone(),
+    ));
     serve_allocation(&mut api, "web").await;
     t.await.unwrap().unwrap();
 
-    let t = tokio::spawn(reconcile(Arc::new(service("web2")), ctx.clone()));
+    let t = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("web2"))),
+        ctx.clone(),
+    ));
     let s = next(
         &mut api,
         StatusCode::OK,
@@ -139,7 +148,10 @@ async fn failure_is_a_warning_event_and_a_false_condition() {
 async fn delete_releases_and_updates_pool_status() {
     let (client, mut api) = mock();
     let ctx = context(client, vec![pool("prod", &["192.0.2.10/32"])]);
-    let t = tokio::spawn(reconcile(Arc::new(service("web")), ctx.clone()));
+    let t = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("web"))),
+        ctx.clone(),
+    ));
     serve_allocation(&mut api, "web").await;
     t.await.unwrap().unwrap();
 
@@ -230,7 +242,7 @@ async fn invalid_pool_gives_event_configuration_state_and_keeps_the_rest() {
 async fn api_error_goes_to_error_policy_with_backoff() {
     let (client, mut api) = mock();
     let ctx = context(client, vec![pool("prod", &["192.0.2.10/32"])]);
-    let svc = Arc::new(service("web"));
+    let svc = Arc::new(SlimService::from(service("web")));
     let t = tokio::spawn(reconcile(svc.clone(), ctx.clone()));
     next(
         &mut api,
@@ -288,11 +300,17 @@ fn turned_cluster_ip() -> Service {
 async fn type_change_clears_status_condition_and_annotation() {
     let (client, mut api) = mock();
     let ctx = context(client, vec![pool("prod", &["192.0.2.10/32"])]);
-    let t = tokio::spawn(reconcile(Arc::new(service("web")), ctx.clone()));
+    let t = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("web"))),
+        ctx.clone(),
+    ));
     serve_allocation(&mut api, "web").await;
     t.await.unwrap().unwrap();
 
-    let t = tokio::spawn(reconcile(Arc::new(turned_cluster_ip()), ctx.clone()));
+    let t = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(turned_cluster_ip())),
+        ctx.clone(),
+    ));
     let s = next(
         &mut api,
         StatusCode::OK,
@@ -322,11 +340,17 @@ async fn type_change_clears_status_condition_and_annotation() {
 async fn legacy_annotation_is_removed_where_it_was_written() {
     let (client, mut api) = mock();
     let ctx = context(client, vec![pool("prod", &["192.0.2.10/32"])]);
-    let t = tokio::spawn(reconcile(Arc::new(service("web")), ctx.clone()));
+    let t = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("web"))),
+        ctx.clone(),
+    ));
     serve_allocation(&mut api, "web").await;
     t.await.unwrap().unwrap();
 
-    let t = tokio::spawn(reconcile(Arc::new(turned_cluster_ip()), ctx.clone()));
+    let t = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(turned_cluster_ip())),
+        ctx.clone(),
+    ));
     let mut still = serde_json::to_value(service("web")).unwrap();
     still["metadata"]["annotations"] = json!({"ferrolb.io/ip-allocated-from-pool": "prod"});
     let s = next(&mut api, StatusCode::OK, still).await;
@@ -369,7 +393,10 @@ async fn pool_status_is_not_stale_after_concurrent_reconciles() {
         );
     };
     let mut pool_writes: Vec<Value> = Vec::new();
-    let ta = tokio::spawn(reconcile(Arc::new(service("a")), ctx.clone()));
+    let ta = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("a"))),
+        ctx.clone(),
+    ));
     // The writer may write the initial status first; A's status write is held.
     let held_a = loop {
         let (req, send) =
@@ -386,7 +413,10 @@ async fn pool_status_is_not_stale_after_concurrent_reconciles() {
             .push(serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap());
         reply(send, pool_reply("prod"));
     };
-    let tb = tokio::spawn(reconcile(Arc::new(service("b")), ctx.clone()));
+    let tb = tokio::spawn(reconcile(
+        Arc::new(SlimService::from(service("b"))),
+        ctx.clone(),
+    ));
     let mut held_a = Some(held_a);
     let mut b_done = false;
     loop {
