@@ -1,11 +1,11 @@
 //! The telemetry server under idle, slow and greedy clients (issue #15): idle connections are
 //! closed, the connection count is capped, slow-loris heads and unread responses time out —
 //! and a scrape works again once the pressure is gone.
-mod common;
+mod telemetry_common;
 
 use std::time::Duration;
 
-use common::{Server, closed_within, get, netns_with, sample};
+use telemetry_common::{Server, closed_within, get, netns_with, sample};
 use ferrolb_telemetry::ServerLimits;
 use ferrolb_tests::require_root;
 use prometheus_client::metrics::counter::Counter;

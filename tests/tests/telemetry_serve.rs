@@ -1,9 +1,9 @@
 //! The telemetry server over real TCP, inside a namespace of the test's own.
-mod common;
+mod telemetry_common;
 
 use std::sync::{Arc, Mutex};
 
-use common::get;
+use telemetry_common::get;
 use ferrolb_telemetry::{Health, serve};
 use ferrolb_tests::{Netns, require_root};
 use prometheus_client::metrics::gauge::Gauge;

@@ -5,12 +5,12 @@
 //! `accept()` fails — and once the pressure goes, that scrape and new ones are answered.
 //!
 //! The only test in this binary: the limit is process-wide.
-mod common;
+mod telemetry_common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, get, netns_with, sample};
+use telemetry_common::{Server, get, netns_with, sample};
 use ferrolb_telemetry::ServerLimits;
 use ferrolb_tests::require_root;
 use prometheus_client::registry::Registry;
