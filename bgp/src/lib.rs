@@ -14,6 +14,7 @@ mod peer_config;
 pub mod rib;
 mod session;
 pub mod speaker;
+mod status;
 mod sys;
 
 pub use counters::CountersSnapshot;

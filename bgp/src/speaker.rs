@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -28,9 +28,11 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::Error;
 use crate::counters::{Counters, CountersSnapshot};
-use crate::fsm::{Fsm, Negotiated, State};
+use crate::fsm::Fsm;
 use crate::packet::{CeaseSubcode, Notification};
 pub use crate::peer_config::PeerConfig;
+pub use crate::status::PeerStatus;
+use crate::status::StatusBoard;
 use crate::rib::RouteSet;
 use crate::session::{Command, PeerTask};
 
@@ -52,67 +54,6 @@ impl SpeakerConfig {
             listen: None,
             coalesce: Duration::from_millis(20),
         }
-    }
-}
-
-/// What one peer looks like now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerStatus {
-    pub state: State,
-    /// When the session reached Established (None while it is not).
-    pub established_at: Option<Instant>,
-    /// Prefixes the peer has from us.
-    pub prefixes_sent: usize,
-    /// Times an Established session went down.
-    pub flaps: u64,
-    /// Why the session (or the last attempt) ended.
-    pub last_error: Option<String>,
-    /// Desired routes not sent for want of a next hop of their family.
-    pub unresolved_next_hop: usize,
-    /// Errors so far, by kind (failed attempts, NOTIFICATIONs, lost connections).
-    pub errors: BTreeMap<crate::ErrorKind, u64>,
-    /// What the OPENs agreed on (peer router id, hold time, families), while Established.
-    pub negotiated: Option<Negotiated>,
-}
-
-impl Default for PeerStatus {
-    fn default() -> Self {
-        PeerStatus {
-            state: State::Idle,
-            established_at: None,
-            prefixes_sent: 0,
-            flaps: 0,
-            last_error: None,
-            unresolved_next_hop: 0,
-            errors: BTreeMap::new(),
-            negotiated: None,
-        }
-    }
-}
-
-impl PeerStatus {
-    pub fn uptime(&self) -> Option<Duration> {
-        self.established_at.map(|t| t.elapsed())
-    }
-}
-
-/// Shared status of all peers, watched by subscribers.
-#[derive(Debug)]
-pub(crate) struct StatusBoard {
-    tx: watch::Sender<BTreeMap<IpAddr, PeerStatus>>,
-}
-
-impl StatusBoard {
-    pub(crate) fn set(&self, peer: IpAddr, st: PeerStatus) {
-        self.tx.send_modify(|m| {
-            m.insert(peer, st);
-        });
-    }
-
-    fn remove(&self, peer: IpAddr) {
-        self.tx.send_modify(|m| {
-            m.remove(&peer);
-        });
     }
 }
 
@@ -211,7 +152,7 @@ impl BgpSpeaker {
     pub fn new(cfg: SpeakerConfig) -> Result<Self, Error> {
         let rt = tokio::runtime::Handle::current();
         let (tx, _) = watch::channel(BTreeMap::new());
-        let board = Arc::new(StatusBoard { tx });
+        let board = Arc::new(StatusBoard::new(tx));
         let peers: Mutex<HashMap<IpAddr, PeerHandle>> = Mutex::new(HashMap::new());
         let mut listener_fd = None;
         let mut listener = None;
@@ -408,11 +349,11 @@ impl BgpSpeaker {
 
     /// Status of every peer, updated on each change.
     pub fn subscribe(&self) -> watch::Receiver<BTreeMap<IpAddr, PeerStatus>> {
-        self.inner.board.tx.subscribe()
+        self.inner.board.subscribe()
     }
 
     pub fn peer_status(&self, addr: IpAddr) -> Option<PeerStatus> {
-        self.inner.board.tx.borrow().get(&addr).cloned()
+        self.inner.board.get(addr)
     }
 
     pub fn counters(&self) -> CountersSnapshot {

@@ -30,7 +30,8 @@ use crate::fsm::{
 };
 use crate::packet::{Cxt, DecodeError, Message, Notification, Update, msg_type};
 use crate::rib::{AdjRibOut, RouteSet, SessionInfo};
-use crate::speaker::{PeerConfig, PeerStatus, StatusBoard};
+use crate::peer_config::PeerConfig;
+use crate::status::{PeerStatus, StatusBoard};
 
 /// Commands from the speaker to a peer task.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::{Conn, ConnectFuture, Event};
 use crate::fsm::ConnectError;
 use crate::packet::{Cxt, DecodeError, Message, Notification, frame_len};
-use crate::speaker::PeerConfig;
+use crate::peer_config::PeerConfig;
 
 /// What a failed `connect()` means for the FSM.
 pub(super) fn connect_error(e: &io::Error) -> ConnectError {
