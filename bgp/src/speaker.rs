@@ -31,10 +31,10 @@ use crate::counters::{Counters, CountersSnapshot};
 use crate::fsm::Fsm;
 use crate::packet::{CeaseSubcode, Notification};
 pub use crate::peer_config::PeerConfig;
-pub use crate::status::PeerStatus;
-use crate::status::StatusBoard;
 use crate::rib::RouteSet;
 use crate::session::{Command, PeerTask};
+pub use crate::status::PeerStatus;
+use crate::status::StatusBoard;
 
 /// Speaker-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

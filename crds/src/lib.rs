@@ -42,6 +42,7 @@ mod error;
 pub mod resources;
 pub mod service;
 pub mod v1alpha1;
+pub mod value;
 pub mod yaml;
 
 pub use config::{Config, ConfigError, ConfigOutcome, from_resources};

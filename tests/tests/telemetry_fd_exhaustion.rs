@@ -10,10 +10,10 @@ mod telemetry_common;
 use std::process::Command;
 use std::time::Duration;
 
-use telemetry_common::{Server, get, netns_with, sample};
 use ferrolb_telemetry::ServerLimits;
 use ferrolb_tests::require_root;
 use prometheus_client::registry::Registry;
+use telemetry_common::{Server, get, netns_with, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -5,12 +5,12 @@ mod telemetry_common;
 
 use std::time::Duration;
 
-use telemetry_common::{Server, closed_within, get, netns_with, sample};
 use ferrolb_telemetry::ServerLimits;
 use ferrolb_tests::require_root;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use telemetry_common::{Server, closed_within, get, netns_with, sample};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

@@ -3,11 +3,11 @@ mod telemetry_common;
 
 use std::sync::{Arc, Mutex};
 
-use telemetry_common::get;
 use ferrolb_telemetry::{Health, serve};
 use ferrolb_tests::{Netns, require_root};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use telemetry_common::get;
 
 #[test]
 fn serves_metrics_health_and_readiness_over_tcp() {

@@ -29,8 +29,8 @@ use crate::fsm::{
     resolve_collision,
 };
 use crate::packet::{Cxt, DecodeError, Message, Notification, Update, msg_type};
-use crate::rib::{AdjRibOut, RouteSet, SessionInfo};
 use crate::peer_config::PeerConfig;
+use crate::rib::{AdjRibOut, RouteSet, SessionInfo};
 use crate::status::{PeerStatus, StatusBoard};
 
 /// Commands from the speaker to a peer task.

@@ -5,15 +5,15 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::community::CommunityValue;
 use super::error::{ConfigError, Kind, ObjectRef};
 use super::l2_advertisement::{PoolRefs, pool_refs};
 use super::peer::Peer;
 use super::pool::Pool;
-use super::range::Family;
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors, unique_names};
 use crate::v1alpha1::BGPAdvertisement;
+use crate::value::CommunityValue;
+use crate::value::Family;
 
 /// A validated BGP advertisement.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::community::{CommunityValue, WELL_KNOWN};
 use super::error::{ConfigError, Kind, ObjectRef};
 use crate::v1alpha1::Community;
+use crate::value::{CommunityValue, WELL_KNOWN};
 
 /// The aliases defined by one `Community` object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

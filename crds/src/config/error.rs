@@ -2,7 +2,10 @@
 
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube_core::ObjectMeta;
+
+use crate::v1alpha1::{ConfigurationResult, ConfigurationStateStatus, ObjectError};
 
 /// Kind of an object an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -122,9 +125,9 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl From<&ConfigError> for crate::v1alpha1::ObjectError {
+impl From<&ConfigError> for ObjectError {
     fn from(e: &ConfigError) -> Self {
-        crate::v1alpha1::ObjectError {
+        ObjectError {
             kind: e.object.kind.as_str().to_string(),
             namespace: e.object.namespace.clone(),
             name: e.object.name.clone(),
@@ -132,6 +135,24 @@ impl From<&ConfigError> for crate::v1alpha1::ObjectError {
             value: e.value.clone(),
             message: e.message.clone(),
             kept_previous: e.kept_previous,
+        }
+    }
+}
+
+// Here, not in `v1alpha1`, so the CRD types need nothing from the config builder.
+impl ConfigurationStateStatus {
+    /// Status for a validation that produced `errors` (empty = `Valid`), stamped `now`.
+    pub fn from_errors(errors: &[ConfigError], now: Option<Time>) -> Self {
+        ConfigurationStateStatus {
+            result: if errors.is_empty() {
+                ConfigurationResult::Valid
+            } else {
+                ConfigurationResult::Invalid
+            },
+            error_count: u32::try_from(errors.len()).unwrap_or(u32::MAX),
+            error_summary: errors.first().map(ToString::to_string).unwrap_or_default(),
+            errors: errors.iter().map(ObjectError::from).collect(),
+            last_update: now,
         }
     }
 }

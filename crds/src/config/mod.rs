@@ -6,19 +6,13 @@
 //! object that was valid in the `previous` config keeps that version when it becomes invalid
 //! (so a typo never takes addresses away from running Services).
 
-mod asn;
 mod bfd;
 mod bgp_advertisement;
-mod community;
 mod community_set;
-mod connect_time;
-mod duration;
 mod error;
-mod hold_time;
 mod l2_advertisement;
 mod peer;
 mod pool;
-mod range;
 mod selector;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,23 +21,20 @@ use std::net::IpAddr;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube_core::ObjectMeta;
 
-pub use asn::Asn;
 pub use bfd::Bfd;
 pub use bgp_advertisement::BgpAdv;
-pub use community::{CommunityValue, WELL_KNOWN};
 pub use community_set::CommunitySet;
-pub use connect_time::ConnectTime;
-pub use duration::parse_duration;
 pub use error::{ConfigError, Kind, ObjectRef};
-pub use hold_time::{DURATION_PATTERN, HoldTime};
 pub use l2_advertisement::{L2Adv, PreferredNode};
-pub use peer::{EBGP_MULTIHOP_MESSAGE, Peer, PeerAsn, ebgp_multihop_cel_validation};
+pub use peer::{Peer, PeerAsn};
 pub use pool::{Allocation, Pool};
-/// CEL rules for one pool address entry (see [`parse_range`]).
-pub use range::cel_validations as address_cel_validations;
-pub use range::{
-    Family, IpRange, NOT_AN_ADDRESS_RANGE, Overlap, RANGE_MIXES_FAMILIES, RANGE_START_AFTER_END,
-    find_overlaps, ip_to_u128, parse_range, u128_to_ip,
+// The value types live in `crate::value` (a leaf the CRD types use too); re-exported here,
+// where the builder's users look for them.
+pub use crate::value::{
+    Asn, CommunityValue, ConnectTime, DURATION_PATTERN, EBGP_MULTIHOP_MESSAGE, Family, HoldTime,
+    IpRange, NOT_AN_ADDRESS_RANGE, Overlap, RANGE_MIXES_FAMILIES, RANGE_START_AFTER_END,
+    WELL_KNOWN, address_cel_validations, ebgp_multihop_cel_validation, find_overlaps, ip_to_u128,
+    parse_duration, parse_range, u128_to_ip,
 };
 pub use selector::{Requirement, Selector, SelectorError, SelectorSet};
 

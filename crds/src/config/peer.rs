@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 
-use super::asn::Asn;
 use super::bfd::Bfd;
-use super::connect_time::ConnectTime;
-use super::duration::parse_duration;
 use super::error::{ConfigError, Kind, ObjectRef};
-use super::hold_time::HoldTime;
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
 use crate::v1alpha1::{BGPPeer, DynamicASNMode};
+use crate::value::Asn;
+use crate::value::ConnectTime;
+use crate::value::EBGP_MULTIHOP_MESSAGE;
+use crate::value::HoldTime;
+use crate::value::parse_duration;
 
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 179;
@@ -40,22 +41,6 @@ impl PeerAsn {
             PeerAsn::External => false,
         }
     }
-}
-
-/// `ebgpMultiHop` on an iBGP peer: the message in config errors and from the API server.
-pub const EBGP_MULTIHOP_MESSAGE: &str = "ebgpMultiHop applies only to eBGP peers: not with \
-     dynamicASN internal, nor with a peerASN equal to localASN (myASN when localASN is unset)";
-
-/// The object-level CEL rule on `BGPPeer.spec` for `ebgpMultiHop`: the test of
-/// [`PeerAsn::is_ibgp`] (issue #17: `dynamicASN: internal` included).
-pub fn ebgp_multihop_cel_validation() -> serde_json::Value {
-    serde_json::json!({
-        "rule": "!has(self.ebgpMultiHop) || !self.ebgpMultiHop || \
-                 (has(self.dynamicASN) ? self.dynamicASN != 'internal' : \
-                 !has(self.peerASN) || self.peerASN != (has(self.localASN) ? self.localASN : self.myASN))",
-        "message": EBGP_MULTIHOP_MESSAGE,
-        "fieldPath": ".ebgpMultiHop"
-    })
 }
 
 /// A validated BGP peer.

@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::error::{ConfigError, Kind, ObjectRef};
-use super::range::{Family, IpRange, find_overlaps, parse_range};
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
 use crate::v1alpha1::IPAddressPool;
+use crate::value::{Family, IpRange, find_overlaps, parse_range};
 
 /// A validated address pool.
 #[derive(Clone, Debug, PartialEq, Eq)]

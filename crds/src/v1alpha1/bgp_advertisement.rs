@@ -10,7 +10,7 @@ fn community_items_rules(schema: &mut schemars::Schema) {
     if let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) {
         items.insert(
             "x-kubernetes-validations".into(),
-            crate::config::CommunityValue::cel_validations(),
+            crate::value::CommunityValue::cel_validations(),
         );
     }
 }

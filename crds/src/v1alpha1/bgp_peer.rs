@@ -5,7 +5,7 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Asn, ConnectTime, DURATION_PATTERN, HoldTime, ebgp_multihop_cel_validation};
+use crate::value::{Asn, ConnectTime, DURATION_PATTERN, HoldTime, ebgp_multihop_cel_validation};
 
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
 ///

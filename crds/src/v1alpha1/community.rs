@@ -37,7 +37,7 @@ pub struct CommunityAlias {
         length(max = 64),
         regex(pattern = r"^([0-9]{1,5}:[0-9]{1,5}|large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10})$")
     )]
-    #[schemars(extend("x-kubernetes-validations" = crate::config::CommunityValue::cel_validations()))]
+    #[schemars(extend("x-kubernetes-validations" = crate::value::CommunityValue::cel_validations()))]
     pub value: String,
 }
 

@@ -89,20 +89,3 @@ pub struct ObjectError {
     #[serde(default)]
     pub kept_previous: bool,
 }
-
-impl ConfigurationStateStatus {
-    /// Status for a validation that produced `errors` (empty = `Valid`), stamped `now`.
-    pub fn from_errors(errors: &[crate::config::ConfigError], now: Option<Time>) -> Self {
-        ConfigurationStateStatus {
-            result: if errors.is_empty() {
-                ConfigurationResult::Valid
-            } else {
-                ConfigurationResult::Invalid
-            },
-            error_count: u32::try_from(errors.len()).unwrap_or(u32::MAX),
-            error_summary: errors.first().map(ToString::to_string).unwrap_or_default(),
-            errors: errors.iter().map(ObjectError::from).collect(),
-            last_update: now,
-        }
-    }
-}

@@ -10,7 +10,7 @@ fn address_items_rules(schema: &mut schemars::Schema) {
     if let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) {
         items.insert(
             "x-kubernetes-validations".into(),
-            crate::config::address_cel_validations(),
+            crate::value::address_cel_validations(),
         );
     }
 }
