@@ -10,7 +10,7 @@ use super::bfd::Bfd;
 use super::error::{ConfigError, Kind, ObjectRef};
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
-use crate::v1alpha1::{BGPPeer, DynamicASNMode};
+use crate::v1alpha1::{BGPPeer, BGPPeerSpec, DynamicASNMode};
 use crate::value::Asn;
 use crate::value::ConnectTime;
 use crate::value::EBGP_MULTIHOP_MESSAGE;
@@ -138,6 +138,54 @@ pub(super) fn validate(
     let s = &obj.spec;
     let mut errors = Vec::new();
 
+    let peer_asn = asns(&me, s, &mut errors);
+    let (address, source_address) = addresses(&me, s, &mut errors);
+    let router_id = router_id(&me, s, &mut errors);
+    let port = port(&me, s, &mut errors);
+    let (hold_time, keepalive_time, connect_time) = timers(&me, s, &mut errors);
+    let ebgp_multihop = s.ebgp_multi_hop.unwrap_or(false);
+    let local_as = s.local_asn.unwrap_or(s.my_asn);
+    if ebgp_multihop && peer_asn.is_some_and(|p| p.is_ibgp(local_as)) {
+        errors.push(me.error("spec.ebgpMultiHop", Some("true"), EBGP_MULTIHOP_MESSAGE));
+    }
+
+    let password = password(&me, s, secrets, &mut errors);
+    let bfd = bfd_profile(&me, s, bfd_profiles, &mut errors);
+    let node_selectors = parse_selectors(&me, "spec.nodeSelectors", &s.node_selectors, &mut errors);
+
+    match (
+        errors.is_empty(),
+        peer_asn,
+        address,
+        hold_time,
+        keepalive_time,
+    ) {
+        (true, Some(peer_asn), Some(address), Some(hold_time), Some(keepalive_time)) => Ok(Peer {
+            name: me.name.clone(),
+            namespace: me.namespace.clone(),
+            my_asn: s.my_asn,
+            peer_asn,
+            local_asn: s.local_asn,
+            address,
+            port,
+            source_address,
+            router_id,
+            hold_time,
+            keepalive_time,
+            connect_time,
+            ebgp_multihop,
+            password,
+            node_selectors,
+            bfd,
+            graceful_restart: s.enable_graceful_restart.unwrap_or(false),
+            dual_stack_address_family: s.dual_stack_address_family.unwrap_or(false),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// `myASN`, `localASN`, and `peerASN` or `dynamicASN`: the peer's AS rule.
+fn asns(me: &ObjectRef, s: &BGPPeerSpec, errors: &mut Vec<ConfigError>) -> Option<PeerAsn> {
     if let Err(m) = Asn::new(s.my_asn) {
         errors.push(me.error("spec.myASN", Some(&s.my_asn.to_string()), m));
     }
@@ -148,7 +196,7 @@ pub(super) fn validate(
             m,
         ));
     }
-    let peer_asn = match (s.peer_asn, s.dynamic_asn) {
+    match (s.peer_asn, s.dynamic_asn) {
         (Some(_), Some(_)) => {
             errors.push(me.error(
                 "spec.dynamicASN",
@@ -172,9 +220,16 @@ pub(super) fn validate(
         (Some(asn), None) => Some(PeerAsn::Fixed(asn)),
         (None, Some(DynamicASNMode::Internal)) => Some(PeerAsn::Internal),
         (None, Some(DynamicASNMode::External)) => Some(PeerAsn::External),
-    };
+    }
+}
 
-    let address = ip_field(&me, "peerAddress", &s.peer_address, &mut errors);
+/// `peerAddress` (unicast) and `sourceAddress` (same family).
+fn addresses(
+    me: &ObjectRef,
+    s: &BGPPeerSpec,
+    errors: &mut Vec<ConfigError>,
+) -> (Option<IpAddr>, Option<IpAddr>) {
+    let address = ip_field(me, "peerAddress", &s.peer_address, errors);
     if let Some(ip) = address
         && (ip.is_unspecified() || ip.is_multicast())
     {
@@ -187,7 +242,7 @@ pub(super) fn validate(
     let source_address = s
         .source_address
         .as_ref()
-        .and_then(|t| ip_field(&me, "sourceAddress", t, &mut errors));
+        .and_then(|t| ip_field(me, "sourceAddress", t, errors));
     if let (Some(a), Some(src)) = (address, source_address)
         && a.is_ipv4() != src.is_ipv4()
     {
@@ -197,7 +252,12 @@ pub(super) fn validate(
             format!("source address family differs from peerAddress {a}"),
         ));
     }
-    let router_id = match s.router_id.as_ref() {
+    (address, source_address)
+}
+
+/// `routerID`: a non-zero IPv4 address, or unset.
+fn router_id(me: &ObjectRef, s: &BGPPeerSpec, errors: &mut Vec<ConfigError>) -> Option<Ipv4Addr> {
+    match s.router_id.as_ref() {
         None => None,
         Some(t) => match t.trim().parse::<Ipv4Addr>() {
             Ok(id) if !id.is_unspecified() => Some(id),
@@ -210,8 +270,12 @@ pub(super) fn validate(
                 None
             }
         },
-    };
-    let port = match s.peer_port {
+    }
+}
+
+/// `peerPort`, default [`DEFAULT_PORT`].
+fn port(me: &ObjectRef, s: &BGPPeerSpec, errors: &mut Vec<ConfigError>) -> u16 {
+    match s.peer_port {
         None => DEFAULT_PORT,
         Some(0) => {
             errors.push(me.error(
@@ -222,13 +286,20 @@ pub(super) fn validate(
             DEFAULT_PORT
         }
         Some(p) => p,
-    };
+    }
+}
 
+/// `holdTime`, `keepaliveTime` and `connectTime`.
+fn timers(
+    me: &ObjectRef,
+    s: &BGPPeerSpec,
+    errors: &mut Vec<ConfigError>,
+) -> (Option<HoldTime>, Option<Duration>, Option<ConnectTime>) {
     // Timers, as in MetalLB: only hold -> keepalive = hold/3; only keepalive -> hold = 3x.
     // Each rule is HoldTime's (shared with the CEL rules); a field that is no duration at all
     // has its error already and skips the rest.
-    let hold = duration_field(&me, "holdTime", &s.hold_time, &mut errors);
-    let keepalive = duration_field(&me, "keepaliveTime", &s.keepalive_time, &mut errors);
+    let hold = duration_field(me, "holdTime", &s.hold_time, errors);
+    let keepalive = duration_field(me, "keepaliveTime", &s.keepalive_time, errors);
     let unparsed = (s.hold_time.is_some() && hold.is_none())
         || (s.keepalive_time.is_some() && keepalive.is_none());
     let keepalive_error = |errors: &mut Vec<ConfigError>| {
@@ -244,30 +315,30 @@ pub(super) fn validate(
             .map_err(|m| errors.push(me.error("spec.holdTime", s.hold_time.as_deref(), m)))
             .ok(),
         (None, Some(k)) => HoldTime::for_keepalive(k)
-            .map_err(|_| keepalive_error(&mut errors))
+            .map_err(|_| keepalive_error(errors))
             .ok(),
         (None, None) => Some(HoldTime::DEFAULT),
     };
     let keepalive_time = hold_time.and_then(|h| {
         h.keepalive(keepalive)
-            .map_err(|_| keepalive_error(&mut errors))
+            .map_err(|_| keepalive_error(errors))
             .ok()
     });
-    let connect_time =
-        duration_field(&me, "connectTime", &s.connect_time, &mut errors).and_then(|c| {
-            ConnectTime::from_duration(c)
-                .map_err(|m| {
-                    errors.push(me.error("spec.connectTime", s.connect_time.as_deref(), m))
-                })
-                .ok()
-        });
+    let connect_time = duration_field(me, "connectTime", &s.connect_time, errors).and_then(|c| {
+        ConnectTime::from_duration(c)
+            .map_err(|m| errors.push(me.error("spec.connectTime", s.connect_time.as_deref(), m)))
+            .ok()
+    });
+    (hold_time, keepalive_time, connect_time)
+}
 
-    let ebgp_multihop = s.ebgp_multi_hop.unwrap_or(false);
-    let local_as = s.local_asn.unwrap_or(s.my_asn);
-    if ebgp_multihop && peer_asn.is_some_and(|p| p.is_ibgp(local_as)) {
-        errors.push(me.error("spec.ebgpMultiHop", Some("true"), EBGP_MULTIHOP_MESSAGE));
-    }
-
+/// `password` or `passwordSecret` (resolved), 1 to 80 bytes.
+fn password(
+    me: &ObjectRef,
+    s: &BGPPeerSpec,
+    secrets: &[Secret],
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
     let password = match (&s.password, &s.password_secret) {
         (Some(_), Some(_)) => {
             errors.push(me.error(
@@ -304,10 +375,19 @@ pub(super) fn validate(
             "TCP MD5 password must be 1 to 80 bytes long",
         ));
     }
+    password
+}
 
-    let bfd = match &s.bfd_profile {
+/// `bfdProfile`: a valid BFDProfile of that name.
+fn bfd_profile(
+    me: &ObjectRef,
+    s: &BGPPeerSpec,
+    profiles: &BTreeMap<String, Bfd>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Bfd> {
+    match &s.bfd_profile {
         None => None,
-        Some(name) => match bfd_profiles.get(name) {
+        Some(name) => match profiles.get(name) {
             Some(p) => Some(p.clone()),
             None => {
                 errors.push(me.error(
@@ -318,37 +398,6 @@ pub(super) fn validate(
                 None
             }
         },
-    };
-    let node_selectors = parse_selectors(&me, "spec.nodeSelectors", &s.node_selectors, &mut errors);
-
-    match (
-        errors.is_empty(),
-        peer_asn,
-        address,
-        hold_time,
-        keepalive_time,
-    ) {
-        (true, Some(peer_asn), Some(address), Some(hold_time), Some(keepalive_time)) => Ok(Peer {
-            name: me.name.clone(),
-            namespace: me.namespace.clone(),
-            my_asn: s.my_asn,
-            peer_asn,
-            local_asn: s.local_asn,
-            address,
-            port,
-            source_address,
-            router_id,
-            hold_time,
-            keepalive_time,
-            connect_time,
-            ebgp_multihop,
-            password,
-            node_selectors,
-            bfd,
-            graceful_restart: s.enable_graceful_restart.unwrap_or(false),
-            dual_stack_address_family: s.dual_stack_address_family.unwrap_or(false),
-        }),
-        _ => Err(errors),
     }
 }
 
