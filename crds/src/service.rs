@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 
 use crate::config::{ConfigError, Family, Kind, Labels, ObjectRef};
 
@@ -174,122 +174,20 @@ impl ServiceRequest {
             })
             .collect();
 
-        let mut requested_ips = Vec::new();
-        if let Some((key, text)) = &ips_annotation {
-            let field = format!("metadata.annotations[{key}]");
-            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                match part.parse::<IpAddr>() {
-                    Ok(ip) => requested_ips.push(ip),
-                    Err(_) => {
-                        errors.push(me.error(&field, Some(part), "not an IP address"));
-                    }
-                }
-            }
-            if requested_ips.len() > 2 {
-                errors.push(me.error(
-                    &field,
-                    Some(text),
-                    "at most two addresses, one IPv4 and one IPv6",
-                ));
-            } else if requested_ips.len() == 2
-                && Family::of(requested_ips[0]) == Family::of(requested_ips[1])
-            {
-                errors.push(me.error(
-                    &field,
-                    Some(text),
-                    "two addresses must be of different families",
-                ));
-            }
-        }
-        if let Some(lb_ip) = spec
-            .load_balancer_ip
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            match lb_ip.parse::<IpAddr>() {
-                Err(_) => {
-                    errors.push(me.error("spec.loadBalancerIP", Some(lb_ip), "not an IP address"))
-                }
-                Ok(ip) => match &ips_annotation {
-                    None => requested_ips.push(ip),
-                    Some((key, _)) if requested_ips != [ip] => {
-                        errors.push(me.error(
-                            "spec.loadBalancerIP",
-                            Some(lb_ip),
-                            format!("conflicts with annotation {key}; set only one of them"),
-                        ));
-                    }
-                    Some(_) => {}
-                },
-            }
-        }
-        if !ip_families.is_empty() {
-            for ip in &requested_ips {
-                if !ip_families.contains(&Family::of(*ip)) {
-                    errors.push(me.error(
-                        "spec.ipFamilies",
-                        Some(&ip.to_string()),
-                        format!("requested address is {} but the Service's ipFamilies do not include it", Family::of(*ip)),
-                    ));
-                }
-            }
-        }
-
+        let requested_ips = requested_ips(
+            &me,
+            ips_annotation.as_ref(),
+            &spec,
+            &ip_families,
+            &mut errors,
+        );
         let class = match spec.load_balancer_class.as_deref() {
             None | Some("") => LbClass::Unset,
             Some(LB_CLASS) => LbClass::Ours,
             Some(other) => LbClass::Other(other.to_string()),
         };
-        let ip_family_policy = match spec.ip_family_policy.as_deref() {
-            None | Some("SingleStack") => IpFamilyPolicy::SingleStack,
-            Some("PreferDualStack") => IpFamilyPolicy::PreferDualStack,
-            Some("RequireDualStack") => IpFamilyPolicy::RequireDualStack,
-            Some(other) => {
-                errors.push(me.error(
-                    "spec.ipFamilyPolicy",
-                    Some(other),
-                    "must be SingleStack, PreferDualStack or RequireDualStack",
-                ));
-                IpFamilyPolicy::SingleStack
-            }
-        };
-        let external_traffic_policy = match spec.external_traffic_policy.as_deref() {
-            None | Some("Cluster") => TrafficPolicy::Cluster,
-            Some("Local") => TrafficPolicy::Local,
-            Some(other) => {
-                errors.push(me.error(
-                    "spec.externalTrafficPolicy",
-                    Some(other),
-                    "must be Cluster or Local",
-                ));
-                TrafficPolicy::Cluster
-            }
-        };
-        let mut ports = Vec::new();
-        for (i, p) in spec.ports.iter().flatten().enumerate() {
-            let protocol = match p.protocol.as_deref() {
-                None | Some("TCP") => Protocol::Tcp,
-                Some("UDP") => Protocol::Udp,
-                Some("SCTP") => Protocol::Sctp,
-                Some(other) => {
-                    errors.push(me.error(
-                        format!("spec.ports[{i}].protocol"),
-                        Some(other),
-                        "must be TCP, UDP or SCTP",
-                    ));
-                    continue;
-                }
-            };
-            match u16::try_from(p.port).ok().filter(|p| *p != 0) {
-                Some(port) => ports.push(PortKey { protocol, port }),
-                None => errors.push(me.error(
-                    format!("spec.ports[{i}].port"),
-                    Some(&p.port.to_string()),
-                    "port must be between 1 and 65535",
-                )),
-            }
-        }
+        let (ip_family_policy, external_traffic_policy) = policies(&me, &spec, &mut errors);
+        let ports = ports(&me, &spec, &mut errors);
         let cluster_ips = spec
             .cluster_ips
             .iter()
@@ -398,4 +296,143 @@ fn annotation(
         }
     }
     Some(first)
+}
+
+/// The requested addresses: the `loadBalancerIPs` annotation (`(key, text)`) or
+/// `spec.loadBalancerIP`, at most one per family, each in the Service's `ipFamilies`.
+fn requested_ips(
+    me: &ObjectRef,
+    ips_annotation: Option<&(String, String)>,
+    spec: &ServiceSpec,
+    ip_families: &[Family],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<IpAddr> {
+    let mut requested_ips = Vec::new();
+    if let Some((key, text)) = ips_annotation {
+        let field = format!("metadata.annotations[{key}]");
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.parse::<IpAddr>() {
+                Ok(ip) => requested_ips.push(ip),
+                Err(_) => {
+                    errors.push(me.error(&field, Some(part), "not an IP address"));
+                }
+            }
+        }
+        if requested_ips.len() > 2 {
+            errors.push(me.error(
+                &field,
+                Some(text),
+                "at most two addresses, one IPv4 and one IPv6",
+            ));
+        } else if requested_ips.len() == 2
+            && Family::of(requested_ips[0]) == Family::of(requested_ips[1])
+        {
+            errors.push(me.error(
+                &field,
+                Some(text),
+                "two addresses must be of different families",
+            ));
+        }
+    }
+    if let Some(lb_ip) = spec
+        .load_balancer_ip
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match lb_ip.parse::<IpAddr>() {
+            Err(_) => {
+                errors.push(me.error("spec.loadBalancerIP", Some(lb_ip), "not an IP address"))
+            }
+            Ok(ip) => match ips_annotation {
+                None => requested_ips.push(ip),
+                Some((key, _)) if requested_ips != [ip] => {
+                    errors.push(me.error(
+                        "spec.loadBalancerIP",
+                        Some(lb_ip),
+                        format!("conflicts with annotation {key}; set only one of them"),
+                    ));
+                }
+                Some(_) => {}
+            },
+        }
+    }
+    if !ip_families.is_empty() {
+        for ip in &requested_ips {
+            if !ip_families.contains(&Family::of(*ip)) {
+                errors.push(me.error(
+                    "spec.ipFamilies",
+                    Some(&ip.to_string()),
+                    format!(
+                        "requested address is {} but the Service's ipFamilies do not include it",
+                        Family::of(*ip)
+                    ),
+                ));
+            }
+        }
+    }
+    requested_ips
+}
+
+/// `spec.ipFamilyPolicy` and `spec.externalTrafficPolicy` (defaults when unset).
+fn policies(
+    me: &ObjectRef,
+    spec: &ServiceSpec,
+    errors: &mut Vec<ConfigError>,
+) -> (IpFamilyPolicy, TrafficPolicy) {
+    let ip_family_policy = match spec.ip_family_policy.as_deref() {
+        None | Some("SingleStack") => IpFamilyPolicy::SingleStack,
+        Some("PreferDualStack") => IpFamilyPolicy::PreferDualStack,
+        Some("RequireDualStack") => IpFamilyPolicy::RequireDualStack,
+        Some(other) => {
+            errors.push(me.error(
+                "spec.ipFamilyPolicy",
+                Some(other),
+                "must be SingleStack, PreferDualStack or RequireDualStack",
+            ));
+            IpFamilyPolicy::SingleStack
+        }
+    };
+    let external_traffic_policy = match spec.external_traffic_policy.as_deref() {
+        None | Some("Cluster") => TrafficPolicy::Cluster,
+        Some("Local") => TrafficPolicy::Local,
+        Some(other) => {
+            errors.push(me.error(
+                "spec.externalTrafficPolicy",
+                Some(other),
+                "must be Cluster or Local",
+            ));
+            TrafficPolicy::Cluster
+        }
+    };
+    (ip_family_policy, external_traffic_policy)
+}
+
+/// `spec.ports` as (protocol, port); a bad entry is an error naming `spec.ports[i]`.
+fn ports(me: &ObjectRef, spec: &ServiceSpec, errors: &mut Vec<ConfigError>) -> Vec<PortKey> {
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let protocol = match p.protocol.as_deref() {
+            None | Some("TCP") => Protocol::Tcp,
+            Some("UDP") => Protocol::Udp,
+            Some("SCTP") => Protocol::Sctp,
+            Some(other) => {
+                errors.push(me.error(
+                    format!("spec.ports[{i}].protocol"),
+                    Some(other),
+                    "must be TCP, UDP or SCTP",
+                ));
+                continue;
+            }
+        };
+        match u16::try_from(p.port).ok().filter(|p| *p != 0) {
+            Some(port) => ports.push(PortKey { protocol, port }),
+            None => errors.push(me.error(
+                format!("spec.ports[{i}].port"),
+                Some(&p.port.to_string()),
+                "port must be between 1 and 65535",
+            )),
+        }
+    }
+    ports
 }
