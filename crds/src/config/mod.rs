@@ -95,130 +95,19 @@ impl Config {
         let prev = previous.unwrap_or(&empty);
         let mut errors = Vec::new();
         let mut config = Config::default();
-        let namespaces: BTreeMap<String, Labels> = res
-            .namespaces
-            .iter()
-            .filter_map(|ns| {
-                Some((
-                    ns.metadata.name.clone()?,
-                    ns.metadata.labels.clone().unwrap_or_default(),
-                ))
-            })
-            .collect();
-        let nodes: BTreeMap<String, Labels> = res
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                Some((
-                    n.metadata.name.clone()?,
-                    n.metadata.labels.clone().unwrap_or_default(),
-                ))
-            })
-            .collect();
-
-        // BFD profiles.
-        for obj in unique(
-            Kind::BFDProfile,
-            &res.bfd_profiles,
-            |o| &o.metadata,
-            &mut errors,
-        ) {
-            let name = obj.metadata.name.clone().unwrap_or_default();
-            if let Some(v) = settle(
-                bfd::validate(obj),
-                prev.bfd_profiles.get(&name),
-                &mut errors,
-            ) {
-                config.bfd_profiles.insert(name, v);
-            }
-        }
-
-        // Community aliases; an alias defined twice is an error on the later object.
-        let mut community_objs = unique(
-            Kind::Community,
-            &res.communities,
-            |o| &o.metadata,
+        let namespaces = labels_by_name(res.namespaces.iter().map(|n| &n.metadata));
+        let nodes = labels_by_name(res.nodes.iter().map(|n| &n.metadata));
+        // In reference order: what an object refers to is validated before it.
+        config.add_bfd_profiles(res, prev, &mut errors);
+        config.add_communities(res, prev, &mut errors);
+        config.pools = settle_pools(
+            pool_candidates(res, &namespaces, &mut errors),
+            prev,
             &mut errors,
         );
-        community_objs.sort_by_key(|o| creation_key(&o.metadata));
-        for obj in community_objs {
-            let name = obj.metadata.name.clone().unwrap_or_default();
-            let result = community_set::validate(obj, &config.communities);
-            if let Some(v) = settle(result, prev.communities.get(&name), &mut errors) {
-                config.communities.insert(name, v);
-            }
-        }
-        let aliases = config.community_aliases();
-
-        // Pools: each on its own, then overlap across pools.
-        let mut candidates = Vec::new();
-        for obj in unique(
-            Kind::IPAddressPool,
-            &res.pools,
-            |o| &o.metadata,
-            &mut errors,
-        ) {
-            let name = obj.metadata.name.clone().unwrap_or_default();
-            candidates.push((
-                creation_key(&obj.metadata),
-                name,
-                pool::validate(obj, &namespaces),
-            ));
-        }
-        config.pools = settle_pools(candidates, prev, &mut errors);
-
-        // Peers.
-        let mut peer_objs = unique(Kind::BGPPeer, &res.bgp_peers, |o| &o.metadata, &mut errors);
-        peer_objs.sort_by_key(|o| creation_key(&o.metadata));
-        for obj in peer_objs {
-            let name = obj.metadata.name.clone().unwrap_or_default();
-            let result = peer::validate(obj, &config.bfd_profiles, &res.secrets)
-                .and_then(|p| peer::check_duplicate(p, &config.peers, &nodes));
-            if let Some(v) = settle(result, prev.peers.get(&name), &mut errors) {
-                config.peers.insert(name, v);
-            }
-        }
-
-        // Advertisements (after pools, peers and communities, which they refer to).
-        let mut objs = unique(
-            Kind::BGPAdvertisement,
-            &res.bgp_advertisements,
-            |o| &o.metadata,
-            &mut errors,
-        );
-        objs.sort_by_key(|o| creation_key(&o.metadata));
-        for obj in objs {
-            let name = obj.metadata.name.clone().unwrap_or_default();
-            let result = bgp_advertisement::validate(obj, &config.pools, &config.peers, &aliases)
-                .and_then(|ad| {
-                    bgp_advertisement::check_local_pref(ad, &config.bgp_advertisements, &nodes)
-                });
-            let previous = prev
-                .bgp_advertisements
-                .get(&name)
-                .map(|p| p.restricted_to(&config.pools));
-            if let Some(v) = settle(result, previous.as_ref(), &mut errors) {
-                config.bgp_advertisements.insert(name, v);
-            }
-        }
-        let objs = unique(
-            Kind::L2Advertisement,
-            &res.l2_advertisements,
-            |o| &o.metadata,
-            &mut errors,
-        );
-        for obj in objs {
-            let name = obj.metadata.name.clone().unwrap_or_default();
-            let result = l2_advertisement::validate(obj, &config.pools);
-            let previous = prev
-                .l2_advertisements
-                .get(&name)
-                .map(|p| p.restricted_to(&config.pools));
-            if let Some(v) = settle(result, previous.as_ref(), &mut errors) {
-                config.l2_advertisements.insert(name, v);
-            }
-        }
-
+        config.add_peers(res, prev, &nodes, &mut errors);
+        config.add_bgp_advertisements(res, prev, &nodes, &mut errors);
+        config.add_l2_advertisements(res, prev, &mut errors);
         ConfigOutcome { config, errors }
     }
 
@@ -434,4 +323,144 @@ fn unique_names(
         }
     }
     set
+}
+
+/// The stages of [`Config::build`], one per kind.
+impl Config {
+    fn add_bfd_profiles(
+        &mut self,
+        res: &ClusterResources,
+        prev: &Config,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        // BFD profiles.
+        for obj in unique(Kind::BFDProfile, &res.bfd_profiles, |o| &o.metadata, errors) {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            if let Some(v) = settle(bfd::validate(obj), prev.bfd_profiles.get(&name), errors) {
+                self.bfd_profiles.insert(name, v);
+            }
+        }
+    }
+
+    /// Community aliases; an alias defined twice is an error on the later object.
+    fn add_communities(
+        &mut self,
+        res: &ClusterResources,
+        prev: &Config,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        // Community aliases; an alias defined twice is an error on the later object.
+        let mut community_objs = unique(Kind::Community, &res.communities, |o| &o.metadata, errors);
+        community_objs.sort_by_key(|o| creation_key(&o.metadata));
+        for obj in community_objs {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            let result = community_set::validate(obj, &self.communities);
+            if let Some(v) = settle(result, prev.communities.get(&name), errors) {
+                self.communities.insert(name, v);
+            }
+        }
+    }
+
+    fn add_peers(
+        &mut self,
+        res: &ClusterResources,
+        prev: &Config,
+        nodes: &BTreeMap<String, Labels>,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        // Peers.
+        let mut peer_objs = unique(Kind::BGPPeer, &res.bgp_peers, |o| &o.metadata, errors);
+        peer_objs.sort_by_key(|o| creation_key(&o.metadata));
+        for obj in peer_objs {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            let result = peer::validate(obj, &self.bfd_profiles, &res.secrets)
+                .and_then(|p| peer::check_duplicate(p, &self.peers, nodes));
+            if let Some(v) = settle(result, prev.peers.get(&name), errors) {
+                self.peers.insert(name, v);
+            }
+        }
+    }
+
+    /// After pools, peers and communities, which they refer to.
+    fn add_bgp_advertisements(
+        &mut self,
+        res: &ClusterResources,
+        prev: &Config,
+        nodes: &BTreeMap<String, Labels>,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let aliases = self.community_aliases();
+        // Advertisements (after pools, peers and communities, which they refer to).
+        let mut objs = unique(
+            Kind::BGPAdvertisement,
+            &res.bgp_advertisements,
+            |o| &o.metadata,
+            errors,
+        );
+        objs.sort_by_key(|o| creation_key(&o.metadata));
+        for obj in objs {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            let result = bgp_advertisement::validate(obj, &self.pools, &self.peers, &aliases)
+                .and_then(|ad| {
+                    bgp_advertisement::check_local_pref(ad, &self.bgp_advertisements, nodes)
+                });
+            let previous = prev
+                .bgp_advertisements
+                .get(&name)
+                .map(|p| p.restricted_to(&self.pools));
+            if let Some(v) = settle(result, previous.as_ref(), errors) {
+                self.bgp_advertisements.insert(name, v);
+            }
+        }
+    }
+
+    fn add_l2_advertisements(
+        &mut self,
+        res: &ClusterResources,
+        prev: &Config,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let objs = unique(
+            Kind::L2Advertisement,
+            &res.l2_advertisements,
+            |o| &o.metadata,
+            errors,
+        );
+        for obj in objs {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            let result = l2_advertisement::validate(obj, &self.pools);
+            let previous = prev
+                .l2_advertisements
+                .get(&name)
+                .map(|p| p.restricted_to(&self.pools));
+            if let Some(v) = settle(result, previous.as_ref(), errors) {
+                self.l2_advertisements.insert(name, v);
+            }
+        }
+    }
+}
+
+/// Pools, each validated on its own (overlaps across pools: [`settle_pools`]).
+fn pool_candidates(
+    res: &ClusterResources,
+    namespaces: &BTreeMap<String, Labels>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(CreationKey, String, Result<Pool, Vec<ConfigError>>)> {
+    let mut candidates = Vec::new();
+    for obj in unique(Kind::IPAddressPool, &res.pools, |o| &o.metadata, errors) {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        candidates.push((
+            creation_key(&obj.metadata),
+            name,
+            pool::validate(obj, namespaces),
+        ));
+    }
+    candidates
+}
+
+/// Labels by object name (objects without a name are left out).
+fn labels_by_name<'a>(metas: impl Iterator<Item = &'a ObjectMeta>) -> BTreeMap<String, Labels> {
+    metas
+        .filter_map(|m| Some((m.name.clone()?, m.labels.clone().unwrap_or_default())))
+        .collect()
 }
