@@ -11,7 +11,7 @@ use super::peer::Peer;
 use super::pool::Pool;
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors, unique_names};
-use crate::v1alpha1::BGPAdvertisement;
+use crate::v1alpha1::{BGPAdvertisement, BGPAdvertisementSpec};
 use crate::value::CommunityValue;
 use crate::value::Family;
 
@@ -98,53 +98,14 @@ pub(super) fn validate(
     );
     let resolved = refs.resolve(pools);
 
-    let mut length = |field: &str, v: Option<i32>, family: Family| -> u8 {
-        let max = family.bits();
-        match v {
-            None => max,
-            Some(v) if (1..=i32::from(max)).contains(&v) => v as u8,
-            Some(v) => {
-                errors.push(me.error(
-                    format!("spec.{field}"),
-                    Some(&v.to_string()),
-                    format!("must be between 1 and {max}"),
-                ));
-                max
-            }
-        }
-    };
-    let aggregation_length = length("aggregationLength", s.aggregation_length, Family::V4);
-    let aggregation_length_v6 = length("aggregationLengthV6", s.aggregation_length_v6, Family::V6);
-    // An aggregate may not be wider than any address entry of a pool it covers (MetalLB
-    // validateBGPAdvPerPool): the entry's largest CIDR must fit inside the announced prefix.
-    for pool_name in &resolved {
-        let Some(pool) = pools.get(pool_name) else {
-            continue;
-        };
-        for (i, r) in pool.ranges.iter().enumerate() {
-            let (field, agg) = match r.family() {
-                Family::V4 => ("spec.aggregationLength", aggregation_length),
-                Family::V6 => ("spec.aggregationLengthV6", aggregation_length_v6),
-            };
-            let widest = r
-                .to_cidrs()
-                .iter()
-                .map(IpNet::prefix_len)
-                .min()
-                .unwrap_or(agg);
-            if agg < widest {
-                errors.push(me.error(
-                    field,
-                    Some(&agg.to_string()),
-                    format!(
-                        "aggregation length {agg} is shorter than prefix /{widest} of IPAddressPool {pool_name} \
-                         spec.addresses[{i}] {:?}: the aggregate would cover addresses outside the pool",
-                        pool.addresses.get(i).map(String::as_str).unwrap_or_default()
-                    ),
-                ));
-            }
-        }
-    }
+    let (aggregation_length, aggregation_length_v6) = aggregation_lengths(&me, s, &mut errors);
+    check_aggregates(
+        &me,
+        &resolved,
+        pools,
+        (aggregation_length, aggregation_length_v6),
+        &mut errors,
+    );
     if !s.service_selectors.is_empty() && (aggregation_length != 32 || aggregation_length_v6 != 128)
     {
         errors.push(me.error(
@@ -154,25 +115,7 @@ pub(super) fn validate(
         ));
     }
 
-    let mut communities = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (i, text) in s.communities.iter().enumerate() {
-        match CommunityValue::resolve(text, aliases) {
-            Ok(v) => {
-                if seen.insert(v) {
-                    communities.push(v);
-                } else {
-                    errors.push(me.error(
-                        format!("spec.communities[{i}]"),
-                        Some(text),
-                        format!("community {v} listed twice"),
-                    ));
-                }
-            }
-            Err(m) => errors.push(me.error(format!("spec.communities[{i}]"), Some(text), m)),
-        }
-    }
-    communities.sort_unstable();
+    let communities = communities(&me, &s.communities, aliases, &mut errors);
 
     let peer_names = unique_names(&me, "spec.peers", &s.peers, &mut errors);
     for (i, p) in s.peers.iter().enumerate() {
@@ -208,6 +151,101 @@ pub(super) fn validate(
         node_selectors,
         service_selectors,
     })
+}
+
+/// `aggregationLength` (1..=32, default 32) and `aggregationLengthV6` (1..=128, default 128).
+fn aggregation_lengths(
+    me: &ObjectRef,
+    s: &BGPAdvertisementSpec,
+    errors: &mut Vec<ConfigError>,
+) -> (u8, u8) {
+    let mut length = |field: &str, v: Option<i32>, family: Family| -> u8 {
+        let max = family.bits();
+        match v {
+            None => max,
+            Some(v) if (1..=i32::from(max)).contains(&v) => v as u8,
+            Some(v) => {
+                errors.push(me.error(
+                    format!("spec.{field}"),
+                    Some(&v.to_string()),
+                    format!("must be between 1 and {max}"),
+                ));
+                max
+            }
+        }
+    };
+    let aggregation_length = length("aggregationLength", s.aggregation_length, Family::V4);
+    let aggregation_length_v6 = length("aggregationLengthV6", s.aggregation_length_v6, Family::V6);
+    (aggregation_length, aggregation_length_v6)
+}
+
+/// An aggregate may not be wider than any address entry of a pool it covers.
+fn check_aggregates(
+    me: &ObjectRef,
+    resolved: &BTreeSet<String>,
+    pools: &BTreeMap<String, Pool>,
+    (aggregation_length, aggregation_length_v6): (u8, u8),
+    errors: &mut Vec<ConfigError>,
+) {
+    // An aggregate may not be wider than any address entry of a pool it covers (MetalLB
+    // validateBGPAdvPerPool): the entry's largest CIDR must fit inside the announced prefix.
+    for pool_name in resolved {
+        let Some(pool) = pools.get(pool_name) else {
+            continue;
+        };
+        for (i, r) in pool.ranges.iter().enumerate() {
+            let (field, agg) = match r.family() {
+                Family::V4 => ("spec.aggregationLength", aggregation_length),
+                Family::V6 => ("spec.aggregationLengthV6", aggregation_length_v6),
+            };
+            let widest = r
+                .to_cidrs()
+                .iter()
+                .map(IpNet::prefix_len)
+                .min()
+                .unwrap_or(agg);
+            if agg < widest {
+                errors.push(me.error(
+                    field,
+                    Some(&agg.to_string()),
+                    format!(
+                        "aggregation length {agg} is shorter than prefix /{widest} of IPAddressPool {pool_name} \
+                         spec.addresses[{i}] {:?}: the aggregate would cover addresses outside the pool",
+                        pool.addresses.get(i).map(String::as_str).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// `communities`: values or aliases, each once, sorted.
+fn communities(
+    me: &ObjectRef,
+    texts: &[String],
+    aliases: &BTreeMap<String, CommunityValue>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<CommunityValue> {
+    let mut communities = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, text) in texts.iter().enumerate() {
+        match CommunityValue::resolve(text, aliases) {
+            Ok(v) => {
+                if seen.insert(v) {
+                    communities.push(v);
+                } else {
+                    errors.push(me.error(
+                        format!("spec.communities[{i}]"),
+                        Some(text),
+                        format!("community {v} listed twice"),
+                    ));
+                }
+            }
+            Err(m) => errors.push(me.error(format!("spec.communities[{i}]"), Some(text), m)),
+        }
+    }
+    communities.sort_unstable();
+    communities
 }
 
 /// MetalLB's LOCAL_PREF rule: two advertisements of the same pool with different `localPref`
