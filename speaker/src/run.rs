@@ -6,28 +6,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use ferrolb_crds::Config;
-use ferrolb_crds::config::ConfigError;
-use ferrolb_crds::v1alpha1::ObjectError;
 pub use ferrolb_telemetry::Health;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::Error;
-use crate::cluster::ClusterView;
-use crate::decide::{Announcements, desired};
+use crate::decide::Announcements;
 use crate::drivers::{Drivers, links_of};
-use crate::links::{Link, LinkMap, digest};
-use crate::membership::{Membership, MembershipConfig, Tuning};
+use crate::membership::{Membership, MembershipConfig, MembershipHandle, Tuning};
 use crate::metrics::Metrics;
-use crate::plan::{Applied, plan};
-use crate::retry::{Failed, Retry};
 use crate::source::ClusterSource;
-use crate::status::{l2_events, node_uid, owned_by_node, set_bfd, speaker_state, stamp};
 use crate::writer::Writer;
+
+mod state;
+use state::LoopState;
 
 /// Membership settings (`--members-*`).
 #[derive(Clone, Debug)]
@@ -107,106 +102,33 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let me = opts.node.clone();
-    if !opts.l2 {
-        info!("L2 mode disabled: L2Advertisements are ignored, no ARP/NDP answers");
-    }
-    let (l2, mut l2_events_rx) =
-        ferrolb_arp::L2Responder::start(opts.arp.clone()).map_err(Error::L2)?;
-    let mut drivers = Drivers::new(l2.clone(), &me);
-    // The responder polls the interfaces on its own task: wait (bounded) for its first poll,
-    // so that the first decision and the BGP router ID see this node's links.
-    for _ in 0..40 {
-        if !l2.links().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut sp, mut inputs) = Speaker::start(opts, source, metrics).await?;
+    let Inputs {
+        ref mut l2_events_rx,
+        ref mut live_rx,
+        ref mut snap_rx,
+        ..
+    } = inputs;
 
-    // Without membership nobody sends on the live set; `_alone_tx` is its sender, owned here
-    // so the channel stays open (and `changed()` pending, not erroring) as long as the loop runs.
-    let (membership, mut live_rx, _alone_tx) = match &opts.members {
-        Some(m) => {
-            let (h, rx) = Membership::start(MembershipConfig {
-                node_name: me.clone(),
-                bind: m.bind,
-                advertise: None,
-                seeds: m.seeds.clone(),
-                key: m.key.clone(),
-                tuning: m.tuning.clone(),
-            })
-            .await
-            .map_err(Error::Membership)?;
-            info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
-            let mut rx = rx;
-            let want = settle_members(&m.seeds, m.bind);
-            if want > 1 {
-                // Until membership has heard from the seeded speakers this node would
-                // believe it is alone and claim every L2 IP for a moment (several nodes
-                // answering ARP at start-up). Wait for them, bounded.
-                let settled =
-                    tokio::time::timeout(MEMBERSHIP_SETTLE, rx.wait_for(|live| live.len() >= want))
-                        .await
-                        .is_ok();
-                info!(
-                    settled,
-                    members = rx.borrow().len(),
-                    want,
-                    "initial membership"
-                );
-            }
-            (Some(h), rx, None)
-        }
-        None => {
-            let (tx, rx) = watch::channel(BTreeSet::from([me.clone()]));
-            metrics.members.set(1);
-            (None, rx, Some(tx))
-        }
-    };
-
-    let mut snap_rx = source.subscribe();
-    // Writes to the source go through one task, so the loop never waits for the API server.
-    let writer = Writer::start(source.clone(), metrics.clone());
-    let mut bgp_rx: Option<watch::Receiver<BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>>> = None;
-    let mut bfd_rx: Option<tokio::sync::mpsc::UnboundedReceiver<ferrolb_bfd::BfdEvent>> = None;
-
-    let mut st = LoopState {
-        config: None,
-        applied: Applied::default(),
-        ann: Announcements::default(),
-        links: links_of(&l2),
-        published: None,
-        synced: false,
-        node_uid: None,
-        config_errors: Vec::new(),
-        config_reported: None,
-        bfd: BTreeMap::new(),
-        l2_enabled: opts.l2,
-        retry: Retry::default(),
-    };
     let mut pending: Option<Instant> = Some(Instant::now());
     let mut publish_due = false;
-    let mut last_seeds: Vec<SocketAddr> = Vec::new();
-    let mut tick = tokio::time::interval(opts.poll);
+    let mut tick = tokio::time::interval(sp.opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heartbeat = tokio::time::interval_at(Instant::now() + opts.heartbeat, opts.heartbeat);
+    let every = sp.opts.heartbeat;
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
 
     loop {
+        let debounce = sp.opts.debounce;
         let mark = |p: &mut Option<Instant>| {
-            p.get_or_insert(Instant::now() + opts.debounce);
+            p.get_or_insert(Instant::now() + debounce);
         };
-        let retry_at = st.retry.next();
+        let retry_at = sp.st.retry.next();
         tokio::select! {
             _ = &mut shutdown => break,
             _ = async move { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {
-                let actions = st.retry.take_due(Instant::now());
-                if !actions.is_empty() {
-                    info!(count = actions.len(), "retrying failed driver calls");
-                    let failed = drivers.apply(actions, &st.links).await?;
-                    st.record_failures(failed, &metrics);
-                    publish_due = true;
-                }
+                publish_due |= sp.retry_due().await?;
             }
             r = snap_rx.changed() => {
                 if r.is_err() { warn!("cluster source stopped"); break; }
@@ -228,294 +150,331 @@ pub async fn run(
                 }
                 mark(&mut pending);
             }
-            r = async { bgp_rx.as_mut().expect("guarded").changed().await }, if bgp_rx.is_some() => {
+            r = async { sp.bgp_rx.as_mut().expect("guarded").changed().await }, if sp.bgp_rx.is_some() => {
                 if r.is_ok() { publish_due = true; }
             }
-            ev = async { bfd_rx.as_mut().expect("guarded").recv().await }, if bfd_rx.is_some() => {
-                if let Some(ev) = &ev {
-                    let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
-                    metrics.observe_bfd(&names, ev);
-                    st.bfd.insert(ev.peer, ev.new);
-                    publish_due = true;
-                }
-                match ev {
-                    Some(ev) if ev.is_failure() => {
-                        warn!(peer = %ev.peer, diag = ?ev.diag, "BFD down: resetting the BGP session");
-                        if let Some(bgp) = &drivers.bgp && let Err(error) = bgp.reset_peer(ev.peer, "BFD session down") {
-                            warn!(peer = %ev.peer, %error, "failed to reset BGP peer");
-                        }
-                    }
-                    Some(ev) => debug!(peer = %ev.peer, old = ?ev.old, new = ?ev.new, "BFD state"),
-                    None => bfd_rx = None,
-                }
+            ev = async { sp.bfd_rx.as_mut().expect("guarded").recv().await }, if sp.bfd_rx.is_some() => {
+                publish_due |= sp.on_bfd_event(ev);
             }
             _ = heartbeat.tick() => {
-                st.published = None;
+                sp.st.published = None;
                 publish_due = true;
-                st.report_config(&writer);
+                sp.st.report_config(&sp.writer);
             }
             _ = tick.tick() => {
-                let links = links_of(&l2);
-                if links != st.links { mark(&mut pending); }
-                metrics.observe_l2(&l2.counters());
-                if let Some(m) = &membership { metrics.observe_members(&m.metrics()); }
-                if let Some(bgp) = &drivers.bgp {
-                    let names = st.ann.peers.values().map(|p| (p.address, p.name.clone())).collect();
-                    metrics.observe_bgp(&names, &bgp.subscribe().borrow());
-                    if let Some(bfd) = &drivers.bfd && let Ok(sessions) = bfd.sessions().await {
-                        metrics.observe_bfd_sessions(&names, &sessions);
-                        let now: BTreeMap<_, _> = sessions.iter().map(|s| (s.peer, s.info.state)).collect();
-                        if now != st.bfd { st.bfd = now; publish_due = true; }
-                    }
-                }
+                let (links_changed, bfd_changed) = sp.poll().await;
+                if links_changed { mark(&mut pending); }
+                publish_due |= bfd_changed;
             }
             _ = async { tokio::time::sleep_until(pending.expect("guarded")).await }, if pending.is_some() => {
                 pending = None;
                 let snap = snap_rx.borrow_and_update().clone();
-                let mut live = live_rx.borrow_and_update().clone();
-                if let Some(pods) = &snap.speakers {
-                    match (&membership, &opts.members) {
-                        // Seeds: the configured ones plus every speaker Pod's IP.
-                        (Some(m), Some(mo)) => {
-                            let mut seeds = mo.seeds.clone();
-                            seeds.extend(pods.values().filter_map(|p| p.ip).map(|ip| SocketAddr::new(ip, mo.bind.port())));
-                            seeds.sort();
-                            seeds.dedup();
-                            if seeds != last_seeds {
-                                info!(?seeds, "membership seeds from speaker Pods");
-                                m.set_seeds(seeds.clone());
-                                last_seeds = seeds;
-                            }
-                        }
-                        // No membership: nodes whose speaker Pod is Ready are the live set.
-                        _ => live = pods.iter().filter(|(_, p)| p.ready).map(|(n, _)| n.clone()).collect(),
-                    }
-                }
-                st.links = links_of(&l2);
-                st.step(&me, &snap, &live, &metrics, &writer, &mut drivers).await?;
-                st.report_config(&writer);
-                if bgp_rx.is_none() && let Some(bgp) = &drivers.bgp { bgp_rx = Some(bgp.subscribe()); }
-                if bfd_rx.is_none() && let Some(bfd) = &drivers.bfd { bfd_rx = Some(bfd.subscribe()); }
+                let live = live_rx.borrow_and_update().clone();
+                sp.decide(&me, &snap, live).await?;
                 if snap.synced && !health.is_ready() { health.set_ready(true); info!("ready"); }
                 publish_due = true;
             }
         }
         // Nothing is published before the first full state: it would be empty (and, without
         // the Node's UID, unowned).
-        if publish_due && st.synced {
+        if publish_due && sp.st.synced {
             publish_due = false;
-            let sessions = drivers
-                .bgp
-                .as_ref()
-                .map(|b| b.subscribe().borrow().clone())
-                .unwrap_or_default();
-            st.publish(&me, &opts.namespace, &sessions, &writer);
+            sp.publish(&me);
         }
     }
 
-    // Shutdown, in order.
     health.set_ready(false);
-    if let Some(m) = membership {
-        info!("leaving membership");
-        if let Err(error) = m.leave().await {
-            warn!(%error, "leaving membership failed");
-        }
-    }
-    tokio::time::sleep(opts.l2_grace).await;
-    info!("stopping ARP/NDP answers, BFD and BGP");
-    drivers
-        .shutdown(
-            st.applied.l2.keys().cloned().collect::<Vec<_>>(),
-            &st.applied.routes,
-            opts.gshut_wait,
-        )
-        .await;
-    // Tell that this node announces nothing any more (bounded: the API may be gone too).
-    st.ann = Announcements::default();
-    st.published = None;
-    let no_sessions = BTreeMap::new();
-    st.publish(&me, &opts.namespace, &no_sessions, &writer);
-    if !writer.flush(Duration::from_secs(1)).await {
-        warn!("could not publish the stopped state within 1 s");
-    }
+    sp.stop(&me).await;
     Ok(())
 }
 
-/// What a published state is compared by: status, annotations and owner, without timestamps.
-type PublishedKey = (
-    Option<ferrolb_crds::v1alpha1::SpeakerStateStatus>,
-    Option<BTreeMap<String, String>>,
-    Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
-);
-
-struct LoopState {
-    config: Option<Config>,
-    applied: Applied,
-    ann: Announcements,
-    links: Vec<Link>,
-    /// Last published status and annotations (without timestamps).
-    published: Option<PublishedKey>,
-    /// Whether the source has delivered its first full state.
-    synced: bool,
-    /// UID of this node's Node object (owner of the speaker's objects).
-    node_uid: Option<String>,
-    /// Errors of the last validation, and the last list reported to the source.
-    config_errors: Vec<ConfigError>,
-    config_reported: Option<Vec<ObjectError>>,
-    /// BFD session state by peer address (events, and the session list at each poll).
-    bfd: BTreeMap<IpAddr, ferrolb_bfd::State>,
-    /// [`Options::l2`].
-    l2_enabled: bool,
-    /// Driver calls that failed, made again with backoff until they succeed.
-    retry: Retry,
+/// Starts membership (`None` in the options: this node alone is the live set). Waits,
+/// bounded, until the seeded speakers are heard from.
+async fn start_membership(
+    opts: &Options,
+    metrics: &Metrics,
+) -> Result<
+    (
+        Option<MembershipHandle>,
+        watch::Receiver<BTreeSet<String>>,
+        Option<watch::Sender<BTreeSet<String>>>,
+    ),
+    Error,
+> {
+    let Some(m) = &opts.members else {
+        let (tx, rx) = watch::channel(BTreeSet::from([opts.node.clone()]));
+        metrics.members.set(1);
+        return Ok((None, rx, Some(tx)));
+    };
+    let (h, mut rx) = Membership::start(MembershipConfig {
+        node_name: opts.node.clone(),
+        bind: m.bind,
+        advertise: None,
+        seeds: m.seeds.clone(),
+        key: m.key.clone(),
+        tuning: m.tuning.clone(),
+    })
+    .await
+    .map_err(Error::Membership)?;
+    info!(bind = %m.bind, seeds = ?m.seeds, "membership started");
+    let want = settle_members(&m.seeds, m.bind);
+    if want > 1 {
+        // Until membership has heard from the seeded speakers this node would believe it is
+        // alone and claim every L2 IP for a moment (several nodes answering ARP at start-up).
+        // Wait for them, bounded.
+        let settled =
+            tokio::time::timeout(MEMBERSHIP_SETTLE, rx.wait_for(|live| live.len() >= want))
+                .await
+                .is_ok();
+        info!(
+            settled,
+            members = rx.borrow().len(),
+            want,
+            "initial membership"
+        );
+    }
+    Ok((Some(h), rx, None))
 }
 
-impl LoopState {
-    async fn step(
+/// The run loop's parts: drivers, membership, the loop state and the writer.
+struct Speaker {
+    opts: Options,
+    l2: ferrolb_arp::L2Handle,
+    drivers: Drivers,
+    membership: Option<MembershipHandle>,
+    st: LoopState,
+    writer: Writer,
+    metrics: Metrics,
+    last_seeds: Vec<SocketAddr>,
+    bgp_rx: Option<watch::Receiver<BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>>>,
+    bfd_rx: Option<tokio::sync::mpsc::UnboundedReceiver<ferrolb_bfd::BfdEvent>>,
+}
+
+/// What the loop waits on besides timers.
+struct Inputs {
+    l2_events_rx: tokio::sync::mpsc::Receiver<ferrolb_arp::L2Event>,
+    live_rx: watch::Receiver<BTreeSet<String>>,
+    snap_rx: watch::Receiver<Arc<crate::source::Snapshot>>,
+    /// Without membership nobody sends on the live set; this is its sender, owned here so
+    /// the channel stays open (and `changed()` pending, not erroring) while the loop runs.
+    _alone_tx: Option<watch::Sender<BTreeSet<String>>>,
+}
+
+impl Speaker {
+    /// Starts the L2 responder (and waits, bounded, for its first look at the links),
+    /// membership and the writer.
+    async fn start(
+        opts: Options,
+        source: Arc<dyn ClusterSource>,
+        metrics: Metrics,
+    ) -> Result<(Speaker, Inputs), Error> {
+        if !opts.l2 {
+            info!("L2 mode disabled: L2Advertisements are ignored, no ARP/NDP answers");
+        }
+        let (l2, l2_events_rx) =
+            ferrolb_arp::L2Responder::start(opts.arp.clone()).map_err(Error::L2)?;
+        // The responder polls the interfaces on its own task: wait (bounded) for its first
+        // poll, so that the first decision and the BGP router ID see this node's links.
+        for _ in 0..40 {
+            if !l2.links().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (membership, live_rx, _alone_tx) = start_membership(&opts, &metrics).await?;
+        let inputs = Inputs {
+            l2_events_rx,
+            live_rx,
+            snap_rx: source.subscribe(),
+            _alone_tx,
+        };
+        let sp = Speaker {
+            drivers: Drivers::new(l2.clone(), &opts.node),
+            st: LoopState::new(links_of(&l2), opts.l2),
+            // Writes go through one task, so the loop never waits for the API server.
+            writer: Writer::start(source, metrics.clone()),
+            l2,
+            membership,
+            metrics,
+            last_seeds: Vec::new(),
+            bgp_rx: None,
+            bfd_rx: None,
+            opts,
+        };
+        Ok((sp, inputs))
+    }
+}
+
+impl Speaker {
+    /// Makes the failed driver calls that are due again. Returns whether any was made.
+    async fn retry_due(&mut self) -> Result<bool, Error> {
+        let actions = self.st.retry.take_due(Instant::now());
+        if actions.is_empty() {
+            return Ok(false);
+        }
+        info!(count = actions.len(), "retrying failed driver calls");
+        let failed = self.drivers.apply(actions, &self.st.links).await?;
+        self.st.record_failures(failed, &self.metrics);
+        Ok(true)
+    }
+
+    /// One BFD event: metrics, state, and a BGP reset when the session failed. Returns
+    /// whether the state to publish changed.
+    fn on_bfd_event(&mut self, ev: Option<ferrolb_bfd::BfdEvent>) -> bool {
+        let Some(ev) = ev else {
+            self.bfd_rx = None;
+            return false;
+        };
+        let names = self.peer_names();
+        self.metrics.observe_bfd(&names, &ev);
+        self.st.bfd.insert(ev.peer, ev.new);
+        if ev.is_failure() {
+            warn!(peer = %ev.peer, diag = ?ev.diag, "BFD down: resetting the BGP session");
+            if let Some(bgp) = &self.drivers.bgp
+                && let Err(error) = bgp.reset_peer(ev.peer, "BFD session down")
+            {
+                warn!(peer = %ev.peer, %error, "failed to reset BGP peer");
+            }
+        } else {
+            debug!(peer = %ev.peer, old = ?ev.old, new = ?ev.new, "BFD state");
+        }
+        true
+    }
+
+    fn peer_names(&self) -> BTreeMap<IpAddr, String> {
+        self.st
+            .ann
+            .peers
+            .values()
+            .map(|p| (p.address, p.name.clone()))
+            .collect()
+    }
+
+    /// The periodic poll: links, protocol counters, BFD sessions. Returns whether the links
+    /// changed (decide again) and whether the BFD states changed (publish).
+    async fn poll(&mut self) -> (bool, bool) {
+        let links_changed = links_of(&self.l2) != self.st.links;
+        self.metrics.observe_l2(&self.l2.counters());
+        if let Some(m) = &self.membership {
+            self.metrics.observe_members(&m.metrics());
+        }
+        let mut bfd_changed = false;
+        if let Some(bgp) = &self.drivers.bgp {
+            let names = self.peer_names();
+            self.metrics.observe_bgp(&names, &bgp.subscribe().borrow());
+            if let Some(bfd) = &self.drivers.bfd
+                && let Ok(sessions) = bfd.sessions().await
+            {
+                self.metrics.observe_bfd_sessions(&names, &sessions);
+                let now: BTreeMap<_, _> = sessions.iter().map(|s| (s.peer, s.info.state)).collect();
+                if now != self.st.bfd {
+                    self.st.bfd = now;
+                    bfd_changed = true;
+                }
+            }
+        }
+        (links_changed, bfd_changed)
+    }
+
+    /// One round on the latest snapshot and live set: seeds, decide, apply, report.
+    async fn decide(
         &mut self,
         me: &str,
         snap: &crate::source::Snapshot,
-        live: &BTreeSet<String>,
-        metrics: &Metrics,
-        writer: &Writer,
-        drivers: &mut Drivers,
+        mut live: BTreeSet<String>,
     ) -> Result<(), Error> {
-        let outcome = Config::build(&snap.resources, self.config.as_ref());
-        if !outcome.errors.is_empty() && self.config.as_ref() != Some(&outcome.config) {
-            for e in &outcome.errors {
-                warn!(error = %e, "invalid configuration object");
+        if let Some(pods) = &snap.speakers {
+            match (&self.membership, &self.opts.members) {
+                // Seeds: the configured ones plus every speaker Pod's IP.
+                (Some(m), Some(mo)) => {
+                    let mut seeds = mo.seeds.clone();
+                    seeds.extend(
+                        pods.values()
+                            .filter_map(|p| p.ip)
+                            .map(|ip| SocketAddr::new(ip, mo.bind.port())),
+                    );
+                    seeds.sort();
+                    seeds.dedup();
+                    if seeds != self.last_seeds {
+                        info!(?seeds, "membership seeds from speaker Pods");
+                        m.set_seeds(seeds.clone());
+                        self.last_seeds = seeds;
+                    }
+                }
+                // No membership: nodes whose speaker Pod is Ready are the live set.
+                _ => {
+                    live = pods
+                        .iter()
+                        .filter(|(_, p)| p.ready)
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                }
             }
         }
-        metrics
-            .config_errors
-            .set(i64::try_from(outcome.errors.len() + snap.errors.len()).unwrap_or(i64::MAX));
-        self.config = Some(outcome.config);
-        self.config_errors = outcome.errors;
-        self.synced = snap.synced;
-        self.node_uid = node_uid(&snap.resources.nodes, me).map(String::from);
-        if !self.l2_enabled
-            && let Some(c) = self.config.as_mut()
+        self.st.links = links_of(&self.l2);
+        self.st
+            .step(
+                me,
+                snap,
+                &live,
+                &self.metrics,
+                &self.writer,
+                &mut self.drivers,
+            )
+            .await?;
+        self.st.report_config(&self.writer);
+        if self.bgp_rx.is_none()
+            && let Some(bgp) = &self.drivers.bgp
         {
-            c.l2_advertisements.clear();
+            self.bgp_rx = Some(bgp.subscribe());
         }
-        let config = self.config.as_ref().expect("set above");
-
-        let cluster = ClusterView::build(
-            &snap.workloads,
-            &snap.resources.nodes,
-            snap.ingress.as_ref(),
-        );
-        let mut links: LinkMap = snap.peer_links.clone();
-        links.insert(me.to_string(), self.links.clone());
-        let mut live = live.clone();
-        live.insert(me.to_string());
-
-        let ann = desired(config, &cluster, &live, &links, me);
-        for ev in l2_events(me, &self.ann.l2_owners, &ann.l2_owners) {
-            writer.event(ev, metrics);
+        if self.bfd_rx.is_none()
+            && let Some(bfd) = &self.drivers.bfd
+        {
+            self.bfd_rx = Some(bfd.subscribe());
         }
-        let took_over = ann
-            .l2
-            .keys()
-            .filter(|ip| !self.ann.l2.contains_key(ip))
-            .filter(|ip| {
-                self.ann.l2_owners.values().any(|o| {
-                    o.get(ip)
-                        .is_some_and(|o| o.node.as_deref().is_some_and(|n| n != me))
-                })
-            })
-            .count();
-        metrics.failovers.inc_by(took_over as u64);
-        metrics.observe_owners(&self.ann.l2_owners, &ann.l2_owners);
-        metrics
-            .l2_owned
-            .set(i64::try_from(ann.l2.len()).unwrap_or(i64::MAX));
-
-        let actions = plan(&self.applied, &ann);
-        if !actions.is_empty() {
-            debug!(count = actions.len(), "applying changes");
-            self.retry.supersede(&actions);
-            let failed = drivers.apply(actions, &self.links).await?;
-            self.record_failures(failed, metrics);
-            self.applied = Applied::from_desired(&ann);
-        }
-        self.ann = ann;
         Ok(())
     }
 
-    /// Counts failed driver calls and schedules their retry (see [`crate::retry`]).
-    fn record_failures(&mut self, failed: Vec<Failed>, metrics: &Metrics) {
-        for f in &failed {
-            metrics
-                .driver_errors
-                .get_or_create(&crate::metrics::DriverLabel {
-                    driver: f.driver.to_string(),
-                })
-                .inc();
-        }
-        self.retry.record(failed, Instant::now(), jitter());
-        metrics
-            .driver_retry_pending
-            .set(i64::try_from(self.retry.pending().len()).unwrap_or(i64::MAX));
-        if let Some(at) = self.retry.next() {
-            let f = &self.retry.pending()[0];
-            warn!(pending = self.retry.pending().len(), driver = f.driver, error = %f.error, retry_in = ?at.saturating_duration_since(Instant::now()), "driver calls failed; retrying");
-        }
+    /// Hands the current state to the writer (when it changed).
+    fn publish(&mut self, me: &str) {
+        let sessions = self
+            .drivers
+            .bgp
+            .as_ref()
+            .map(|b| b.subscribe().borrow().clone())
+            .unwrap_or_default();
+        self.st
+            .publish(me, &self.opts.namespace, &sessions, &self.writer);
     }
 
-    /// Hands the state to `writer` when it differs from the last one handed over (the
-    /// writer retries a failed write until it succeeds or a newer state replaces it).
-    fn publish(
-        &mut self,
-        me: &str,
-        namespace: &str,
-        sessions: &BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>,
-        writer: &Writer,
-    ) {
-        let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
-        set_bfd(&mut state, &self.ann, &self.bfd);
-        owned_by_node(&mut state, self.node_uid.as_deref());
-        let key = (
-            state.status.clone(),
-            state.metadata.annotations.clone(),
-            state.metadata.owner_references.clone(),
-        );
-        if self.published.as_ref() == Some(&key) {
-            return;
+    /// Shutdown, in order: leave membership, `l2_grace` of ARP/NDP, then stop answering, BFD
+    /// and BGP; publish that this node announces nothing (bounded: the API may be gone too).
+    async fn stop(mut self, me: &str) {
+        if let Some(m) = self.membership.take() {
+            info!("leaving membership");
+            if let Err(error) = m.leave().await {
+                warn!(%error, "leaving membership failed");
+            }
         }
-        let mut stamped = state.clone();
-        let uptimes = sessions
-            .iter()
-            .filter_map(|(a, s)| Some((*a, s.uptime()?)))
-            .collect();
-        stamp(&mut stamped, SystemTime::now(), &uptimes);
-        writer.state(stamped);
-        self.published = Some(key);
+        tokio::time::sleep(self.opts.l2_grace).await;
+        info!("stopping ARP/NDP answers, BFD and BGP");
+        self.drivers
+            .shutdown(
+                self.st.applied.l2.keys().cloned().collect::<Vec<_>>(),
+                &self.st.applied.routes,
+                self.opts.gshut_wait,
+            )
+            .await;
+        self.st.ann = Announcements::default();
+        self.st.published = None;
+        let no_sessions = BTreeMap::new();
+        self.st
+            .publish(me, &self.opts.namespace, &no_sessions, &self.writer);
+        if !self.writer.flush(Duration::from_secs(1)).await {
+            warn!("could not publish the stopped state within 1 s");
+        }
     }
-
-    /// Reports the validation result when it differs from the last one reported (never
-    /// before the first full state: a partial one has dangling references). The config in
-    /// force is not touched: invalid objects keep their last valid version.
-    fn report_config(&mut self, writer: &Writer) {
-        if !self.synced {
-            return;
-        }
-        let list: Vec<ObjectError> = self.config_errors.iter().map(ObjectError::from).collect();
-        if self.config_reported.as_ref() == Some(&list) {
-            return;
-        }
-        writer.config(self.config_errors.clone());
-        self.config_reported = Some(list);
-    }
-}
-
-/// A number in [0, 1) for retry jitter: the sub-second clock is random enough to keep
-/// speakers from retrying in step.
-fn jitter() -> f64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(nanos) / 1e9
 }
 
 #[cfg(test)]
