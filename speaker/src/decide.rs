@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use ferrolb_crds::Config;
 use ferrolb_crds::config::{CommunityValue, L2Adv, Peer};
 
-use crate::cluster::{ClusterView, NodeView};
+use crate::cluster::{ClusterView, EndpointView, NodeView, ServiceView};
 use crate::election::{self, NodeCandidate};
 use crate::links::LinkMap;
 
@@ -94,10 +94,18 @@ pub fn desired(
 ) -> Announcements {
     let mut out = Announcements::default();
     let no_node = NodeView::default();
-    let me_view = cluster.nodes.get(me).unwrap_or(&no_node);
+    let ctx = Inputs {
+        config,
+        cluster,
+        live,
+        links,
+        me,
+        me_view: cluster.nodes.get(me).unwrap_or(&no_node),
+        no_node: &no_node,
+    };
 
     for p in config.peers.values() {
-        if p.node_selectors.matches(&me_view.labels) {
+        if p.node_selectors.matches(&ctx.me_view.labels) {
             out.peers.insert(p.name.clone(), p.clone());
         }
     }
@@ -108,86 +116,12 @@ pub fn desired(
             continue;
         };
         let eps = cluster.endpoints.get(svc.key.as_str());
-        let has_endpoint = |node: &str| match eps {
-            None => false,
-            Some(e) if svc.local => e.ready_on(node),
-            Some(e) => e.any_serving(),
-        };
-
         for &ip in &svc.ips {
             let Some(pool) = config.pool_for_ip(ip) else {
                 continue;
             };
-
-            // L2: elect among every eligible live member.
-            let l2_ads: Vec<&L2Adv> = config
-                .l2_advertisements_for_pool(&pool.name)
-                .filter(|a| a.selects_service(&svc.labels))
-                .collect();
-            if !l2_ads.is_empty() {
-                let mut candidates = Vec::new();
-                let mut my_ifaces = BTreeSet::new();
-                for node in live {
-                    let view = cluster.nodes.get(node).unwrap_or(&no_node);
-                    if view.excluded || !has_endpoint(node) {
-                        continue;
-                    }
-                    let mut ads = l2_ads
-                        .iter()
-                        .copied()
-                        .filter(|a| a.selects_node(&view.labels))
-                        .peekable();
-                    if ads.peek().is_none() {
-                        continue;
-                    }
-                    let ads: Vec<&L2Adv> = ads.collect();
-                    match links.get(node) {
-                        Some(l) if node == me => {
-                            my_ifaces = eligible_interfaces(l, &ads, ip);
-                            if my_ifaces.is_empty() {
-                                continue;
-                            }
-                        }
-                        Some(l) if !is_eligible(l, &ads, ip) => continue,
-                        _ => {} // eligible, or unknown: assumed symmetric
-                    }
-                    let weight: u32 = ads.iter().map(|a| a.preference(&view.labels)).sum();
-                    candidates.push(NodeCandidate::new(node.clone(), weight));
-                }
-                let owner = election::owner(&candidates, key).map(str::to_string);
-                let mine = owner.as_deref() == Some(me) && !my_ifaces.is_empty();
-                if mine {
-                    let claim = out.l2.entry(ip).or_default();
-                    claim.interfaces.extend(my_ifaces.iter().cloned());
-                    claim.services.insert(svc.key.clone());
-                }
-                out.l2_owners.entry(svc.key.clone()).or_default().insert(
-                    ip,
-                    L2Owner {
-                        node: owner,
-                        interfaces: if mine { my_ifaces } else { BTreeSet::new() },
-                    },
-                );
-            }
-
-            // BGP: this node announces when eligible itself.
-            if me_view.excluded || !has_endpoint(me) {
-                continue;
-            }
-            for ad in config
-                .bgp_advertisements_for_pool(&pool.name)
-                .filter(|a| a.selects_service(&svc.labels) && a.selects_node(&me_view.labels))
-            {
-                let prefix = ad.prefix_for(ip);
-                for g in &mut groups {
-                    if !ad.applies_to_peer(&g.peers[0]) || !g.carries(ip) {
-                        continue;
-                    }
-                    let attrs = g.routes.entry(prefix).or_default();
-                    attrs.local_pref = attrs.local_pref.max(ad.local_pref);
-                    attrs.communities.extend(ad.communities.iter().copied());
-                }
-            }
+            ctx.elect_l2(svc, eps, &pool.name, ip, key, &mut out);
+            ctx.add_routes(svc, eps, &pool.name, ip, &mut groups);
         }
     }
     for g in groups {
@@ -197,6 +131,123 @@ pub fn desired(
         }
     }
     out
+}
+
+/// What one decision reads, for its parts.
+struct Inputs<'a> {
+    config: &'a Config,
+    cluster: &'a ClusterView,
+    live: &'a BTreeSet<String>,
+    links: &'a LinkMap,
+    me: &'a str,
+    me_view: &'a NodeView,
+    no_node: &'a NodeView,
+}
+
+/// Whether `node` may announce `svc`: with `externalTrafficPolicy: Local` only with a ready
+/// endpoint on it, otherwise with any serving endpoint.
+fn has_endpoint(svc: &ServiceView, eps: Option<&EndpointView>, node: &str) -> bool {
+    match eps {
+        None => false,
+        Some(e) if svc.local => e.ready_on(node),
+        Some(e) => e.any_serving(),
+    }
+}
+
+impl Inputs<'_> {
+    /// L2: elects `ip`'s owner among every eligible live member (`key`: the Service's first
+    /// IP, so all its IPs go to one node); records the owner, and the claim when it is us.
+    fn elect_l2(
+        &self,
+        svc: &ServiceView,
+        eps: Option<&EndpointView>,
+        pool: &str,
+        ip: IpAddr,
+        key: IpAddr,
+        out: &mut Announcements,
+    ) {
+        let me = self.me;
+        let l2_ads: Vec<&L2Adv> = self
+            .config
+            .l2_advertisements_for_pool(pool)
+            .filter(|a| a.selects_service(&svc.labels))
+            .collect();
+        if l2_ads.is_empty() {
+            return;
+        }
+        let mut candidates = Vec::new();
+        let mut my_ifaces = BTreeSet::new();
+        for node in self.live {
+            let view = self.cluster.nodes.get(node).unwrap_or(self.no_node);
+            if view.excluded || !has_endpoint(svc, eps, node) {
+                continue;
+            }
+            let ads: Vec<&L2Adv> = l2_ads
+                .iter()
+                .copied()
+                .filter(|a| a.selects_node(&view.labels))
+                .collect();
+            if ads.is_empty() {
+                continue;
+            }
+            match self.links.get(node) {
+                Some(l) if node == me => {
+                    my_ifaces = eligible_interfaces(l, &ads, ip);
+                    if my_ifaces.is_empty() {
+                        continue;
+                    }
+                }
+                Some(l) if !is_eligible(l, &ads, ip) => continue,
+                _ => {} // eligible, or unknown: assumed symmetric
+            }
+            let weight: u32 = ads.iter().map(|a| a.preference(&view.labels)).sum();
+            candidates.push(NodeCandidate::new(node.clone(), weight));
+        }
+        let owner = election::owner(&candidates, key).map(str::to_string);
+        let mine = owner.as_deref() == Some(me) && !my_ifaces.is_empty();
+        if mine {
+            let claim = out.l2.entry(ip).or_default();
+            claim.interfaces.extend(my_ifaces.iter().cloned());
+            claim.services.insert(svc.key.clone());
+        }
+        out.l2_owners.entry(svc.key.clone()).or_default().insert(
+            ip,
+            L2Owner {
+                node: owner,
+                interfaces: if mine { my_ifaces } else { BTreeSet::new() },
+            },
+        );
+    }
+
+    /// BGP: this node announces `ip` (or its aggregate) to each peer group an advertisement
+    /// of `pool` applies to, when it is eligible itself.
+    fn add_routes(
+        &self,
+        svc: &ServiceView,
+        eps: Option<&EndpointView>,
+        pool: &str,
+        ip: IpAddr,
+        groups: &mut [PeerGroup],
+    ) {
+        if self.me_view.excluded || !has_endpoint(svc, eps, self.me) {
+            return;
+        }
+        for ad in self
+            .config
+            .bgp_advertisements_for_pool(pool)
+            .filter(|a| a.selects_service(&svc.labels) && a.selects_node(&self.me_view.labels))
+        {
+            let prefix = ad.prefix_for(ip);
+            for g in groups.iter_mut() {
+                if !ad.applies_to_peer(&g.peers[0]) || !g.carries(ip) {
+                    continue;
+                }
+                let attrs = g.routes.entry(prefix).or_default();
+                attrs.local_pref = attrs.local_pref.max(ad.local_pref);
+                attrs.communities.extend(ad.communities.iter().copied());
+            }
+        }
+    }
 }
 
 /// Peers whose routes are the same by construction: every `BGPAdvertisement` applies to all
