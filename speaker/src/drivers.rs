@@ -207,94 +207,104 @@ impl Drivers {
         let mut failed = Vec::new();
         let mut sets = SharedSets::default();
         for a in actions {
-            let action = a.clone();
-            let mut fail = |driver: &'static str, error: String| {
+            if let Some((driver, error)) = self.apply_one(a.clone(), links, &mut sets).await? {
                 failed.push(Failed {
-                    action: action.clone(),
+                    action: a,
                     driver,
                     error,
-                })
-            };
-            match a {
-                Action::SetOwned { iface, ips } => {
-                    info!(%iface, ips = ?ips, "L2 owned set");
-                    if let Err(error) = self.l2.set_owned(&iface, ips) {
-                        warn!(%iface, %error, "failed to set owned IPs");
-                        fail("l2", error.to_string());
-                    }
-                }
-                Action::RemoveBfd { peer } => {
-                    if let Some(bfd) = &self.bfd
-                        && let Err(error) = bfd.remove_session(peer).await
-                    {
-                        warn!(%peer, %error, "failed to remove BFD session");
-                        fail("bfd", error.to_string());
-                    }
-                }
-                Action::RemovePeer { peer } => {
-                    self.graceful.remove(&peer);
-                    if let Some(bgp) = &self.bgp {
-                        info!(%peer, "removing BGP peer");
-                        if let Err(error) = bgp
-                            .remove_peer(peer, CeaseReason::peer_deconfigured())
-                            .await
-                        {
-                            warn!(%peer, %error, "failed to remove BGP peer");
-                            fail("bgp", error.to_string());
-                        }
-                    }
-                }
-                Action::AddPeer(p) => {
-                    if let Err(error) = self.add_or_update_peer(&p, links, false).await? {
-                        fail("bgp", error);
-                    }
-                }
-                Action::UpdatePeer(p) => {
-                    if let Err(error) = self.add_or_update_peer(&p, links, true).await? {
-                        fail("bgp", error);
-                    }
-                }
-                Action::SetBfdProfile { peer, profile } => {
-                    if let Some(bfd) = &self.bfd
-                        && let Err(error) = bfd.set_profile(peer, bfd_profile(&profile)).await
-                    {
-                        warn!(%peer, %error, "failed to change the BFD timers");
-                        fail("bfd", error.to_string());
-                    }
-                }
-                Action::AddBfd { peer, profile } => {
-                    if self.bfd.is_none() {
-                        self.bfd = Some(
-                            BfdManager::start(ManagerConfig::default())
-                                .await
-                                .map_err(Error::Bfd)?,
-                        );
-                    }
-                    let Some(local) = local_address_for(links, peer) else {
-                        warn!(%peer, "no local address in the peer's subnet; BFD session not started");
-                        continue;
-                    };
-                    let bfd = self.bfd.as_ref().expect("started above");
-                    if let Err(error) = bfd
-                        .add_session(peer, local, None, bfd_profile(&profile))
-                        .await
-                    {
-                        warn!(%peer, %error, "failed to add BFD session");
-                        fail("bfd", error.to_string());
-                    }
-                }
-                Action::SetRoutes { peer, routes } => {
-                    let set = sets.get(&routes, None);
-                    if let Some(bgp) = &self.bgp
-                        && let Err(error) = bgp.set_routes(PeerSelector::Peer(peer), set)
-                    {
-                        warn!(%peer, %error, "failed to set routes");
-                        fail("bgp", error.to_string());
-                    }
-                }
+                });
             }
         }
         Ok(failed)
+    }
+
+    /// Carries out one action; `Some((driver, error))` when the driver refused it.
+    async fn apply_one(
+        &mut self,
+        a: Action,
+        links: &[Link],
+        sets: &mut SharedSets,
+    ) -> Result<Option<(&'static str, String)>, Error> {
+        let failed = |driver: &'static str, error: String| Ok(Some((driver, error)));
+        match a {
+            Action::SetOwned { iface, ips } => {
+                info!(%iface, ips = ?ips, "L2 owned set");
+                if let Err(error) = self.l2.set_owned(&iface, ips) {
+                    warn!(%iface, %error, "failed to set owned IPs");
+                    return failed("l2", error.to_string());
+                }
+            }
+            Action::RemoveBfd { peer } => {
+                if let Some(bfd) = &self.bfd
+                    && let Err(error) = bfd.remove_session(peer).await
+                {
+                    warn!(%peer, %error, "failed to remove BFD session");
+                    return failed("bfd", error.to_string());
+                }
+            }
+            Action::RemovePeer { peer } => {
+                self.graceful.remove(&peer);
+                if let Some(bgp) = &self.bgp {
+                    info!(%peer, "removing BGP peer");
+                    if let Err(error) = bgp
+                        .remove_peer(peer, CeaseReason::peer_deconfigured())
+                        .await
+                    {
+                        warn!(%peer, %error, "failed to remove BGP peer");
+                        return failed("bgp", error.to_string());
+                    }
+                }
+            }
+            Action::AddPeer(p) => {
+                if let Err(error) = self.add_or_update_peer(&p, links, false).await? {
+                    return failed("bgp", error);
+                }
+            }
+            Action::UpdatePeer(p) => {
+                if let Err(error) = self.add_or_update_peer(&p, links, true).await? {
+                    return failed("bgp", error);
+                }
+            }
+            Action::SetBfdProfile { peer, profile } => {
+                if let Some(bfd) = &self.bfd
+                    && let Err(error) = bfd.set_profile(peer, bfd_profile(&profile)).await
+                {
+                    warn!(%peer, %error, "failed to change the BFD timers");
+                    return failed("bfd", error.to_string());
+                }
+            }
+            Action::AddBfd { peer, profile } => {
+                if self.bfd.is_none() {
+                    self.bfd = Some(
+                        BfdManager::start(ManagerConfig::default())
+                            .await
+                            .map_err(Error::Bfd)?,
+                    );
+                }
+                let Some(local) = local_address_for(links, peer) else {
+                    warn!(%peer, "no local address in the peer's subnet; BFD session not started");
+                    return Ok(None);
+                };
+                let bfd = self.bfd.as_ref().expect("started above");
+                if let Err(error) = bfd
+                    .add_session(peer, local, None, bfd_profile(&profile))
+                    .await
+                {
+                    warn!(%peer, %error, "failed to add BFD session");
+                    return failed("bfd", error.to_string());
+                }
+            }
+            Action::SetRoutes { peer, routes } => {
+                let set = sets.get(&routes, None);
+                if let Some(bgp) = &self.bgp
+                    && let Err(error) = bgp.set_routes(PeerSelector::Peer(peer), set)
+                {
+                    warn!(%peer, %error, "failed to set routes");
+                    return failed("bgp", error.to_string());
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Adds a peer to the BGP speaker (starting the speaker first), or changes the settings
