@@ -95,30 +95,7 @@ async fn main() -> anyhow::Result<()> {
     opts.heartbeat = Duration::from_secs(cli.state_heartbeat);
     opts.l2 = !cli.no_l2;
     let kubernetes = cli.manifests.is_none();
-    // Kubernetes mode: membership on by default, bound to the Pod IP (the node's, with
-    // hostNetwork), key from the mounted Secret, seeds from the speaker Pods.
-    let bind = match cli.members_bind {
-        Some(bind) => Some(bind),
-        None if kubernetes && !cli.no_members => Some(pod_ip_bind()?),
-        None => None,
-    };
-    let key_file = cli
-        .members_key_file
-        .clone()
-        .or_else(|| kubernetes.then(|| PathBuf::from(KUBE_KEY_FILE)));
-    // Read before connecting anywhere: a missing key is the first thing to report.
-    let key = match bind {
-        Some(_) => {
-            let path = key_file.context("--members-bind needs --members-key-file")?;
-            Some(std::fs::read(&path).with_context(|| {
-                format!(
-                    "failed to read the membership key file {} (Kubernetes: the Secret ferrolb-memberlist, key secretkey, which the controller creates)",
-                    path.display()
-                )
-            })?)
-        }
-        None => None,
-    };
+    let (bind, key) = membership_bind_and_key(&cli, kubernetes)?;
     let source: Arc<dyn ClusterSource> = match (cli.manifests, cli.kubeconfig) {
         (Some(dir), _) => {
             // The loader already waits for 20 ms of quiet in the directory: a second long
@@ -129,19 +106,7 @@ async fn main() -> anyhow::Result<()> {
             Arc::new(Standalone::start(dir, cli.node, loader)?)
         }
         (None, kubeconfig) => {
-            let config = match kubeconfig {
-                Some(path) => {
-                    let kc = kube::config::Kubeconfig::read_from(&path).with_context(|| {
-                        format!("failed to read the kubeconfig {}", path.display())
-                    })?;
-                    kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-                }
-                None => kube::Config::infer()
-                    .await
-                    .context("failed to find the in-cluster Kubernetes config")?,
-            };
-            let client =
-                kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+            let client = kube_client(kubeconfig).await?;
             Arc::new(Kubernetes::start(client, cli.node, cli.namespace.clone()))
         }
     };
@@ -160,6 +125,52 @@ async fn main() -> anyhow::Result<()> {
     let result = ferrolb_speaker::run::run(opts, source, metrics, health, shutdown.wait()).await;
     telemetry.abort();
     result.context("speaker failed")
+}
+
+/// The membership address and key (Kubernetes mode: membership on by default, bound to the
+/// Pod IP, the node's with hostNetwork; key from the mounted Secret). The key is read before
+/// connecting anywhere: a missing key is the first thing to report.
+fn membership_bind_and_key(
+    cli: &Cli,
+    kubernetes: bool,
+) -> anyhow::Result<(Option<SocketAddr>, Option<Vec<u8>>)> {
+    let bind = match cli.members_bind {
+        Some(bind) => Some(bind),
+        None if kubernetes && !cli.no_members => Some(pod_ip_bind()?),
+        None => None,
+    };
+    let key_file = cli
+        .members_key_file
+        .clone()
+        .or_else(|| kubernetes.then(|| PathBuf::from(KUBE_KEY_FILE)));
+    let key = match bind {
+        Some(_) => {
+            let path = key_file.context("--members-bind needs --members-key-file")?;
+            Some(std::fs::read(&path).with_context(|| {
+                format!(
+                    "failed to read the membership key file {} (Kubernetes: the Secret ferrolb-memberlist, key secretkey, which the controller creates)",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    Ok((bind, key))
+}
+
+/// A client from `--kubeconfig`, or the in-cluster config.
+async fn kube_client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .with_context(|| format!("failed to read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("failed to find the in-cluster Kubernetes config")?,
+    };
+    kube::Client::try_from(config).context("failed to build the Kubernetes client")
 }
 
 /// Where install.yaml mounts the membership key (Secret ferrolb-memberlist, key secretkey).
