@@ -167,32 +167,9 @@ fn convert_document(
         return;
     }
     let legacy_objects = if api == "v1" && kind == "ConfigMap" {
-        let v = serde_saphyr::from_str::<Value>(text).unwrap_or(Value::Null);
-        match v.pointer("/data/config").and_then(Value::as_str) {
-            Some(config) => match serde_saphyr::from_str::<Value>(config) {
-                Ok(config) => {
-                    let origin = legacy::Origin {
-                        location,
-                        object: &object,
-                        prefix: "data.config.",
-                    };
-                    legacy::convert_config(&origin, config, &mut out.losses)
-                }
-                Err(e) => {
-                    out.losses.push(Loss {
-                        field: "data.config".into(),
-                        ..lossy(format!("the legacy configuration does not parse: {e}"))
-                    });
-                    return;
-                }
-            },
-            None => {
-                out.losses.push(lossy(
-                    "a ConfigMap without a `config` key is not MetalLB configuration; dropped"
-                        .into(),
-                ));
-                return;
-            }
+        match legacy_config_map(location, &object, text, &mut out.losses) {
+            Some(objects) => objects,
+            None => return,
         }
     } else if api == "metallb.io/v1beta1" && kind == "AddressPool" {
         let v = serde_saphyr::from_str::<Value>(text).unwrap_or(Value::Null);
@@ -209,15 +186,6 @@ fn convert_document(
             &mut out.losses,
         )
     } else {
-        // MetalLB lets `spec` be omitted (an empty L2Advertisement selects every pool).
-        let mut text = text.to_string();
-        if api.starts_with("metallb.io/")
-            && let Ok(Value::Object(mut m)) = serde_saphyr::from_str::<Value>(&text)
-            && !m.contains_key("spec")
-        {
-            m.insert("spec".into(), Value::Object(serde_json::Map::new()));
-            text = Value::Object(m).to_string();
-        }
         let doc = Doc {
             file,
             location,
@@ -225,21 +193,97 @@ fn convert_document(
             kind: &kind,
             api: &api,
         };
-        convert_typed(&doc, &text, aliases, out);
+        convert_current(&doc, text, aliases, out);
         return;
     };
-    // Legacy objects go through the typed loader like any ferrolb YAML: a value of the wrong
-    // type is a loss, not a broken output.
+    emit_legacy(file, location, &object, &legacy_objects, out);
+}
+
+/// A loss of the whole object (no field).
+fn loss(location: &str, object: &str, reason: String) -> Loss {
+    Loss {
+        location: location.to_string(),
+        object: object.to_string(),
+        field: String::new(),
+        reason,
+    }
+}
+
+/// The objects of a legacy `ConfigMap` (its `data.config`); `None` when there are none to
+/// convert (the loss is recorded).
+fn legacy_config_map(
+    location: &str,
+    object: &str,
+    text: &str,
+    losses: &mut Vec<Loss>,
+) -> Option<Vec<Value>> {
+    let v = serde_saphyr::from_str::<Value>(text).unwrap_or(Value::Null);
+    let Some(config) = v.pointer("/data/config").and_then(Value::as_str) else {
+        losses.push(loss(
+            location,
+            object,
+            "a ConfigMap without a `config` key is not MetalLB configuration; dropped".into(),
+        ));
+        return None;
+    };
+    match serde_saphyr::from_str::<Value>(config) {
+        Ok(config) => {
+            let origin = legacy::Origin {
+                location,
+                object,
+                prefix: "data.config.",
+            };
+            Some(legacy::convert_config(&origin, config, losses))
+        }
+        Err(e) => {
+            losses.push(Loss {
+                field: "data.config".into(),
+                ..loss(
+                    location,
+                    object,
+                    format!("the legacy configuration does not parse: {e}"),
+                )
+            });
+            None
+        }
+    }
+}
+
+/// A current MetalLB object (`metallb.io/v1beta1`/`v1beta2`, or anything else): converted by
+/// type. MetalLB lets `spec` be omitted (an empty L2Advertisement selects every pool).
+fn convert_current(doc: &Doc<'_>, text: &str, aliases: &[String], out: &mut Conversion) {
+    let mut text = text.to_string();
+    if doc.api.starts_with("metallb.io/")
+        && let Ok(Value::Object(mut m)) = serde_saphyr::from_str::<Value>(&text)
+        && !m.contains_key("spec")
+    {
+        m.insert("spec".into(), Value::Object(serde_json::Map::new()));
+        text = Value::Object(m).to_string();
+    }
+    convert_typed(doc, &text, aliases, out);
+}
+
+/// Legacy objects go through the typed loader like any ferrolb YAML: a value of the wrong
+/// type is a loss, not a broken output.
+fn emit_legacy(
+    file: &str,
+    location: &str,
+    object: &str,
+    legacy_objects: &[Value],
+    out: &mut Conversion,
+) {
     let text: Vec<String> = legacy_objects.iter().map(Value::to_string).collect();
     let loaded = load_str(file, &text.join("\n---\n"));
     for e in &loaded.errors {
-        out.losses.push(lossy(format!("{e}; dropped")));
+        out.losses
+            .push(loss(location, object, format!("{e}; dropped")));
     }
     for u in &loaded.unknown_fields {
-        out.losses.push(lossy(format!(
-            "{}: field {} not converted",
-            u.object, u.path
-        )));
+        out.losses.push(loss(
+            location,
+            object,
+            format!("{}: field {} not converted", u.object, u.path),
+        ));
     }
     emit_resources(out, loaded.resources);
 }
