@@ -333,7 +333,6 @@ impl Config {
         prev: &Config,
         errors: &mut Vec<ConfigError>,
     ) {
-        // BFD profiles.
         for obj in unique(Kind::BFDProfile, &res.bfd_profiles, |o| &o.metadata, errors) {
             let name = obj.metadata.name.clone().unwrap_or_default();
             if let Some(v) = settle(bfd::validate(obj), prev.bfd_profiles.get(&name), errors) {
@@ -349,7 +348,6 @@ impl Config {
         prev: &Config,
         errors: &mut Vec<ConfigError>,
     ) {
-        // Community aliases; an alias defined twice is an error on the later object.
         let mut community_objs = unique(Kind::Community, &res.communities, |o| &o.metadata, errors);
         community_objs.sort_by_key(|o| creation_key(&o.metadata));
         for obj in community_objs {
@@ -368,7 +366,6 @@ impl Config {
         nodes: &BTreeMap<String, Labels>,
         errors: &mut Vec<ConfigError>,
     ) {
-        // Peers.
         let mut peer_objs = unique(Kind::BGPPeer, &res.bgp_peers, |o| &o.metadata, errors);
         peer_objs.sort_by_key(|o| creation_key(&o.metadata));
         for obj in peer_objs {
