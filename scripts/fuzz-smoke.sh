@@ -12,10 +12,10 @@
 # skip into a failure.
 #
 # Time budget: CI must stay under 25 min and the rest of scripts/test.sh takes ~15 min cold, so
-# this stage gets ~5 min: cargo-fuzz install + building the 3 fuzz crates + 8 targets x
+# this stage gets ~5 min: cargo-fuzz install + building the 3 fuzz crates + 9 targets x
 # FUZZ_SECONDS. Measured on the 2-core dev machine (shared with other builds, load ~11),
 # 2026-12-04: install 98 s; with one shared target dir and no sanitizer, all three crates
-# built and 8 targets run for 10 s each in 272 s (before: arp/fuzz alone took 5 min 8 s to
+# built and 8 targets run for 10 s each in 272 s (9 targets since the BFD machine's) (before: arp/fuzz alone took 5 min 8 s to
 # build with ASan in its own target dir).
 # To fuzz longer, set FUZZ_SECONDS.
 #
