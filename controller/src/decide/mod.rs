@@ -305,31 +305,8 @@ impl Core {
         );
         let req = match ServiceRequest::from_service(svc) {
             Ok(req) => req,
-            Err(errors) => {
-                if !self.is_ours_raw(svc) {
-                    return self.not_ours(&key, current);
-                }
-                let message = errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let kept = self.allocator.assigned(&key).map(<[IpAddr]>::to_vec);
-                let ingress = kept.unwrap_or_else(|| current.ingress.clone());
-                let condition = AllocCondition {
-                    allocated: false,
-                    reason: "InvalidRequest".into(),
-                    message,
-                };
-                return self.finish(
-                    key,
-                    ingress,
-                    None,
-                    condition,
-                    current,
-                    Some("InvalidRequest"),
-                );
-            }
+            Err(_) if !self.is_ours_raw(svc) => return self.not_ours(&key, current),
+            Err(errors) => return self.invalid_request(key, &errors, current),
         };
         if !req.is_ours(self.lb_class_only) {
             return self.not_ours(&key, current);
@@ -354,31 +331,68 @@ impl Core {
                 };
                 self.finish(key, a.ips, a.pool, condition, current, None)
             }
-            Err(e) => {
-                let ingress = self
-                    .allocator
-                    .assigned(&key)
-                    .map(<[IpAddr]>::to_vec)
-                    .unwrap_or_default();
-                let pool = ingress
-                    .first()
-                    .and_then(|ip| self.allocator.pool_of(*ip))
-                    .map(str::to_string);
-                let condition = AllocCondition {
-                    allocated: !ingress.is_empty(),
-                    reason: e.reason().into(),
-                    message: e.to_string(),
-                };
-                let mut d = self.finish(key, ingress, pool, condition, current, Some(e.reason()));
-                // The event reason distinguishes sharing conflicts from the rest.
-                for ev in &mut d.events {
-                    if ev.reason == reasons::ALLOCATION_FAILED {
-                        ev.reason = failure_event_reason(&e);
-                    }
-                }
-                d
+            Err(e) => self.allocation_failed(key, &e, current),
+        }
+    }
+
+    /// A Service of ours whose annotations or fields do not parse: it keeps what it has.
+    fn invalid_request(
+        &mut self,
+        key: ServiceKey,
+        errors: &[ConfigError],
+        current: &CurrentStatus,
+    ) -> ServiceDecision {
+        let message = errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let kept = self.allocator.assigned(&key).map(<[IpAddr]>::to_vec);
+        let ingress = kept.unwrap_or_else(|| current.ingress.clone());
+        let condition = AllocCondition {
+            allocated: false,
+            reason: "InvalidRequest".into(),
+            message,
+        };
+        self.finish(
+            key,
+            ingress,
+            None,
+            condition,
+            current,
+            Some("InvalidRequest"),
+        )
+    }
+
+    /// The allocator refused: the Service keeps what it has, and says why.
+    fn allocation_failed(
+        &mut self,
+        key: ServiceKey,
+        e: &AllocError,
+        current: &CurrentStatus,
+    ) -> ServiceDecision {
+        let ingress = self
+            .allocator
+            .assigned(&key)
+            .map(<[IpAddr]>::to_vec)
+            .unwrap_or_default();
+        let pool = ingress
+            .first()
+            .and_then(|ip| self.allocator.pool_of(*ip))
+            .map(str::to_string);
+        let condition = AllocCondition {
+            allocated: !ingress.is_empty(),
+            reason: e.reason().into(),
+            message: e.to_string(),
+        };
+        let mut d = self.finish(key, ingress, pool, condition, current, Some(e.reason()));
+        // The event reason distinguishes sharing conflicts from the rest.
+        for ev in &mut d.events {
+            if ev.reason == reasons::ALLOCATION_FAILED {
+                ev.reason = failure_event_reason(e);
             }
         }
+        d
     }
 
     /// Releases the addresses of a deleted Service. Returns the addresses freed.
