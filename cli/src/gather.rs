@@ -1,5 +1,6 @@
 //! The I/O part: reading [`Inputs`] from a standalone manifests directory or from Kubernetes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ferrolb_crds::ClusterResources;
@@ -175,43 +176,11 @@ pub async fn kubernetes(client: kube::Client, namespace: &str) -> Result<Inputs,
         ..ClusterResources::default()
     };
     r.endpoint_slices = list(Api::<EndpointSlice>::all(ns(&client)), &lp).await?;
-    let mut inputs = Inputs::default();
-    for p in &r.pools {
-        if let (Some(name), Some(s)) = (&p.metadata.name, &p.status) {
-            let u = |v: i64| u64::try_from(v).unwrap_or(0);
-            inputs.pool_usage.insert(
-                name.clone(),
-                PoolUsage {
-                    ipv4_used: u(s.assigned_ipv4),
-                    ipv4_free: u(s.available_ipv4),
-                    ipv6_used: u(s.assigned_ipv6),
-                    ipv6_free: u(s.available_ipv6),
-                },
-            );
-        }
-    }
-    for svc in &r.services {
-        let key = format!(
-            "{}/{}",
-            svc.metadata.namespace.as_deref().unwrap_or("default"),
-            svc.metadata.name.as_deref().unwrap_or_default()
-        );
-        let cond = svc
-            .status
-            .iter()
-            .flat_map(|s| s.conditions.iter().flatten())
-            .find(|c| c.type_ == CONDITION_TYPE);
-        if let Some(c) = cond {
-            inputs.conditions.insert(
-                key,
-                Condition {
-                    status: c.status.clone(),
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                },
-            );
-        }
-    }
+    let mut inputs = Inputs {
+        pool_usage: pool_usage(&r.pools),
+        conditions: service_conditions(&r.services),
+        ..Inputs::default()
+    };
     inputs.speakers = list(Api::<SpeakerState>::namespaced(ns(&client), namespace), &lp).await?;
     for cs in list(
         Api::<ConfigurationState>::namespaced(ns(&client), namespace),
@@ -231,6 +200,54 @@ pub async fn kubernetes(client: kube::Client, namespace: &str) -> Result<Inputs,
     }
     inputs.resources = r;
     Ok(inputs)
+}
+
+/// Each pool's usage from its `status`.
+fn pool_usage(pools: &[IPAddressPool]) -> BTreeMap<String, PoolUsage> {
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    pools
+        .iter()
+        .filter_map(|p| {
+            let (name, s) = (p.metadata.name.as_ref()?, p.status.as_ref()?);
+            Some((
+                name.clone(),
+                PoolUsage {
+                    ipv4_used: u(s.assigned_ipv4),
+                    ipv4_free: u(s.available_ipv4),
+                    ipv6_used: u(s.assigned_ipv6),
+                    ipv6_free: u(s.available_ipv6),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The controller's condition of each Service that has one, by `namespace/name`.
+fn service_conditions(services: &[Service]) -> BTreeMap<String, Condition> {
+    let mut out = BTreeMap::new();
+    for svc in services {
+        let key = format!(
+            "{}/{}",
+            svc.metadata.namespace.as_deref().unwrap_or("default"),
+            svc.metadata.name.as_deref().unwrap_or_default()
+        );
+        let cond = svc
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .find(|c| c.type_ == CONDITION_TYPE);
+        if let Some(c) = cond {
+            out.insert(
+                key,
+                Condition {
+                    status: c.status.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                },
+            );
+        }
+    }
+    out
 }
 
 /// Events about one Service (for `why`).
