@@ -177,16 +177,7 @@ fn pool(
         losses.push(origin.loss(format!("{path}name"), "a pool needs a name; dropped"));
         return Vec::new();
     }
-    let mut spec = Map::new();
-    if let Some(a) = take(&mut m, &["addresses", "cidr"]) {
-        spec.insert("addresses".into(), a);
-    }
-    if let Some(v) = take(&mut m, &[k("auto-assign", "autoAssign")]) {
-        spec.insert("autoAssign".into(), v);
-    }
-    if let Some(v) = take(&mut m, &[k("avoid-buggy-ips", "avoidBuggyIPs")]) {
-        spec.insert("avoidBuggyIPs".into(), v);
-    }
+    let spec = pool_spec(&mut m, dashed);
     let protocol = take(&mut m, &["protocol"])
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
@@ -198,12 +189,59 @@ fn pool(
         ],
     );
     let mut out = vec![object("IPAddressPool", &name, Value::Object(spec))];
-    match protocol.as_str() {
+    let pool_ref = PoolRef {
+        path,
+        dashed,
+        name: &name,
+    };
+    out.extend(advertisements(
+        origin, &pool_ref, &protocol, ads, aliases, losses,
+    ));
+    rest(origin, path, m, losses);
+    out
+}
+
+/// `IPAddressPool.spec` from a legacy pool's keys (taken out of `m`).
+fn pool_spec(m: &mut Map<String, Value>, dashed: bool) -> Map<String, Value> {
+    let k = |d: &'static str, c: &'static str| if dashed { d } else { c };
+    let mut spec = Map::new();
+    if let Some(a) = take(m, &["addresses", "cidr"]) {
+        spec.insert("addresses".into(), a);
+    }
+    if let Some(v) = take(m, &[k("auto-assign", "autoAssign")]) {
+        spec.insert("autoAssign".into(), v);
+    }
+    if let Some(v) = take(m, &[k("avoid-buggy-ips", "avoidBuggyIPs")]) {
+        spec.insert("avoidBuggyIPs".into(), v);
+    }
+    spec
+}
+
+/// Where a legacy pool is, for its advertisements' names and loss paths.
+struct PoolRef<'a> {
+    path: &'a str,
+    dashed: bool,
+    name: &'a str,
+}
+
+/// The advertisement(s) a legacy pool's `protocol` implied.
+fn advertisements(
+    origin: &Origin<'_>,
+    pool: &PoolRef<'_>,
+    protocol: &str,
+    ads: Option<Value>,
+    aliases: &[(String, String)],
+    losses: &mut Vec<Loss>,
+) -> Vec<Value> {
+    let PoolRef { path, dashed, name } = *pool;
+    let k = |d: &'static str, c: &'static str| if dashed { d } else { c };
+    let mut out = Vec::new();
+    match protocol {
         // `arp` is the name of layer2 in MetalLB before 0.7.
         "layer2" | "arp" => {
             out.push(object(
                 "L2Advertisement",
-                &name,
+                name,
                 json!({"ipAddressPools": [name]}),
             ));
             if let Some(a) = ads {
@@ -224,12 +262,12 @@ fn pool(
                     k("bgp-advertisements", "bgpAdvertisements")
                 );
                 let ad_name = if i == 0 {
-                    name.clone()
+                    name.to_string()
                 } else {
                     format!("{name}-{i}")
                 };
                 out.push(bgp_advertisement(
-                    origin, &ad_path, dashed, &ad_name, &name, ad, aliases, losses,
+                    origin, &ad_path, dashed, &ad_name, name, ad, aliases, losses,
                 ));
             }
         }
@@ -240,7 +278,6 @@ fn pool(
             ));
         }
     }
-    rest(origin, path, m, losses);
     out
 }
 
