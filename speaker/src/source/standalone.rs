@@ -48,12 +48,24 @@ pub fn snapshot(view: &ClusterView, node: &str) -> Snapshot {
             peer_links.insert(name.clone(), links);
         }
     }
-    let mut resources = view.resources.clone();
-    let services = std::mem::take(&mut resources.services);
-    let slices = std::mem::take(&mut resources.endpoint_slices);
+    // Services and EndpointSlices become records; only the rest is copied.
+    let r = &view.resources;
+    let resources = ferrolb_crds::ClusterResources {
+        services: Vec::new(),
+        endpoint_slices: Vec::new(),
+        pools: r.pools.clone(),
+        l2_advertisements: r.l2_advertisements.clone(),
+        bgp_advertisements: r.bgp_advertisements.clone(),
+        bgp_peers: r.bgp_peers.clone(),
+        communities: r.communities.clone(),
+        bfd_profiles: r.bfd_profiles.clone(),
+        nodes: r.nodes.clone(),
+        namespaces: r.namespaces.clone(),
+        secrets: r.secrets.clone(),
+    };
     Snapshot {
         resources,
-        workloads: Workloads::from_objects(&services, &slices),
+        workloads: Workloads::from_objects(&r.services, &r.endpoint_slices),
         ingress: Some(ingress),
         peer_links,
         errors: view.file_errors.iter().map(ToString::to_string).collect(),
