@@ -2,7 +2,7 @@
 //! `ferrolb-controller` on every write) and `events.k8s.io/v1` Events (see [`super::events`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ferrolb_crds::config::{ConfigError, Kind, ObjectRef};
 use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
@@ -15,8 +15,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use serde_json::json;
 
+use super::slim_service::SlimService;
 use crate::allocator::{PoolUsage, ServiceKey};
 use crate::error::Error;
 use crate::sink::{CONDITION_TYPE, ControllerEvent, ControllerSink, ServiceStatusWrite};
@@ -43,8 +45,11 @@ pub struct KubeSink {
     pub(super) namespace: String,
     /// `reportingInstance` of our Events (the pod name).
     pub(super) instance: String,
-    /// Identities of the objects Events are about.
+    /// Identities of the objects Events are about (Services only until the watch cache is
+    /// attached: then their identity is read from it, see [`KubeSink::attach_services`]).
     uids: Arc<Mutex<HashMap<ObjectRef, ObjectIdentity>>>,
+    /// The leader's Service watch cache, once it exists.
+    services: Arc<OnceLock<Store<SlimService>>>,
     /// Pool status last written (only changes are patched; forgotten when a pool is deleted
     /// and created again).
     pools: Arc<Mutex<HashMap<String, IPAddressPoolStatus>>>,
@@ -60,13 +65,29 @@ impl KubeSink {
             client,
             namespace: namespace.into(),
             uids: Arc::default(),
+            services: Arc::default(),
             pools: Arc::default(),
             config: Arc::default(),
         }
     }
 
+    /// Reads Services' identities from the watch cache from now on, and forgets the ones
+    /// remembered so far (a second copy of 10,000 UIDs is ~2 MB: BENCHMARKS.md).
+    pub fn attach_services(&self, store: Store<SlimService>) {
+        if self.services.set(store).is_ok() {
+            self.uids
+                .lock()
+                .expect("uid cache")
+                .retain(|r, _| r.kind != Kind::Service);
+        }
+    }
+
     /// Remembers the uid and resourceVersion of an object (Events about it carry them).
+    /// Services need not be remembered once the watch cache is attached.
     pub fn remember(&self, kind: Kind, meta: &kube::api::ObjectMeta) {
+        if kind == Kind::Service && self.services.get().is_some() {
+            return;
+        }
         let Some(uid) = &meta.uid else { return };
         let r = ObjectRef::new(kind, meta);
         let id = ObjectIdentity {
@@ -108,7 +129,7 @@ impl KubeSink {
                 },
             ),
         };
-        let id = self.uids.lock().expect("uid cache").get(r).cloned();
+        let id = self.identity(r);
         ObjectReference {
             api_version: Some(api_version),
             kind: Some(r.kind.to_string()),
@@ -122,6 +143,24 @@ impl KubeSink {
 }
 
 impl KubeSink {
+    /// The uid and resourceVersion last seen of `r`.
+    fn identity(&self, r: &ObjectRef) -> Option<ObjectIdentity> {
+        if r.kind == Kind::Service
+            && let Some(store) = self.services.get()
+        {
+            let key = kube::runtime::reflector::ObjectRef::<SlimService>::new(&r.name)
+                .within(&r.namespace);
+            return store.get(&key).and_then(|s| {
+                let m = kube::Resource::meta(s.as_ref());
+                Some(ObjectIdentity {
+                    uid: m.uid.clone()?,
+                    resource_version: m.resource_version.clone(),
+                })
+            });
+        }
+        self.uids.lock().expect("uid cache").get(r).cloned()
+    }
+
     /// Writes a Service's status and its `ferrolb.io/ip-allocated-from-pool` annotation in
     /// one server-side apply on `services/{name}/status` (the status subresource of a Service
     /// accepts metadata): one PATCH per allocation. Returns the Service as written.

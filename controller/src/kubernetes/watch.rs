@@ -147,6 +147,8 @@ pub async fn lead(
     // Services: deletions (and Services missing after a re-list) release their addresses.
     // The cache keeps each Service slim (only what the decision reads: see SlimService).
     let (reader, writer_store) = reflector::store::<SlimService>();
+    // Events read the Services' UIDs from this cache from now on (no second copy).
+    ctx.sink.attach_services(reader.clone());
     let (del_tx, del_rx) = mpsc::unbounded_channel::<ServiceChange>();
     let stream = watcher(Api::<SlimService>::all(client), watcher::Config::default())
         .backoff(WatchBackoff::default())
