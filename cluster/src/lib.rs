@@ -17,6 +17,7 @@ mod error;
 mod files;
 mod limits;
 mod metrics;
+mod pending;
 mod view;
 mod watcher;
 
