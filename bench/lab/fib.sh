@@ -5,6 +5,9 @@
 #
 #   sudo bash bench/lab/fib.sh [TRIALS] [IDLE_SECONDS]   # default 20 and 30; ~2.5 min
 #
+# Release binaries from target/release (BIN=... to use others): build them first with
+# `cargo build --release -p ferrolb-speaker -p ferrolb-controller`.
+#
 # Per trial a new file holds a BGP Service (svc-N, pool bgp-pool, endpoints on all three nodes)
 # and an L2 Service (l2-N, pool l2-pool, endpoints on all three nodes, its IP pinned with ferrolb.io/loadBalancerIPs so the
 # client can ask for it from t0: arping every 5 ms from cl2). It is moved into the manifests
@@ -16,9 +19,14 @@
 #             timestamp), from any node; update3 = the third node's first UPDATE;
 #   fib1    = first `ip -ts monitor route` line adding <ip> in the router; fib3 = first line
 #             with all three next hops (ECMP complete);
-#   arp     = the client's first ARP reply for the L2 IP (arping exits on it).
-# Then the file is removed (t1 = just before the `rm`); gone = the `ip -ts monitor route`
-# line deleting <ip> in the router.
+#   arp     = the first ARP reply for the L2 IP on the client's eth0 (tcpdump -tt, kernel
+#             timestamp). Not arping's exit: arping itself reports a reply 50-70 ms after the
+#             address exists even when the kernel answers (measured with a plain veth pair),
+#             so its exit time measured arping, not the speaker.
+# Then the file is removed (t1 = just before the `rm`), measured from t1: deleted status =
+# the first status version without svc-N; 3rd withdrawal = the third node's first UPDATE
+# withdrawing <ip>/32 at the router; gone = the `ip -ts monitor route` line deleting <ip> in
+# the router. Summary rows: p50, p95, p99 (nearest rank: with 20 trials p99 is the maximum).
 # Idle CPU: utime+stime (/proc/PID/stat) of the controller and the three speakers over
 # IDLE_SECONDS with the lab's own 3 files, then again after 1,000 more files (Services of
 # another loadBalancerClass: parsed and held, not allocated) were added and applied.
@@ -42,6 +50,8 @@ done
 ip netns exec "$P-r" ip -ts monitor route > "$WORK/monitor.txt" 2>/dev/null &
 PIDS+=($!)
 ip netns exec "$P-r" tcpdump -l -tt -v -n -i br0 "tcp port 179" > "$WORK/bgp.txt" 2>"$WORK/tcpdump.err" &
+PIDS+=($!)
+ip netns exec "$P-cl2" tcpdump -l -tt -n -i eth0 "arp" > "$WORK/arp.txt" 2>"$WORK/tcpdump-arp.err" &
 PIDS+=($!)
 python3 - "$M/.ferrolb/status.yaml" > "$WORK/status-versions.txt" <<'EOF' &
 import os, sys, time
@@ -115,7 +125,7 @@ EOF
     t1=$EPOCHREALTIME
     rm -f "$M/$svc.yaml"
     for _ in $(seq 1000); do ip -n "$P-r" route show "$ip" | grep -q . || break; sleep 0.01; done
-    echo "$i $svc $ip $t0 $arp $t1" >> "$RES"
+    echo "$i $svc $ip $t0 $arp $t1 $l2ip" >> "$RES"
     sleep 0.5
 done
 sleep 0.5
@@ -123,7 +133,7 @@ echo "load after: $(cat /proc/loadavg)" >&2
 
 echo
 echo "Service manifest -> router FIB (ms after the file appears), $TRIALS trials:"
-python3 - "$RES" "$WORK/status-versions.txt" "$WORK/bgp.txt" "$WORK/monitor.txt" <<'EOF'
+python3 - "$RES" "$WORK/status-versions.txt" "$WORK/bgp.txt" "$WORK/monitor.txt" "$WORK/arp.txt" <<'EOF'
 import sys, re, math, datetime
 trials = [l.split() for l in open(sys.argv[1])]
 status = []
@@ -131,23 +141,25 @@ for l in open(sys.argv[2]):
     ts, text = l.split(" ", 1)
     status.append((float(ts), text))
 # BGP UPDATEs on the wire: (ts, src, prefix)
-updates, ts, src, in_nlri = [], None, None, False
-hdr = re.compile(r"^(\d+\.\d+) IP .*?\) ?$|^(\d+\.\d+) IP ")
+# and withdrawals: (ts, src, prefix)
+updates, withdrawals, ts, src, into = [], [], None, None, None
 for l in open(sys.argv[3], errors="replace"):
     m = re.match(r"^(\d+\.\d+) IP ", l)
     if m:
-        ts, src, in_nlri = float(m.group(1)), None, False
+        ts, src, into = float(m.group(1)), None, None
         continue
     m = re.match(r"^\s+(\d+\.\d+\.\d+\.\d+)\.\d+ > \d+\.\d+\.\d+\.\d+\.179:", l)
     if m:
         src = m.group(1); continue
     if "Updated routes:" in l:
-        in_nlri = True; continue
+        into = updates; continue
+    if "Withdrawn routes:" in l:
+        into = withdrawals; continue
     m = re.match(r"^\s+(\d+\.\d+\.\d+\.\d+/\d+)\s*$", l)
-    if in_nlri and m and ts is not None:
-        updates.append((ts, src, m.group(1))); continue
-    if in_nlri and l.strip() and not m:
-        in_nlri = False
+    if into is not None and m and ts is not None:
+        into.append((ts, src, m.group(1))); continue
+    if into is not None and l.strip() and not m:
+        into = None
 # route monitor: (ts, prefix, nexthops, deleted)
 fib, cur = [], None
 for l in open(sys.argv[4]):
@@ -163,12 +175,18 @@ for l in open(sys.argv[4]):
 def first(xs, pred):
     return next((x for x in xs if pred(x)), None)
 rows = []
-print("| trial | IP | status written | first UPDATE at router | 3rd node's UPDATE | FIB 1st path | FIB 3 paths | ARP answered | deleted: route gone |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| trial | IP | status written | first UPDATE at router | 3rd node's UPDATE | FIB 1st path | FIB 3 paths | ARP answered | deleted: status written | 3rd node's withdrawal | route gone |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 gone_rows, arp_rows = [], []
-for i, svc, ip, t0, arp, t1 in trials:
+replies = []  # (ts, ip) of ARP replies seen by the client
+for l in open(sys.argv[5], errors="replace"):
+    m = re.match(r"^(\d+\.\d+) ARP, Reply (\S+) is-at", l)
+    if m:
+        replies.append((float(m.group(1)), m.group(2)))
+for i, svc, ip, t0, _arping, t1, l2ip in trials:
     t0, t1 = float(t0), float(t1)
-    arp_rows.append(None if arp == "-" else (float(arp) - t0) * 1000)
+    a = first(replies, lambda x: t0 <= x[0] < t1 and x[1] == l2ip)
+    arp_rows.append(None if a is None else (a[0] - t0) * 1000)
     g = first(fib, lambda x: x[0] >= t1 and x[1] == ip and x[3])
     gone_rows.append(None if g is None else (g[0] - t1) * 1000)
     s = first(status, lambda x: x[0] >= t0 - 0.001 and f"name: {svc} " in x[1] and ip in x[1])
@@ -181,13 +199,20 @@ for i, svc, ip, t0, arp, t1 in trials:
     f1 = first(fib, lambda x: x[0] >= t0 and x[1] == ip and not x[3])
     f3 = first(fib, lambda x: x[0] >= t0 and x[1] == ip and not x[3] and x[2] >= 3)
     r = [None if x is None else (x - t0) * 1000 for x in (s[0] if s else None, u1, u3, f1[0] if f1 else None, f3[0] if f3 else None)]
-    r += [arp_rows[-1], gone_rows[-1]]
+    sd = first(status, lambda x: x[0] >= t1 - 0.001 and f"name: {svc} " not in x[1])
+    wd = {}
+    for w in withdrawals:
+        if w[0] >= t1 and w[2] == f"{ip}/32":
+            wd.setdefault(w[1], w[0])
+    w3 = sorted(wd.values())[2] if len(wd) >= 3 else None
+    r += [arp_rows[-1]] + [None if x is None else (x - t1) * 1000 for x in (sd[0] if sd else None, w3)] + [gone_rows[-1]]
     rows.append(r)
     print(f"| {i} | {ip} | " + " | ".join("-" if x is None else f"{x:.0f}" for x in r) + " |")
 def pct(xs, p):
     xs = sorted(xs); return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
 cols = list(zip(*rows))
 print("| **p50** | | " + " | ".join(f"{pct([x for x in c if x is not None],50):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
+print("| **p95** | | " + " | ".join(f"{pct([x for x in c if x is not None],95):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
 print("| **p99** | | " + " | ".join(f"{pct([x for x in c if x is not None],99):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
 print("| **max** | | " + " | ".join(f"{max(x for x in c if x is not None):.0f}" if any(x is not None for x in c) else "-" for c in cols) + " |")
 EOF

@@ -43,7 +43,8 @@ pub struct SpeakerConfig {
     /// Where to accept connections from peers (passive peers, and active peers that dial
     /// us: collisions are resolved per RFC 4271 §6.8). `None`: outbound only.
     pub listen: Option<SocketAddr>,
-    /// How long route changes are collected before UPDATEs go out.
+    /// Route changes within this long of the last UPDATEs are collected and go out together
+    /// at the end of the window; a change after a quiet window goes out at once.
     pub coalesce: Duration,
 }
 

@@ -1,5 +1,6 @@
-//! How a ferrolb binary sees the cluster in standalone mode: the manifests directory
-//! (`--manifests DIR`) as one stream of consistent [`ClusterView`]s.
+//! How a ferrolb binary sees the cluster. In standalone mode: the manifests directory
+//! (`--manifests DIR`) as one stream of consistent [`ClusterView`]s. In Kubernetes mode: the
+//! plumbing every watch shares ([`kube`]).
 //!
 //! - [`Directory`] is the loader: it reads the `*.yaml`/`*.yml` files directly in DIR (and,
 //!   for speakers, the state files in `DIR/.ferrolb/`), re-reading only files whose size,
@@ -9,14 +10,20 @@
 //!   short quiet-period debounce, plus a slow periodic rescan as a safety net, and publishes
 //!   every changed view on a `tokio::sync::watch` channel.
 //!
-//! The Kubernetes watches still live in the binaries (`controller/src/kubernetes`,
-//! `speaker/src/source/kubernetes`); moving them here is later work.
+//! - [`kube`] holds one copy of each rule of the Kubernetes watches: the reconnect backoff
+//!   ([`kube::WatchBackoff`]), which errors are routine ([`kube::is_gone`],
+//!   [`kube::log_watch_error`]), what a cached object loses ([`kube::trim`]), the paged list
+//!   ([`kube::list_all`]) and a store of records ([`kube::RecordStore`]). What each binary
+//!   watches and keeps stays in the binary (`controller/src/kubernetes/watch.rs`,
+//!   `speaker/src/source/kubernetes.rs`).
 
 mod directory;
 mod error;
 mod files;
+pub mod kube;
 mod limits;
 mod metrics;
+mod pending;
 mod view;
 mod watcher;
 

@@ -1,17 +1,20 @@
 //! Drives a [`Directory`] from file-system notifications: a change applies once the directory
-//! has been quiet for `debounce` (at most `max_delay` after the first notification); a full
-//! rescan every `rescan` catches anything the notifications missed. Idle, nothing runs.
+//! has been quiet for `debounce` (at most `max_delay` after the first notification), or
+//! [`SETTLE`](crate::pending::SETTLE) after it when it arrived whole into a quiet directory
+//! (see [`crate::pending`]); a full rescan every `rescan` catches anything the notifications
+//! missed. Idle, nothing runs.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::pending::{Note, Pending};
 use crate::{ClusterView, Directory, Error, Metrics, Options, STATE_DIR};
 
 /// A running watcher: the latest view on a `watch` channel. Dropping it stops the task.
@@ -36,13 +39,12 @@ impl Watcher {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let filter = EventFilter::new(&opts);
         let notifier = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let relevant = match &res {
-                Ok(ev) => filter.relevant(ev),
-                Err(_) => true,
+            let note = match &res {
+                Ok(ev) if !filter.relevant(ev) => return,
+                Ok(ev) => note_of(ev),
+                Err(_) => Note::Rescan,
             };
-            if relevant {
-                let _ = ev_tx.send(());
-            }
+            let _ = ev_tx.send(note);
         })
         .map_err(|source| Error::Watch {
             path: opts.dir.clone(),
@@ -73,6 +75,22 @@ impl Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// What a (relevant) notification says about its files: see [`Note`].
+fn note_of(ev: &notify::Event) -> Note {
+    if ev.need_rescan() {
+        return Note::Rescan;
+    }
+    let writing = matches!(
+        ev.kind,
+        EventKind::Create(CreateKind::File | CreateKind::Any)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+    );
+    match ev.paths.first() {
+        Some(p) if writing => Note::Writing(p.clone()),
+        _ => Note::Done(ev.paths.clone()),
     }
 }
 
@@ -173,28 +191,26 @@ impl Watches {
 async fn follow(
     mut dir: Directory,
     mut watches: Watches,
-    mut events: mpsc::UnboundedReceiver<()>,
+    mut events: mpsc::UnboundedReceiver<Note>,
     tx: watch::Sender<Arc<ClusterView>>,
 ) {
     let opts = dir.options().clone();
     let mut rescan = tokio::time::interval_at(Instant::now() + opts.rescan, opts.rescan);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // (first, last) notification not applied yet.
-    let mut dirty: Option<(Instant, Instant)> = None;
+    let mut pending = Pending::default();
     loop {
-        let due = dirty.map(|(first, last)| (last + opts.debounce).min(first + opts.max_delay));
+        let due = pending.due(opts.debounce, opts.max_delay);
         tokio::select! {
             ev = events.recv() => {
-                let Some(()) = ev else { return };
-                let now = Instant::now();
-                dirty = Some(dirty.map_or((now, now), |(first, _)| (first, now)));
+                let Some(note) = ev else { return };
+                pending.note(note, Instant::now());
                 continue;
             }
             _ = async { tokio::time::sleep_until(due.expect("guarded")).await }, if due.is_some() => {}
             _ = rescan.tick() => debug!(dir = %watches.dir().display(), "periodic rescan"),
             _ = tx.closed() => return,
         }
-        dirty = None;
+        pending.scanned(Instant::now());
         let Ok((d, scan)) = tokio::task::spawn_blocking(move || {
             let scan = dir.scan();
             (dir, scan)
@@ -207,8 +223,7 @@ async fn follow(
         dir = d;
         watches.refresh();
         if scan.unsettled {
-            let now = Instant::now();
-            dirty = Some((now, now));
+            pending.again(Instant::now());
         }
         if scan.changed {
             let view = dir.view();

@@ -98,8 +98,8 @@ async fn main() -> anyhow::Result<()> {
     let (bind, key) = membership_bind_and_key(&cli, kubernetes)?;
     let source: Arc<dyn ClusterSource> = match (cli.manifests, cli.kubeconfig) {
         (Some(dir), _) => {
-            // The loader already waits for 20 ms of quiet in the directory: a second long
-            // debounce here would only add latency.
+            // The loader already waits until a change is whole (2 ms after a rename or close,
+            // else 20 ms of quiet): a second long debounce here would only add latency.
             opts.debounce = std::time::Duration::from_millis(5);
             let loader = ferrolb_cluster::Metrics::default();
             loader.register(&mut registry_for_loader.lock().expect("registry lock"));

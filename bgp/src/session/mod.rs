@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+mod coalesce;
 mod sock;
 
 use sock::{canonical, close, connect, read_frame, read_one, send_and_close};
@@ -95,6 +96,8 @@ pub(crate) struct PeerTask {
     connecting: Option<ConnectFuture>,
     timers: HashMap<Timer, Instant>,
     coalesce_at: Option<Instant>,
+    /// When the last UPDATEs went out (see [`coalesce::sync_at`]).
+    last_sync: Option<Instant>,
     sess: Option<SessionInfo>,
     io_failed: bool,
     /// The speaker dropped the route channel; only the command channel ends the task.
@@ -129,6 +132,7 @@ impl PeerTask {
             connecting: None,
             timers: HashMap::new(),
             coalesce_at: None,
+            last_sync: None,
             sess: None,
             io_failed: false,
             routes_closed: false,
@@ -192,7 +196,8 @@ impl PeerTask {
                 }
                 Event::RoutesChanged => {
                     if self.sess.is_some() && self.coalesce_at.is_none() {
-                        self.coalesce_at = Some(Instant::now() + self.coalesce);
+                        let at = coalesce::sync_at(Instant::now(), self.last_sync, self.coalesce);
+                        self.coalesce_at = Some(at);
                     }
                 }
                 Event::RoutesClosed => self.routes_closed = true,
@@ -518,6 +523,9 @@ impl PeerTask {
             return;
         };
         let plan = self.rib.sync(desired, &sess);
+        if !plan.updates.is_empty() {
+            self.last_sync = Some(Instant::now());
+        }
         if plan.unresolved > 0 {
             warn!(
                 routes = plan.unresolved,

@@ -176,7 +176,7 @@ impl LeaseElector {
     /// server's return.
     pub async fn acquire(&self, shutdown: impl Future<Output = ()>) -> bool {
         tokio::pin!(shutdown);
-        let mut errors = super::WatchBackoff::default();
+        let mut errors = super::watch_backoff();
         loop {
             let wait = match self.try_lead().await {
                 Ok(true) => return true,

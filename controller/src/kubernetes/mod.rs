@@ -6,7 +6,6 @@
 //! finalizers: a stopped controller never blocks a deletion; deletions seen by the watch (and,
 //! after a re-list, Services missing from it) release their addresses.
 
-pub mod backoff;
 pub mod events;
 pub mod lease;
 pub mod memberlist_secret;
@@ -30,12 +29,22 @@ use kube::{Client, Config};
 use crate::error::Error;
 use crate::lease::LeaseParams;
 use crate::metrics::Metrics;
-pub use backoff::WatchBackoff;
+pub use ferrolb_cluster::kube::WatchBackoff;
 pub use lease::LeaseElector;
 pub use reconcile::{Context, error_policy, reconcile};
 pub use sink::KubeSink;
 pub use slim_service::SlimService;
 pub use watch::lead;
+
+/// Jitter of the controller's reconnect backoff: each delay shortened by up to a fifth, so it
+/// is never later than the 100 ms .. 1 s schedule.
+pub const BACKOFF_JITTER: f64 = -0.2;
+
+/// The reconnect backoff of every watch, of kube-runtime's `Controller` and of failed Lease
+/// attempts ([`WatchBackoff`] with [`BACKOFF_JITTER`]).
+pub fn watch_backoff() -> WatchBackoff {
+    WatchBackoff::new(BACKOFF_JITTER)
+}
 
 /// Options of Kubernetes mode.
 #[derive(Clone, Debug)]

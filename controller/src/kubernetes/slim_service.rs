@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use ferrolb_cluster::kube::LAST_APPLIED;
 use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
 };
@@ -16,9 +17,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use serde::Deserialize;
 
 use crate::sink::CONDITION_TYPE;
-
-/// `kubectl apply`'s copy of the whole object, an annotation nothing here reads.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Key/value pairs (labels, annotations, selector) in a boxed slice: no spare capacity.
 type Pairs = Box<[(String, String)]>;

@@ -1,28 +1,29 @@
 //! The leader's work: start-up (config, restore), then the watches and the reconciler.
 //!
-//! Every watch and kube-runtime's `Controller` reconnect with [`WatchBackoff`] (100 ms .. 1 s,
-//! jittered). A watch that expired (410 Gone) re-lists; that is routine and logged at info.
+//! Every watch and kube-runtime's `Controller` reconnect with [`watch_backoff`] (100 ms .. 1 s,
+//! jittered). A watch that expired (410 Gone) re-lists; that is routine and logged at info
+//! ([`log_watch_error`]). Both rules, and [`trim`], are `ferrolb_cluster::kube`'s.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use ferrolb_cluster::kube::{list_all, log_watch_error, trim};
 use ferrolb_crds::ClusterResources;
 use ferrolb_crds::v1alpha1::IPAddressPool;
 use ferrolb_telemetry::Health;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{Api, ListParams, ResourceExt};
+use kube::api::{Api, ResourceExt};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use tokio::sync::mpsc;
 
-use super::backoff::WatchBackoff;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::sink::KubeSink;
 use super::slim_service::SlimService;
-use super::{KubeOptions, list_config};
+use super::{KubeOptions, list_config, watch_backoff};
 use crate::allocator::ServiceKey;
 use crate::decide::Core;
 use crate::error::Error;
@@ -31,57 +32,14 @@ use crate::metrics::Metrics;
 /// Page size of the start-up Service list (bounded memory with many Services).
 pub const LIST_PAGE: u32 = 500;
 
-/// Annotation `kubectl apply` leaves on objects (a copy of the whole object); dropped from the
-/// cached Services with their `managedFields`, which the controller never reads.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Whether a watch error is a routine expiry (410 Gone: the watcher re-lists).
-pub fn is_gone(e: &watcher::Error) -> bool {
-    match e {
-        watcher::Error::WatchError(s) => s.code == 410,
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
-        _ => false,
-    }
-}
-
-/// Logs a watch error: info for 410 Gone (the watcher re-lists), warn for the rest.
-pub fn log_watch_error(what: &str, e: &watcher::Error) {
-    if is_gone(e) {
-        tracing::info!(watch = what, error = %e, "watch expired (410 Gone); re-listing");
-    } else {
-        tracing::warn!(watch = what, error = %e, "watch error; reconnecting");
-    }
-}
-
-/// Drops what the controller never reads from a cached object (memory).
-fn slim<K: Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove(LAST_APPLIED);
-    }
-}
-
-/// Lists every Service, [`LIST_PAGE`] at a time.
+/// Lists every Service, [`LIST_PAGE`] at a time, trimmed.
 async fn list_services(api: &Api<Service>) -> Result<Vec<Service>, Error> {
-    let mut all = Vec::new();
-    let mut lp = ListParams::default().limit(LIST_PAGE);
-    loop {
-        let page = api.list(&lp).await.map_err(|source| Error::Kube {
+    list_all(api, LIST_PAGE)
+        .await
+        .map_err(|source| Error::Kube {
             what: "list Services".into(),
             source,
-        })?;
-        all.extend(page.items.into_iter().map(|mut s| {
-            slim(&mut s);
-            s
-        }));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => lp = lp.continue_token(&c),
-            None => return Ok(all),
-        }
-    }
+        })
 }
 
 /// Start-up: the configuration errors the previous leader reported (so they are not
@@ -110,7 +68,7 @@ pub async fn lead(
 
     // 1. Pools first, 2. every recorded address, before any allocation. Retried with
     // backoff while the API server is unavailable.
-    let mut retry = WatchBackoff::default();
+    let mut retry = watch_backoff();
     let list = loop {
         let attempt = tokio::select! {
             () = shutdown.clone() => return Ok(()),
@@ -120,7 +78,7 @@ pub async fn lead(
             Ok(list) => break list,
             Err(e) => {
                 ctx.metrics.error(e.reason());
-                let delay = retry.next().unwrap_or(super::backoff::CAP);
+                let delay = retry.next().unwrap_or(ferrolb_cluster::kube::CAP);
                 tracing::warn!(error = %e, ?delay, "start-up listing failed; retrying");
                 tokio::select! {
                     () = shutdown.clone() => return Ok(()),
@@ -151,7 +109,7 @@ pub async fn lead(
     ctx.sink.attach_services(reader.clone());
     let (del_tx, del_rx) = mpsc::unbounded_channel::<ServiceChange>();
     let stream = watcher(Api::<SlimService>::all(client), watcher::Config::default())
-        .backoff(WatchBackoff::default())
+        .backoff(watch_backoff())
         .inspect_err(|e| log_watch_error("Services", e))
         .reflect(writer_store)
         .inspect_ok(move |ev| {
@@ -172,7 +130,7 @@ pub async fn lead(
     )));
 
     Controller::for_stream(stream, reader)
-        .trigger_backoff(WatchBackoff::default())
+        .trigger_backoff(watch_backoff())
         .reconcile_all_on(tokio_stream_from(trigger_rx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -243,15 +201,15 @@ async fn watch_config(
         Api::<IPAddressPool>::namespaced(client.clone(), &namespace),
         watcher::Config::default(),
     )
-    .backoff(WatchBackoff::default())
-    .modify(slim)
+    .backoff(watch_backoff())
+    .modify(trim)
     .reflect(pool_writer)
     .map_ok(|_| ())
     .map_err(|e| ("IPAddressPools", e))
     .boxed();
     let ns_stream = watcher(Api::<Namespace>::all(client), watcher::Config::default())
-        .backoff(WatchBackoff::default())
-        .modify(slim)
+        .backoff(watch_backoff())
+        .modify(trim)
         .reflect(ns_writer)
         .map_ok(|_| ())
         .map_err(|e| ("Namespaces", e))
@@ -283,43 +241,5 @@ async fn watch_config(
                 tracing::warn!(error = %e, "failed to apply the configuration");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use kube::core::Status;
-
-    use super::*;
-
-    fn status(code: u16) -> Box<Status> {
-        Status::failure("x", "y").with_code(code).boxed()
-    }
-
-    #[test]
-    fn only_410_gone_counts_as_routine_expiry() {
-        assert!(is_gone(&watcher::Error::WatchError(status(410))));
-        assert!(is_gone(&watcher::Error::WatchStartFailed(
-            kube::Error::Api(status(410))
-        )));
-        assert!(!is_gone(&watcher::Error::WatchError(status(500))));
-        assert!(!is_gone(&watcher::Error::WatchFailed(kube::Error::Api(
-            status(403)
-        ))));
-        assert!(!is_gone(&watcher::Error::NoResourceVersion));
-    }
-
-    #[test]
-    fn slim_drops_managed_fields_and_last_applied_only() {
-        let mut s: Service = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "a", "annotations": {LAST_APPLIED: "{}", "ferrolb.io/address-pool": "p"},
-                         "managedFields": [{"manager": "kubectl"}]},
-        }))
-        .unwrap();
-        slim(&mut s);
-        assert!(s.metadata.managed_fields.is_none());
-        let a = s.metadata.annotations.unwrap();
-        assert_eq!(a.len(), 1);
-        assert_eq!(a["ferrolb.io/address-pool"], "p");
     }
 }

@@ -4,8 +4,6 @@
 //! `SpeakerState` (object + status subresource) and `ConfigurationState` `speaker-<node>`,
 //! both owned by the Node; Events (events.k8s.io) name the object's UID and resource version.
 
-mod backoff;
-mod record_store;
 mod records;
 mod writes;
 
@@ -31,10 +29,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-pub use backoff::{BACKOFF_MAX, BACKOFF_MIN, JITTER, WatchBackoff, is_gone};
-use record_store::{Keyed, RecordStore, record_store};
+use ferrolb_cluster::kube::{
+    Keyed, RecordStore, WatchBackoff, log_watch_error, record_store, trim,
+};
 pub use writes::{apply_bodies, config_state_bodies, config_state_name, regarding};
 
 use super::{ClusterSource, ServiceEvent, Snapshot, speaker_pods};
@@ -147,6 +146,15 @@ impl Drop for Kubernetes {
 /// of more list requests (100 for 10,000 Services).
 pub const LIST_PAGE: u32 = 100;
 
+/// Jitter of the speakers' reconnect backoff: each delay lengthened by up to a quarter, so
+/// that a thousand speakers do not re-list in the same instant after an API server outage.
+pub const BACKOFF_JITTER: f64 = 0.25;
+
+/// The reconnect backoff of every reflector ([`WatchBackoff`] with [`BACKOFF_JITTER`]).
+pub fn watch_backoff() -> WatchBackoff {
+    WatchBackoff::new(BACKOFF_JITTER)
+}
+
 /// Label of the speaker DaemonSet's Pods.
 pub const SPEAKER_POD_SELECTOR: &str = "app.kubernetes.io/component=speaker";
 
@@ -176,7 +184,7 @@ where
 {
     let (store, writer) = reflector::store();
     let events = watcher(api, config)
-        .backoff(WatchBackoff::default())
+        .backoff(watch_backoff())
         .filter_map(move |r| std::future::ready(r.map(keep).transpose()));
     let stream = reflector::reflector(writer, events);
     let task = tokio::spawn(async move {
@@ -205,7 +213,7 @@ where
 {
     let (store, mut writer) = record_store();
     let config = watcher::Config::default().page_size(LIST_PAGE);
-    let events = watcher(api, config).backoff(WatchBackoff::default());
+    let events = watcher(api, config).backoff(watch_backoff());
     let task = tokio::spawn(async move {
         futures::pin_mut!(events);
         while let Some(ev) = events.next().await {
@@ -228,26 +236,7 @@ fn watch_failed<K: Resource>(error: &watcher::Error)
 where
     K::DynamicType: Default,
 {
-    let kind = K::kind(&Default::default()).to_string();
-    if is_gone(error) {
-        info!(%kind, %error, "watch expired (410 Gone); listing again")
-    } else {
-        warn!(%kind, %error, "watch failed; retrying")
-    }
-}
-
-/// `kubectl apply`'s copy of the whole object, an annotation nothing here reads.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Drops what the speaker never reads before an object enters its cache: `managedFields`
-/// and `kubectl apply`'s copy of the object (together often larger than the rest of a
-/// Service) — with 10,000 Services this is most of the speaker's memory.
-pub fn trim<K: Resource>(o: &mut K) {
-    let meta = o.meta_mut();
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove(LAST_APPLIED);
-    }
+    log_watch_error(&K::kind(&Default::default()), error);
 }
 
 /// [`trim`], and what the speaker never reads of a Node's status (its image list alone is

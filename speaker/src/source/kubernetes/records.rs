@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::Event;
 
-use super::record_store::Keyed;
 use crate::cluster::{ServiceRecord, SliceRecord};
+use ferrolb_cluster::kube::{Keyed, map_event};
 
 impl Keyed for ServiceRecord {
     fn key(&self) -> &str {
@@ -20,18 +20,6 @@ impl Keyed for SliceRecord {
     fn key(&self) -> &str {
         &self.key
     }
-}
-
-/// A watch event of whole objects as one of records. An object without a name (the API
-/// server never sends one) becomes `None` and is skipped.
-pub fn map_event<K, R>(ev: Event<K>, record: impl Fn(&K) -> Option<R>) -> Option<Event<R>> {
-    Some(match ev {
-        Event::Apply(o) => Event::Apply(record(&o)?),
-        Event::Delete(o) => Event::Delete(record(&o)?),
-        Event::InitApply(o) => Event::InitApply(record(&o)?),
-        Event::Init => Event::Init,
-        Event::InitDone => Event::InitDone,
-    })
 }
 
 /// The record of a Service event.
@@ -46,8 +34,8 @@ pub fn slice_event(ev: Event<EndpointSlice>) -> Option<Event<SliceRecord>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record_store::record_store;
     use super::*;
+    use ferrolb_cluster::kube::record_store;
 
     fn service(yaml: &str) -> Service {
         serde_saphyr::from_str(yaml).unwrap()

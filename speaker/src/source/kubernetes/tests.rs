@@ -4,8 +4,6 @@
 use http::{Request, Response};
 use kube::client::Body;
 
-use std::time::Duration;
-
 use super::*;
 use crate::decide::{Announcements, L2Claim};
 use crate::status::speaker_state;
@@ -363,47 +361,4 @@ async fn config_state_is_applied_with_its_status_and_an_event_once() {
     let mut handle = verifier.await.unwrap();
     drop(src);
     assert!(handle.next_request().await.is_none(), "no further request");
-}
-
-#[test]
-fn watch_backoff_starts_small_is_capped_near_one_second_and_jitters() {
-    let mut b = WatchBackoff::default();
-    let delays: Vec<Duration> = (0..20).map(|_| b.next().unwrap()).collect();
-    let max_with_jitter = BACKOFF_MAX.mul_f64(1.0 + JITTER);
-    assert!(delays[0] >= BACKOFF_MIN && delays[0] <= BACKOFF_MIN.mul_f64(1.0 + JITTER));
-    assert!(
-        delays.iter().all(|d| *d <= max_with_jitter),
-        "a delay above {max_with_jitter:?}: {delays:?}"
-    );
-    assert!(delays[10..].iter().all(|d| *d >= BACKOFF_MAX), "{delays:?}");
-    let distinct: BTreeSet<Duration> = delays[10..].iter().copied().collect();
-    assert!(distinct.len() > 5, "no jitter: {delays:?}");
-    kube::runtime::utils::Backoff::reset(&mut b);
-    assert!(b.next().unwrap() <= BACKOFF_MIN.mul_f64(1.0 + JITTER));
-}
-
-#[test]
-fn only_410_gone_is_a_routine_watch_error() {
-    let status = |code| Box::new(kube::core::Status::failure("x", "y").with_code(code));
-    assert!(is_gone(&watcher::Error::WatchError(status(410))));
-    assert!(is_gone(&watcher::Error::WatchFailed(kube::Error::Api(
-        status(410)
-    ))));
-    assert!(!is_gone(&watcher::Error::WatchError(status(500))));
-    assert!(!is_gone(&watcher::Error::InitialListFailed(
-        kube::Error::Api(status(403))
-    )));
-    assert!(!is_gone(&watcher::Error::NoResourceVersion));
-}
-
-#[test]
-fn trim_drops_managed_fields_and_the_last_applied_copy_only() {
-    let mut svc: Service = from_yaml(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\n  annotations:\n    ferrolb.io/address-pool: prod\n    kubectl.kubernetes.io/last-applied-configuration: '{\"big\": 1}'\n  managedFields: [{manager: kubectl, operation: Apply}]\n",
-    );
-    trim(&mut svc);
-    assert!(svc.metadata.managed_fields.is_none());
-    let a = svc.metadata.annotations.unwrap();
-    assert_eq!(a.len(), 1);
-    assert_eq!(a["ferrolb.io/address-pool"], "prod");
 }

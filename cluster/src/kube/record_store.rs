@@ -1,4 +1,5 @@
-//! A reflector store for records: one hash set keyed by each record's own `namespace/name`.
+//! A reflector store for records (what a binary keeps of each object instead of the object):
+//! one hash set keyed by each record's own `namespace/name`.
 //! kube-runtime's store keys every object by an `ObjectRef` (name, namespace, UID and
 //! resource version copied again, ~200 bytes an entry); with 10,000 Services and their
 //! EndpointSlices those keys cost more than the records themselves.
@@ -106,6 +107,18 @@ impl<R: Keyed> RecordWriter<R> {
     }
 }
 
+/// A watch event of whole objects as one of records. An object `record` makes nothing of
+/// (one without a name: the API server never sends one) becomes `None` and is skipped.
+pub fn map_event<K, R>(ev: Event<K>, record: impl Fn(&K) -> Option<R>) -> Option<Event<R>> {
+    Some(match ev {
+        Event::Apply(o) => Event::Apply(record(&o)?),
+        Event::Delete(o) => Event::Delete(record(&o)?),
+        Event::InitApply(o) => Event::InitApply(record(&o)?),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    })
+}
+
 impl<R: Keyed> RecordStore<R> {
     /// Every record.
     pub fn state(&self) -> Vec<Arc<R>> {
@@ -125,8 +138,7 @@ impl<R: Keyed> RecordStore<R> {
         let _ = rx.wait_for(|ready| *ready).await;
     }
 
-    /// A ready store holding `records` (tests).
-    #[cfg(test)]
+    /// A ready store holding `records` (tests, fixed sources).
     pub fn from_records(records: impl IntoIterator<Item = R>) -> RecordStore<R> {
         let (store, mut writer) = record_store();
         writer.apply(Event::Init);
