@@ -40,7 +40,8 @@ class Member:
                "--key-file", key_file, "--profile", profile]
         for s in seeds:
             cmd += ["--seed", s]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        self.err = open(os.path.join(os.path.dirname(key_file), f"{name}.log"), "ab")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err,
                                      text=True, bufsize=1)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -95,6 +96,10 @@ def wait(cond, timeout, what):
     raise RuntimeError(f"timeout waiting for {what}")
 
 
+def sizes(members):
+    return sorted(len(m.current()) for m in members.values())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -104,6 +109,9 @@ def main():
     ap.add_argument("--netem", default="",
                     help="tc netem arguments applied to every member's eth0 egress, "
                          "e.g. 'delay 5ms 5ms loss 1%%'")
+    ap.add_argument("--loss", type=float, default=0,
+                    help="drop this fraction of every member's outgoing membership "
+                         "datagrams (iptables statistic; for kernels without netem)")
     ap.add_argument("--window", type=float, default=0,
                     help="seconds of steady state before the trials over which bytes/s "
                          "per member is measured")
@@ -147,6 +155,10 @@ def main():
             if a.netem:
                 sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root",
                    "netem", *a.netem.split())
+            if a.loss > 0:
+                sh("ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-p", "udp",
+                   "--dport", "7946", "-m", "statistic", "--mode", "random",
+                   "--probability", str(a.loss), "-j", "DROP")
 
         def start(i):
             members[i] = Member(a.binary, f"{TAG}-m{i}", names[i], addrs[i], addrs,
@@ -154,8 +166,12 @@ def main():
 
         for i in range(n):
             start(i)
-        wait(lambda: all(members[i].current() == everyone for i in range(n)), 30 + n,
-             "initial join")
+        try:
+            wait(lambda: all(members[i].current() == everyone for i in range(n)), 30 + n,
+                 "initial join")
+        except RuntimeError:
+            print(f"live-set sizes: {sizes(members)}; member logs in {tmp}", file=sys.stderr)
+            raise
         if a.window > 0:
             time.sleep(3)  # let join gossip settle
             def snap():
@@ -234,7 +250,7 @@ def main():
             m.stop()
         for ns in reversed(namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    out = {"profile": a.profile, "members": n, "trials": a.trials, "netem": a.netem,
+    out = {"profile": a.profile, "members": n, "trials": a.trials, "netem": a.netem, "loss": a.loss,
            "bytes_per_s": bytes_per_s,
            "false_positives": false_positives, "soak_seconds": a.soak,
            "soak_false_positives": soak_fp, "results": results}

@@ -8,6 +8,7 @@
 #   TRIALS=40 MEMBERS=5 sudo -E bash bench/membership/run.sh
 #   WINDOW=20 ...    also measure bytes/s per member over 20 s of steady state
 #   NETEM='delay 5ms 5ms loss 1%' ...   netem on every member's eth0 egress
+#   LOSS=0.01 ...    drop 1% of every member's outgoing datagrams (iptables, no netem needed)
 #   PROFILES='fast swim-only memberlist-lan' ...  (swim-only: SWIM with the earlier
 #   defaults, no ring monitor)
 set -euo pipefail
@@ -17,6 +18,7 @@ MEMBERS=${MEMBERS:-3}
 SOAK=${SOAK:-60}
 WINDOW=${WINDOW:-0}
 NETEM=${NETEM:-}
+LOSS=${LOSS:-0}
 PROFILES=${PROFILES:-"fast memberlist-lan"}
 OUT=${OUT:-target/bench-membership}
 mkdir -p "$OUT"
@@ -26,7 +28,7 @@ for profile in $PROFILES; do
     echo "== $profile: $MEMBERS members, $TRIALS trials per mode" >&2
     python3 bench/membership/bench.py --binary "$BIN" --members "$MEMBERS" \
         --trials "$TRIALS" --profile "$profile" --soak "$SOAK" --window "$WINDOW" \
-        --netem "$NETEM" --json "$OUT/$profile-$MEMBERS.json" >/dev/null
+        --netem "$NETEM" --loss "$LOSS" --json "$OUT/$profile-$MEMBERS.json" >/dev/null
 done
 python3 - "$OUT" "$MEMBERS" $PROFILES <<'PY'
 import json, sys

@@ -61,6 +61,9 @@ struct Args {
     soak_s: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Members start this far apart (ms).
+    #[arg(long, default_value_t = 2)]
+    stagger_ms: u64,
 }
 
 /// splitmix64: small, seeded, good enough for loss and jitter draws.
@@ -274,11 +277,13 @@ fn main() {
     let mut sim = Sim::new(&args, tuning);
     for i in 0..n {
         sim.start_member(i, 1);
-        // Start members 2 ms apart, as a rollout would (and to spread their timers).
-        let t = sim.now + Duration::from_millis(2);
+        // Start members apart, as a rollout would (and to spread their timers).
+        let t = sim.now + Duration::from_millis(args.stagger_ms);
         sim.run_until(t);
     }
     let converged = sim.run_until_converged(Duration::from_secs(120));
+    let dead: u64 = sim.members.iter().map(|m| m.metrics.snapshot().declared_dead).sum();
+    eprintln!("declared dead during the join: {dead}");
     assert!(
         converged,
         "cluster of {n} did not converge in 120 s (simulated)"

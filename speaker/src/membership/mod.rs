@@ -25,11 +25,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Timing (defaults, see [`Tuning`]): every member probes one peer every 100 ms (direct
-//! ping, indirect pings through 3 others after 40 ms), an unanswered probe makes the peer
-//! suspect, and a suspect that does not refute within 250 ms is down. News spreads by
-//! piggybacking and by gossip to 3 peers every 100 ms. A graceful leave is sent directly to
-//! every member, so it is seen after one network delay.
+//! Timing (defaults, see [`Tuning`]): crashes are found by the ring monitor (`ring.rs`):
+//! each member heartbeats every 50 ms to the 2 members after it on a ring; a monitor that
+//! hears nothing for 160 ms probes it directly and through 3 relays, and declares it down
+//! if nothing answers within 40 ms, sending the verdict straight to every member. SWIM is
+//! the backstop: every member probes one peer every 500 ms (indirect pings through 3
+//! others after 100 ms), a suspect that does not refute within 1 s is down, and news
+//! spreads by piggybacking and by gossip to 3 peers every 200 ms. A graceful leave is sent
+//! directly to every member, so it is seen after one network delay.
 
 mod driver;
 mod identity;
