@@ -282,7 +282,11 @@ fn main() {
         sim.run_until(t);
     }
     let converged = sim.run_until_converged(Duration::from_secs(120));
-    let dead: u64 = sim.members.iter().map(|m| m.metrics.snapshot().declared_dead).sum();
+    let dead: u64 = sim
+        .members
+        .iter()
+        .map(|m| m.metrics.snapshot().declared_dead)
+        .sum();
     eprintln!("declared dead during the join: {dead}");
     assert!(
         converged,
