@@ -68,6 +68,8 @@ struct Watched {
     bump: u64,
     last_heard: Duration,
     silence_armed: bool,
+    /// When the armed silence timer is due.
+    silence_due: Duration,
     confirm: Option<u32>,
     /// When the running confirmation is due.
     confirm_due: Duration,
@@ -138,6 +140,7 @@ impl Watch {
                     bump: p.bump,
                     last_heard: now,
                     silence_armed: true,
+                    silence_due: now + self.t.heartbeat_timeout,
                     confirm: None,
                     confirm_due: Duration::ZERO,
                 });
@@ -197,9 +200,16 @@ impl Watch {
         if w.confirm.is_some() {
             return;
         }
+        // Local health: a silence timer this late means this process (or the whole host)
+        // was not running, so the member's heartbeats may be waiting unread and the member
+        // itself may just be resuming. Not evidence: watch it afresh from now.
+        if now > w.silence_due + self.t.heartbeat_period / 2 {
+            w.last_heard = now;
+        }
         let silent = now.saturating_sub(w.last_heard);
         if silent < timeout {
             w.silence_armed = true;
+            w.silence_due = now + (timeout - silent);
             self.out.push(WatchOut::Schedule {
                 after: timeout - silent,
                 timer: WatchTimer::Silence(addr),
@@ -260,6 +270,7 @@ impl Watch {
             w.confirm = None;
             if !w.silence_armed {
                 w.silence_armed = true;
+                w.silence_due = now + timeout;
                 self.out.push(WatchOut::Schedule {
                     after: timeout,
                     timer: WatchTimer::Silence(peer.addr),

@@ -272,3 +272,20 @@ fn a_confirmation_timer_that_fires_late_probes_again_instead_of_judging() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_silence_timer_that_fires_late_is_not_evidence() {
+    let mut w = ring_of_five();
+    // Due at 160 ms; the host stalled and it runs at 400 ms: no probe, watched afresh.
+    let out = w.on_timer(WatchTimer::Silence(peer(1).addr), ms(400));
+    assert_eq!(
+        out,
+        vec![WatchOut::Schedule {
+            after: ms(160),
+            timer: WatchTimer::Silence(peer(1).addr)
+        }]
+    );
+    // On time at 560 ms with nothing heard since 400: probed.
+    let out = w.on_timer(WatchTimer::Silence(peer(1).addr), ms(560));
+    assert_eq!(sends(&out).first(), Some(&(peer(1).addr, Kind::Probe)));
+}
