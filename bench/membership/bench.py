@@ -34,12 +34,14 @@ class Member:
     def __init__(self, binary, ns, name, addr, seeds, key_file, profile):
         self.name = name
         self.events = []  # (ns timestamp, frozenset of names) or (ts, "left")
+        self.stats = None  # (ns timestamp, bytes in, bytes out, declared dead), the latest
         self.lock = threading.Lock()
         cmd = ["ip", "netns", "exec", ns, binary, "--name", name, "--bind", addr,
                "--key-file", key_file, "--profile", profile]
         for s in seeds:
             cmd += ["--seed", s]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        self.err = open(os.path.join(os.path.dirname(key_file), f"{name}.log"), "ab")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err,
                                      text=True, bufsize=1)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -51,6 +53,9 @@ class Member:
                 names = frozenset(parts[2].split(",")) if len(parts) > 2 else frozenset()
                 with self.lock:
                     self.events.append((int(parts[0]), names))
+            elif len(parts) == 5 and parts[1] == "stats":
+                with self.lock:
+                    self.stats = tuple(int(x) for x in (parts[0], *parts[2:]))
 
     def current(self):
         with self.lock:
@@ -91,12 +96,25 @@ def wait(cond, timeout, what):
     raise RuntimeError(f"timeout waiting for {what}")
 
 
+def sizes(members):
+    return sorted(len(m.current()) for m in members.values())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--profile", default="fast", choices=["fast", "memberlist-lan"])
+    ap.add_argument("--profile", default="fast", choices=["fast", "swim-only", "memberlist-lan"])
+    ap.add_argument("--netem", default="",
+                    help="tc netem arguments applied to every member's eth0 egress, "
+                         "e.g. 'delay 5ms 5ms loss 1%%'")
+    ap.add_argument("--loss", type=float, default=0,
+                    help="drop this fraction of every member's outgoing membership "
+                         "datagrams (iptables statistic; for kernels without netem)")
+    ap.add_argument("--window", type=float, default=0,
+                    help="seconds of steady state before the trials over which bytes/s "
+                         "per member is measured")
     ap.add_argument("--modes", default="crash,leave")
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--soak", type=float, default=0,
@@ -116,6 +134,7 @@ def main():
     false_positives = 0
     soak_fp = 0
     results = {}
+    bytes_per_s = None
     try:
         br = f"{TAG}-br"
         sh("ip", "netns", "add", br)
@@ -133,6 +152,13 @@ def main():
             sh("ip", "-n", br, "link", "set", f"p{i}", "up")
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
             sh("ip", "-n", ns, "addr", "add", f"192.0.2.{10 + i}/24", "dev", "eth0")
+            if a.netem:
+                sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root",
+                   "netem", *a.netem.split())
+            if a.loss > 0:
+                sh("ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-p", "udp",
+                   "--dport", "7946", "-m", "statistic", "--mode", "random",
+                   "--probability", str(a.loss), "-j", "DROP")
 
         def start(i):
             members[i] = Member(a.binary, f"{TAG}-m{i}", names[i], addrs[i], addrs,
@@ -140,8 +166,33 @@ def main():
 
         for i in range(n):
             start(i)
-        wait(lambda: all(members[i].current() == everyone for i in range(n)), 30,
-             "initial join")
+        try:
+            wait(lambda: all(members[i].current() == everyone for i in range(n)), 30 + n,
+                 "initial join")
+        except RuntimeError:
+            print(f"live-set sizes: {sizes(members)}; member logs in {tmp}", file=sys.stderr)
+            raise
+        if a.window > 0:
+            time.sleep(3)  # let join gossip settle
+            def snap():
+                out = {}
+                for i in range(n):
+                    with members[i].lock:
+                        out[i] = members[i].stats
+                return out
+            s0 = snap()
+            time.sleep(a.window)
+            s1 = snap()
+            ins, outs = [], []
+            for i in range(n):
+                if s0[i] and s1[i] and s1[i][0] > s0[i][0]:
+                    dt = (s1[i][0] - s0[i][0]) / 1e9
+                    ins.append((s1[i][1] - s0[i][1]) / dt)
+                    outs.append((s1[i][2] - s0[i][2]) / dt)
+            bytes_per_s = {"members_counted": len(ins), "in_mean": sum(ins) / len(ins),
+                           "out_mean": sum(outs) / len(outs), "in_max": max(ins),
+                           "out_max": max(outs)}
+            print(f"bytes/s per member: {bytes_per_s}", file=sys.stderr)
 
         for mode in a.modes.split(","):
             per_trial_all = []   # kill -> last other member dropped the victim
@@ -199,7 +250,8 @@ def main():
             m.stop()
         for ns in reversed(namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    out = {"profile": a.profile, "members": n, "trials": a.trials,
+    out = {"profile": a.profile, "members": n, "trials": a.trials, "netem": a.netem, "loss": a.loss,
+           "bytes_per_s": bytes_per_s,
            "false_positives": false_positives, "soak_seconds": a.soak,
            "soak_false_positives": soak_fp, "results": results}
     print(json.dumps(out, indent=1))

@@ -5,6 +5,13 @@
 //! <unix time in ns> live node-0,node-1,node-2
 //! ```
 //!
+//! one line of counters a second (UDP payload bytes received and sent so far, members this
+//! one's ring monitor declared down):
+//!
+//! ```text
+//! <unix time in ns> stats <bytes_in> <bytes_out> <declared_dead>
+//! ```
+//!
 //! and, on SIGTERM or SIGINT, leaves gracefully (`<ns> left`) and exits.
 //!
 //! ```text
@@ -22,8 +29,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Profile {
-    /// ferrolb's defaults (`Tuning::default()`).
+    /// ferrolb's defaults (`Tuning::default()`): ring monitor + relaxed SWIM.
     Fast,
+    /// SWIM alone with the earlier defaults (`Tuning::swim_only()`).
+    SwimOnly,
     /// hashicorp/memberlist DefaultLANConfig timers (probe 1 s, ack 500 ms, suspicion
     /// 4 s, gossip 200 ms) and a gossip-only leave, as MetalLB uses them: a baseline run
     /// with the same SWIM code.
@@ -65,18 +74,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading key file {}", args.key_file.display()))?;
     let tuning = match args.profile {
         Profile::Fast => Tuning::default(),
-        Profile::MemberlistLan => Tuning {
-            probe_period: Duration::from_secs(1),
-            probe_rtt: Duration::from_millis(500),
-            indirect_probes: 3,
-            suspect_to_down: Duration::from_secs(4),
-            gossip_period: Duration::from_millis(200),
-            gossip_fanout: 3,
-            reannounce_period: Duration::from_secs(1),
-            remove_down_after: Duration::from_secs(30),
-            // memberlist's Leave gossips; no direct notice to every member.
-            leave_repeats: 0,
-        },
+        Profile::MemberlistLan => Tuning::memberlist_lan(),
+        Profile::SwimOnly => Tuning::swim_only(),
     };
     let (handle, mut live) = Membership::start(MembershipConfig {
         node_name: args.name,
@@ -95,8 +94,13 @@ async fn main() -> anyhow::Result<()> {
         println!("{} live {}", now_ns(), names.join(","));
     };
     print(&live.borrow());
+    let mut stats = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = stats.tick() => {
+                let m = handle.metrics();
+                println!("{} stats {} {} {}", now_ns(), m.bytes_in, m.bytes_out, m.declared_dead);
+            }
             changed = live.changed() => {
                 if changed.is_err() { break; }
                 print(&live.borrow_and_update());

@@ -96,12 +96,12 @@ pub struct Metrics {
     pub l2_owner_changes: Counter,
     /// `ferrolb_speaker_membership_NAME_total`: every membership counter, in
     /// `MEMBERSHIP_COUNTERS` order; see [`Self::observe_members`].
-    pub membership: [Counter; 8],
+    pub membership: [Counter; 12],
     last: std::sync::Arc<std::sync::Mutex<Last>>,
 }
 
 /// The membership counters, by metric name (`ferrolb_speaker_membership_NAME_total`).
-const MEMBERSHIP_COUNTERS: [(&str, &str); 8] = [
+const MEMBERSHIP_COUNTERS: [(&str, &str); 12] = [
     ("member_up", "Peers that became live (joined or came back)"),
     (
         "member_down",
@@ -122,10 +122,23 @@ const MEMBERSHIP_COUNTERS: [(&str, &str); 8] = [
     ),
     ("messages_in", "Membership datagrams received"),
     ("messages_out", "Membership datagrams sent"),
+    (
+        "bytes_in",
+        "Membership UDP payload bytes received (IP/UDP headers not included)",
+    ),
+    ("bytes_out", "Membership UDP payload bytes sent"),
+    (
+        "declared_dead",
+        "Members this speaker's ring monitor declared down (silent and unreachable)",
+    ),
+    (
+        "death_notices_received",
+        "Death notices received from other members' ring monitors",
+    ),
 ];
 
 /// The counters of one membership snapshot, in [`MEMBERSHIP_COUNTERS`] order.
-fn membership_values(m: &MembershipSnapshot) -> [u64; 8] {
+fn membership_values(m: &MembershipSnapshot) -> [u64; 12] {
     [
         m.member_up,
         m.member_down,
@@ -135,6 +148,10 @@ fn membership_values(m: &MembershipSnapshot) -> [u64; 8] {
         m.malformed,
         m.messages_in,
         m.messages_out,
+        m.bytes_in,
+        m.bytes_out,
+        m.declared_dead,
+        m.death_notices_received,
     ]
 }
 
@@ -149,7 +166,7 @@ struct Last {
     conflicts: u64,
     conflicts_suppressed: u64,
     announcements: u64,
-    membership: [u64; 8],
+    membership: [u64; 12],
     /// The `peer`/`address` label each BGP peer's gauges carry now.
     labels: BTreeMap<IpAddr, PeerLabel>,
 }

@@ -43,6 +43,10 @@ fn every_membership_counter_is_exported() {
         malformed: 2,
         messages_in: 100,
         messages_out: 90,
+        bytes_in: 6400,
+        bytes_out: 5000,
+        declared_dead: 1,
+        death_notices_received: 2,
     };
     m.observe_members(&s);
     s.auth_failures = 9;
@@ -59,6 +63,10 @@ fn every_membership_counter_is_exported() {
         "ferrolb_speaker_membership_malformed_total 2",
         "ferrolb_speaker_membership_messages_in_total 100",
         "ferrolb_speaker_membership_messages_out_total 90",
+        "ferrolb_speaker_membership_bytes_in_total 6400",
+        "ferrolb_speaker_membership_bytes_out_total 5000",
+        "ferrolb_speaker_membership_declared_dead_total 1",
+        "ferrolb_speaker_membership_death_notices_received_total 2",
     ] {
         has(&t, line);
     }

@@ -22,7 +22,8 @@ pub(super) async fn run(
     let _enter = span.enter();
     let mut timers: DelayQueue<CoreTimer> = DelayQueue::new();
     let mut buf = vec![0u8; MAX_DATAGRAM + 64];
-    let out = core.start();
+    let origin = tokio::time::Instant::now();
+    let out = core.start(origin.elapsed());
     apply(out, &socket, &mut timers, &live).await;
     loop {
         let out = tokio::select! {
@@ -38,14 +39,14 @@ pub(super) async fn run(
                 None => return,
             },
             recv = socket.recv_from(&mut buf) => match recv {
-                Ok((n, from)) => core.handle_datagram(from, &buf[..n]),
+                Ok((n, from)) => core.handle_datagram(from, &buf[..n], origin.elapsed()),
                 Err(error) => {
                     // ICMP port unreachable from a dead peer shows up here on Linux.
                     debug!(%error, "membership recv error");
                     continue;
                 }
             },
-            Some(expired) = timers.next() => core.handle_timer(expired.into_inner()),
+            Some(expired) = timers.next() => core.handle_timer(expired.into_inner(), origin.elapsed()),
         };
         apply(out, &socket, &mut timers, &live).await;
     }

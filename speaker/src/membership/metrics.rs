@@ -15,6 +15,10 @@ pub struct Metrics {
     malformed: AtomicU64,
     messages_in: AtomicU64,
     messages_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    declared_dead: AtomicU64,
+    death_notices_received: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -39,6 +43,14 @@ pub struct MetricsSnapshot {
     pub messages_in: u64,
     /// Datagrams sent.
     pub messages_out: u64,
+    /// UDP payload bytes received (all datagrams) and sent; IP and UDP headers not included.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Members this speaker's ring monitor declared down (silent, and no answer to the
+    /// direct and relayed confirmation probes).
+    pub declared_dead: u64,
+    /// Authenticated death notices received from other members' ring monitors.
+    pub death_notices_received: u64,
 }
 
 impl Metrics {
@@ -54,11 +66,25 @@ impl Metrics {
             malformed: r(&self.malformed),
             messages_in: r(&self.messages_in),
             messages_out: r(&self.messages_out),
+            bytes_in: r(&self.bytes_in),
+            bytes_out: r(&self.bytes_out),
+            declared_dead: r(&self.declared_dead),
+            death_notices_received: r(&self.death_notices_received),
         }
     }
 
     pub(crate) fn set_members(&self, n: usize) {
         self.members.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn message_in(&self, len: usize) {
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn message_out(&self, len: usize) {
+        self.messages_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
     }
 }
 
@@ -77,6 +103,6 @@ incr! {
     rejoin => rejoins,
     auth_failure => auth_failures,
     malformed => malformed,
-    message_in => messages_in,
-    message_out => messages_out,
+    declared_dead => declared_dead,
+    death_notice_received => death_notices_received,
 }

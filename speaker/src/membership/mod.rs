@@ -25,15 +25,19 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Timing (defaults, see [`Tuning`]): every member probes one peer every 100 ms (direct
-//! ping, indirect pings through 3 others after 40 ms), an unanswered probe makes the peer
-//! suspect, and a suspect that does not refute within 250 ms is down. News spreads by
-//! piggybacking and by gossip to 3 peers every 100 ms. A graceful leave is sent directly to
-//! every member, so it is seen after one network delay.
+//! Timing (defaults, see [`Tuning`]): crashes are found by the ring monitor (`ring.rs`):
+//! each member heartbeats every 50 ms to the 2 members after it on a ring; a monitor that
+//! hears nothing for 160 ms probes it directly and through 3 relays, and declares it down
+//! if nothing answers within 40 ms, sending the verdict straight to every member. SWIM is
+//! the backstop: every member probes one peer every 500 ms (indirect pings through 3
+//! others after 100 ms), a suspect that does not refute within 1 s is down, and news
+//! spreads by piggybacking and by gossip to 3 peers every 200 ms. A graceful leave is sent
+//! directly to every member, so it is seen after one network delay.
 
 mod driver;
 mod identity;
 mod metrics;
+mod ring;
 mod swim;
 mod wire;
 
@@ -48,8 +52,9 @@ use tokio::task::JoinHandle;
 
 pub use self::identity::NodeId;
 pub use self::metrics::{Metrics, MetricsSnapshot};
+pub use self::ring::WatchTimer;
 pub use self::swim::{Core, CoreTimer, MAX_DATAGRAM, Output};
-pub use self::wire::{Key, Kind, OpenError};
+pub use self::wire::{Key, Kind, OpenError, Peer};
 
 /// Errors of the membership module.
 #[derive(Debug, thiserror::Error)]
@@ -96,22 +101,82 @@ pub struct Tuning {
     /// Copies of the leave notice sent directly to each member and seed on leave. 0 sends
     /// none: the leave then spreads only by SWIM gossip (memberlist's behaviour).
     pub leave_repeats: u8,
+    /// Ring monitor (fast crash detection, see `ring.rs`): how many members watch each
+    /// member through heartbeats. 0 turns it off (SWIM alone, as memberlist).
+    pub ring_monitors: usize,
+    /// Heartbeat to each monitor this often.
+    pub heartbeat_period: Duration,
+    /// A monitor that hears nothing for this long probes the member directly and through
+    /// `indirect_probes` relays...
+    pub heartbeat_timeout: Duration,
+    /// ...and declares it down if neither a heartbeat nor an ack comes within this.
+    pub confirm_timeout: Duration,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            probe_period: Duration::from_millis(100),
-            probe_rtt: Duration::from_millis(40),
+            // SWIM is the backstop (joins, dissemination, failures the ring misses): its
+            // timers are relaxed; the ring monitor does the fast crash detection.
+            probe_period: Duration::from_millis(500),
+            probe_rtt: Duration::from_millis(100),
             indirect_probes: 3,
-            suspect_to_down: Duration::from_millis(250),
-            gossip_period: Duration::from_millis(100),
+            suspect_to_down: Duration::from_secs(1),
+            gossip_period: Duration::from_millis(200),
             gossip_fanout: 3,
             reannounce_period: Duration::from_secs(1),
             remove_down_after: Duration::from_secs(30),
             leave_repeats: 2,
+            ring_monitors: 2,
+            heartbeat_period: Duration::from_millis(50),
+            heartbeat_timeout: Duration::from_millis(160),
+            confirm_timeout: Duration::from_millis(40),
         }
     }
+}
+
+impl Tuning {
+    /// SWIM alone with ferrolb's earlier defaults (probe 100 ms, indirect after 40 ms,
+    /// suspicion 250 ms, gossip 3 / 100 ms), no ring monitor: the comparison point.
+    pub fn swim_only() -> Self {
+        Tuning {
+            probe_period: Duration::from_millis(100),
+            probe_rtt: Duration::from_millis(40),
+            suspect_to_down: Duration::from_millis(250),
+            gossip_period: Duration::from_millis(100),
+            ring_monitors: 0,
+            ..Tuning::default()
+        }
+    }
+
+    /// hashicorp/memberlist `DefaultLANConfig` timers (probe 1 s, ack 500 ms, suspicion
+    /// 4 s, gossip 200 ms) and a gossip-only leave, as MetalLB uses them: the baseline.
+    pub fn memberlist_lan() -> Self {
+        Tuning {
+            probe_period: Duration::from_secs(1),
+            probe_rtt: Duration::from_millis(500),
+            indirect_probes: 3,
+            suspect_to_down: Duration::from_secs(4),
+            gossip_period: Duration::from_millis(200),
+            gossip_fanout: 3,
+            leave_repeats: 0,
+            ring_monitors: 0,
+            ..Tuning::default()
+        }
+    }
+}
+
+fn watch_tuning_ok(t: &Tuning) -> Result<(), MembershipError> {
+    if t.ring_monitors > 0
+        && (t.heartbeat_period.is_zero()
+            || t.heartbeat_timeout <= t.heartbeat_period
+            || t.confirm_timeout.is_zero())
+    {
+        return Err(MembershipError::Tuning(
+            "heartbeat_period and confirm_timeout must be above zero and heartbeat_timeout above heartbeat_period",
+        ));
+    }
+    Ok(())
 }
 
 /// What [`Membership::start`] needs.
@@ -165,6 +230,7 @@ impl Membership {
             return Err(MembershipError::BadNodeName(config.node_name));
         }
         swim::foca_config(&config.tuning)?;
+        watch_tuning_ok(&config.tuning)?;
         let socket =
             UdpSocket::bind(config.bind)
                 .await

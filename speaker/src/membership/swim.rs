@@ -1,7 +1,8 @@
 //! The sans-IO membership core: SWIM (the `foca` crate) plus datagram authentication, seed
-//! announces and the direct leave broadcast. Inputs are datagrams, timer expiries and
-//! commands; outputs are datagrams to send, timers to arm and live-set changes. No sockets,
-//! no clock: the driver (or a test) owns both.
+//! announces, the direct leave broadcast and the ring monitor ([`super::ring`]) for fast
+//! crash detection. Inputs are datagrams, timer expiries and commands, each with `now`
+//! (a monotonic time from any origin); outputs are datagrams to send, timers to arm and
+//! live-set changes. No sockets, no clock: the driver (or a test) owns both.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -16,7 +17,8 @@ use tracing::{debug, info, warn};
 
 use super::identity::NodeId;
 use super::metrics::Metrics;
-use super::wire::{Key, Kind, OVERHEAD, OpenError};
+use super::ring::{Watch, WatchOut, WatchTimer, WatchTuning, ring_key};
+use super::wire::{Key, Kind, OVERHEAD, OpenError, Peer, Probe, ProbeAck, decode_heartbeat};
 use super::{MembershipError, Tuning};
 
 /// Largest datagram we send: fits an Ethernet MTU with IPv6 and UDP headers.
@@ -29,6 +31,8 @@ pub enum CoreTimer {
     Swim(foca::Timer<NodeId>),
     /// Announce again to the seeds that are not live members.
     Reannounce,
+    /// A ring monitor timer.
+    Watch(WatchTimer),
 }
 
 /// What the core wants done.
@@ -78,6 +82,13 @@ pub struct Core {
     live: BTreeSet<String>,
     metrics: Arc<Metrics>,
     left: bool,
+    /// The ring monitor, unless `tuning.ring_monitors` is 0.
+    watch: Option<Watch>,
+    /// The ring as last handed to the monitor.
+    ring: Vec<(u64, Peer)>,
+    /// Recompute the live set and the ring on the next `finish`.
+    dirty: bool,
+    now: Duration,
 }
 
 /// foca's configuration for our tuning.
@@ -114,6 +125,13 @@ pub fn foca_config(t: &Tuning) -> Result<foca::Config, MembershipError> {
     Ok(c)
 }
 
+fn peer_of(id: &NodeId) -> Peer {
+    Peer {
+        addr: id.addr,
+        bump: id.bump,
+    }
+}
+
 impl Core {
     /// A member named `name`, reachable by peers at `addr`, in its life number `bump`,
     /// with the SWIM randomness seeded by `rng_seed` (fixed in tests).
@@ -127,6 +145,19 @@ impl Core {
     ) -> Result<Self, MembershipError> {
         let config = foca_config(&tuning)?;
         let live = BTreeSet::from([id.name.clone()]);
+        let watch = (tuning.ring_monitors > 0).then(|| {
+            Watch::new(
+                WatchTuning {
+                    heartbeat_period: tuning.heartbeat_period,
+                    heartbeat_timeout: tuning.heartbeat_timeout,
+                    confirm_timeout: tuning.confirm_timeout,
+                    monitors: tuning.ring_monitors,
+                    relays: tuning.indirect_probes,
+                },
+                peer_of(&id),
+                &id.name,
+            )
+        });
         metrics.set_members(1);
         Ok(Core {
             foca: Foca::new(id, config, SmallRng::seed_from_u64(rng_seed), PostcardCodec),
@@ -140,6 +171,10 @@ impl Core {
             live,
             metrics,
             left: false,
+            watch,
+            ring: Vec::new(),
+            dirty: true,
+            now: Duration::ZERO,
         })
     }
 
@@ -152,9 +187,14 @@ impl Core {
         &self.live
     }
 
-    /// First announces to the seeds, and arms the re-announce timer.
-    pub fn start(&mut self) -> Vec<Output> {
+    /// First announces to the seeds, and arms the re-announce and heartbeat timers.
+    pub fn start(&mut self, now: Duration) -> Vec<Output> {
+        self.now = now;
         self.announce_to_seeds();
+        if let Some(w) = self.watch.as_mut() {
+            let out = w.start();
+            self.watch_outputs(out);
+        }
         self.rt.out.push(Output::Schedule {
             after: self.tuning.reannounce_period,
             timer: CoreTimer::Reannounce,
@@ -173,8 +213,9 @@ impl Core {
     }
 
     /// A datagram arrived from `from`.
-    pub fn handle_datagram(&mut self, from: SocketAddr, data: &[u8]) -> Vec<Output> {
-        self.metrics.message_in();
+    pub fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Duration) -> Vec<Output> {
+        self.now = now;
+        self.metrics.message_in(data.len());
         if self.left {
             return Vec::new();
         }
@@ -194,12 +235,17 @@ impl Core {
                 }
             }
             Ok((Kind::Leave, payload)) => self.on_leave_notice(from, payload),
+            Ok((Kind::Dead, payload)) => self.on_death_notice(from, payload),
+            Ok((kind @ (Kind::Heartbeat | Kind::Probe | Kind::ProbeAck), payload)) => {
+                self.on_watch_datagram(from, kind, payload)
+            }
         }
         self.finish()
     }
 
     /// A timer armed by an earlier [`Output::Schedule`] expired.
-    pub fn handle_timer(&mut self, timer: CoreTimer) -> Vec<Output> {
+    pub fn handle_timer(&mut self, timer: CoreTimer, now: Duration) -> Vec<Output> {
+        self.now = now;
         if self.left {
             return Vec::new();
         }
@@ -215,6 +261,12 @@ impl Core {
                     after: self.tuning.reannounce_period,
                     timer: CoreTimer::Reannounce,
                 });
+            }
+            CoreTimer::Watch(t) => {
+                if let Some(w) = self.watch.as_mut() {
+                    let out = w.on_timer(t, now);
+                    self.watch_outputs(out);
+                }
             }
         }
         self.finish()
@@ -251,6 +303,7 @@ impl Core {
             warn!(%error, "foca leave failed");
         }
         self.left = true;
+        self.dirty = true;
         info!(name = %me.name, "left membership");
         self.finish()
     }
@@ -278,6 +331,109 @@ impl Core {
         }
     }
 
+    fn on_watch_datagram(&mut self, from: SocketAddr, kind: Kind, payload: &[u8]) {
+        let Some(w) = self.watch.as_mut() else {
+            return;
+        };
+        let out = match kind {
+            Kind::Heartbeat => decode_heartbeat(payload).map(|p| w.on_heartbeat(p, self.now)),
+            Kind::Probe => Probe::decode(payload).map(|p| w.on_probe(p)),
+            Kind::ProbeAck => ProbeAck::decode(payload).map(|a| w.on_ack(a, self.now)),
+            _ => None,
+        };
+        match out {
+            Some(out) => self.watch_outputs(out),
+            None => {
+                self.metrics.malformed();
+                debug!(%from, ?kind, "dropped malformed ring monitor datagram");
+            }
+        }
+    }
+
+    fn watch_outputs(&mut self, out: Vec<WatchOut>) {
+        for o in out {
+            match o {
+                WatchOut::Send { to, kind, payload } => self.rt.out.push(Output::Send {
+                    to,
+                    data: self.rt.key.seal(kind, &payload),
+                }),
+                WatchOut::Schedule { after, timer } => self.rt.out.push(Output::Schedule {
+                    after,
+                    timer: CoreTimer::Watch(timer),
+                }),
+                WatchOut::Dead(peer) => self.declare_dead(peer),
+            }
+        }
+    }
+
+    /// The ring monitor found `peer` silent and unreachable: down in SWIM (which gossips
+    /// it too) and a death notice straight to every other member, like a leave (and, like
+    /// it, `leave_repeats` times).
+    fn declare_dead(&mut self, peer: Peer) {
+        let Some(id) = self
+            .foca
+            .iter_members()
+            .map(|m| m.id())
+            .find(|id| peer_of(id) == peer)
+            .cloned()
+        else {
+            return;
+        };
+        self.metrics.declared_dead();
+        info!(member = %id.name, "ring monitor: member silent and unreachable, declaring it down");
+        let mut notice = Vec::new();
+        if let Err(error) = PostcardCodec.encode_member(&Member::down(id.clone()), &mut notice) {
+            warn!(%error, "failed to encode death notice");
+            return;
+        }
+        let data = self.rt.key.seal(Kind::Dead, &notice);
+        let me = self.foca.identity().addr;
+        let targets: BTreeSet<SocketAddr> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().addr)
+            .filter(|a| *a != me && *a != id.addr)
+            .collect();
+        // As many copies as a leave notice (at least one): one lost copy must not leave a
+        // member waiting for gossip.
+        for to in targets {
+            for _ in 0..self.tuning.leave_repeats.max(1) {
+                self.rt.out.push(Output::Send {
+                    to,
+                    data: data.clone(),
+                });
+            }
+        }
+        if let Err(error) =
+            self.foca
+                .apply_many(std::iter::once(Member::down(id)), true, &mut self.rt)
+        {
+            warn!(%error, "failed to apply death");
+        }
+        self.dirty = true;
+    }
+
+    fn on_death_notice(&mut self, from: SocketAddr, payload: &[u8]) {
+        let member: Member<NodeId> = match PostcardCodec.decode_member(payload) {
+            Ok(m) if m.state() == State::Down => m,
+            Ok(_) | Err(_) => {
+                self.metrics.malformed();
+                debug!(%from, "dropped malformed death notice");
+                return;
+            }
+        };
+        self.metrics.death_notice_received();
+        // About us (a false verdict, or a replay): foca renews our identity and rejoins.
+        debug!(%from, name = %member.id().name, "death notice");
+        if let Err(error) = self
+            .foca
+            .apply_many(std::iter::once(member), true, &mut self.rt)
+        {
+            warn!(%error, "failed to apply death notice");
+        }
+        self.dirty = true;
+    }
+
     fn announce_to_seeds(&mut self) {
         let own = self.foca.identity().addr;
         let active: BTreeSet<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
@@ -291,8 +447,12 @@ impl Core {
         }
     }
 
-    /// Books events, recomputes the live set and hands out what is pending.
+    /// Books events, recomputes the live set and the ring (when SWIM reported a change)
+    /// and hands out what is pending.
     fn finish(&mut self) -> Vec<Output> {
+        if !self.rt.events.is_empty() {
+            self.dirty = true;
+        }
         for ev in self.rt.events.drain(..) {
             match ev {
                 OwnedNotification::Rejoin(id) => {
@@ -305,6 +465,10 @@ impl Core {
                 other => debug!(event = ?other, "swim event"),
             }
         }
+        if !std::mem::take(&mut self.dirty) {
+            return self.take_out();
+        }
+        self.update_ring();
         let live: BTreeSet<String> = if self.left {
             BTreeSet::new()
         } else {
@@ -327,10 +491,37 @@ impl Core {
             self.live = live.clone();
             self.rt.out.push(Output::Live(live));
         }
+        self.take_out()
+    }
+
+    fn update_ring(&mut self) {
+        let Some(w) = self.watch.as_mut() else {
+            return;
+        };
+        let me = self.foca.identity();
+        let ring: Vec<(u64, Peer)> = if self.left {
+            Vec::new()
+        } else {
+            let mut ring: Vec<(u64, Peer)> = std::iter::once(me)
+                .chain(self.foca.iter_members().map(|m| m.id()))
+                .map(|id| (ring_key(&id.name), peer_of(id)))
+                .collect();
+            ring.sort();
+            ring
+        };
+        if ring != self.ring {
+            w.set_me(peer_of(me));
+            let out = w.set_members(ring.clone(), self.now);
+            self.ring = ring;
+            self.watch_outputs(out);
+        }
+    }
+
+    fn take_out(&mut self) -> Vec<Output> {
         let out = std::mem::take(&mut self.rt.out);
         for o in &out {
-            if matches!(o, Output::Send { .. }) {
-                self.metrics.message_out();
+            if let Output::Send { data, .. } = o {
+                self.metrics.message_out(data.len());
             }
         }
         out

@@ -8,6 +8,16 @@
 //! +-------+-------+------------ ... -------------+--------------------+
 //!   kind 1: a foca SWIM message (postcard-encoded by foca)
 //!   kind 2: a leave notice: one foca `Member` (Down) naming the leaving identity
+//!   kind 3: a heartbeat to a ring monitor: the sender's [`Peer`]
+//!   kind 4: a probe: nonce (u32), target [`Peer`], reply-to address; the target acks
+//!           (kind 5) to the reply-to address, anyone else relays it to the target
+//!   kind 5: a probe ack: nonce (u32), the acking [`Peer`]
+//!   kind 6: a death notice: one foca `Member` (Down) naming an identity a ring monitor
+//!           found silent and unreachable (directly and through relays)
+//!
+//! A Peer is: bump (u64, big endian), address family (4 or 6), IP (4 or 16 bytes), port
+//! (u16). Kinds 3-6 came with the ring monitor; a speaker without it drops them as
+//! unknown kinds (counted as malformed) and still takes part through kinds 1 and 2.
 //! ```
 //!
 //! The tag is checked (in constant time) before anything else is parsed, so a datagram
@@ -15,6 +25,8 @@
 //! captured datagram can be replayed while it is still meaningful to SWIM (incarnations make
 //! old alive/suspect news stale, and a replayed leave only re-kills an identity that is
 //! already gone). Pure functions, no I/O.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -30,6 +42,10 @@ const TAG_LEN: usize = 32;
 pub enum Kind {
     Swim = 1,
     Leave = 2,
+    Heartbeat = 3,
+    Probe = 4,
+    ProbeAck = 5,
+    Dead = 6,
 }
 
 /// Why a datagram was dropped.
@@ -85,10 +101,122 @@ impl Key {
         let kind = match (body[0], body[1]) {
             (VERSION, 1) => Kind::Swim,
             (VERSION, 2) => Kind::Leave,
+            (VERSION, 3) => Kind::Heartbeat,
+            (VERSION, 4) => Kind::Probe,
+            (VERSION, 5) => Kind::ProbeAck,
+            (VERSION, 6) => Kind::Dead,
             (version, kind) => return Err(OpenError::Unknown { version, kind }),
         };
         Ok((kind, &body[2..]))
     }
+}
+
+/// One life of a member as the ring monitor names it: its address and bump (the name is
+/// not needed on the wire; foca's member list maps the pair to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub bump: u64,
+}
+
+impl Peer {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bump.to_be_bytes());
+        match self.addr.ip() {
+            IpAddr::V4(ip) => {
+                out.push(4);
+                out.extend_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                out.push(6);
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+        out.extend_from_slice(&self.addr.port().to_be_bytes());
+    }
+
+    /// Decodes a peer from the front of `buf` and returns the rest; `None` if short or bad.
+    pub fn decode(buf: &[u8]) -> Option<(Peer, &[u8])> {
+        let bump = u64::from_be_bytes(buf.get(..8)?.try_into().ok()?);
+        let (ip, rest): (IpAddr, &[u8]) = match *buf.get(8)? {
+            4 => {
+                let o: [u8; 4] = buf.get(9..13)?.try_into().ok()?;
+                (Ipv4Addr::from(o).into(), &buf[13..])
+            }
+            6 => {
+                let o: [u8; 16] = buf.get(9..25)?.try_into().ok()?;
+                (Ipv6Addr::from(o).into(), &buf[25..])
+            }
+            _ => return None,
+        };
+        let port = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+        Some((
+            Peer {
+                addr: SocketAddr::new(ip, port),
+                bump,
+            },
+            &rest[2..],
+        ))
+    }
+}
+
+/// Kind 4: "answer me if you are `target`, relay me to it otherwise".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub nonce: u32,
+    pub target: Peer,
+    pub reply_to: SocketAddr,
+}
+
+impl Probe {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.nonce.to_be_bytes().to_vec();
+        self.target.encode(&mut out);
+        Peer {
+            addr: self.reply_to,
+            bump: 0,
+        }
+        .encode(&mut out);
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Option<Probe> {
+        let nonce = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?);
+        let (target, rest) = Peer::decode(&buf[4..])?;
+        let (reply, rest) = Peer::decode(rest)?;
+        rest.is_empty().then_some(Probe {
+            nonce,
+            target,
+            reply_to: reply.addr,
+        })
+    }
+}
+
+/// Kind 5: the probed member's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeAck {
+    pub nonce: u32,
+    pub from: Peer,
+}
+
+impl ProbeAck {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.nonce.to_be_bytes().to_vec();
+        self.from.encode(&mut out);
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Option<ProbeAck> {
+        let nonce = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?);
+        let (from, rest) = Peer::decode(&buf[4..])?;
+        rest.is_empty().then_some(ProbeAck { nonce, from })
+    }
+}
+
+/// Kind 3: the heartbeat payload is the sender's [`Peer`] alone.
+pub fn decode_heartbeat(buf: &[u8]) -> Option<Peer> {
+    let (peer, rest) = Peer::decode(buf)?;
+    rest.is_empty().then_some(peer)
 }
 
 #[cfg(test)]
@@ -104,6 +232,45 @@ mod tests {
         fn random_bytes_are_unauthenticated(data in proptest::collection::vec(any::<u8>(), 0..200)) {
             prop_assert_eq!(Key::new(&[3; 32]).open(&data), Err(OpenError::Unauthenticated));
         }
+    }
+
+    #[test]
+    fn watch_payloads_have_the_documented_layout() {
+        // Layout written out by hand from the module diagram, not by the encoder.
+        let peer = Peer {
+            addr: "192.0.2.7:7946".parse().unwrap(),
+            bump: 0x0102_0304_0506_0708,
+        };
+        let mut hb = Vec::new();
+        peer.encode(&mut hb);
+        let expected = [1, 2, 3, 4, 5, 6, 7, 8, 4, 192, 0, 2, 7, 0x1f, 0x0a];
+        assert_eq!(hb, expected);
+        assert_eq!(decode_heartbeat(&expected), Some(peer));
+        let probe = Probe {
+            nonce: 9,
+            target: peer,
+            reply_to: "[2001:db8::1]:7".parse().unwrap(),
+        };
+        let bytes = probe.encode();
+        assert_eq!(&bytes[..4], &[0, 0, 0, 9]);
+        assert_eq!(&bytes[4..19], &expected);
+        assert_eq!(&bytes[19..27], &[0; 8]);
+        assert_eq!(bytes[27], 6);
+        assert_eq!(&bytes[28..30], &[0x20, 0x01]);
+        assert_eq!(&bytes[44..], &[0, 7]);
+        assert_eq!(Probe::decode(&bytes), Some(probe));
+        let ack = ProbeAck {
+            nonce: 9,
+            from: peer,
+        };
+        assert_eq!(ProbeAck::decode(&ack.encode()), Some(ack));
+        for n in 0..bytes.len() {
+            assert_eq!(Probe::decode(&bytes[..n]), None, "short probe {n}");
+        }
+        assert_eq!(decode_heartbeat(&[0; 9]), None);
+        let mut bad_family = expected;
+        bad_family[8] = 5;
+        assert_eq!(decode_heartbeat(&bad_family), None);
     }
 
     #[test]
