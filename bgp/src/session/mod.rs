@@ -14,12 +14,15 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 mod coalesce;
+mod command;
 mod sock;
+
+pub(crate) use command::Command;
 
 use sock::{canonical, close, connect, read_frame, read_one, send_and_close};
 
@@ -33,30 +36,6 @@ use crate::packet::{Cxt, DecodeError, Message, Notification, Update, msg_type};
 use crate::peer_config::PeerConfig;
 use crate::rib::{AdjRibOut, RouteSet, SessionInfo};
 use crate::status::{PeerStatus, StatusBoard};
-
-/// Commands from the speaker to a peer task.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Inbound(TcpStream),
-    /// Collision candidate whose first message has been read.
-    Collision(TcpStream, Result<Message, DecodeError>),
-    Reset(Notification),
-    /// Stop for good: optionally withdraw everything first, then send the Cease.
-    Stop {
-        notification: Notification,
-        withdraw: bool,
-        done: oneshot::Sender<()>,
-    },
-    /// New session settings (a configuration change): the FSM decides what to reset.
-    Reconfigure {
-        cfg: Box<PeerConfig>,
-        fsm: Box<crate::fsm::FsmConfig>,
-    },
-    /// Stop for good without a NOTIFICATION, so a graceful-restart helper keeps our routes.
-    CloseForRestart {
-        done: oneshot::Sender<()>,
-    },
-}
 
 struct Conn {
     rd: OwnedReadHalf,
