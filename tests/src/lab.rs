@@ -40,12 +40,25 @@ pub fn bin(name: &str) -> PathBuf {
     let path = target.join("debug").join(name);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|b| b == name) {
-        let pkg = name
-            .strip_prefix("ferrolb-")
-            .map(|p| format!("ferrolb-{p}"))
-            .unwrap();
+        // Only the caller's build settings: the variables cargo sets for a test process
+        // would make this build differ from the user's and recompile much of the workspace.
+        let keep = |k: &str| {
+            const KEEP: [&str; 7] = [
+                "PATH",
+                "HOME",
+                "CARGO_HOME",
+                "RUSTUP_HOME",
+                "RUSTUP_TOOLCHAIN",
+                "RUSTFLAGS",
+                "CARGO_TARGET_DIR",
+            ];
+            KEEP.contains(&k) || k.starts_with("CARGO_PROFILE_") || k.starts_with("CARGO_BUILD_")
+        };
+        // Every workspace binary is named after its package.
         let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", &pkg, "--bin", name])
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| keep(k)))
+            .args(["build", "-q", "-p", name, "--bin", name])
             .current_dir(&root)
             .status()
             .expect("run cargo build");

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ferrolb_crds::v1alpha1::IPAddressPool;
@@ -21,38 +20,10 @@ use serde_json::{Value, json};
 /// The controller binary, built once per test process (so a stale binary is never tested);
 /// `FERROLB_TEST_CONTROLLER_BIN` runs these tests against another build instead.
 pub fn controller_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("FERROLB_TEST_CONTROLLER_BIN") {
-            return PathBuf::from(p);
-        }
-        let root = ferrolb_tests::kube_env::repo_root();
-        // Only the caller's build settings: the variables cargo sets for a test process
-        // would make this build differ from the user's and recompile much of the workspace.
-        let keep = |k: &str| {
-            const KEEP: [&str; 7] = [
-                "PATH",
-                "HOME",
-                "CARGO_HOME",
-                "RUSTUP_HOME",
-                "RUSTUP_TOOLCHAIN",
-                "RUSTFLAGS",
-                "CARGO_TARGET_DIR",
-            ];
-            KEEP.contains(&k) || k.starts_with("CARGO_PROFILE_") || k.starts_with("CARGO_BUILD_")
-        };
-        let st = Command::new(env!("CARGO"))
-            .env_clear()
-            .envs(std::env::vars().filter(|(k, _)| keep(k)))
-            .args(["build", "-q", "-p", "ferrolb-controller"])
-            .args(["--bin", "ferrolb-controller"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "cargo build of ferrolb-controller failed");
-        ferrolb_tests::lab::bin("ferrolb-controller")
-    })
-    .clone()
+    match std::env::var_os("FERROLB_TEST_CONTROLLER_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => ferrolb_tests::lab::bin("ferrolb-controller"),
+    }
 }
 
 /// A `ferrolb-controller` process as the controller's ServiceAccount; SIGKILLed (by PID) on
