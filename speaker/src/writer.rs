@@ -67,6 +67,7 @@ struct Shared {
 /// Hands writes to the writer task; dropping it stops the task after its current write.
 pub struct Writer {
     shared: Arc<Shared>,
+    metrics: Metrics,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -85,8 +86,12 @@ impl Writer {
             wake: Notify::new(),
             idle,
         });
-        let task = tokio::spawn(write_loop(shared.clone(), source, metrics));
-        Writer { shared, task }
+        let task = tokio::spawn(write_loop(shared.clone(), source, metrics.clone()));
+        Writer {
+            shared,
+            metrics,
+            task,
+        }
     }
 
     fn submit(&self, f: impl FnOnce(&mut Pending)) {
@@ -109,13 +114,13 @@ impl Writer {
     }
 
     /// Records `event` on its Service (after the events before it).
-    pub fn event(&self, event: ServiceEvent, metrics: &Metrics) {
+    pub fn event(&self, event: ServiceEvent) {
         self.submit(|p| {
             if p.events.len() >= EVENT_QUEUE
                 && let Some(old) = p.events.pop_front()
             {
                 warn!(service = %old.service, reason = %old.reason, queued = EVENT_QUEUE, "event queue full; dropping the oldest event");
-                count(metrics, KIND_EVENT_DROPPED);
+                count(&self.metrics, KIND_EVENT_DROPPED);
             }
             p.events.push_back(event);
         });

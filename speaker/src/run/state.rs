@@ -110,7 +110,7 @@ impl LoopState {
 
         let ann = desired(config, &cluster, &live, &links, me);
         for ev in l2_events(me, &self.ann.l2_owners, &ann.l2_owners) {
-            writer.event(ev, metrics);
+            writer.event(ev);
         }
         let took_over = ann
             .l2

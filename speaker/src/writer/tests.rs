@@ -177,11 +177,11 @@ async fn events_keep_their_order_and_the_queue_is_bounded() {
     let (fake, inner, gate) = Fake::new(0);
     let metrics = Metrics::default();
     let w = Writer::start(fake, metrics.clone());
-    w.event(event("e0"), &metrics);
+    w.event(event("e0"));
     tokio::task::yield_now().await; // e0 is being written (hanging)
     let extra = 5;
     for i in 1..=EVENT_QUEUE + extra {
-        w.event(event(&format!("e{i}")), &metrics);
+        w.event(event(&format!("e{i}")));
     }
     w.config(Vec::new());
     gate.add_permits(10_000);
@@ -201,8 +201,8 @@ async fn a_failed_event_is_counted_and_not_retried() {
     inner.fail.store(1, Ordering::SeqCst);
     let metrics = Metrics::default();
     let w = Writer::start(fake, metrics.clone());
-    w.event(event("lost"), &metrics);
-    w.event(event("kept"), &metrics);
+    w.event(event("lost"));
+    w.event(event("kept"));
     assert!(w.flush(Duration::from_secs(1)).await);
     assert_eq!(log(&inner), ["event lost", "event kept"]);
     assert_eq!(errors(&metrics, KIND_EVENT), 1);
