@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::fsm::State;
+use crate::machine::State;
 
 /// Indexes: message type 1..=5 (0 unused); NOTIFICATION code 1..=7 (0 = other).
 #[derive(Debug, Default)]

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fsm::{ConnectError, DownReason};
+use crate::machine::{ConnectError, DownReason};
 use crate::packet::{CeaseSubcode, Notification, error_code};
 
 /// What kind of error ended a session or an attempt.

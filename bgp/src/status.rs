@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::fsm::{Negotiated, State};
+use crate::machine::{Negotiated, State};
 
 /// What one peer looks like now.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrolb_bgp::diag::*;
-use ferrolb_bgp::fsm::{ConnectError, DownReason};
+use ferrolb_bgp::machine::{ConnectError, DownReason};
 use ferrolb_bgp::packet::{CeaseSubcode, Notification};
 
 #[test]

@@ -1,6 +1,6 @@
 //! The tokio driver of one peer: it owns the TCP connection, feeds the [`Fsm`], carries out
 //! its outputs, and keeps the Adj-RIB-Out in step with the desired routes. It only moves
-//! bytes and timers; decisions are in `fsm` and `rib`.
+//! bytes and timers; decisions are in `machine` and `rib`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,7 +28,7 @@ use sock::{canonical, close, connect, read_frame, read_one, send_and_close};
 
 use crate::counters::Counters;
 use crate::diag::{LOG_REPEAT, LogLimiter};
-use crate::fsm::{
+use crate::machine::{
     CollisionWinner, DownReason, Fsm, Input, Negotiated, Output, State, Timer, collision_cease,
     resolve_collision,
 };
@@ -556,7 +556,7 @@ impl PeerTask {
                 .negotiated()
                 .map(|n| n.hold_time as u64)
                 .filter(|h| *h > 0)
-                .unwrap_or(crate::fsm::OPEN_SENT_HOLD.as_secs()),
+                .unwrap_or(crate::machine::OPEN_SENT_HOLD.as_secs()),
         );
         match tokio::time::timeout(limit, c.wr.write_all(&buf)).await {
             Ok(Ok(())) => {}

@@ -22,7 +22,7 @@ pub(crate) enum Command {
     /// New session settings (a configuration change): the FSM decides what to reset.
     Reconfigure {
         cfg: Box<PeerConfig>,
-        fsm: Box<crate::fsm::FsmConfig>,
+        fsm: Box<crate::machine::FsmConfig>,
     },
     /// Stop for good without a NOTIFICATION, so a graceful-restart helper keeps our routes.
     CloseForRestart {

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ferrolb_bgp::diag::{ErrorKind, describe};
-use ferrolb_bgp::fsm::*;
+use ferrolb_bgp::machine::*;
 use ferrolb_bgp::packet::*;
 
 const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);

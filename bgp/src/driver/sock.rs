@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::{Conn, ConnectFuture, Event};
-use crate::fsm::ConnectError;
+use crate::machine::ConnectError;
 use crate::packet::{Cxt, DecodeError, Message, Notification, frame_len};
 use crate::peer_config::PeerConfig;
 
