@@ -7,12 +7,12 @@
 
 pub mod counters;
 pub mod diag;
+mod driver;
 mod error;
 pub mod machine;
 pub mod packet;
 mod peer_config;
 pub mod rib;
-mod driver;
 pub mod speaker;
 mod status;
 mod sys;

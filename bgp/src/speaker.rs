@@ -28,11 +28,11 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::Error;
 use crate::counters::{Counters, CountersSnapshot};
+use crate::driver::{Command, PeerTask};
 use crate::machine::Fsm;
 use crate::packet::{CeaseSubcode, Notification};
 pub use crate::peer_config::PeerConfig;
 use crate::rib::RouteSet;
-use crate::driver::{Command, PeerTask};
 pub use crate::status::PeerStatus;
 use crate::status::StatusBoard;
 

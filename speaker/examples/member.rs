@@ -23,21 +23,10 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
 use ferrolb_speaker::membership::{Membership, MembershipConfig, Tuning};
 use tokio::signal::unix::{SignalKind, signal};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Profile {
-    /// ferrolb's defaults (`Tuning::default()`): ring monitor + relaxed SWIM.
-    Fast,
-    /// SWIM alone with the earlier defaults (`Tuning::swim_only()`).
-    SwimOnly,
-    /// hashicorp/memberlist DefaultLANConfig timers (probe 1 s, ack 500 ms, suspicion
-    /// 4 s, gossip 200 ms) and a gossip-only leave, as MetalLB uses them: a baseline run
-    /// with the same SWIM code.
-    MemberlistLan,
-}
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -50,8 +39,11 @@ struct Args {
     /// File holding the shared key (at least 16 bytes).
     #[arg(long)]
     key_file: PathBuf,
-    #[arg(long, value_enum, default_value = "fast")]
-    profile: Profile,
+    /// Timers: `fast` (ferrolb's defaults: ring monitor + relaxed SWIM), `swim-only` (SWIM
+    /// alone with the earlier defaults) or `memberlist-lan` (hashicorp/memberlist
+    /// DefaultLANConfig timers and a gossip-only leave, as MetalLB uses them).
+    #[arg(long, default_value = "fast", value_parser = PossibleValuesParser::new(Tuning::NAMES))]
+    profile: String,
 }
 
 fn now_ns() -> u128 {
@@ -72,11 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let key = std::fs::read(&args.key_file)
         .with_context(|| format!("reading key file {}", args.key_file.display()))?;
-    let tuning = match args.profile {
-        Profile::Fast => Tuning::default(),
-        Profile::MemberlistLan => Tuning::memberlist_lan(),
-        Profile::SwimOnly => Tuning::swim_only(),
-    };
+    let tuning = Tuning::named(&args.profile).context("unknown --profile")?;
     let (handle, mut live) = Membership::start(MembershipConfig {
         node_name: args.name,
         bind: args.bind,

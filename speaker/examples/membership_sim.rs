@@ -25,17 +25,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
 use ferrolb_speaker::membership::{Core, CoreTimer, Metrics, NodeId, Output, Tuning};
 
 const KEY: &[u8] = b"ferrolb-membership-sim-key-00001";
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Profile {
-    Fast,
-    SwimOnly,
-    MemberlistLan,
-}
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -43,8 +37,9 @@ struct Args {
     members: usize,
     #[arg(long, default_value_t = 30)]
     trials: usize,
-    #[arg(long, value_enum, default_value = "fast")]
-    profile: Profile,
+    /// Timers: one of `Tuning::NAMES` (see `Tuning::named`).
+    #[arg(long, default_value = "fast", value_parser = PossibleValuesParser::new(Tuning::NAMES))]
+    profile: String,
     /// Probability that a datagram is lost.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
@@ -268,11 +263,7 @@ fn pct(v: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args = Args::parse();
-    let tuning = match args.profile {
-        Profile::Fast => Tuning::default(),
-        Profile::SwimOnly => Tuning::swim_only(),
-        Profile::MemberlistLan => Tuning::memberlist_lan(),
-    };
+    let tuning = Tuning::named(&args.profile).expect("clap checked --profile");
     let n = args.members;
     let mut sim = Sim::new(&args, tuning);
     for i in 0..n {
@@ -365,7 +356,7 @@ fn main() {
     let soak_fps = sim.drops.len() - mark;
     fps += drops_before;
     println!(
-        "members={n} profile={:?} loss={} delay_ms={} jitter_ms={} seed={} converged_at_s={:.1} \
+        "members={n} profile={} loss={} delay_ms={} jitter_ms={} seed={} converged_at_s={:.1} \
          simulated_s={:.0}",
         args.profile,
         args.loss,

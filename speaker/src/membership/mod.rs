@@ -136,6 +136,20 @@ impl Default for Tuning {
 }
 
 impl Tuning {
+    /// The named profiles [`Tuning::named`] knows (the benchmarks' `--profile` values).
+    pub const NAMES: [&'static str; 3] = ["fast", "swim-only", "memberlist-lan"];
+
+    /// The profile called `name`: `fast` ([`Tuning::default`]), `swim-only`
+    /// ([`Tuning::swim_only`]) or `memberlist-lan` ([`Tuning::memberlist_lan`]).
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "fast" => Some(Tuning::default()),
+            "swim-only" => Some(Tuning::swim_only()),
+            "memberlist-lan" => Some(Tuning::memberlist_lan()),
+            _ => None,
+        }
+    }
+
     /// SWIM alone with ferrolb's earlier defaults (probe 100 ms, indirect after 40 ms,
     /// suspicion 250 ms, gossip 3 / 100 ms), no ring monitor: the comparison point.
     pub fn swim_only() -> Self {
