@@ -2,14 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Parser;
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::standalone::StandaloneOptions;
-use ferrolb_telemetry::{Health, LogFormat, Shutdown};
-use prometheus_client::registry::Registry;
+use ferrolb_telemetry::{LogFormat, Process};
 
 /// ferrolb controller: assigns IPs from IPAddressPools to LoadBalancer Services.
 #[derive(Debug, Parser)]
@@ -46,32 +44,21 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    ferrolb_telemetry::init_logging(cli.log_format, "info")?;
-    let registry = Arc::new(Mutex::new(Registry::default()));
-    let metrics = Metrics::register(&mut registry.lock().expect("registry lock"));
-    let health = Health::default();
-    ferrolb_telemetry::register_process_metrics(
-        &mut registry.lock().expect("registry lock"),
+    let process = Process::start(
         "ferrolb-controller",
         env!("CARGO_PKG_VERSION"),
-        health.clone(),
-    );
-    let shutdown = Shutdown::on_signals()?;
-    let registry_for_loader = registry.clone();
-    let telemetry = ferrolb_telemetry::start_server(
+        cli.log_format,
         cli.metrics_addr,
-        registry,
-        health.clone(),
-        shutdown.clone(),
     )
     .await?;
+    let metrics = process.register(Metrics::register);
+    let (health, shutdown) = (process.health.clone(), process.shutdown.clone());
 
     let result = match cli.manifests {
         Some(dir) => {
             let mut opts = StandaloneOptions::new(dir);
             opts.lb_class_only = cli.lb_class_only;
-            opts.loader_metrics
-                .register(&mut registry_for_loader.lock().expect("registry lock"));
+            process.register(|r| opts.loader_metrics.register(r));
             ferrolb_controller::standalone::run(opts, metrics, health, shutdown.wait()).await
         }
         None => {
@@ -85,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
             ferrolb_controller::kubernetes::run(opts, metrics, health, shutdown.wait()).await
         }
     };
-    telemetry.abort();
+    process.stop();
     result.context("controller failed")
 }
 

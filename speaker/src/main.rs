@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,8 +12,7 @@ use ferrolb_speaker::run::{MembersOptions, Options};
 use ferrolb_speaker::source::ClusterSource;
 use ferrolb_speaker::source::kubernetes::Kubernetes;
 use ferrolb_speaker::source::standalone::Standalone;
-use ferrolb_telemetry::{Health, LogFormat, Shutdown};
-use prometheus_client::registry::Registry;
+use ferrolb_telemetry::{LogFormat, Process};
 
 /// ferrolb speaker: announces Service IPs of this node over ARP/NDP and BGP.
 /// The membership UDP port (memberlist's), used with `POD_IP` in Kubernetes mode.
@@ -69,26 +68,16 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    ferrolb_telemetry::init_logging(cli.log_format, "info")?;
-    let registry = Arc::new(Mutex::new(Registry::default()));
-    let metrics = Metrics::default();
-    metrics.register(&mut registry.lock().expect("registry lock"));
-    let health = Health::default();
-    ferrolb_telemetry::register_process_metrics(
-        &mut registry.lock().expect("registry lock"),
+    let process = Process::start(
         "ferrolb-speaker",
         env!("CARGO_PKG_VERSION"),
-        health.clone(),
-    );
-    let shutdown = Shutdown::on_signals()?;
-    let registry_for_loader = registry.clone();
-    let telemetry = ferrolb_telemetry::start_server(
+        cli.log_format,
         cli.metrics_addr,
-        registry,
-        health.clone(),
-        shutdown.clone(),
     )
     .await?;
+    let metrics = Metrics::default();
+    process.register(|r| metrics.register(r));
+    let (health, shutdown) = (process.health.clone(), process.shutdown.clone());
 
     let mut opts = Options::new(cli.node.clone());
     opts.namespace = cli.namespace.clone();
@@ -102,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
             // else 20 ms of quiet): a second long debounce here would only add latency.
             opts.debounce = std::time::Duration::from_millis(5);
             let loader = ferrolb_cluster::Metrics::default();
-            loader.register(&mut registry_for_loader.lock().expect("registry lock"));
+            process.register(|r| loader.register(r));
             Arc::new(Standalone::start(dir, cli.node, loader)?)
         }
         (None, kubeconfig) => {
@@ -123,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let result = ferrolb_speaker::run::run(opts, source, metrics, health, shutdown.wait()).await;
-    telemetry.abort();
+    process.stop();
     result.context("speaker failed")
 }
 

@@ -30,7 +30,7 @@ pub use http::{
 };
 pub use logging::{JsonLine, LogFormat, init_logging, log_dispatch};
 pub use proc_metrics::register_process_metrics;
-pub use process::{Shutdown, start_server};
+pub use process::{Process, Shutdown};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

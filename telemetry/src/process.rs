@@ -44,8 +44,57 @@ impl Shutdown {
     }
 }
 
+/// What a long-running binary sets up before its own work: logging, one metrics registry with
+/// the process metrics (`binary`'s build info and readiness), SIGTERM/Ctrl-C as a [`Shutdown`],
+/// and the telemetry server on `addr`. Both ferrolb binaries start this way.
+pub struct Process {
+    /// The registry `/metrics` serves; register the binary's own metrics with
+    /// [`Process::register`].
+    pub registry: Arc<Mutex<Registry>>,
+    /// What `/readyz` reports.
+    pub health: Health,
+    /// Fires on SIGTERM or Ctrl-C.
+    pub shutdown: Shutdown,
+    server: JoinHandle<Result<(), TelemetryError>>,
+}
+
+impl Process {
+    /// Logging (`RUST_LOG` or `info`), the registry, the signal handler and the server on
+    /// `addr` (a bind failure names the address). Needs a tokio runtime.
+    pub async fn start(
+        binary: &str,
+        version: &str,
+        log_format: crate::LogFormat,
+        addr: SocketAddr,
+    ) -> Result<Process, TelemetryError> {
+        crate::init_logging(log_format, "info")?;
+        let mut registry = Registry::default();
+        let health = Health::default();
+        crate::register_process_metrics(&mut registry, binary, version, health.clone());
+        let registry = Arc::new(Mutex::new(registry));
+        let shutdown = Shutdown::on_signals()?;
+        let server = start_server(addr, registry.clone(), health.clone(), shutdown.clone()).await?;
+        Ok(Process {
+            registry,
+            health,
+            shutdown,
+            server,
+        })
+    }
+
+    /// Runs `f` on the registry (to register metrics; a scrape waits meanwhile).
+    pub fn register<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        f(&mut self.registry.lock().expect("registry lock"))
+    }
+
+    /// Stops the telemetry server (the binary's work is done).
+    pub fn stop(self) {
+        self.server.abort();
+    }
+}
+
 /// Binds `addr` and serves `/metrics`, `/healthz`, `/readyz` until `shutdown` fires.
-pub async fn start_server(
+async fn start_server(
     addr: SocketAddr,
     registry: Arc<Mutex<Registry>>,
     health: Health,
