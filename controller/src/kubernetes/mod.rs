@@ -10,7 +10,9 @@ pub mod events;
 pub mod lease;
 pub mod memberlist_secret;
 pub mod pool_status;
+pub mod queue;
 pub mod reconcile;
+mod services;
 pub mod sink;
 pub mod slim_service;
 mod watch;
@@ -18,12 +20,13 @@ mod watch;
 use std::future::Future;
 use std::path::PathBuf;
 
+use ferrolb_cluster::kube::list_all;
 use ferrolb_crds::ClusterResources;
 use ferrolb_crds::v1alpha1::IPAddressPool;
 use ferrolb_telemetry::Health;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::{Client, Config};
 
 use crate::error::Error;
@@ -31,6 +34,7 @@ use crate::lease::LeaseParams;
 use crate::metrics::Metrics;
 pub use ferrolb_cluster::kube::WatchBackoff;
 pub use lease::LeaseElector;
+pub use queue::Next;
 pub use reconcile::{Context, error_policy, reconcile};
 pub use sink::KubeSink;
 pub use slim_service::SlimService;
@@ -151,31 +155,29 @@ pub async fn run(
     }
 }
 
-/// Lists pools and namespaces into [`ClusterResources`].
+/// Page size of the pool and Namespace lists at start-up.
+const CONFIG_LIST_PAGE: u32 = 500;
+
+/// Lists pools and namespaces into [`ClusterResources`], a page at a time.
 pub(crate) async fn list_config(
     client: &Client,
     namespace: &str,
 ) -> Result<ClusterResources, Error> {
     let pools: Api<IPAddressPool> = Api::namespaced(client.clone(), namespace);
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let lp = ListParams::default();
     Ok(ClusterResources {
-        pools: pools
-            .list(&lp)
+        pools: list_all(&pools, CONFIG_LIST_PAGE)
             .await
             .map_err(|source| Error::Kube {
                 what: format!("list IPAddressPools in {namespace}"),
                 source,
-            })?
-            .items,
-        namespaces: namespaces
-            .list(&lp)
+            })?,
+        namespaces: list_all(&namespaces, CONFIG_LIST_PAGE)
             .await
             .map_err(|source| Error::Kube {
                 what: "list Namespaces".into(),
                 source,
-            })?
-            .items,
+            })?,
         ..ClusterResources::default()
     })
 }

@@ -1,4 +1,4 @@
-//! The Service reconciler: `reconcile(obj, ctx) -> Result<Action>` and `error_policy`.
+//! The Service reconciler: `reconcile(obj, ctx) -> Result<Next>` and `error_policy`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,9 +10,8 @@ use ferrolb_crds::ClusterResources;
 use ferrolb_crds::config::Kind;
 use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
 use k8s_openapi::api::core::v1::Service;
-use kube::Resource;
-use kube::runtime::controller::Action;
 
+use super::queue::Next;
 use super::sink::KubeSink;
 use super::slim_service::SlimService;
 use crate::allocator::ServiceKey;
@@ -120,16 +119,16 @@ impl Context {
         self.sink.clone().service_deleted(key).await
     }
 
-    /// Services holding addresses that are not in `present` (deleted while we were not
+    /// Services holding addresses that are not `present` (deleted while we were not
     /// watching) are released.
-    pub async fn resync(&self, present: &[ServiceKey]) -> Result<(), Error> {
+    pub async fn resync(&self, present: impl Fn(&ServiceKey) -> bool) -> Result<(), Error> {
         let gone: Vec<ServiceKey> = {
             let core = self.core();
             core.allocator()
                 .assignments()
                 .into_iter()
                 .map(|a| a.service)
-                .filter(|k| !present.contains(k))
+                .filter(|k| !present(k))
                 .collect()
         };
         for k in gone {
@@ -141,13 +140,10 @@ impl Context {
 
 /// Reconciles one Service: decide, write status (with the pool annotation, one PATCH),
 /// publish Events, mark the pool status dirty.
-pub async fn reconcile(slim: Arc<SlimService>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(slim: Arc<SlimService>, ctx: Arc<Context>) -> Result<Next, Error> {
     let t0 = Instant::now();
     let svc = slim.to_service();
-    let key = ServiceKey::new(
-        svc.metadata.namespace.clone().unwrap_or_default(),
-        svc.metadata.name.clone().unwrap_or_default(),
-    );
+    let key = slim.service_key();
     let current = match ctx.written.lock().expect("written lock").get(&key) {
         Some((rv, written)) if *rv == svc.metadata.resource_version => written.clone(),
         _ => CurrentStatus::of_service(&svc),
@@ -176,9 +172,9 @@ pub async fn reconcile(slim: Arc<SlimService>, ctx: Arc<Context>) -> Result<Acti
     ctx.emit(&d.events).await;
     ctx.failures.lock().expect("failures lock").remove(&key);
     Ok(if d.failure.is_some() {
-        Action::requeue(FAILED_RECHECK)
+        Next::After(FAILED_RECHECK)
     } else {
-        Action::await_change()
+        Next::AwaitChange
     })
 }
 
@@ -219,12 +215,8 @@ pub fn backoff(n: u32) -> Duration {
 }
 
 /// Logs the error, counts it by label and re-queues with backoff.
-pub fn error_policy(svc: Arc<SlimService>, err: &Error, ctx: Arc<Context>) -> Action {
-    let meta = svc.meta();
-    let key = ServiceKey::new(
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    );
+pub fn error_policy(svc: Arc<SlimService>, err: &Error, ctx: Arc<Context>) -> Next {
+    let key = svc.service_key();
     ctx.metrics.error(err.reason());
     let n = {
         let mut f = ctx.failures.lock().expect("failures lock");
@@ -234,5 +226,5 @@ pub fn error_policy(svc: Arc<SlimService>, err: &Error, ctx: Arc<Context>) -> Ac
     };
     let delay = backoff(n - 1);
     tracing::warn!(service = %key, error = %err, attempt = n, ?delay, "reconcile failed; retrying");
-    Action::requeue(delay)
+    Next::After(delay)
 }

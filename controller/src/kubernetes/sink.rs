@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use ferrolb_cluster::kube::RecordStore;
 use ferrolb_crds::config::{ConfigError, Kind, ObjectRef};
 use ferrolb_crds::service::ANNOTATION_ALLOCATED_FROM_POOL;
 use ferrolb_crds::v1alpha1::{
@@ -15,7 +16,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::Store;
 use serde_json::json;
 
 use super::slim_service::SlimService;
@@ -49,7 +49,7 @@ pub struct KubeSink {
     /// attached: then their identity is read from it, see [`KubeSink::attach_services`]).
     uids: Arc<Mutex<HashMap<ObjectRef, ObjectIdentity>>>,
     /// The leader's Service watch cache, once it exists.
-    services: Arc<OnceLock<Store<SlimService>>>,
+    services: Arc<OnceLock<RecordStore<SlimService>>>,
     /// Pool status last written (only changes are patched; forgotten when a pool is deleted
     /// and created again).
     pools: Arc<Mutex<HashMap<String, IPAddressPoolStatus>>>,
@@ -73,7 +73,7 @@ impl KubeSink {
 
     /// Reads Services' identities from the watch cache from now on, and forgets the ones
     /// remembered so far (a second copy of 10,000 UIDs is ~2 MB: BENCHMARKS.md).
-    pub fn attach_services(&self, store: Store<SlimService>) {
+    pub fn attach_services(&self, store: RecordStore<SlimService>) {
         if self.services.set(store).is_ok() {
             self.uids
                 .lock()
@@ -148,15 +148,14 @@ impl KubeSink {
         if r.kind == Kind::Service
             && let Some(store) = self.services.get()
         {
-            let key = kube::runtime::reflector::ObjectRef::<SlimService>::new(&r.name)
-                .within(&r.namespace);
-            return store.get(&key).and_then(|s| {
-                let m = kube::Resource::meta(s.as_ref());
-                Some(ObjectIdentity {
-                    uid: m.uid.clone()?,
-                    resource_version: m.resource_version.clone(),
-                })
-            });
+            return store
+                .get(&format!("{}/{}", r.namespace, r.name))
+                .and_then(|s| {
+                    Some(ObjectIdentity {
+                        uid: s.uid()?.to_string(),
+                        resource_version: s.resource_version().map(str::to_string),
+                    })
+                });
         }
         self.uids.lock().expect("uid cache").get(r).cloned()
     }

@@ -6,16 +6,21 @@
 //! (`ServiceSpec` alone is ~30 inline `Option`s, every label and annotation map a B-tree node
 //! of ~0.5 KiB). The store keeps this type instead; [`SlimService::to_service`] builds the
 //! `Service` the decision reads, for the moment of one reconcile.
+//!
+//! It is the record of the leader's Service store ([`ferrolb_cluster::kube::RecordStore`],
+//! keyed by `namespace/name`): no `ObjectMeta` (~0.4 KiB inline) and no kube-runtime
+//! `ObjectRef` key per Service, only the key, the UID and the resourceVersion.
 
 use std::collections::BTreeMap;
 
-use ferrolb_cluster::kube::LAST_APPLIED;
+use ferrolb_cluster::kube::{Keyed, LAST_APPLIED};
 use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use serde::Deserialize;
 
+use crate::allocator::ServiceKey;
 use crate::sink::CONDITION_TYPE;
 
 /// Key/value pairs (labels, annotations, selector) in a boxed slice: no spare capacity.
@@ -24,14 +29,19 @@ type Pairs = Box<[(String, String)]>;
 /// One `spec.ports` entry as read: `(protocol, port)`.
 type Port = (Option<String>, i32);
 
-/// What the controller reads of a Service: metadata identity, labels, annotations (without
-/// `kubectl apply`'s copy), the spec fields of [`ferrolb_crds::service::ServiceRequest`], and
-/// of the status the ingress addresses and the controller's own condition.
+/// What the controller reads of a Service: its identity (namespace, name, UID,
+/// resourceVersion), labels, annotations (without `kubectl apply`'s copy), the spec fields of
+/// [`ferrolb_crds::service::ServiceRequest`], and of the status the ingress addresses and the
+/// controller's own condition.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(from = "Service")]
 pub struct SlimService {
-    /// Name, namespace, UID, resourceVersion, deletionTimestamp: nothing else.
-    metadata: ObjectMeta,
+    /// `namespace/name`.
+    key: Box<str>,
+    /// Where the name starts in `key` (after the `/`).
+    name_at: usize,
+    uid: Option<Box<str>>,
+    resource_version: Option<Box<str>>,
     labels: Option<Pairs>,
     annotations: Option<Pairs>,
     spec: Option<SlimSpec>,
@@ -94,15 +104,12 @@ impl From<Service> for SlimService {
             ),
             None => (None, None),
         };
+        let namespace = m.namespace.unwrap_or_default();
         SlimService {
-            metadata: ObjectMeta {
-                name: m.name,
-                namespace: m.namespace,
-                uid: m.uid,
-                resource_version: m.resource_version,
-                deletion_timestamp: m.deletion_timestamp,
-                ..ObjectMeta::default()
-            },
+            name_at: namespace.len() + 1,
+            key: format!("{namespace}/{}", m.name.unwrap_or_default()).into(),
+            uid: m.uid.map(String::into_boxed_str),
+            resource_version: m.resource_version.map(String::into_boxed_str),
             labels: pairs(m.labels),
             annotations: pairs(annotations),
             spec,
@@ -112,7 +119,38 @@ impl From<Service> for SlimService {
     }
 }
 
+impl Keyed for SlimService {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 impl SlimService {
+    /// The namespace (empty if the object had none: the API server always sends one).
+    pub fn namespace(&self) -> &str {
+        &self.key[..self.name_at - 1]
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.key[self.name_at..]
+    }
+
+    /// `metadata.uid`.
+    pub fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
+    /// `metadata.resourceVersion`.
+    pub fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
+    }
+
+    /// The allocator's key of this Service.
+    pub fn service_key(&self) -> ServiceKey {
+        ServiceKey::new(self.namespace(), self.name())
+    }
+
     /// The Service the decision reads (every field it reads, as the API server sent it).
     pub fn to_service(&self) -> Service {
         let spec = self.spec.as_ref().map(|sp| ServiceSpec {
@@ -152,34 +190,17 @@ impl SlimService {
             });
         Service {
             metadata: ObjectMeta {
+                name: Some(self.name().to_string()),
+                namespace: (!self.namespace().is_empty()).then(|| self.namespace().to_string()),
+                uid: self.uid.as_deref().map(str::to_string),
+                resource_version: self.resource_version.as_deref().map(str::to_string),
                 labels: map(&self.labels),
                 annotations: map(&self.annotations),
-                ..self.metadata.clone()
+                ..ObjectMeta::default()
             },
             spec,
             status,
         }
-    }
-}
-
-impl k8s_openapi::Resource for SlimService {
-    const API_VERSION: &'static str = <Service as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <Service as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <Service as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str = <Service as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str = <Service as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = <Service as k8s_openapi::Resource>::Scope;
-}
-
-impl k8s_openapi::Metadata for SlimService {
-    type Ty = ObjectMeta;
-
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
     }
 }
 

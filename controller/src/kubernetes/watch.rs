@@ -1,8 +1,7 @@
 //! The leader's work: start-up (config, restore), then the watches and the reconciler.
 //!
-//! Every watch and kube-runtime's `Controller` reconnect with [`watch_backoff`] (100 ms .. 1 s,
-//! jittered). A watch that expired (410 Gone) re-lists; that is routine and logged at info
-//! ([`log_watch_error`]). Both rules, and [`trim`], are `ferrolb_cluster::kube`'s.
+//! Every watch reconnects with [`watch_backoff`] (100 ms .. 1 s, jittered). A watch that
+//! expired (410 Gone) re-lists; that is routine and logged at info ([`log_watch_error`]). Both rules, and [`trim`], are `ferrolb_cluster::kube`'s.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,18 +12,15 @@ use ferrolb_crds::v1alpha1::IPAddressPool;
 use ferrolb_telemetry::Health;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{Api, ResourceExt};
-use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{self, Store};
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource};
 use tokio::sync::mpsc;
 
-use super::reconcile::{Context, error_policy, reconcile};
+use super::reconcile::Context;
 use super::sink::KubeSink;
-use super::slim_service::SlimService;
 use super::{KubeOptions, list_config, watch_backoff};
-use crate::allocator::ServiceKey;
 use crate::decide::Core;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -102,45 +98,8 @@ pub async fn lead(
         trigger_tx,
     )));
 
-    // Services: deletions (and Services missing after a re-list) release their addresses.
-    // The cache keeps each Service slim (only what the decision reads: see SlimService).
-    let (reader, writer_store) = reflector::store::<SlimService>();
-    // Events read the Services' UIDs from this cache from now on (no second copy).
-    ctx.sink.attach_services(reader.clone());
-    let (del_tx, del_rx) = mpsc::unbounded_channel::<ServiceChange>();
-    let stream = watcher(Api::<SlimService>::all(client), watcher::Config::default())
-        .backoff(watch_backoff())
-        .inspect_err(|e| log_watch_error("Services", e))
-        .reflect(writer_store)
-        .inspect_ok(move |ev| {
-            let change = match ev {
-                watcher::Event::Delete(s) => Some(ServiceChange::Deleted(key_of(s))),
-                watcher::Event::InitDone => Some(ServiceChange::Relisted),
-                _ => None,
-            };
-            if let Some(c) = change {
-                let _ = del_tx.send(c);
-            }
-        })
-        .touched_objects();
-    let _delete_task = AbortOnDrop(tokio::spawn(handle_deletions(
-        ctx.clone(),
-        reader.clone(),
-        del_rx,
-    )));
-
-    Controller::for_stream(stream, reader)
-        .trigger_backoff(watch_backoff())
-        .reconcile_all_on(tokio_stream_from(trigger_rx))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "controller event");
-            }
-            std::future::ready(())
-        })
-        .await;
+    // Services: the watch, the work queue and the workers (services.rs).
+    super::services::run(client, ctx, trigger_rx, shutdown).await;
     Ok(())
 }
 
@@ -151,40 +110,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-enum ServiceChange {
-    Deleted(ServiceKey),
-    Relisted,
-}
-
-fn key_of<K: Resource>(s: &K) -> ServiceKey {
-    ServiceKey::new(s.namespace().unwrap_or_default(), s.name_any())
-}
-
-async fn handle_deletions(
-    ctx: Arc<Context>,
-    reader: Store<SlimService>,
-    mut rx: mpsc::UnboundedReceiver<ServiceChange>,
-) {
-    while let Some(change) = rx.recv().await {
-        let r = match change {
-            ServiceChange::Deleted(key) => ctx.deleted(&key).await,
-            ServiceChange::Relisted => {
-                let present: Vec<ServiceKey> =
-                    reader.state().iter().map(|s| key_of(s.as_ref())).collect();
-                ctx.resync(&present).await
-            }
-        };
-        if let Err(e) = r {
-            ctx.metrics.error(e.reason());
-            tracing::warn!(error = %e, "failed to release a deleted Service");
-        }
-    }
-}
-
-fn tokio_stream_from(mut rx: mpsc::Receiver<()>) -> impl futures::Stream<Item = ()> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// Watches pools (in the ferrolb namespace) and Namespaces; on every change re-applies the

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ferrolb_controller::decide::Core;
 use ferrolb_controller::kubernetes::{
-    Context, KubeSink, LeaseElector, SlimService, error_policy, reconcile,
+    Context, KubeSink, LeaseElector, Next, SlimService, error_policy, reconcile,
 };
 use ferrolb_controller::lease::LeaseParams;
 use ferrolb_controller::metrics::Metrics;
@@ -21,7 +21,6 @@ use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;

@@ -72,7 +72,7 @@ async fn allocation_patches_status_publishes_event_and_pool_status() {
     );
 
     let action = task.await.unwrap().unwrap();
-    assert_eq!(action, Action::await_change());
+    assert_eq!(action, Next::AwaitChange);
     assert!(
         quiet(&mut api).await,
         "no pool status from the reconcile itself"
@@ -140,7 +140,7 @@ async fn failure_is_a_warning_event_and_a_false_condition() {
     let action = t.await.unwrap().unwrap();
     assert_eq!(
         action,
-        Action::requeue(ferrolb_controller::kubernetes::reconcile::FAILED_RECHECK)
+        Next::After(ferrolb_controller::kubernetes::reconcile::FAILED_RECHECK)
     );
 }
 
@@ -258,8 +258,8 @@ async fn api_error_goes_to_error_policy_with_backoff() {
     );
     let a1 = error_policy(svc.clone(), &err, ctx.clone());
     let a2 = error_policy(svc.clone(), &err, ctx.clone());
-    assert_eq!(a1, Action::requeue(std::time::Duration::from_secs(1)));
-    assert_eq!(a2, Action::requeue(std::time::Duration::from_secs(2)));
+    assert_eq!(a1, Next::After(std::time::Duration::from_secs(1)));
+    assert_eq!(a2, Next::After(std::time::Duration::from_secs(2)));
     let label = ferrolb_controller::metrics::ErrorLabel {
         error: "Kube".into(),
     };
@@ -327,7 +327,7 @@ async fn type_change_clears_status_condition_and_annotation() {
     );
     let e = next(&mut api, StatusCode::CREATED, json!({})).await;
     assert_eq!(e.body["reason"], "IPReleased");
-    assert_eq!(t.await.unwrap().unwrap(), Action::await_change());
+    assert_eq!(t.await.unwrap().unwrap(), Next::AwaitChange);
     assert!(
         quiet(&mut api).await,
         "one PATCH: the status write took the annotation too"
@@ -373,7 +373,7 @@ async fn legacy_annotation_is_removed_where_it_was_written() {
     );
     let e = next(&mut api, StatusCode::CREATED, json!({})).await;
     assert_eq!(e.body["reason"], "IPReleased");
-    assert_eq!(t.await.unwrap().unwrap(), Action::await_change());
+    assert_eq!(t.await.unwrap().unwrap(), Next::AwaitChange);
 }
 
 /// Regression: pool status went stale under concurrent reconciles, each writing the usage it

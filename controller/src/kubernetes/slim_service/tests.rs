@@ -2,7 +2,6 @@
 //! errors), same current status, same identity.
 
 use ferrolb_crds::service::ServiceRequest;
-use kube::Resource;
 use serde_json::{Value, json};
 
 use super::*;
@@ -118,14 +117,17 @@ fn the_rich_service_parses_and_keeps_only_what_is_read() {
 }
 
 #[test]
-fn it_is_the_core_v1_services_resource() {
-    assert_eq!(SlimService::kind(&()), "Service");
-    assert_eq!(SlimService::api_version(&()), "v1");
-    assert_eq!(
-        SlimService::url_path(&(), Some("shop")),
-        Service::url_path(&(), Some("shop"))
-    );
+fn it_is_keyed_by_namespace_and_name_and_keeps_its_identity() {
     let slim: SlimService = serde_json::from_value(services().remove(0)).unwrap();
-    assert_eq!(slim.meta().name.as_deref(), Some("web"));
-    assert_eq!(slim.meta().resource_version.as_deref(), Some("4711"));
+    assert_eq!(slim.key(), "shop/web");
+    assert_eq!((slim.namespace(), slim.name()), ("shop", "web"));
+    assert_eq!(slim.service_key(), ServiceKey::new("shop", "web"));
+    assert_eq!(slim.uid(), Some("0b5c1f0e-8d5a-4c55-9f3e-2f1b7c9d0a11"));
+    assert_eq!(slim.resource_version(), Some("4711"));
+    let bare: SlimService = serde_json::from_value(json!({"metadata": {"name": "bare"}})).unwrap();
+    assert_eq!(
+        (bare.key(), bare.namespace(), bare.name()),
+        ("/bare", "", "bare")
+    );
+    assert_eq!(bare.to_service().metadata.namespace, None);
 }
