@@ -3,8 +3,8 @@
 //! the paged list, and a reflector store of small records keyed by `namespace/name`.
 //!
 //! What each binary watches, and what it does with the objects, stays in the binary
-//! (`controller/src/kubernetes/watch.rs`: kube-runtime's `Controller` over the Service
-//! stream; `speaker/src/source/kubernetes.rs`: reflectors and the speaker's records).
+//! (`controller/src/kubernetes/services.rs`: a record store and a work queue over the
+//! Service watch; `speaker/src/source/kubernetes.rs`: reflectors and the speaker's records).
 
 mod backoff;
 mod record_store;

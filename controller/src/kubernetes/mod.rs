@@ -44,8 +44,7 @@ pub use watch::lead;
 /// is never later than the 100 ms .. 1 s schedule.
 pub const BACKOFF_JITTER: f64 = -0.2;
 
-/// The reconnect backoff of every watch, of kube-runtime's `Controller` and of failed Lease
-/// attempts ([`WatchBackoff`] with [`BACKOFF_JITTER`]).
+/// The reconnect backoff of every watch and of failed Lease attempts ([`WatchBackoff`] with [`BACKOFF_JITTER`]).
 pub fn watch_backoff() -> WatchBackoff {
     WatchBackoff::new(BACKOFF_JITTER)
 }
