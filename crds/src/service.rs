@@ -115,40 +115,28 @@ pub struct ServiceRequest {
     pub alias_annotations: Vec<String>,
 }
 
-impl ServiceRequest {
-    /// Parses a Service. Errors name the annotation or field and the bad value.
-    pub fn from_service(svc: &Service) -> Result<Self, Vec<ConfigError>> {
-        let me = ObjectRef::new(Kind::Service, &svc.metadata);
-        let mut errors = Vec::new();
+/// The annotations a Service request reads (any accepted spelling).
+struct Annotations {
+    /// `loadBalancerIPs`: the spelling found and its value.
+    ips: Option<(String, String)>,
+    pool: Option<String>,
+    sharing_key: Option<String>,
+    allocated_from_pool: Option<String>,
+    alias_annotations: Vec<String>,
+}
+
+impl Annotations {
+    fn read(me: &ObjectRef, svc: &Service, errors: &mut Vec<ConfigError>) -> Annotations {
         let empty = BTreeMap::new();
         let annotations = svc.metadata.annotations.as_ref().unwrap_or(&empty);
-        let spec = svc.spec.clone().unwrap_or_default();
         let mut alias_annotations = Vec::new();
-
-        let ips_annotation = annotation(
-            &me,
-            annotations,
-            "loadBalancerIPs",
-            &mut alias_annotations,
-            &mut errors,
-        );
-        let pool = annotation(
-            &me,
-            annotations,
-            "address-pool",
-            &mut alias_annotations,
-            &mut errors,
-        )
-        .map(|(_, v)| v.trim().to_string());
-        let sharing_key = annotation(
-            &me,
-            annotations,
-            "allow-shared-ip",
-            &mut alias_annotations,
-            &mut errors,
-        )
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty());
+        let mut read =
+            |name: &str| annotation(me, annotations, name, &mut alias_annotations, errors);
+        let ips = read("loadBalancerIPs");
+        let pool = read("address-pool").map(|(_, v)| v.trim().to_string());
+        let sharing_key = read("allow-shared-ip")
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty());
         // Written by a controller (ours or MetalLB's), so read leniently: first spelling wins.
         let allocated_from_pool = std::iter::once("ferrolb.io/")
             .chain(ALIAS_PREFIXES)
@@ -162,54 +150,73 @@ impl ServiceRequest {
                 "pool name must not be empty",
             ));
         }
+        Annotations {
+            ips,
+            pool,
+            sharing_key,
+            allocated_from_pool,
+            alias_annotations,
+        }
+    }
+}
 
-        let ip_families: Vec<Family> = spec
-            .ip_families
-            .iter()
-            .flatten()
-            .filter_map(|f| match f.as_str() {
-                "IPv4" => Some(Family::V4),
-                "IPv6" => Some(Family::V6),
-                _ => None,
-            })
-            .collect();
+/// `spec.ipFamilies` that name a family, in order.
+fn ip_families(spec: &ServiceSpec) -> Vec<Family> {
+    spec.ip_families
+        .iter()
+        .flatten()
+        .filter_map(|f| match f.as_str() {
+            "IPv4" => Some(Family::V4),
+            "IPv6" => Some(Family::V6),
+            _ => None,
+        })
+        .collect()
+}
 
-        let requested_ips = requested_ips(
-            &me,
-            ips_annotation.as_ref(),
-            &spec,
-            &ip_families,
-            &mut errors,
-        );
+/// `spec.clusterIPs` and `spec.clusterIP` that parse, each once.
+fn cluster_ips(spec: &ServiceSpec) -> Vec<IpAddr> {
+    spec.cluster_ips
+        .iter()
+        .flatten()
+        .chain(spec.cluster_ip.iter())
+        .filter_map(|s| s.parse::<IpAddr>().ok())
+        .fold(Vec::new(), |mut v, ip| {
+            if !v.contains(&ip) {
+                v.push(ip);
+            }
+            v
+        })
+}
+
+/// The addresses in `status.loadBalancer.ingress` that parse.
+fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
+        .collect()
+}
+
+impl ServiceRequest {
+    /// Parses a Service. Errors name the annotation or field and the bad value.
+    pub fn from_service(svc: &Service) -> Result<Self, Vec<ConfigError>> {
+        let me = ObjectRef::new(Kind::Service, &svc.metadata);
+        let mut errors = Vec::new();
+        let no_spec = ServiceSpec::default();
+        let spec = svc.spec.as_ref().unwrap_or(&no_spec);
+        let a = Annotations::read(&me, svc, &mut errors);
+        let ip_families = ip_families(spec);
+        let requested_ips = requested_ips(&me, a.ips.as_ref(), spec, &ip_families, &mut errors);
         let class = match spec.load_balancer_class.as_deref() {
             None | Some("") => LbClass::Unset,
             Some(LB_CLASS) => LbClass::Ours,
             Some(other) => LbClass::Other(other.to_string()),
         };
-        let (ip_family_policy, external_traffic_policy) = policies(&me, &spec, &mut errors);
-        let ports = ports(&me, &spec, &mut errors);
-        let cluster_ips = spec
-            .cluster_ips
-            .iter()
-            .flatten()
-            .chain(spec.cluster_ip.iter())
-            .filter_map(|s| s.parse::<IpAddr>().ok())
-            .fold(Vec::new(), |mut v, ip| {
-                if !v.contains(&ip) {
-                    v.push(ip);
-                }
-                v
-            });
-        let ingress_ips = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
-            .collect();
-
+        let (ip_family_policy, external_traffic_policy) = policies(&me, spec, &mut errors);
+        let ports = ports(&me, spec, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -220,17 +227,17 @@ impl ServiceRequest {
             is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),
             class,
             requested_ips,
-            pool,
-            sharing_key,
+            pool: a.pool,
+            sharing_key: a.sharing_key,
             ip_family_policy,
             ip_families,
-            cluster_ips,
+            cluster_ips: cluster_ips(spec),
             external_traffic_policy,
             ports,
             selector: spec.selector.clone().unwrap_or_default(),
-            ingress_ips,
-            allocated_from_pool,
-            alias_annotations,
+            ingress_ips: ingress_ips(svc),
+            allocated_from_pool: a.allocated_from_pool,
+            alias_annotations: a.alias_annotations,
         })
     }
 
