@@ -253,6 +253,95 @@ pub fn trim_node(n: &mut Node) {
     }
 }
 
+impl Stores {
+    /// One watch per kind into a new store; `changed` is notified after every event.
+    fn watch(
+        client: &Client,
+        namespace: &str,
+        changed: &Arc<Notify>,
+    ) -> (Stores, Vec<tokio::task::JoinHandle<()>>) {
+        let mut tasks = Vec::new();
+        let c = || client.clone();
+        macro_rules! w {
+            ($api:expr) => {{
+                let (s, t) = watch_into($api, changed.clone());
+                tasks.push(t);
+                s
+            }};
+        }
+        macro_rules! with {
+            ($started:expr) => {{
+                let (s, t) = $started;
+                tasks.push(t);
+                s
+            }};
+        }
+        let stores = Stores {
+            pools: w!(Api::namespaced(c(), namespace)),
+            l2: w!(Api::namespaced(c(), namespace)),
+            bgp: w!(Api::namespaced(c(), namespace)),
+            peers: w!(Api::namespaced(c(), namespace)),
+            communities: w!(Api::namespaced(c(), namespace)),
+            bfd: w!(Api::namespaced(c(), namespace)),
+            services: with!(watch_records(
+                Api::<Service>::all(c()),
+                changed.clone(),
+                records::service_event
+            )),
+            slices: with!(watch_records(
+                Api::<EndpointSlice>::all(c()),
+                changed.clone(),
+                records::slice_event
+            )),
+            nodes: with!(watch_with(
+                Api::<Node>::all(c()),
+                watcher::Config::default(),
+                changed.clone(),
+                |ev| Some(ev.modify(trim_node))
+            )),
+            namespaces: w!(Api::all(c())),
+            secrets: w!(Api::namespaced(c(), namespace)),
+            states: w!(Api::namespaced(c(), namespace)),
+            pods: with!(watch_with(
+                Api::<Pod>::namespaced(c(), namespace),
+                watcher::Config::default().labels(SPEAKER_POD_SELECTOR),
+                changed.clone(),
+                |ev| Some(ev.modify(trim::<Pod>))
+            )),
+        };
+        (stores, tasks)
+    }
+
+    /// Resolves once every store has its initial list.
+    async fn wait_until_ready(&self) {
+        let _ = self.pools.wait_until_ready().await;
+        let _ = self.l2.wait_until_ready().await;
+        let _ = self.bgp.wait_until_ready().await;
+        let _ = self.peers.wait_until_ready().await;
+        let _ = self.communities.wait_until_ready().await;
+        let _ = self.bfd.wait_until_ready().await;
+        self.services.wait_until_ready().await;
+        self.slices.wait_until_ready().await;
+        let _ = self.nodes.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
+        let _ = self.secrets.wait_until_ready().await;
+        let _ = self.states.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+    }
+
+    /// Once every list is in, a snapshot for `node` after each change, until `tx` is closed.
+    async fn publish(self, node: String, tx: watch::Sender<Arc<Snapshot>>, changed: Arc<Notify>) {
+        self.wait_until_ready().await;
+        debug!("every reflector has its initial list");
+        loop {
+            if tx.send(Arc::new(self.snapshot(&node, true))).is_err() {
+                return;
+            }
+            changed.notified().await;
+        }
+    }
+}
+
 impl Kubernetes {
     /// Starts the reflectors; the first snapshot marked `synced` comes once every list is in.
     pub fn start(
@@ -263,85 +352,13 @@ impl Kubernetes {
         let node = node.into();
         let namespace = namespace.into();
         let changed = Arc::new(Notify::new());
-        let mut tasks = Vec::new();
-        let ns = |c: &Client| c.clone();
-        macro_rules! w {
-            ($api:expr) => {{
-                let (s, t) = watch_into($api, changed.clone());
-                tasks.push(t);
-                s
-            }};
-        }
-        let c = &client;
-        let stores = Stores {
-            pools: w!(Api::namespaced(ns(c), &namespace)),
-            l2: w!(Api::namespaced(ns(c), &namespace)),
-            bgp: w!(Api::namespaced(ns(c), &namespace)),
-            peers: w!(Api::namespaced(ns(c), &namespace)),
-            communities: w!(Api::namespaced(ns(c), &namespace)),
-            bfd: w!(Api::namespaced(ns(c), &namespace)),
-            services: {
-                let api = Api::<Service>::all(ns(c));
-                let (s, t) = watch_records(api, changed.clone(), records::service_event);
-                tasks.push(t);
-                s
-            },
-            slices: {
-                let api = Api::<EndpointSlice>::all(ns(c));
-                let (s, t) = watch_records(api, changed.clone(), records::slice_event);
-                tasks.push(t);
-                s
-            },
-            nodes: {
-                let api = Api::<Node>::all(ns(c));
-                let cfg = watcher::Config::default();
-                let (s, t) = watch_with(api, cfg, changed.clone(), |ev| Some(ev.modify(trim_node)));
-                tasks.push(t);
-                s
-            },
-            namespaces: w!(Api::all(ns(c))),
-            secrets: w!(Api::namespaced(ns(c), &namespace)),
-            states: w!(Api::namespaced(ns(c), &namespace)),
-            pods: {
-                let (s, t) = watch_with(
-                    Api::<Pod>::namespaced(ns(c), &namespace),
-                    watcher::Config::default().labels(SPEAKER_POD_SELECTOR),
-                    changed.clone(),
-                    |ev| Some(ev.modify(trim::<Pod>)),
-                );
-                tasks.push(t);
-                s
-            },
-        };
+        let (stores, mut tasks) = Stores::watch(&client, &namespace, &changed);
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-        let me = node.clone();
-        let kept = stores.clone();
-        tasks.push(tokio::spawn(async move {
-            let s = stores.clone();
-            let ready = async move {
-                let _ = s.pools.wait_until_ready().await;
-                let _ = s.l2.wait_until_ready().await;
-                let _ = s.bgp.wait_until_ready().await;
-                let _ = s.peers.wait_until_ready().await;
-                let _ = s.communities.wait_until_ready().await;
-                let _ = s.bfd.wait_until_ready().await;
-                s.services.wait_until_ready().await;
-                s.slices.wait_until_ready().await;
-                let _ = s.nodes.wait_until_ready().await;
-                let _ = s.namespaces.wait_until_ready().await;
-                let _ = s.secrets.wait_until_ready().await;
-                let _ = s.states.wait_until_ready().await;
-                let _ = s.pods.wait_until_ready().await;
-            };
-            ready.await;
-            debug!("every reflector has its initial list");
-            loop {
-                if tx.send(Arc::new(stores.snapshot(&me, true))).is_err() {
-                    return;
-                }
-                changed.notified().await;
-            }
-        }));
+        tasks.push(tokio::spawn(stores.clone().publish(
+            node.clone(),
+            tx,
+            changed,
+        )));
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -354,7 +371,7 @@ impl Kubernetes {
             node,
             namespace,
             recorder,
-            stores: kept,
+            stores,
             reported: Arc::default(),
             rx,
             tasks,
