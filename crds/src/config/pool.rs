@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::error::{ConfigError, Kind, ObjectRef};
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
-use crate::v1alpha1::IPAddressPool;
+use crate::v1alpha1::{IPAddressPool, ServiceAllocation};
 use crate::value::{Family, IpRange, find_overlaps, parse_range};
 
 /// A validated address pool.
@@ -122,56 +122,10 @@ pub(super) fn validate(
             ),
         ));
     }
-    let allocation = spec.service_allocation.as_ref().map(|sa| {
-        let mut seen = BTreeSet::new();
-        for (i, ns) in sa.namespaces.iter().enumerate() {
-            if !seen.insert(ns.as_str()) {
-                errors.push(me.error(
-                    format!("spec.serviceAllocation.namespaces[{i}]"),
-                    Some(ns),
-                    "duplicate namespace",
-                ));
-            }
-        }
-        if sa.priority.is_some_and(|p| p < 0) {
-            errors.push(me.error(
-                "spec.serviceAllocation.priority",
-                Some(&sa.priority.unwrap_or_default().to_string()),
-                "priority must not be negative",
-            ));
-        }
-        let namespace_selectors = parse_selectors(
-            &me,
-            "spec.serviceAllocation.namespaceSelectors",
-            &sa.namespace_selectors,
-            &mut errors,
-        );
-        let service_selectors = parse_selectors(
-            &me,
-            "spec.serviceAllocation.serviceSelectors",
-            &sa.service_selectors,
-            &mut errors,
-        );
-        let mut allowed: BTreeSet<String> = sa.namespaces.iter().cloned().collect();
-        if !namespace_selectors.is_empty() {
-            allowed.extend(
-                namespaces
-                    .iter()
-                    .filter(|(_, labels)| namespace_selectors.matches(labels))
-                    .map(|(n, _)| n.clone()),
-            );
-        }
-        Allocation {
-            priority: sa
-                .priority
-                .and_then(|p| u32::try_from(p).ok())
-                .filter(|p| *p != 0),
-            namespace_restricted: !sa.namespaces.is_empty() || !sa.namespace_selectors.is_empty(),
-            namespaces: allowed,
-            namespace_selectors,
-            service_selectors,
-        }
-    });
+    let allocation = spec
+        .service_allocation
+        .as_ref()
+        .map(|sa| allocation(&me, sa, namespaces, &mut errors));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -185,6 +139,63 @@ pub(super) fn validate(
         avoid_buggy_ips: spec.avoid_buggy_ips.unwrap_or(false),
         allocation,
     })
+}
+
+/// `spec.serviceAllocation`: its namespaces (named or selected now), priority and selectors.
+fn allocation(
+    me: &ObjectRef,
+    sa: &ServiceAllocation,
+    namespaces: &BTreeMap<String, Labels>,
+    errors: &mut Vec<ConfigError>,
+) -> Allocation {
+    let mut seen = BTreeSet::new();
+    for (i, ns) in sa.namespaces.iter().enumerate() {
+        if !seen.insert(ns.as_str()) {
+            errors.push(me.error(
+                format!("spec.serviceAllocation.namespaces[{i}]"),
+                Some(ns),
+                "duplicate namespace",
+            ));
+        }
+    }
+    if sa.priority.is_some_and(|p| p < 0) {
+        errors.push(me.error(
+            "spec.serviceAllocation.priority",
+            Some(&sa.priority.unwrap_or_default().to_string()),
+            "priority must not be negative",
+        ));
+    }
+    let namespace_selectors = parse_selectors(
+        me,
+        "spec.serviceAllocation.namespaceSelectors",
+        &sa.namespace_selectors,
+        errors,
+    );
+    let service_selectors = parse_selectors(
+        me,
+        "spec.serviceAllocation.serviceSelectors",
+        &sa.service_selectors,
+        errors,
+    );
+    let mut allowed: BTreeSet<String> = sa.namespaces.iter().cloned().collect();
+    if !namespace_selectors.is_empty() {
+        allowed.extend(
+            namespaces
+                .iter()
+                .filter(|(_, labels)| namespace_selectors.matches(labels))
+                .map(|(n, _)| n.clone()),
+        );
+    }
+    Allocation {
+        priority: sa
+            .priority
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p != 0),
+        namespace_restricted: !sa.namespaces.is_empty() || !sa.namespace_selectors.is_empty(),
+        namespaces: allowed,
+        namespace_selectors,
+        service_selectors,
+    }
 }
 
 /// Which pool a range in [`overlap_error`]'s sweep belongs to.
