@@ -252,59 +252,7 @@ impl Open {
         if bgp_id.is_unspecified() {
             return Err(DecodeError::open(3, "OPEN BGP identifier"));
         }
-        let opt_len = buf.get_u8() as usize;
-        let malformed = || DecodeError::open(0, "OPEN optional parameters");
-        // RFC 9072 extended optional parameters: length 255 and a first type of 255.
-        let extended = opt_len == 255 && buf.first() == Some(&255);
-        let mut opts = if extended {
-            buf.advance(1);
-            if buf.len() < 2 {
-                return Err(malformed());
-            }
-            let l = buf.get_u16() as usize;
-            if buf.len() != l {
-                return Err(malformed());
-            }
-            buf.split_to(l)
-        } else {
-            if buf.len() != opt_len {
-                return Err(malformed());
-            }
-            buf.split_to(opt_len)
-        };
-        let mut params = Vec::new();
-        while opts.has_remaining() {
-            let hdr = if extended { 3 } else { 2 };
-            if opts.len() < hdr {
-                return Err(malformed());
-            }
-            let ptype = opts.get_u8();
-            let plen = if extended {
-                opts.get_u16() as usize
-            } else {
-                opts.get_u8() as usize
-            };
-            if opts.len() < plen {
-                return Err(malformed());
-            }
-            let mut p = opts.split_to(plen);
-            if ptype != 2 {
-                return Err(DecodeError::open(4, "OPEN optional parameter type"));
-            }
-            let mut caps = Vec::new();
-            while p.has_remaining() {
-                if p.len() < 2 {
-                    return Err(malformed());
-                }
-                let code = p.get_u8();
-                let clen = p.get_u8() as usize;
-                if p.len() < clen {
-                    return Err(malformed());
-                }
-                caps.push(Capability::decode(code, p.split_to(clen))?);
-            }
-            params.push(caps);
-        }
+        let params = decode_params(buf)?;
         Ok(Open {
             version,
             my_as,
@@ -313,4 +261,73 @@ impl Open {
             params,
         })
     }
+}
+
+/// Malformed optional parameters (OPEN Message Error, subcode 0).
+fn malformed() -> DecodeError {
+    DecodeError::open(0, "OPEN optional parameters")
+}
+
+/// The optional parameters after the OPEN's fixed part (RFC 4271 §4.2; RFC 9072 extended
+/// lengths): the capabilities of each Capabilities parameter, in order. Any other parameter
+/// type is refused (subcode 4).
+fn decode_params(buf: &mut Bytes) -> Result<Vec<Vec<Capability>>, DecodeError> {
+    let opt_len = buf.get_u8() as usize;
+    // RFC 9072 extended optional parameters: length 255 and a first type of 255.
+    let extended = opt_len == 255 && buf.first() == Some(&255);
+    let mut opts = if extended {
+        buf.advance(1);
+        if buf.len() < 2 {
+            return Err(malformed());
+        }
+        let l = buf.get_u16() as usize;
+        if buf.len() != l {
+            return Err(malformed());
+        }
+        buf.split_to(l)
+    } else {
+        if buf.len() != opt_len {
+            return Err(malformed());
+        }
+        buf.split_to(opt_len)
+    };
+    let mut params = Vec::new();
+    while opts.has_remaining() {
+        let hdr = if extended { 3 } else { 2 };
+        if opts.len() < hdr {
+            return Err(malformed());
+        }
+        let ptype = opts.get_u8();
+        let plen = if extended {
+            opts.get_u16() as usize
+        } else {
+            opts.get_u8() as usize
+        };
+        if opts.len() < plen {
+            return Err(malformed());
+        }
+        let p = opts.split_to(plen);
+        if ptype != 2 {
+            return Err(DecodeError::open(4, "OPEN optional parameter type"));
+        }
+        params.push(decode_capabilities(p)?);
+    }
+    Ok(params)
+}
+
+/// The capabilities in one Capabilities parameter (RFC 5492).
+fn decode_capabilities(mut p: Bytes) -> Result<Vec<Capability>, DecodeError> {
+    let mut caps = Vec::new();
+    while p.has_remaining() {
+        if p.len() < 2 {
+            return Err(malformed());
+        }
+        let code = p.get_u8();
+        let clen = p.get_u8() as usize;
+        if p.len() < clen {
+            return Err(malformed());
+        }
+        caps.push(Capability::decode(code, p.split_to(clen))?);
+    }
+    Ok(caps)
 }
