@@ -12,4 +12,4 @@ mod watch;
 
 pub use backoff::{CAP, FIRST, WatchBackoff};
 pub use record_store::{Keyed, RecordStore, RecordWriter, map_event, record_store};
-pub use watch::{LAST_APPLIED, is_gone, list_all, log_watch_error, trim};
+pub use watch::{LAST_APPLIED, for_each_page, is_gone, list_all, log_watch_error, trim};

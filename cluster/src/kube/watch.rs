@@ -49,16 +49,34 @@ where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     let mut all = Vec::new();
+    for_each_page(api, page, |items| all.extend(items)).await?;
+    Ok(all)
+}
+
+/// Lists every object of `api`, `page` at a time, handing each page ([`trim`]med) to `f`:
+/// only one page of whole objects is in memory at once.
+pub async fn for_each_page<K>(
+    api: &Api<K>,
+    page: u32,
+    mut f: impl FnMut(Vec<K>),
+) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let mut lp = ListParams::default().limit(page);
     loop {
         let list = api.list(&lp).await?;
-        all.extend(list.items.into_iter().map(|mut o| {
-            trim(&mut o);
-            o
-        }));
+        f(list
+            .items
+            .into_iter()
+            .map(|mut o| {
+                trim(&mut o);
+                o
+            })
+            .collect());
         match list.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(c) => lp = lp.continue_token(&c),
-            None => return Ok(all),
+            None => return Ok(()),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use ferrolb_cluster::kube::{list_all, log_watch_error, trim};
+use ferrolb_cluster::kube::{for_each_page, log_watch_error, trim};
 use ferrolb_crds::ClusterResources;
 use ferrolb_crds::v1alpha1::IPAddressPool;
 use ferrolb_telemetry::Health;
@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::reconcile::Context;
 use super::sink::KubeSink;
 use super::{KubeOptions, list_config, watch_backoff};
+use crate::allocator::Assignment;
 use crate::decide::Core;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -28,24 +29,34 @@ use crate::metrics::Metrics;
 /// Page size of the start-up Service list (bounded memory with many Services).
 pub const LIST_PAGE: u32 = 500;
 
-/// Lists every Service, [`LIST_PAGE`] at a time, trimmed.
-async fn list_services(api: &Api<Service>) -> Result<Vec<Service>, Error> {
-    list_all(api, LIST_PAGE)
-        .await
-        .map_err(|source| Error::Kube {
-            what: "list Services".into(),
-            source,
-        })
+/// What the start-up list found: every Service that holds addresses, as an assignment.
+struct Recorded {
+    services: usize,
+    assignments: Vec<Assignment>,
 }
 
 /// Start-up: the configuration errors the previous leader reported (so they are not
-/// published again), pools and namespaces, then every recorded address.
-async fn start_up(client: &Client, ns: &str, ctx: &Context) -> Result<Vec<Service>, Error> {
+/// published again), pools and namespaces, then every recorded address, read
+/// [`LIST_PAGE`] Services at a time (only one page of whole Services in memory).
+async fn start_up(client: &Client, ns: &str, ctx: &Context) -> Result<Recorded, Error> {
     let reported = ctx.sink.reported_config_errors().await?;
     ctx.core().assume_reported(reported);
     let res = list_config(client, ns).await?;
     ctx.apply_config(&res).await?;
-    list_services(&Api::all(client.clone())).await
+    let mut recorded = Recorded {
+        services: 0,
+        assignments: Vec::new(),
+    };
+    for_each_page(&Api::<Service>::all(client.clone()), LIST_PAGE, |page| {
+        recorded.services += page.len();
+        recorded.assignments.extend(ctx.recorded(&page));
+    })
+    .await
+    .map_err(|source| Error::Kube {
+        what: "list Services".into(),
+        source,
+    })?;
+    Ok(recorded)
 }
 
 /// The leader's work until `shutdown`: config, restore every recorded address, mark ready,
@@ -65,13 +76,13 @@ pub async fn lead(
     // 1. Pools first, 2. every recorded address, before any allocation. Retried with
     // backoff while the API server is unavailable.
     let mut retry = watch_backoff();
-    let list = loop {
+    let recorded = loop {
         let attempt = tokio::select! {
             () = shutdown.clone() => return Ok(()),
             r = start_up(&client, &opts.namespace, &ctx) => r,
         };
         match attempt {
-            Ok(list) => break list,
+            Ok(recorded) => break recorded,
             Err(e) => {
                 ctx.metrics.error(e.reason());
                 let delay = retry.next().unwrap_or(ferrolb_cluster::kube::CAP);
@@ -83,9 +94,13 @@ pub async fn lead(
             }
         }
     };
-    ctx.restore(&list).await;
-    tracing::info!(services = list.len(), "assignments restored");
-    drop(list);
+    let held = recorded.assignments.len();
+    ctx.restore(recorded.assignments).await;
+    tracing::info!(
+        services = recorded.services,
+        holding_addresses = held,
+        "assignments restored"
+    );
     health.set_ready(true);
 
     // Pool / namespace changes: re-apply the config, then re-queue every Service (those
