@@ -43,6 +43,22 @@ enum Key {
     Routes(IpAddr),
 }
 
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Iface(name) => write!(f, "interface {name}"),
+            Key::Bgp(peer) => write!(f, "BGP peer {peer}"),
+            Key::Bfd(peer) => write!(f, "BFD session to {peer}"),
+            Key::Routes(peer) => write!(f, "routes to BGP peer {peer}"),
+        }
+    }
+}
+
+/// What `a` acts on, in words (`interface eth0`, `BGP peer 192.0.2.1`, ...).
+pub fn target(a: &Action) -> String {
+    key(a).to_string()
+}
+
 fn key(a: &Action) -> Key {
     match a {
         Action::SetOwned { iface, .. } => Key::Iface(iface.clone()),

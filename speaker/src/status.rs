@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use ferrolb_bgp::{PeerStatus, State};
 use ferrolb_crds::v1alpha1::{
-    BFDSessionState, BGPPeerSessionStatus, BGPSessionState, L2AddressStatus, SpeakerState,
-    SpeakerStateSpec, SpeakerStateStatus,
+    BFDSessionState, BGPPeerSessionStatus, BGPSessionState, DriverErrorStatus, L2AddressStatus,
+    SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
@@ -66,6 +66,21 @@ pub fn set_bfd(
                 .map_or(BFDSessionState::Down, |s| bfd_state(*s))
         });
     }
+}
+
+/// Lists the driver calls still failing (being retried) in `state`.
+pub fn set_driver_errors(state: &mut SpeakerState, pending: &[crate::retry::Failed]) {
+    let Some(st) = state.status.as_mut() else {
+        return;
+    };
+    st.driver_errors = pending
+        .iter()
+        .map(|f| DriverErrorStatus {
+            driver: f.driver.to_string(),
+            target: crate::retry::target(&f.action),
+            error: f.error.clone(),
+        })
+        .collect();
 }
 
 fn time(t: SystemTime) -> Option<Time> {
@@ -297,5 +312,50 @@ mod tests {
         assert_eq!(by_name["a"], Some(BFDSessionState::Up));
         assert_eq!(by_name["b"], Some(BFDSessionState::Down), "no session yet");
         assert_eq!(by_name["c"], None);
+    }
+    #[test]
+    fn failing_driver_calls_are_listed_with_their_target_and_error_until_they_succeed() {
+        use crate::plan::Action;
+        use crate::retry::Failed;
+        let mut st = speaker_state("n1", "ns", "", &Announcements::default(), &BTreeMap::new());
+        let failed = [
+            Failed {
+                action: Action::SetOwned {
+                    iface: "eth1".into(),
+                    ips: Default::default(),
+                },
+                driver: "l2",
+                error: "no such interface".into(),
+            },
+            Failed {
+                action: Action::RemoveBfd {
+                    peer: "192.0.2.1".parse().unwrap(),
+                },
+                driver: "bfd",
+                error: "socket closed".into(),
+            },
+        ];
+        set_driver_errors(&mut st, &failed);
+        let errors = &st.status.as_ref().unwrap().driver_errors;
+        let got: Vec<_> = errors
+            .iter()
+            .map(|e| (e.driver.as_str(), e.target.as_str(), e.error.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("l2", "interface eth1", "no such interface"),
+                ("bfd", "BFD session to 192.0.2.1", "socket closed"),
+            ]
+        );
+        // Written only while something fails.
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(
+            json["status"]["driverErrors"][0]["target"],
+            "interface eth1"
+        );
+        set_driver_errors(&mut st, &[]);
+        let json = serde_json::to_value(&st).unwrap();
+        assert!(json["status"].get("driverErrors").is_none(), "{json}");
     }
 }

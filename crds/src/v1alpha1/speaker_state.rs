@@ -58,6 +58,10 @@ pub struct SpeakerStateStatus {
     /// `l2Addresses` IPs joined by commas, for the printer column.
     #[serde(default, rename = "l2Summary")]
     pub l2_summary: String,
+    /// Driver calls that failed and are being retried (with backoff, until they succeed or a
+    /// newer decision replaces them): what, on which interface or peer, and the last error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub driver_errors: Vec<DriverErrorStatus>,
     /// When the speaker last wrote this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update: Option<Time>,
@@ -78,6 +82,18 @@ impl SpeakerStateStatus {
         let ips: Vec<&str> = self.l2_addresses.iter().map(|a| a.ip.as_str()).collect();
         self.l2_summary = ips.join(",");
     }
+}
+
+/// A driver call that failed and is being retried.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverErrorStatus {
+    /// `l2`, `bgp` or `bfd`.
+    pub driver: String,
+    /// What the call acts on, e.g. `interface eth0` or `BGP peer 192.0.2.1`.
+    pub target: String,
+    /// The call's last error.
+    pub error: String,
 }
 
 /// One BGP session of a node.

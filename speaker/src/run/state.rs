@@ -19,7 +19,9 @@ use crate::links::{Link, LinkMap, digest};
 use crate::metrics::Metrics;
 use crate::plan::{Applied, plan};
 use crate::retry::{Failed, Retry};
-use crate::status::{l2_events, node_uid, owned_by_node, set_bfd, speaker_state, stamp};
+use crate::status::{
+    l2_events, node_uid, owned_by_node, set_bfd, set_driver_errors, speaker_state, stamp,
+};
 use crate::writer::Writer;
 
 /// What a published state is compared by: status, annotations and owner, without timestamps.
@@ -172,6 +174,7 @@ impl LoopState {
     ) {
         let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
         set_bfd(&mut state, &self.ann, &self.bfd);
+        set_driver_errors(&mut state, self.retry.pending());
         owned_by_node(&mut state, self.node_uid.as_deref());
         let key = (
             state.status.clone(),
