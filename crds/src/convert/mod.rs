@@ -146,17 +146,9 @@ fn convert_document(
         reason,
     };
     if kind == "List" || kind.ends_with("List") && api == "v1" {
-        match serde_saphyr::from_str::<Value>(text) {
-            Ok(v) => {
-                let items = v.get("items").and_then(Value::as_array).cloned();
-                for (i, item) in items.unwrap_or_default().into_iter().enumerate() {
-                    let loc = format!("{location} items[{i}]");
-                    convert_document(file, &loc, &item.to_string(), aliases, out);
-                }
-            }
-            Err(e) => out
-                .losses
-                .push(lossy(format!("does not parse: {e}; dropped"))),
+        if let Err(e) = convert_list(file, location, text, aliases, out) {
+            out.losses
+                .push(lossy(format!("does not parse: {e}; dropped")));
         }
         return;
     }
@@ -197,6 +189,23 @@ fn convert_document(
         return;
     };
     emit_legacy(file, location, &object, &legacy_objects, out);
+}
+
+/// A `v1` List: each item converted as a document of its own (`FILE:LINE items[i]`).
+fn convert_list(
+    file: &str,
+    location: &str,
+    text: &str,
+    aliases: &[String],
+    out: &mut Conversion,
+) -> Result<(), serde_saphyr::Error> {
+    let v = serde_saphyr::from_str::<Value>(text)?;
+    let items = v.get("items").and_then(Value::as_array).cloned();
+    for (i, item) in items.unwrap_or_default().into_iter().enumerate() {
+        let loc = format!("{location} items[{i}]");
+        convert_document(file, &loc, &item.to_string(), aliases, out);
+    }
+    Ok(())
 }
 
 /// A loss of the whole object (no field).
