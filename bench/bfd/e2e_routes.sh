@@ -5,7 +5,8 @@
 #
 #   sudo bash bench/bfd/e2e_routes.sh [TRIALS]                  # BIRD node, default 10 trials/row
 #   sudo NODE=ferrolb bash bench/bfd/e2e_routes.sh [TRIALS]     # ferrolb-speaker AND BIRD, same run
-#   env: CONFIGS="bfd300 hold3" (also: bfd100, hold90), MODES="stop cut"
+#   env: CONFIGS="bfd300 hold3" (also: bfd100, hold90), MODES="stop cut" (also: edit),
+#        BIN=DIR (ferrolb binaries, default target/release)
 #
 # Node: BIRD 2 (BGP + BFD; the peer baseline) or ferrolb-speaker (release build, standalone
 # mode: the controller assigns 203.0.113.10 from a one-address pool, the speaker announces it
@@ -15,7 +16,10 @@
 # Modes: stop = the node process is frozen (kill -STOP); cut = the node's link is cut: the
 # node's eth0 is set down; the router's side is a port of bridge br0, which stays up through a
 # second port, so the router gets no interface-down event and must detect the failure itself
-# (this kernel has no netem/tc drop actions to cut it otherwise).
+# (this kernel has no netem/tc drop actions to cut it otherwise). edit = the node's peer is
+# edited first (its hold time changes by 1 s: ferrolb rewrites the BGPPeer, BIRD reconfigures;
+# both reset the session), and once the route and BFD are back the node is frozen as in stop:
+# the protection must survive a configuration change.
 #
 # t0 = $EPOCHREALTIME before the builtin `kill -STOP` / `ip link set down`; t_det = FRR bfdd's
 # `-> down` log line (BFD configs) or bgpd's `ADJCHANGE ... Down` line (hold configs), both
@@ -34,7 +38,7 @@ case "$NODE" in
     ferrolb) NODE_KINDS="ferrolb bird" ;;
     *) echo "NODE=$NODE: expected bird or ferrolb" >&2; exit 2 ;;
 esac
-BIN=$ROOT/target/release
+BIN=${BIN:-$ROOT/target/release}
 if [ "$NODE" = ferrolb ]; then
     [ -x "$BIN/ferrolb-speaker" ] && [ -x "$BIN/ferrolb-controller" ] || {
         echo "build first: cargo build --release -p ferrolb-controller -p ferrolb-speaker" >&2; exit 1; }
@@ -133,6 +137,12 @@ configure_router() {
 }
 
 start_bird() {
+    write_bird_config "$HOLD"
+    ip netns exec "$N" bird -f -c "$D/bird.conf" -s "$D/bird.ctl" >/dev/null 2>&1 &
+    NODE_PID=$!; PIDS+=($NODE_PID)
+}
+
+write_bird_config() { # HOLD
     local bfd_proto="" bfd_on="bfd off;"
     if [ -n "$BFD_MS" ]; then
         bfd_proto="protocol bfd { interface \"eth0\" { min rx interval $BFD_MS ms; min tx interval $BFD_MS ms; multiplier 3; }; }"
@@ -147,17 +157,25 @@ protocol bgp tor {
   local 192.0.2.11 as 64513;
   neighbor 192.0.2.1 as 64512;
   $bfd_on
-  hold time $HOLD; keepalive time $KEEPALIVE;
+  hold time $1; keepalive time $KEEPALIVE;
   connect delay time 1; connect retry time 2; error wait time 1, 5;
   ipv4 { import none; export where proto = "svc"; next hop self; };
 }
 EOF
-    ip netns exec "$N" bird -f -c "$D/bird.conf" -s "$D/bird.ctl" >/dev/null 2>&1 &
-    NODE_PID=$!; PIDS+=($NODE_PID)
 }
 
 CTL_PID=""
 start_ferrolb() {
+    write_ferrolb_config "$HOLD"
+    if [ -z "$CTL_PID" ]; then
+        ip netns exec "$N" "$BIN/ferrolb-controller" --manifests "$D/m" --metrics-addr 127.0.0.1:7472 >>"$D/controller.log" 2>&1 &
+        CTL_PID=$!; PIDS+=($CTL_PID)
+    fi
+    ip netns exec "$N" "$BIN/ferrolb-speaker" --node n1 --manifests "$D/m" --metrics-addr 127.0.0.1:7473 >>"$D/speaker.log" 2>&1 &
+    NODE_PID=$!; PIDS+=($NODE_PID)
+}
+
+write_ferrolb_config() { # HOLD
     local m=$D/m; mkdir -p "$m"
     local bfd_ref="" bfd_obj=""
     if [ -n "$BFD_MS" ]; then
@@ -182,7 +200,7 @@ spec: {ipAddressPools: [one]}
 apiVersion: ferrolb.io/v1alpha1
 kind: BGPPeer
 metadata: {name: tor, namespace: ferrolb-system}
-spec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, holdTime: ${HOLD}s, keepaliveTime: ${KEEPALIVE}s, connectTime: 1s$bfd_ref}
+spec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, holdTime: ${1}s, keepaliveTime: ${KEEPALIVE}s, connectTime: 1s$bfd_ref}
 $bfd_obj
 ---
 apiVersion: v1
@@ -201,12 +219,20 @@ addressType: IPv4
 endpoints: [{addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}]
 EOF
     mv "$m/.config.tmp" "$m/config.yaml"
-    if [ -z "$CTL_PID" ]; then
-        ip netns exec "$N" "$BIN/ferrolb-controller" --manifests "$m" --metrics-addr 127.0.0.1:7472 >>"$D/controller.log" 2>&1 &
-        CTL_PID=$!; PIDS+=($CTL_PID)
+}
+
+EDITS=0
+edit_peer() { # KIND: change the peer's hold time by 1 s (a session reset), wait for the reset
+    EDITS=$((EDITS + 1))
+    local hold=$((HOLD + EDITS % 2))
+    if [ "$1" = ferrolb ]; then
+        write_ferrolb_config "$hold"
+    else
+        write_bird_config "$hold"
+        ip netns exec "$N" birdc -s "$D/bird.ctl" configure >/dev/null || echo "  birdc configure failed" >&2
     fi
-    ip netns exec "$N" "$BIN/ferrolb-speaker" --node n1 --manifests "$m" --metrics-addr 127.0.0.1:7473 >>"$D/speaker.log" 2>&1 &
-    NODE_PID=$!; PIDS+=($NODE_PID)
+    for _ in $(seq 100); do route_present || return 0; sleep 0.05; done   # bounded: 5 s
+    echo "  (no session reset seen within 5 s of the edit)" >&2
 }
 
 RESULTS=$D/results.txt; : > "$RESULTS"
@@ -219,6 +245,7 @@ for kind in $NODE_KINDS; do
         for mode in $MODES; do
             echo "== node $kind, $cfg, $mode" >&2
             for i in $(seq "$n"); do
+                if [ "$mode" = edit ]; then edit_peer "$kind"; fi
                 if ! wait_route present; then
                     echo "$kind $cfg $mode failed failed" >> "$RESULTS"; continue
                 fi
@@ -227,10 +254,10 @@ for kind in $NODE_KINDS; do
                 fi
                 sleep 1.5
                 t0=$EPOCHREALTIME
-                if [ "$mode" = stop ]; then kill -STOP "$NODE_PID"; else ip -n "$N" link set eth0 down; fi
+                if [ "$mode" = cut ]; then ip -n "$N" link set eth0 down; else kill -STOP "$NODE_PID"; fi
                 wait_route absent || true
                 sleep 0.1
-                if [ "$mode" = stop ]; then kill -CONT "$NODE_PID"; else ip -n "$N" link set eth0 up; fi
+                if [ "$mode" = cut ]; then ip -n "$N" link set eth0 up; else kill -CONT "$NODE_PID"; fi
                 python3 - "$t0" "$F/bfdd.log" "$F/bgpd.log" "$D/monitor.txt" "$kind $cfg $mode" "${BFD_MS:+bfd}" >> "$RESULTS" <<'EOF'
 import sys, datetime
 t0 = float(sys.argv[1])
