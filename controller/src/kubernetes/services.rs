@@ -4,10 +4,11 @@
 //! file only does the I/O and the timers.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use ferrolb_cluster::kube::{Keyed, RecordStore, RecordWriter, log_watch_error, record_store};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::api::Api;
@@ -25,6 +26,9 @@ use crate::allocator::ServiceKey;
 /// Reconciles running at once. Each may PATCH a status; more in flight would only open more
 /// connections to the API server (each with its own TLS state) without allocating sooner.
 pub const CONCURRENCY: usize = 16;
+
+/// When a Service whose reconcile panicked is tried again.
+const PANIC_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The queue and its wake-up, shared by the watch and the workers.
 #[derive(Default)]
@@ -95,14 +99,22 @@ pub async fn run(
             };
             let (ctx, shared, record) = (ctx.clone(), shared.clone(), store.get(&key));
             workers.spawn(async move {
-                let next = match record {
-                    Some(svc) => match reconcile(svc.clone(), ctx.clone()).await {
-                        Ok(next) => next,
-                        Err(e) => error_policy(svc, &e, ctx),
-                    },
-                    // Deleted since it was queued.
-                    None => Next::AwaitChange,
+                let work = async {
+                    match record {
+                        Some(svc) => match reconcile(svc.clone(), ctx.clone()).await {
+                            Ok(next) => next,
+                            Err(e) => error_policy(svc, &e, ctx.clone()),
+                        },
+                        // Deleted since it was queued.
+                        None => Next::AwaitChange,
+                    }
                 };
+                // A panic must not leave the Service marked running (never reconciled again).
+                let next = AssertUnwindSafe(work).catch_unwind().await.unwrap_or_else(|_| {
+                    ctx.metrics.error("Panic");
+                    tracing::error!(service = %key, retry_in = ?PANIC_RETRY, "reconcile panicked");
+                    Next::After(PANIC_RETRY)
+                });
                 shared.with(|q| q.done(&key, next, Instant::now()));
             });
         }
