@@ -417,21 +417,7 @@ fn valid_arp_sender(eth: &EthernetHeader, arp: &ArpPacket) -> bool {
 pub fn announcements(mac: MacAddr, ip: IpAddr) -> Vec<BytesMut> {
     match ip {
         IpAddr::V4(a) => {
-            let garp = |op, tha| Frame {
-                eth: EthernetHeader {
-                    dst: MacAddr::BROADCAST,
-                    src: mac,
-                    vlan: None,
-                    ethertype: ETHERTYPE_ARP,
-                },
-                payload: Payload::Arp(ArpPacket {
-                    op,
-                    sha: mac,
-                    spa: a,
-                    tha,
-                    tpa: a,
-                }),
-            };
+            let garp = |op, tha| Frame::arp_broadcast(mac, op, a, tha, a);
             vec![
                 garp(ArpOp::Request, MacAddr::ZERO).to_bytes(),
                 garp(ArpOp::Reply, MacAddr::BROADCAST).to_bytes(),

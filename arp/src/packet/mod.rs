@@ -162,6 +162,17 @@ impl Frame {
     /// A broadcast ARP request from `mac` for `tpa` (RFC 826; a probe when `spa` is
     /// 0.0.0.0). For tools and tests that need to ask.
     pub fn arp_request(mac: MacAddr, spa: std::net::Ipv4Addr, tpa: std::net::Ipv4Addr) -> Frame {
+        Frame::arp_broadcast(mac, ArpOp::Request, spa, MacAddr::ZERO, tpa)
+    }
+
+    /// A broadcast ARP packet from `mac` (sender hardware address `mac` as well).
+    pub fn arp_broadcast(
+        mac: MacAddr,
+        op: ArpOp,
+        spa: std::net::Ipv4Addr,
+        tha: MacAddr,
+        tpa: std::net::Ipv4Addr,
+    ) -> Frame {
         Frame {
             eth: EthernetHeader {
                 dst: MacAddr::BROADCAST,
@@ -170,10 +181,10 @@ impl Frame {
                 ethertype: ETHERTYPE_ARP,
             },
             payload: Payload::Arp(ArpPacket {
-                op: ArpOp::Request,
+                op,
                 sha: mac,
                 spa,
-                tha: MacAddr::ZERO,
+                tha,
                 tpa,
             }),
         }
