@@ -6,7 +6,9 @@
 #   sudo bash bench/bfd/e2e_routes.sh [TRIALS]                  # BIRD node, default 10 trials/row
 #   sudo NODE=ferrolb bash bench/bfd/e2e_routes.sh [TRIALS]     # ferrolb-speaker AND BIRD, same run
 #   env: CONFIGS="bfd300 hold3" (also: bfd100, hold90), MODES="stop cut" (also: edit),
-#        BIN=DIR (ferrolb binaries, default target/release)
+#        BIN=DIR (ferrolb binaries, default target/release), KINDS="ferrolb" (only those nodes),
+#        SETTLE=SECONDS (up before each failure, default 1.5; 16 keeps every trial at the 1 s
+#        reconnect hold-off, which doubles per session lost within 15 s of Established)
 #
 # Node: BIRD 2 (BGP + BFD; the peer baseline) or ferrolb-speaker (release build, standalone
 # mode: the controller assigns 203.0.113.10 from a one-address pool, the speaker announces it
@@ -38,6 +40,8 @@ case "$NODE" in
     ferrolb) NODE_KINDS="ferrolb bird" ;;
     *) echo "NODE=$NODE: expected bird or ferrolb" >&2; exit 2 ;;
 esac
+NODE_KINDS=${KINDS:-$NODE_KINDS}
+SETTLE=${SETTLE:-1.5}
 BIN=${BIN:-$ROOT/target/release}
 if [ "$NODE" = ferrolb ]; then
     [ -x "$BIN/ferrolb-speaker" ] && [ -x "$BIN/ferrolb-controller" ] || {
@@ -252,7 +256,7 @@ for kind in $NODE_KINDS; do
                 if [ -n "$BFD_MS" ]; then
                     for _ in $(seq 400); do bfd_up && break; sleep 0.05; done   # lab pitfall 2: BFD lags BGP
                 fi
-                sleep 1.5
+                sleep "$SETTLE"
                 t0=$EPOCHREALTIME
                 if [ "$mode" = cut ]; then ip -n "$N" link set eth0 down; else kill -STOP "$NODE_PID"; fi
                 wait_route absent || true
