@@ -61,7 +61,9 @@ fn datagram(
         Input::Datagram {
             data: bytes,
             src,
+            dst: None,
             ttl,
+            multihop: false,
         },
         now,
     )
