@@ -32,33 +32,25 @@ fn setsockopt_int(
     }
 }
 
-/// Asks the kernel to attach the received TTL (IPv4) or hop limit (IPv6) to every datagram.
-pub(crate) fn enable_recv_ttl(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
-    if ipv6 {
-        setsockopt_int(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_RECVHOPLIMIT,
-            1,
-        )
+/// Asks the kernel to attach to every datagram the TTL (IPv4) or hop limit (IPv6) it arrived
+/// with and its destination address (multihop sessions are selected by source and
+/// destination, RFC 5883 §4).
+pub(crate) fn enable_recv_info(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    let opts = if ipv6 {
+        [
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+        ]
     } else {
-        setsockopt_int(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTTL, 1)
+        [
+            (libc::IPPROTO_IP, libc::IP_RECVTTL),
+            (libc::IPPROTO_IP, libc::IP_PKTINFO),
+        ]
+    };
+    for (level, name) in opts {
+        setsockopt_int(sock.as_raw_fd(), level, name, 1)?;
     }
-}
-
-/// Asks the kernel to attach the destination address of every datagram (multihop sessions
-/// are selected by source and destination, RFC 5883 §4).
-pub(crate) fn enable_pktinfo(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
-    if ipv6 {
-        setsockopt_int(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_RECVPKTINFO,
-            1,
-        )
-    } else {
-        setsockopt_int(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
-    }
+    Ok(())
 }
 
 /// One received datagram: payload length, source, TTL / hop limit and destination address if
@@ -71,7 +63,7 @@ pub(crate) struct Received {
 }
 
 /// `recvmsg` on a non-blocking UDP socket, returning the TTL / hop limit from the control
-/// messages enabled by [`enable_recv_ttl`]. `WouldBlock` when nothing is queued.
+/// messages enabled by [`enable_recv_info`]. `WouldBlock` when nothing is queued.
 pub(crate) fn recv_with_ttl(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut addr = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     // u64 array keeps the control buffer aligned for cmsghdr.

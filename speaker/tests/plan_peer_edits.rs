@@ -48,6 +48,23 @@ fn state(p: Peer, routes: &[&str]) -> Announcements {
     a
 }
 
+/// The kind of each action, in order.
+fn kinds(actions: &[Action]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::SetOwned { .. } => "SetOwned",
+            Action::RemoveBfd { .. } => "RemoveBfd",
+            Action::RemovePeer { .. } => "RemovePeer",
+            Action::AddPeer(_) => "AddPeer",
+            Action::UpdatePeer(_) => "UpdatePeer",
+            Action::AddBfd { .. } => "AddBfd",
+            Action::SetBfdProfile { .. } => "SetBfdProfile",
+            Action::SetRoutes { .. } => "SetRoutes",
+        })
+        .collect()
+}
+
 fn actions_for(new_spec: &str) -> Vec<Action> {
     let old = state(peer(BASE), &["203.0.113.1/32"]);
     let new = state(peer(new_spec), &["203.0.113.1/32"]);
@@ -111,17 +128,8 @@ fn bfd_follows_the_hop_mode_and_source_of_the_peer() {
         "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, sourceAddress: 192.0.2.10}",
     ] {
         let a = actions_for(spec);
-        let kinds: Vec<&str> = a
-            .iter()
-            .map(|a| match a {
-                Action::UpdatePeer(_) => "UpdatePeer",
-                Action::RemoveBfd { .. } => "RemoveBfd",
-                Action::AddBfd { .. } => "AddBfd",
-                _ => "other",
-            })
-            .collect();
         assert_eq!(
-            kinds,
+            kinds(&a),
             ["UpdatePeer", "RemoveBfd", "AddBfd"],
             "{spec}: {a:?}"
         );
@@ -175,19 +183,8 @@ fn routes_and_non_session_fields_only_set_routes() {
 #[test]
 fn an_address_change_removes_the_old_peer_and_adds_the_new_one() {
     let a = actions_for("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, bfdProfile: fast}");
-    let kinds: Vec<&str> = a
-        .iter()
-        .map(|a| match a {
-            Action::RemoveBfd { .. } => "RemoveBfd",
-            Action::RemovePeer { .. } => "RemovePeer",
-            Action::AddPeer(_) => "AddPeer",
-            Action::AddBfd { .. } => "AddBfd",
-            Action::SetRoutes { .. } => "SetRoutes",
-            _ => "other",
-        })
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&a),
         ["RemoveBfd", "RemovePeer", "AddPeer", "AddBfd", "SetRoutes"]
     );
 }

@@ -150,6 +150,14 @@ fn our_bfd(speaker: &RunningSpeaker) -> String {
     std::fs::read_to_string(speaker.state_path()).unwrap_or_default()
 }
 
+/// Waits (bounded) until the node's SpeakerState shows the BFD session Up.
+fn our_bfd_up(speaker: &RunningSpeaker) -> bool {
+    wait_until(WAIT, POLL, || {
+        our_bfd(speaker).contains("bfd: Up").then_some(())
+    })
+    .is_some()
+}
+
 fn ttl_drops(speaker: &RunningSpeaker) -> u64 {
     speaker
         .metrics
@@ -225,10 +233,7 @@ fn multihop_bfd_with_frr_takes_bgp_down_when_the_path_fails() {
     };
     assert!(multihop, "FRR runs the session single-hop: {}", diag(&frr));
     assert!(
-        wait_until(WAIT, POLL, || our_bfd(&speaker)
-            .contains("bfd: Up")
-            .then_some(()))
-        .is_some(),
+        our_bfd_up(&speaker),
         "our side never showed bfd: Up: {}",
         diag(&frr)
     );
@@ -319,10 +324,7 @@ fn multihop_bfd_drops_packets_below_minimum_ttl() {
         diag(&frr)
     );
     assert!(
-        wait_until(WAIT, POLL, || our_bfd(&speaker)
-            .contains("bfd: Up")
-            .then_some(()))
-        .is_some(),
+        our_bfd_up(&speaker),
         "our side never showed bfd: Up: {}",
         diag(&frr)
     );

@@ -20,8 +20,7 @@ pub(super) fn bind_receive(addr: SocketAddr) -> Result<UdpSocket, BfdError> {
     if addr.is_ipv6() {
         sock.set_only_v6(true).map_err(err)?;
     }
-    sys::enable_recv_ttl(&sock, addr.is_ipv6()).map_err(err)?;
-    sys::enable_pktinfo(&sock, addr.is_ipv6()).map_err(err)?;
+    sys::enable_recv_info(&sock, addr.is_ipv6()).map_err(err)?;
     sock.set_nonblocking(true).map_err(err)?;
     sock.bind(&addr.into()).map_err(err)?;
     UdpSocket::from_std(sock.into()).map_err(err)

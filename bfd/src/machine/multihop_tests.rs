@@ -9,8 +9,6 @@ use rand::rngs::StdRng;
 
 use super::*;
 
-const REMOTE: u32 = 0x3333_3333;
-
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -40,22 +38,7 @@ fn multihop(min_ttl: u8, now: Instant) -> Machine {
 }
 
 fn down_pkt() -> ControlPacket {
-    ControlPacket {
-        diag: Diag::None,
-        state: State::Down,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
-        my_discr: REMOTE,
-        your_discr: 0,
-        desired_min_tx_us: 300_000,
-        required_min_rx_us: 300_000,
-        required_min_echo_rx_us: 0,
-        auth: None,
-    }
+    super::tests::pkt(State::Down, 0)
 }
 
 /// Feeds the peer's Down packet as it arrived: destination, TTL, port kind.
