@@ -10,6 +10,8 @@
 //!   `neighbor ... bfd`) sees it Up; when our BFD packets stop (BGP's TCP untouched) and
 //!   when the path through the router fails, FRR drops the BGP session (Cease / BFD Down)
 //!   and our route within the BFD detection time (hold time 30 s);
+//! - one router, our side as its own process (`bfd_peer --multihop`): SIGSTOP, and FRR sees
+//!   the session down ("control detection time expired") within the detection time;
 //! - two routers: FRR's packets arrive with TTL 253, below the default `minimumTtl` 254, so
 //!   the speaker drops them (`bfd_drops_total{reason="ttl_below_minimum"}`) and the session
 //!   stays Down; lowering `minimumTtl` to 253 brings it Up.
@@ -333,4 +335,38 @@ fn multihop_bfd_drops_packets_below_minimum_ttl() {
     assert_eq!(ttl_drops(&speaker), settled, "drops after minimumTtl 253");
     drop(speaker);
     drop(frr);
+}
+
+#[test]
+fn frr_sees_our_frozen_multihop_peer_down_within_the_detection_time() {
+    if !require_root("frr_sees_our_frozen_multihop_peer_down_within_the_detection_time") {
+        return;
+    }
+    // Our side as its own process (the `bfd_peer` example, multihop), so it can be frozen.
+    let lab = chain("bfdmh3", false);
+    let frr = ferrolb_tests::bfd_peers::FrrBfdd::start(&lab.frr, &bfdd_conf(Some(254)));
+    let ours = ferrolb_tests::bfd_peers::OurBfdPeer::spawn(
+        &lab.node,
+        NODE,
+        FRR,
+        &["--multihop", "--rx", "100", "--tx", "100", "--mult", "3"],
+    );
+    frr.wait_status(NODE, "up", WAIT)
+        .unwrap_or_else(|| panic!("not up: {:?} ours: {}", frr.peer(NODE), ours.output()));
+    assert!(ours.wait_event("new=Up", WAIT), "{}", ours.output());
+    let t0 = Instant::now();
+    ours.signal("STOP");
+    let p = frr
+        .wait_status(NODE, "down", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("FRR did not see the frozen peer down: {:?}", frr.peer(NODE)));
+    let after = t0.elapsed();
+    eprintln!("FRR saw our frozen multihop peer down after {after:?}");
+    assert_eq!(p.diagnostic, "control detection time expired", "{p:?}");
+    assert!(
+        after < Duration::from_secs(2),
+        "{after:?} (detection 300 ms)"
+    );
+    ours.signal("CONT");
+    frr.wait_status(NODE, "up", WAIT)
+        .unwrap_or_else(|| panic!("no recovery after SIGCONT: {:?}", frr.peer(NODE)));
 }
