@@ -34,7 +34,7 @@ fn setsockopt_int(
 
 /// Asks the kernel to attach to every datagram the TTL (IPv4) or hop limit (IPv6) it arrived
 /// with and its destination address (multihop sessions are selected by source and
-/// destination, RFC 5883 §4).
+/// destination, RFC 5883 §3).
 pub(crate) fn enable_recv_info(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
     let opts = if ipv6 {
         [

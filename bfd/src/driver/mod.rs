@@ -379,14 +379,14 @@ struct Sockets {
 
 /// Which receive socket a datagram came from.
 #[derive(Clone, Copy, Debug)]
-struct From {
+struct RxSocket {
     ipv6: bool,
     multihop: bool,
 }
 
 enum Event {
     Cmd(Option<Command>),
-    Datagram(io::Result<sys::Received>, From),
+    Datagram(io::Result<sys::Received>, RxSocket),
     Timer,
 }
 
@@ -406,7 +406,7 @@ impl Driver {
             let [s4, s6] = &sockets.single;
             let [m4, m6] = &sockets.multi;
             let [b0, b1, b2, b3] = &mut bufs;
-            let from = |ipv6, multihop| From { ipv6, multihop };
+            let from = |ipv6, multihop| RxSocket { ipv6, multihop };
             let ev = tokio::select! {
                 c = cmd_rx.recv() => Event::Cmd(c),
                 r = recv(s4.as_ref(), b0) => Event::Datagram(r, from(false, false)),

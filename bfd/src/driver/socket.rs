@@ -27,7 +27,7 @@ pub(super) fn bind_receive(addr: SocketAddr) -> Result<UdpSocket, BfdError> {
 }
 
 /// Opens the per-session send socket: bound to `local` and a free source port in
-/// 49152-65535 (RFC 5881 §4, RFC 5883 §5), TTL / hop limit 255 (required for single-hop; for
+/// 49152-65535 (RFC 5881 §4, RFC 5883 §4), TTL / hop limit 255 (required for single-hop; for
 /// multihop it lets the peer's minimum TTL count the hops, as FRR does), DSCP CS6 like FRR,
 /// optionally bound to `ifname`. Returns the socket, its source port and the scope id of `ifname` (0 without).
 pub(super) fn open_send_socket(

@@ -346,7 +346,7 @@ impl Machine {
             }
         };
         // RFC 5880 §6.8.6: Your Discriminator selects the session; when zero, the source
-        // address does (one session per peer address; RFC 5883 §4 adds the destination for
+        // address does (one session per peer address; RFC 5883 §3 adds the destination for
         // multihop, checked next).
         let peer = if pkt.your_discr != 0 {
             match self.by_discr.get(&pkt.your_discr) {
@@ -439,7 +439,9 @@ struct Rx {
 
 /// The per-session receive rules of the hop mode: the port must match the session's mode; a
 /// multihop packet must be addressed to the session's local address (when the kernel said)
-/// and arrive with TTL / hop limit >= the profile's `minimum_ttl` (RFC 5883 §2, §4, §5).
+/// and arrive with TTL / hop limit >= the profile's `minimum_ttl` (RFC 5883 §3 selects
+/// multihop sessions by source and destination, §4 gives them their own port; it sets no TTL
+/// rule, the minimum is MetalLB's / FRR's `minimumTtl`).
 fn multihop_check(p: &Peer, rx: &Rx) -> Option<DropReason> {
     match (p.multihop, rx.multihop) {
         (None, false) => None,
