@@ -10,8 +10,9 @@
 //!   `neighbor ... bfd`) sees it Up; when our BFD packets stop (BGP's TCP untouched) and
 //!   when the path through the router fails, FRR drops the BGP session (Cease / BFD Down)
 //!   and our route within the BFD detection time (hold time 30 s);
-//! - one router, our side as its own process (`bfd_peer --multihop`): SIGSTOP, and FRR sees
-//!   the session down ("control detection time expired") within the detection time;
+//! - one router, our side as its own process (`bfd_peer --multihop`), IPv4 and IPv6: SIGSTOP,
+//!   and FRR sees the session down ("control detection time expired") within the detection
+//!   time;
 //! - two routers: FRR's packets arrive with TTL 253, below the default `minimumTtl` 254, so
 //!   the speaker drops them (`bfd_drops_total{reason="ttl_below_minimum"}`) and the session
 //!   stays Down; lowering `minimumTtl` to 253 brings it Up.
@@ -36,46 +37,60 @@ struct Chain {
     routers: Vec<Netns>,
 }
 
-/// node -- r1 [-- r2] -- frr, forwarding on the routers, static routes on the ends (so FRR
-/// resolves our next hop without `resolve-via-default`).
+/// node -- r1 [-- r2] -- frr, IPv4 and IPv6, forwarding on the routers, static routes on
+/// the ends (so FRR resolves our next hop without `resolve-via-default`).
 fn chain(tag: &str, two_routers: bool) -> Chain {
+    let addr = |ns: &Netns, dev: &str, v4: &str, v6: &str| {
+        ns.ip(&["addr", "add", v4, "dev", dev]).unwrap();
+        ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]).unwrap();
+    };
+    let routes = |ns: &Netns, via: [(&str, &str); 2]| {
+        for (dst, gw) in via {
+            ns.ip(&["route", "add", dst, "via", gw]).unwrap();
+        }
+    };
     let node = Netns::new(&format!("{tag}-n"));
     let frr = Netns::new(&format!("{tag}-f"));
     let r1 = Netns::new(&format!("{tag}-r1"));
     veth(&node, "eth0", &r1, "eth0");
-    node.ip(&["addr", "add", "192.0.2.10/24", "dev", "eth0"])
-        .unwrap();
-    r1.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"])
-        .unwrap();
+    addr(&node, "eth0", "192.0.2.10/24", "2001:db8:1::10/64");
+    addr(&r1, "eth0", "192.0.2.1/24", "2001:db8:1::1/64");
     let mut routers = vec![r1];
     if two_routers {
         let r2 = Netns::new(&format!("{tag}-r2"));
         veth(&routers[0], "eth1", &r2, "eth0");
-        routers[0]
-            .ip(&["addr", "add", "203.0.113.65/30", "dev", "eth1"])
-            .unwrap();
-        r2.ip(&["addr", "add", "203.0.113.66/30", "dev", "eth0"])
-            .unwrap();
-        routers[0]
-            .ip(&["route", "add", "198.51.100.0/24", "via", "203.0.113.66"])
-            .unwrap();
-        r2.ip(&["route", "add", "192.0.2.0/24", "via", "203.0.113.65"])
-            .unwrap();
+        addr(&routers[0], "eth1", "203.0.113.65/30", "2001:db8:3::1/64");
+        addr(&r2, "eth0", "203.0.113.66/30", "2001:db8:3::2/64");
+        let to_frr = [
+            ("198.51.100.0/24", "203.0.113.66"),
+            ("2001:db8:2::/64", "2001:db8:3::2"),
+        ];
+        routes(&routers[0], to_frr);
+        let to_node = [
+            ("192.0.2.0/24", "203.0.113.65"),
+            ("2001:db8:1::/64", "2001:db8:3::1"),
+        ];
+        routes(&r2, to_node);
         routers.push(r2);
     }
     let last = routers.last().unwrap();
     veth(last, "eth9", &frr, "eth0");
-    last.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth9"])
-        .unwrap();
-    frr.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])
-        .unwrap();
+    addr(last, "eth9", "198.51.100.1/24", "2001:db8:2::1/64");
+    addr(&frr, "eth0", "198.51.100.2/24", "2001:db8:2::2/64");
     for r in &routers {
         r.sysctl("net.ipv4.ip_forward=1").unwrap();
+        r.sysctl("net.ipv6.conf.all.forwarding=1").unwrap();
     }
-    node.ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"])
-        .unwrap();
-    frr.ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"])
-        .unwrap();
+    let to_frr = [
+        ("198.51.100.0/24", "192.0.2.1"),
+        ("2001:db8:2::/64", "2001:db8:1::1"),
+    ];
+    routes(&node, to_frr);
+    let to_node = [
+        ("192.0.2.0/24", "198.51.100.1"),
+        ("2001:db8:1::/64", "2001:db8:2::1"),
+    ];
+    routes(&frr, to_node);
     Chain { node, frr, routers }
 }
 
@@ -121,15 +136,15 @@ fn bgpd_conf() -> String {
     )
 }
 
-/// `profile mh` (100 ms x 3) and, with `peer_min_ttl`, a configured multihop peer for the
-/// node with that minimum TTL.
-fn bfdd_conf(peer_min_ttl: Option<u8>) -> String {
+/// `profile mh` (100 ms x 3) and a configured multihop peer (node, local address) for each
+/// of `peers`, with minimum TTL `min_ttl`.
+fn bfdd_conf(peers: &[(&str, &str)], min_ttl: u8) -> String {
     let mut c = String::from(
         "bfd\n profile mh\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n exit\n",
     );
-    if let Some(t) = peer_min_ttl {
+    for (node, local) in peers {
         c.push_str(&format!(
-            " peer {NODE} multihop local-address {FRR}\n  profile mh\n  minimum-ttl {t}\n exit\n"
+            " peer {node} multihop local-address {local}\n  profile mh\n  minimum-ttl {min_ttl}\n exit\n"
         ));
     }
     c.push_str("exit\n");
@@ -210,7 +225,7 @@ fn multihop_bfd_with_frr_takes_bgp_down_when_the_path_fails() {
         return;
     }
     let lab = chain("bfdmh1", false);
-    let frr = Frr::start(&lab.frr, &bgpd_conf(), Some(&bfdd_conf(None)));
+    let frr = Frr::start(&lab.frr, &bgpd_conf(), Some(&bfdd_conf(&[], 254)));
     let speaker = RunningSpeaker::start(
         &lab.node,
         &[("all.yaml", &manifests(None)), ("web.yaml", WEB_SERVICE)],
@@ -290,7 +305,7 @@ fn multihop_bfd_drops_packets_below_minimum_ttl() {
     // Two routers: packets arrive with TTL 253 both ways. FRR is told to take 250 and up;
     // the speaker keeps MetalLB's default 254.
     let lab = chain("bfdmh2", true);
-    let frr = ferrolb_tests::bfd_peers::FrrBfdd::start(&lab.frr, &bfdd_conf(Some(250)));
+    let frr = ferrolb_tests::bfd_peers::FrrBfdd::start(&lab.frr, &bfdd_conf(&[(NODE, FRR)], 250));
     let speaker = RunningSpeaker::start(
         &lab.node,
         &[("all.yaml", &manifests(None)), ("web.yaml", WEB_SERVICE)],
@@ -342,31 +357,41 @@ fn frr_sees_our_frozen_multihop_peer_down_within_the_detection_time() {
     if !require_root("frr_sees_our_frozen_multihop_peer_down_within_the_detection_time") {
         return;
     }
-    // Our side as its own process (the `bfd_peer` example, multihop), so it can be frozen.
+    // Our side as its own process (the `bfd_peer` example, multihop), so it can be frozen;
+    // over IPv4 and over IPv6 (hop limit, IPV6_PKTINFO).
     let lab = chain("bfdmh3", false);
-    let frr = ferrolb_tests::bfd_peers::FrrBfdd::start(&lab.frr, &bfdd_conf(Some(254)));
-    let ours = ferrolb_tests::bfd_peers::OurBfdPeer::spawn(
-        &lab.node,
-        NODE,
-        FRR,
-        &["--multihop", "--rx", "100", "--tx", "100", "--mult", "3"],
-    );
-    frr.wait_status(NODE, "up", WAIT)
-        .unwrap_or_else(|| panic!("not up: {:?} ours: {}", frr.peer(NODE), ours.output()));
-    assert!(ours.wait_event("new=Up", WAIT), "{}", ours.output());
-    let t0 = Instant::now();
-    ours.signal("STOP");
-    let p = frr
-        .wait_status(NODE, "down", Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("FRR did not see the frozen peer down: {:?}", frr.peer(NODE)));
-    let after = t0.elapsed();
-    eprintln!("FRR saw our frozen multihop peer down after {after:?}");
-    assert_eq!(p.diagnostic, "control detection time expired", "{p:?}");
-    assert!(
-        after < Duration::from_secs(2),
-        "{after:?} (detection 300 ms)"
-    );
-    ours.signal("CONT");
-    frr.wait_status(NODE, "up", WAIT)
-        .unwrap_or_else(|| panic!("no recovery after SIGCONT: {:?}", frr.peer(NODE)));
+    let pairs = [(NODE, FRR), ("2001:db8:1::10", "2001:db8:2::2")];
+    let frr = ferrolb_tests::bfd_peers::FrrBfdd::start(&lab.frr, &bfdd_conf(&pairs, 254));
+    for (node, far) in pairs {
+        let ours = ferrolb_tests::bfd_peers::OurBfdPeer::spawn(
+            &lab.node,
+            node,
+            far,
+            &["--multihop", "--rx", "100", "--tx", "100", "--mult", "3"],
+        );
+        frr.wait_status(node, "up", WAIT).unwrap_or_else(|| {
+            panic!(
+                "not up: {:?} ours: {}\n{}",
+                frr.peer(node),
+                ours.output(),
+                frr.log()
+            )
+        });
+        assert!(ours.wait_event("new=Up", WAIT), "{}", ours.output());
+        let t0 = Instant::now();
+        ours.signal("STOP");
+        let p = frr
+            .wait_status(node, "down", Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("FRR did not see {node} down: {:?}", frr.peer(node)));
+        let after = t0.elapsed();
+        eprintln!("FRR saw our frozen multihop peer {node} down after {after:?}");
+        assert_eq!(p.diagnostic, "control detection time expired", "{p:?}");
+        assert!(
+            after < Duration::from_secs(2),
+            "{after:?} (detection 300 ms)"
+        );
+        ours.signal("CONT");
+        frr.wait_status(node, "up", WAIT)
+            .unwrap_or_else(|| panic!("no recovery after SIGCONT: {:?}", frr.peer(node)));
+    }
 }
