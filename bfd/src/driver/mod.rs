@@ -10,10 +10,10 @@
 //! loop reads datagrams, feeds them and the admin commands to it, sleeps until
 //! [`Machine::next_timer`], and carries out the outputs: send, count, log, publish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket as StdUdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,13 +26,16 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, info_span, warn};
 
 use crate::machine::{BfdEvent, Families, Input, Machine, Output};
-use crate::packet::{CONTROL_PORT, DropReason, MULTIHOP_PORT};
+use crate::packet::{CONTROL_PORT, MULTIHOP_PORT};
 use crate::profile::BfdProfile;
 use crate::session::SessionInfo;
 use crate::{BfdError, sys};
 
+mod counters;
 mod socket;
 
+pub use counters::BfdCounters;
+use counters::SharedCounters;
 use socket::{bind_receive, open_send_socket, recv};
 
 /// Where the manager listens and where it sends.
@@ -79,55 +82,6 @@ pub struct SessionStatus {
     pub packets_in: u64,
     pub packets_out: u64,
     pub state_changes: u64,
-}
-
-/// Manager-wide counters, as plain numbers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BfdCounters {
-    /// Datagrams read from the receive sockets (before any check).
-    pub packets_in: u64,
-    /// Control packets sent.
-    pub packets_out: u64,
-    /// Sends the kernel refused (no route, link down, buffer full).
-    pub send_errors: u64,
-    /// Session state changes.
-    pub state_changes: u64,
-    /// Discarded packets by reason (every reason present, zero or not).
-    pub drops: BTreeMap<DropReason, u64>,
-}
-
-impl BfdCounters {
-    pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops.get(&reason).copied().unwrap_or(0)
-    }
-}
-
-#[derive(Default)]
-struct SharedCounters {
-    packets_in: AtomicU64,
-    packets_out: AtomicU64,
-    send_errors: AtomicU64,
-    state_changes: AtomicU64,
-    drops: [AtomicU64; DropReason::ALL.len()],
-}
-
-impl SharedCounters {
-    fn count_drop(&self, r: DropReason) {
-        self.drops[r.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> BfdCounters {
-        BfdCounters {
-            packets_in: self.packets_in.load(Ordering::Relaxed),
-            packets_out: self.packets_out.load(Ordering::Relaxed),
-            send_errors: self.send_errors.load(Ordering::Relaxed),
-            state_changes: self.state_changes.load(Ordering::Relaxed),
-            drops: DropReason::ALL
-                .iter()
-                .map(|r| (*r, self.drops[r.index()].load(Ordering::Relaxed)))
-                .collect(),
-        }
-    }
 }
 
 type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<BfdEvent>>>>;
