@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bfd_peer --local 192.0.2.2 --peer 192.0.2.1 [--ifname eth0] [--rx 300] [--tx 300] [--mult 3] [--passive]
+//!          [--multihop] [--min-ttl 254]
 //! ```
 //!
 //! Prints `ready` once the session is added, then one line per state change
@@ -19,6 +20,7 @@ struct Args {
     local: IpAddr,
     peer: IpAddr,
     ifname: Option<String>,
+    multihop: bool,
     profile: BfdProfile,
 }
 
@@ -26,11 +28,16 @@ fn parse() -> anyhow::Result<Args> {
     let mut local = None;
     let mut peer = None;
     let mut ifname = None;
+    let mut multihop = false;
     let mut profile = BfdProfile::default();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--passive" {
             profile.passive_mode = true;
+            continue;
+        }
+        if flag == "--multihop" {
+            multihop = true;
             continue;
         }
         let val = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -46,6 +53,7 @@ fn parse() -> anyhow::Result<Args> {
             "--rx" => profile.receive_interval = ms(&val)?,
             "--tx" => profile.transmit_interval = ms(&val)?,
             "--mult" => profile.detect_multiplier = val.parse().context("--mult")?,
+            "--min-ttl" => profile.minimum_ttl = val.parse().context("--min-ttl")?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -53,6 +61,7 @@ fn parse() -> anyhow::Result<Args> {
         local: local.context("--local is required")?,
         peer: peer.context("--peer is required")?,
         ifname,
+        multihop,
         profile,
     })
 }
@@ -81,8 +90,13 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let mut events = mgr.subscribe();
-    mgr.add_session(args.peer, args.local, args.ifname, args.profile)
-        .await?;
+    if args.multihop {
+        mgr.add_multihop_session(args.peer, args.local, args.profile)
+            .await?;
+    } else {
+        mgr.add_session(args.peer, args.local, args.ifname, args.profile)
+            .await?;
+    }
     let mut out = std::io::stdout();
     writeln!(out, "ready")?;
     out.flush()?;
@@ -113,5 +127,9 @@ async fn main() -> anyhow::Result<()> {
         c.state_changes,
         c.drops.values().sum::<u64>()
     )?;
+    // Then the reasons that counted, one `drop reason=N` line each.
+    for (reason, n) in c.drops.iter().filter(|(_, n)| **n > 0) {
+        writeln!(out, "drop {reason}={n}")?;
+    }
     Ok(())
 }

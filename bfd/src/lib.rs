@@ -1,12 +1,14 @@
-//! ferrolb native BFD (RFC 5880/5881), single-hop asynchronous mode.
+//! ferrolb native BFD (RFC 5880), asynchronous mode, single-hop (RFC 5881) and multihop
+//! (RFC 5883) sessions.
 //!
 //! - [`packet`]: the Control packet codec with the RFC 5880 §6.8.6 reception checks (pure).
 //! - [`session`]: the session state machine, sans-IO (`Session::process(Input) -> Vec<Output>`).
 //! - [`profile`]: [`BfdProfile`], the MetalLB-named timer settings.
 //! - [`machine`]: every session of the host, sans-IO (`Machine::handle(Input, now) ->
 //!   Vec<Output>`): GTSM, session selection, admission, discriminators, timers.
-//! - [`driver`]: [`BfdManager`], the tokio driver: UDP 3784 sockets, one send socket per
-//!   session, the timer, events, counters; it carries out the machine's outputs.
+//! - [`driver`]: [`BfdManager`], the tokio driver: UDP 3784 (and 4784 for multihop) receive
+//!   sockets, one send socket per session, the timer, events, counters; it carries out the
+//!   machine's outputs.
 
 pub mod driver;
 pub mod machine;

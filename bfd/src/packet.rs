@@ -16,6 +16,8 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 24;
 /// UDP destination port of single-hop BFD Control packets (RFC 5881 §4).
 pub const CONTROL_PORT: u16 = 3784;
+/// UDP destination port of multihop Control packets (RFC 5883 §4).
+pub const MULTIHOP_PORT: u16 = 4784;
 /// Source ports must be in this range (RFC 5881 §4).
 pub const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// TTL / hop limit sent and required on receive for single-hop sessions (RFC 5881 §5).
@@ -165,11 +167,19 @@ pub enum DropReason {
     SessionAdminDown,
     /// Received TTL / hop limit is not 255 (GTSM, RFC 5881 §5).
     TtlNot255,
+    /// A multihop packet arrived with a TTL / hop limit below the session's `minimumTtl`, or
+    /// without one (RFC 5883 sets no TTL rule; the minimum is MetalLB's / FRR's setting).
+    TtlBelowMinimum,
+    /// A multihop packet was not addressed to the session's local address (RFC 5883 §3:
+    /// multihop sessions are selected by source and destination).
+    DestinationMismatch,
+    /// A packet on the single-hop port for a multihop session, or the other way round.
+    HopModeMismatch,
 }
 
 impl DropReason {
     /// Every reason, for counters and metrics.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Short,
         DropReason::BadVersion,
         DropReason::BadLength,
@@ -184,6 +194,9 @@ impl DropReason {
         DropReason::SourceMismatch,
         DropReason::SessionAdminDown,
         DropReason::TtlNot255,
+        DropReason::TtlBelowMinimum,
+        DropReason::DestinationMismatch,
+        DropReason::HopModeMismatch,
     ];
 
     /// A stable snake_case label, for metrics.
@@ -203,6 +216,9 @@ impl DropReason {
             DropReason::SourceMismatch => "source_mismatch",
             DropReason::SessionAdminDown => "session_admin_down",
             DropReason::TtlNot255 => "ttl_not_255",
+            DropReason::TtlBelowMinimum => "ttl_below_minimum",
+            DropReason::DestinationMismatch => "destination_mismatch",
+            DropReason::HopModeMismatch => "hop_mode_mismatch",
         }
     }
 

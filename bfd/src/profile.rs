@@ -8,8 +8,9 @@ use crate::BfdError;
 ///
 /// Echo mode is **not supported**: [`BfdProfile::validate`] rejects `echo_mode: true`, and
 /// ferrolb always advertises a Required Min Echo RX Interval of zero, so peers never send
-/// echo packets to it. `minimum_ttl` applies to multihop sessions only; single-hop sessions
-/// (the only kind implemented) always send and require TTL 255 (RFC 5881 §5).
+/// echo packets to it. `minimum_ttl` applies to multihop sessions only (RFC 5883: a packet
+/// that arrives with a lower TTL / hop limit is dropped); single-hop sessions always require
+/// TTL 255 (RFC 5881 §5). Both kinds send with TTL 255.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BfdProfile {
     /// Minimum interval at which we can receive control packets (`receiveInterval`).
@@ -24,7 +25,8 @@ pub struct BfdProfile {
     pub echo_mode: bool,
     /// Wait for the peer to speak first (`passiveMode`, RFC 5880 §6.1 passive role).
     pub passive_mode: bool,
-    /// Minimum accepted TTL for multihop sessions (`minimumTtl`); ignored for single-hop.
+    /// Minimum accepted TTL / hop limit for multihop sessions (`minimumTtl`, 1..=254; the
+    /// default 254 admits one router between the peers); ignored for single-hop.
     pub minimum_ttl: u8,
 }
 

@@ -1,11 +1,11 @@
 //! The only unsafe code of the BFD crate: asking the kernel for the received TTL / hop limit
-//! (IP_RECVTTL, IPV6_RECVHOPLIMIT), reading it from `recvmsg` control messages, and mapping an
-//! interface name to its index.
+//! (IP_RECVTTL, IPV6_RECVHOPLIMIT) and destination address (IP_PKTINFO, IPV6_RECVPKTINFO),
+//! reading them from `recvmsg` control messages, and mapping an interface name to its index.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 
 fn setsockopt_int(
@@ -32,29 +32,38 @@ fn setsockopt_int(
     }
 }
 
-/// Asks the kernel to attach the received TTL (IPv4) or hop limit (IPv6) to every datagram.
-pub(crate) fn enable_recv_ttl(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
-    if ipv6 {
-        setsockopt_int(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_RECVHOPLIMIT,
-            1,
-        )
+/// Asks the kernel to attach to every datagram the TTL (IPv4) or hop limit (IPv6) it arrived
+/// with and its destination address (multihop sessions are selected by source and
+/// destination, RFC 5883 §3).
+pub(crate) fn enable_recv_info(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    let opts = if ipv6 {
+        [
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+        ]
     } else {
-        setsockopt_int(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTTL, 1)
+        [
+            (libc::IPPROTO_IP, libc::IP_RECVTTL),
+            (libc::IPPROTO_IP, libc::IP_PKTINFO),
+        ]
+    };
+    for (level, name) in opts {
+        setsockopt_int(sock.as_raw_fd(), level, name, 1)?;
     }
+    Ok(())
 }
 
-/// One received datagram: payload length, source, and TTL / hop limit if the kernel gave one.
+/// One received datagram: payload length, source, TTL / hop limit and destination address if
+/// the kernel gave them.
 pub(crate) struct Received {
     pub len: usize,
     pub src: SocketAddr,
+    pub dst: Option<IpAddr>,
     pub ttl: Option<u8>,
 }
 
 /// `recvmsg` on a non-blocking UDP socket, returning the TTL / hop limit from the control
-/// messages enabled by [`enable_recv_ttl`]. `WouldBlock` when nothing is queued.
+/// messages enabled by [`enable_recv_info`]. `WouldBlock` when nothing is queued.
 pub(crate) fn recv_with_ttl(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut addr = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     // u64 array keeps the control buffer aligned for cmsghdr.
@@ -79,9 +88,11 @@ pub(crate) fn recv_with_ttl(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         return Err(io::Error::last_os_error());
     }
     let mut ttl = None;
+    let mut dst = None;
     // SAFETY: `msg` was filled by a successful recvmsg, so CMSG_FIRSTHDR/NXTHDR walk the
     // control buffer within `msg_controllen`, and CMSG_DATA points inside the same message;
-    // read_unaligned copes with any alignment of the int payload.
+    // read_unaligned copes with any alignment of the payload, whose size is checked against
+    // cmsg_len before each read.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
@@ -94,6 +105,21 @@ pub(crate) fn recv_with_ttl(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
                 let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
                 ttl = u8::try_from(v).ok();
             }
+            let fits = |n: usize| h.cmsg_len as usize >= libc::CMSG_LEN(n as u32) as usize;
+            if h.cmsg_level == libc::IPPROTO_IP
+                && h.cmsg_type == libc::IP_PKTINFO
+                && fits(size_of::<libc::in_pktinfo>())
+            {
+                let i = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>());
+                dst = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))));
+            }
+            if h.cmsg_level == libc::IPPROTO_IPV6
+                && h.cmsg_type == libc::IPV6_PKTINFO
+                && fits(size_of::<libc::in6_pktinfo>())
+            {
+                let i = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>());
+                dst = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)));
+            }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
@@ -104,6 +130,7 @@ pub(crate) fn recv_with_ttl(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     Ok(Received {
         len: n as usize,
         src,
+        dst,
         ttl,
     })
 }

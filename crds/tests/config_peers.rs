@@ -369,6 +369,32 @@ fn bfd_profile_out_of_range() {
 }
 
 #[test]
+fn bfd_minimum_ttl_is_1_to_254_and_kept_for_multihop_peers() {
+    for bad in ["0", "255"] {
+        let out = build(&obj("BFDProfile", "mh", &format!("  minimumTtl: {bad}\n")));
+        one_error(
+            &out,
+            Kind::BFDProfile,
+            "mh",
+            "spec.minimumTtl",
+            Some(bad),
+            "between 1 and 254",
+        );
+    }
+    // A multihop peer keeps its profile's minimum (the speaker runs RFC 5883 BFD for it).
+    let yaml = obj("BFDProfile", "mh", "  minimumTtl: 253\n")
+        + &peer(
+            "tor",
+            &format!("{BASE}  ebgpMultiHop: true\n  bfdProfile: mh\n"),
+        );
+    let out = build(&yaml);
+    no_errors(&out);
+    let p = &out.config.peers["tor"];
+    assert!(p.ebgp_multihop);
+    assert_eq!(p.bfd.as_ref().map(|b| b.minimum_ttl), Some(253));
+}
+
+#[test]
 fn duplicate_peer_on_same_nodes() {
     let yaml = peer("a", BASE) + &peer("b", BASE);
     let out = build(&yaml);

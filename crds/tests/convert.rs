@@ -179,6 +179,30 @@ fn legacy_bfd_echo_mode_is_a_loss() {
     let r = valid(&c);
     assert_eq!(r.bfd_profiles.len(), 2);
     assert_eq!(r.bfd_profiles[1].spec.echo_mode, None);
+    // minimum-ttl is kept (it applies to multihop sessions).
+    assert_eq!(r.bfd_profiles[0].spec.minimum_ttl, Some(254));
+    assert_eq!(r.bfd_profiles[1].spec.minimum_ttl, Some(150));
+}
+
+#[test]
+fn multihop_peer_with_bfd_and_minimum_ttl_converts_without_loss() {
+    let text = "\
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: mh, namespace: metallb-system}
+spec: {receiveInterval: 300, transmitInterval: 300, minimumTtl: 253}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: rs, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64515, peerAddress: 203.0.113.1, ebgpMultiHop: true, bfdProfile: mh}
+";
+    let c = convert_metallb("mh.yaml", text);
+    assert!(c.losses.is_empty(), "{:#?}", losses(&c));
+    let r = valid(&c);
+    assert_eq!(r.bfd_profiles[0].spec.minimum_ttl, Some(253));
+    assert_eq!(r.bgp_peers[0].spec.ebgp_multi_hop, Some(true));
+    assert_eq!(r.bgp_peers[0].spec.bfd_profile.as_deref(), Some("mh"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! and the translation of [`Action`]s into their calls. No policy here.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,6 +147,19 @@ pub fn local_address_for(links: &[Link], peer: IpAddr) -> Option<IpAddr> {
         .map(|n| n.addr())
 }
 
+/// The source address the kernel picks for `peer` (a route lookup: a connected UDP socket
+/// sends nothing), or `None` when there is no route.
+fn route_source(peer: IpAddr) -> Option<IpAddr> {
+    let any: SocketAddr = match peer {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = std::net::UdpSocket::bind(any).ok()?;
+    sock.connect((peer, ferrolb_bfd::packet::MULTIHOP_PORT))
+        .ok()?;
+    Some(sock.local_addr().ok()?.ip())
+}
+
 /// Router IDs derived from node names fall in this block (100.64.0.0/10, RFC 6598 shared
 /// address space: 4,194,304 IDs, never a class D/E value a router would reject).
 pub const DERIVED_ROUTER_ID_BLOCK: (Ipv4Addr, u8) = (Ipv4Addr::new(100, 64, 0, 0), 10);
@@ -273,7 +286,12 @@ impl Drivers {
                     return failed("bfd", error.to_string());
                 }
             }
-            Action::AddBfd { peer, profile } => {
+            Action::AddBfd {
+                peer,
+                profile,
+                multihop,
+                source,
+            } => {
                 if self.bfd.is_none() {
                     self.bfd = Some(
                         BfdManager::start(ManagerConfig::default())
@@ -281,15 +299,24 @@ impl Drivers {
                             .map_err(Error::Bfd)?,
                     );
                 }
-                let Some(local) = local_address_for(links, peer) else {
-                    warn!(%peer, "no local address in the peer's subnet; BFD session not started");
-                    return Ok(None);
-                };
                 let bfd = self.bfd.as_ref().expect("started above");
-                if let Err(error) = bfd
-                    .add_session(peer, local, None, bfd_profile(&profile))
-                    .await
-                {
+                let profile = bfd_profile(&profile);
+                let added = if multihop {
+                    // RFC 5883: from `sourceAddress`, else the address the kernel would
+                    // send from (what the BGP session uses too).
+                    let Some(local) = source.or_else(|| route_source(peer)) else {
+                        warn!(%peer, "no route to the peer; multihop BFD session not started");
+                        return failed("bfd", format!("no route to {peer}"));
+                    };
+                    bfd.add_multihop_session(peer, local, profile).await
+                } else {
+                    let Some(local) = local_address_for(links, peer) else {
+                        warn!(%peer, "no local address in the peer's subnet; BFD session not started");
+                        return Ok(None);
+                    };
+                    bfd.add_session(peer, local, None, profile).await
+                };
+                if let Err(error) = added {
                     warn!(%peer, %error, "failed to add BFD session");
                     return failed("bfd", error.to_string());
                 }

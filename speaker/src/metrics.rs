@@ -91,6 +91,9 @@ pub struct Metrics {
     pub bfd_up: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_bfd_session_flaps_total{peer,address}`: Up sessions that went down.
     pub bfd_flaps: Family<PeerLabel, Counter>,
+    /// `ferrolb_speaker_bfd_drops_total{reason}`: received BFD packets discarded, by
+    /// `ferrolb_bfd::DropReason` label (`ttl_not_255`, `ttl_below_minimum`, ...).
+    pub bfd_drops: Family<ReasonLabel, Counter>,
     /// `ferrolb_speaker_l2_owner_changes_total`: L2 IPs whose owner node changed, as this
     /// node's election saw it (every node counts the same change).
     pub l2_owner_changes: Counter,
@@ -163,6 +166,7 @@ struct Last {
     errors: BTreeMap<(IpAddr, ferrolb_bgp::ErrorKind), u64>,
     replies: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
+    bfd_drops: BTreeMap<String, u64>,
     conflicts: u64,
     conflicts_suppressed: u64,
     announcements: u64,
@@ -269,6 +273,11 @@ impl Metrics {
             "bfd_session_flaps",
             "Up BFD sessions that went down",
             self.bfd_flaps.clone(),
+        );
+        r.register(
+            "bfd_drops",
+            "Received BFD packets discarded, by reason",
+            self.bfd_drops.clone(),
         );
         r.register(
             "l2_owner_changes",
@@ -404,6 +413,18 @@ impl Metrics {
     }
 
     /// Updates the L2 counters from the responder's snapshot.
+    /// Turns the BFD manager's drop counts (totals since it started) into counter increments.
+    pub fn observe_bfd_counters(&self, c: &ferrolb_bfd::BfdCounters) {
+        let mut last = self.last.lock().expect("metrics lock");
+        for (reason, n) in &c.drops {
+            let k = reason.as_str().to_string();
+            let prev = last.bfd_drops.insert(k.clone(), *n).unwrap_or(0);
+            self.bfd_drops
+                .get_or_create(&ReasonLabel { reason: k })
+                .inc_by(n.saturating_sub(prev));
+        }
+    }
+
     pub fn observe_l2(&self, c: &ferrolb_arp::Counters) {
         let mut last = self.last.lock().expect("metrics lock");
         for (kind, n) in &c.replies {

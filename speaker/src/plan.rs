@@ -24,8 +24,14 @@ pub enum Action {
     /// Change the session settings of a BGP peer: its session is reset (Cease / Other
     /// Configuration Change) and reconnects after the idle hold-off.
     UpdatePeer(Box<Peer>),
-    /// Start a BFD session to a peer.
-    AddBfd { peer: IpAddr, profile: Bfd },
+    /// Start a BFD session to a peer: multihop (RFC 5883) for an `ebgpMultiHop` peer, as in
+    /// MetalLB, from its `sourceAddress` when set; single-hop (RFC 5881) otherwise.
+    AddBfd {
+        peer: IpAddr,
+        profile: Bfd,
+        multihop: bool,
+        source: Option<IpAddr>,
+    },
     /// Change the timers of a running BFD session in place (no flap, no BGP reset).
     SetBfdProfile { peer: IpAddr, profile: Bfd },
     /// Replace the routes advertised to a peer.
@@ -74,6 +80,21 @@ pub fn needs_new_session(old: &Peer, new: &Peer) -> bool {
     *old != new
 }
 
+/// The BFD session of a peer with a BFD profile.
+fn add_bfd(p: &Peer, profile: &Bfd) -> Action {
+    Action::AddBfd {
+        peer: p.address,
+        profile: profile.clone(),
+        multihop: p.ebgp_multihop,
+        source: p.source_address,
+    }
+}
+
+/// Whether the BFD session itself (not its timers) differs: hop mode or source address.
+fn bfd_session_changed(old: &Peer, new: &Peer) -> bool {
+    old.ebgp_multihop != new.ebgp_multihop || old.source_address != new.source_address
+}
+
 /// The changes that take `applied` to `desired`, in a safe order: L2 first (one call per
 /// interface whose set changed), then BFD/BGP removals, changes of kept peers (a session
 /// reset only when [`needs_new_session`]; BFD added, removed or retimed on its own),
@@ -112,10 +133,12 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
         }
         match (&old.bfd, &new.bfd) {
             (Some(_), None) => out.push(Action::RemoveBfd { peer: *addr }),
-            (None, Some(b)) => out.push(Action::AddBfd {
-                peer: *addr,
-                profile: b.clone(),
-            }),
+            (None, Some(b)) => out.push(add_bfd(new, b)),
+            // Single-hop <-> multihop, or another source: a different BFD session.
+            (Some(_), Some(b)) if bfd_session_changed(old, new) => {
+                out.push(Action::RemoveBfd { peer: *addr });
+                out.push(add_bfd(new, b));
+            }
             (Some(a), Some(b)) if a != b => out.push(Action::SetBfdProfile {
                 peer: *addr,
                 profile: b.clone(),
@@ -127,10 +150,7 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
         if !applied.peers.contains_key(addr) {
             out.push(Action::AddPeer(Box::new(new.clone())));
             if let Some(b) = &new.bfd {
-                out.push(Action::AddBfd {
-                    peer: *addr,
-                    profile: b.clone(),
-                });
+                out.push(add_bfd(new, b));
             }
         }
     }

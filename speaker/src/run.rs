@@ -366,6 +366,7 @@ impl Speaker {
                 && let Ok(sessions) = bfd.sessions().await
             {
                 self.metrics.observe_bfd_sessions(&names, &sessions);
+                self.metrics.observe_bfd_counters(&bfd.counters());
                 let now: BTreeMap<_, _> = sessions.iter().map(|s| (s.peer, s.info.state)).collect();
                 if now != self.st.bfd {
                     self.st.bfd = now;

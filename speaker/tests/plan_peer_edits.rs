@@ -48,6 +48,23 @@ fn state(p: Peer, routes: &[&str]) -> Announcements {
     a
 }
 
+/// The kind of each action, in order.
+fn kinds(actions: &[Action]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::SetOwned { .. } => "SetOwned",
+            Action::RemoveBfd { .. } => "RemoveBfd",
+            Action::RemovePeer { .. } => "RemovePeer",
+            Action::AddPeer(_) => "AddPeer",
+            Action::UpdatePeer(_) => "UpdatePeer",
+            Action::AddBfd { .. } => "AddBfd",
+            Action::SetBfdProfile { .. } => "SetBfdProfile",
+            Action::SetRoutes { .. } => "SetRoutes",
+        })
+        .collect()
+}
+
 fn actions_for(new_spec: &str) -> Vec<Action> {
     let old = state(peer(BASE), &["203.0.113.1/32"]);
     let new = state(peer(new_spec), &["203.0.113.1/32"]);
@@ -64,13 +81,58 @@ fn session_fields_update_the_peer_in_place() {
         "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, connectTime: 1s}",
         "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, password: s3cret}",
         "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, peerPort: 1179}",
-        "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, sourceAddress: 192.0.2.10}",
         "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, routerID: 192.0.2.99}",
-        "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, ebgpMultiHop: true}",
+        "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, sourceAddress: 192.0.2.10}",
+        "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, ebgpMultiHop: true}",
     ] {
-        let a = actions_for(spec);
+        // Without BFD: the two fields below only touch the session.
+        let spec_old = if spec.contains("bfdProfile") {
+            BASE
+        } else {
+            "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1}"
+        };
+        let old = state(peer(spec_old), &["203.0.113.1/32"]);
+        let new = state(peer(spec), &["203.0.113.1/32"]);
+        let a = plan(&Applied::from_desired(&old), &new);
         assert_eq!(a.len(), 1, "{spec}: {a:?}");
         assert!(matches!(&a[0], Action::UpdatePeer(_)), "{spec}: {a:?}");
+    }
+}
+
+#[test]
+fn bfd_follows_the_hop_mode_and_source_of_the_peer() {
+    // MetalLB's rule: BFD on an ebgpMultiHop peer is multihop (RFC 5883), from its
+    // sourceAddress when set.
+    let mh = "{myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.6, bfdProfile: fast, ebgpMultiHop: true, sourceAddress: 192.0.2.10}";
+    let fresh = plan(&Applied::default(), &state(peer(mh), &[]));
+    assert!(
+        fresh.iter().any(|a| matches!(a, Action::AddBfd { multihop: true, source: Some(s), .. } if s.to_string() == "192.0.2.10")),
+        "{fresh:?}"
+    );
+    let single = plan(&Applied::default(), &state(peer(BASE), &[]));
+    assert!(
+        single.iter().any(|a| matches!(
+            a,
+            Action::AddBfd {
+                multihop: false,
+                source: None,
+                ..
+            }
+        )),
+        "{single:?}"
+    );
+    // Switching the hop mode or the source replaces the BFD session (another port, another
+    // local address), besides the BGP session update.
+    for spec in [
+        "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, ebgpMultiHop: true}",
+        "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast, sourceAddress: 192.0.2.10}",
+    ] {
+        let a = actions_for(spec);
+        assert_eq!(
+            kinds(&a),
+            ["UpdatePeer", "RemoveBfd", "AddBfd"],
+            "{spec}: {a:?}"
+        );
     }
 }
 
@@ -121,19 +183,8 @@ fn routes_and_non_session_fields_only_set_routes() {
 #[test]
 fn an_address_change_removes_the_old_peer_and_adds_the_new_one() {
     let a = actions_for("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2, bfdProfile: fast}");
-    let kinds: Vec<&str> = a
-        .iter()
-        .map(|a| match a {
-            Action::RemoveBfd { .. } => "RemoveBfd",
-            Action::RemovePeer { .. } => "RemovePeer",
-            Action::AddPeer(_) => "AddPeer",
-            Action::AddBfd { .. } => "AddBfd",
-            Action::SetRoutes { .. } => "SetRoutes",
-            _ => "other",
-        })
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&a),
         ["RemoveBfd", "RemovePeer", "AddPeer", "AddBfd", "SetRoutes"]
     );
 }

@@ -1,6 +1,7 @@
 //! The tokio driver (`BfdManager`) in-process, one per namespace: two of ours over IPv6
 //! link-local (interface-bound sockets), events, state query, counters, `remove_session`
-//! sending AdminDown; and GTSM / malformed-packet drops counted by reason.
+//! sending AdminDown; GTSM / malformed-packet drops counted by reason; the multihop receive
+//! rules (port, destination, minimum TTL) through real sockets.
 
 use std::net::{IpAddr, UdpSocket};
 use std::time::Duration;
@@ -305,6 +306,84 @@ fn gtsm_and_malformed_packets_are_dropped_and_counted() {
     );
     assert_eq!(counters.drops(DropReason::NoSession), 1, "{counters:?}");
     assert_eq!(counters.drops(DropReason::Short), 1, "{counters:?}");
+}
+
+/// Multihop (RFC 5883) receive rules through real sockets: the destination comes from
+/// IP_PKTINFO / IPV6_PKTINFO, the TTL from the control messages, the port from the socket.
+#[test]
+fn multihop_packets_need_port_destination_and_minimum_ttl() {
+    if !require_root("multihop_packets_need_port_destination_and_minimum_ttl") {
+        return;
+    }
+    let (a, _b) = bfd_pair("bdm");
+    // Our sessions' local addresses; the packets come from the pair's .1 / ::1 (loopback:
+    // the TTL arrives as sent).
+    a.ip(&["addr", "add", "192.0.2.11/24", "dev", "eth0"])
+        .unwrap();
+    a.ip(&["addr", "add", "2001:db8::11/64", "dev", "eth0", "nodad"])
+        .unwrap();
+    let (counters, v4_state) = a.run_in(|| {
+        runtime().block_on(async {
+            let mgr = BfdManager::start(ManagerConfig::default())
+                .await
+                .expect("start");
+            for (peer, local) in [("192.0.2.1", "192.0.2.11"), ("2001:db8::1", "2001:db8::11")] {
+                mgr.add_multihop_session(peer.parse().unwrap(), local.parse().unwrap(), fast())
+                    .await
+                    .unwrap();
+            }
+            let tx = UdpSocket::bind("192.0.2.1:0").unwrap();
+            let tx6 = UdpSocket::bind("[2001:db8::1]:0").unwrap();
+            let hops = |h: u32| {
+                tx.set_ttl(h).unwrap();
+                socket2::SockRef::from(&tx6).set_unicast_hops_v6(h).unwrap();
+            };
+            hops(200);
+            tx.send_to(&stray_packet(), "192.0.2.11:4784").unwrap();
+            tx6.send_to(&stray_packet(), "[2001:db8::11]:4784").unwrap();
+            hops(255);
+            // Not to the session's local address.
+            tx.send_to(&stray_packet(), "192.0.2.1:4784").unwrap();
+            tx6.send_to(&stray_packet(), "[2001:db8::1]:4784").unwrap();
+            // The single-hop port.
+            tx.send_to(&stray_packet(), "192.0.2.11:3784").unwrap();
+            // Right port, address and TTL: the session takes it (Down -> Init).
+            tx.send_to(&stray_packet(), "192.0.2.11:4784").unwrap();
+            let peer: IpAddr = "192.0.2.1".parse().unwrap();
+            let mut state = None;
+            for _ in 0..100 {
+                let c = mgr.counters();
+                state = mgr.session(peer).await.unwrap().map(|s| s.info.state);
+                if c.drops(DropReason::TtlBelowMinimum) >= 2
+                    && c.drops(DropReason::DestinationMismatch) >= 2
+                    && c.drops(DropReason::HopModeMismatch) >= 1
+                    && state == Some(State::Init)
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let c = mgr.counters();
+            mgr.shutdown().await.unwrap();
+            (c, state)
+        })
+    });
+    assert_eq!(
+        counters.drops(DropReason::TtlBelowMinimum),
+        2,
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.drops(DropReason::DestinationMismatch),
+        2,
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.drops(DropReason::HopModeMismatch),
+        1,
+        "{counters:?}"
+    );
+    assert_eq!(v4_state, Some(State::Init), "{counters:?}");
 }
 
 /// A session may be added before its local address exists (interface still being set up):

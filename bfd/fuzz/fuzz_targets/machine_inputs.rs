@@ -1,5 +1,6 @@
 //! The whole-host BFD machine under arbitrary input: datagrams from configured and unknown
-//! sources with any TTL, timer ticks at arbitrary times, sessions added, removed and
+//! sources with any TTL, on either port (single-hop, multihop) and to either destination,
+//! timer ticks at arbitrary times, single-hop and multihop sessions added, removed and
 //! re-timed in between. It must never panic, and it must only ever address configured peers.
 #![no_main]
 
@@ -51,9 +52,14 @@ fuzz_target!(|data: &[u8]| {
     );
     let mut now = Instant::now();
     let mut configured: BTreeSet<IpAddr> = BTreeSet::new();
-    for peer in PEERS {
-        m.add(peer, local_of(peer), BfdProfile::default(), now)
-            .expect("a default session is accepted");
+    for (i, peer) in PEERS.into_iter().enumerate() {
+        // The second peer is multihop (RFC 5883), the others single-hop.
+        let added = if i == 1 {
+            m.add_multihop(peer, local_of(peer), BfdProfile::default(), now)
+        } else {
+            m.add(peer, local_of(peer), BfdProfile::default(), now)
+        };
+        added.expect("a default session is accepted");
         configured.insert(peer);
     }
     for chunk in data.chunks(32) {
@@ -72,7 +78,11 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Err(_) => Vec::new(),
             },
-            3 => match m.add(peer, local_of(peer), profile(chunk.get(2..).unwrap_or_default()), now) {
+            3 => match if op & 0x20 != 0 {
+                m.add_multihop(peer, local_of(peer), profile(chunk.get(2..).unwrap_or_default()), now)
+            } else {
+                m.add(peer, local_of(peer), profile(chunk.get(2..).unwrap_or_default()), now)
+            } {
                 Ok(out) => {
                     configured.insert(peer);
                     out
@@ -83,8 +93,15 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 let src = if op & 0x80 != 0 { STRANGER } else { peer };
                 let ttl = (op & 0x40 != 0).then_some(arg);
+                let multihop = op & 0x20 != 0;
+                let dst = match op & 0x18 {
+                    0 => None,
+                    0x08 => Some(STRANGER),
+                    _ => Some(local_of(peer)),
+                };
                 let body = chunk.get(2..).unwrap_or_default();
-                m.handle(Input::Datagram { data: body, src, ttl }, now)
+                let input = Input::Datagram { data: body, src, dst, ttl, multihop };
+                m.handle(input, now)
             }
         };
         for o in &out {

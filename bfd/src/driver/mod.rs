@@ -2,16 +2,18 @@
 //! timer.
 //!
 //! One task owns every session. It receives on one UDP socket per address family bound to
-//! port 3784 (TTL / hop limit read from control messages), and sends from one socket per
+//! port 3784 and, from the first multihop session on, one per family bound to 4784 (TTL /
+//! hop limit and destination read from control messages), and sends from one socket per
 //! session bound to the session's local address and a source port in 49152-65535 with TTL
-//! 255. Every rule (GTSM, session selection, admission, timers, the sessions themselves) is
-//! the machine's; this loop reads datagrams, feeds them and the admin commands to it, sleeps
-//! until [`Machine::next_timer`], and carries out the outputs: send, count, log, publish.
+//! 255, to port 3784 (single-hop) or 4784 (multihop). Every rule (GTSM, the multihop minimum
+//! TTL, session selection, admission, timers, the sessions themselves) is the machine's; this
+//! loop reads datagrams, feeds them and the admin commands to it, sleeps until
+//! [`Machine::next_timer`], and carries out the outputs: send, count, log, publish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket as StdUdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -24,13 +26,16 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, info_span, warn};
 
 use crate::machine::{BfdEvent, Families, Input, Machine, Output};
-use crate::packet::{CONTROL_PORT, DropReason};
+use crate::packet::{CONTROL_PORT, MULTIHOP_PORT};
 use crate::profile::BfdProfile;
 use crate::session::SessionInfo;
 use crate::{BfdError, sys};
 
+mod counters;
 mod socket;
 
+pub use counters::BfdCounters;
+use counters::SharedCounters;
 use socket::{bind_receive, open_send_socket, recv};
 
 /// Where the manager listens and where it sends.
@@ -40,6 +45,11 @@ pub struct ManagerConfig {
     pub listen_port: u16,
     /// Port peers listen on (3784).
     pub peer_port: u16,
+    /// Port to receive multihop packets on (4784); bound when the first multihop session is
+    /// added.
+    pub multihop_listen_port: u16,
+    /// Port peers listen on for multihop packets (4784).
+    pub multihop_peer_port: u16,
     /// Open the IPv4 receive socket.
     pub ipv4: bool,
     /// Open the IPv6 receive socket.
@@ -51,6 +61,8 @@ impl Default for ManagerConfig {
         ManagerConfig {
             listen_port: CONTROL_PORT,
             peer_port: CONTROL_PORT,
+            multihop_listen_port: MULTIHOP_PORT,
+            multihop_peer_port: MULTIHOP_PORT,
             ipv4: true,
             ipv6: true,
         }
@@ -64,59 +76,12 @@ pub struct SessionStatus {
     pub local: IpAddr,
     pub ifname: Option<String>,
     pub source_port: u16,
+    /// A multihop session (RFC 5883).
+    pub multihop: bool,
     pub info: SessionInfo,
     pub packets_in: u64,
     pub packets_out: u64,
     pub state_changes: u64,
-}
-
-/// Manager-wide counters, as plain numbers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BfdCounters {
-    /// Datagrams read from the receive sockets (before any check).
-    pub packets_in: u64,
-    /// Control packets sent.
-    pub packets_out: u64,
-    /// Sends the kernel refused (no route, link down, buffer full).
-    pub send_errors: u64,
-    /// Session state changes.
-    pub state_changes: u64,
-    /// Discarded packets by reason (every reason present, zero or not).
-    pub drops: BTreeMap<DropReason, u64>,
-}
-
-impl BfdCounters {
-    pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops.get(&reason).copied().unwrap_or(0)
-    }
-}
-
-#[derive(Default)]
-struct SharedCounters {
-    packets_in: AtomicU64,
-    packets_out: AtomicU64,
-    send_errors: AtomicU64,
-    state_changes: AtomicU64,
-    drops: [AtomicU64; DropReason::ALL.len()],
-}
-
-impl SharedCounters {
-    fn count_drop(&self, r: DropReason) {
-        self.drops[r.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> BfdCounters {
-        BfdCounters {
-            packets_in: self.packets_in.load(Ordering::Relaxed),
-            packets_out: self.packets_out.load(Ordering::Relaxed),
-            send_errors: self.send_errors.load(Ordering::Relaxed),
-            state_changes: self.state_changes.load(Ordering::Relaxed),
-            drops: DropReason::ALL
-                .iter()
-                .map(|r| (*r, self.drops[r.index()].load(Ordering::Relaxed)))
-                .collect(),
-        }
-    }
 }
 
 type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<BfdEvent>>>>;
@@ -126,6 +91,7 @@ enum Command {
         peer: IpAddr,
         local: IpAddr,
         ifname: Option<String>,
+        multihop: bool,
         profile: BfdProfile,
         reply: oneshot::Sender<Result<(), BfdError>>,
     },
@@ -194,13 +160,17 @@ impl BfdManager {
         };
         let driver = Driver {
             machine: Machine::new(families, StdRng::from_rng(&mut rand::rng())),
-            peer_port: config.peer_port,
+            config,
             links: HashMap::new(),
             counters: counters.clone(),
             subscribers: subscribers.clone(),
             buf: BytesMut::with_capacity(64),
         };
-        let task = tokio::spawn(driver.run(cmd_rx, sock4, sock6));
+        let sockets = Sockets {
+            single: [sock4, sock6],
+            multi: [None, None],
+        };
+        let task = tokio::spawn(driver.run(cmd_rx, sockets));
         Ok(BfdManager {
             cmd: cmd_tx,
             counters,
@@ -219,11 +189,36 @@ impl BfdManager {
         ifname: Option<String>,
         profile: BfdProfile,
     ) -> Result<(), BfdError> {
+        self.add(peer, local, ifname, false, profile).await
+    }
+
+    /// Starts a multihop session (RFC 5883) to `peer`, sending from `local` to port 4784 with
+    /// TTL 255 and accepting its packets on port 4784, addressed to `local`, with a TTL of at
+    /// least `profile.minimum_ttl`. The first multihop session binds the 4784 receive socket
+    /// of its family ([`BfdError::BindReceive`] when that fails).
+    pub async fn add_multihop_session(
+        &self,
+        peer: IpAddr,
+        local: IpAddr,
+        profile: BfdProfile,
+    ) -> Result<(), BfdError> {
+        self.add(peer, local, None, true, profile).await
+    }
+
+    async fn add(
+        &self,
+        peer: IpAddr,
+        local: IpAddr,
+        ifname: Option<String>,
+        multihop: bool,
+        profile: BfdProfile,
+    ) -> Result<(), BfdError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Add {
             peer,
             local,
             ifname,
+            multihop,
             profile,
             reply,
         })
@@ -322,16 +317,30 @@ struct Link {
 
 struct Driver {
     machine: Machine,
-    peer_port: u16,
+    config: ManagerConfig,
     links: HashMap<IpAddr, Link>,
     counters: Arc<SharedCounters>,
     subscribers: Subscribers,
     buf: BytesMut,
 }
 
+/// The receive sockets, `[IPv4, IPv6]` each: single-hop (3784) bound at start, multihop
+/// (4784) bound by the first multihop session of the family.
+struct Sockets {
+    single: [Option<UdpSocket>; 2],
+    multi: [Option<UdpSocket>; 2],
+}
+
+/// Which receive socket a datagram came from.
+#[derive(Clone, Copy, Debug)]
+struct RxSocket {
+    ipv6: bool,
+    multihop: bool,
+}
+
 enum Event {
     Cmd(Option<Command>),
-    Datagram(io::Result<sys::Received>, usize),
+    Datagram(io::Result<sys::Received>, RxSocket),
     Timer,
 }
 
@@ -343,36 +352,37 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 impl Driver {
-    async fn run(
-        mut self,
-        mut cmd_rx: mpsc::Receiver<Command>,
-        sock4: Option<UdpSocket>,
-        sock6: Option<UdpSocket>,
-    ) {
-        let mut buf4 = [0u8; 1500];
-        let mut buf6 = [0u8; 1500];
+    async fn run(mut self, mut cmd_rx: mpsc::Receiver<Command>, mut sockets: Sockets) {
+        // One buffer per socket: [single v4, single v6, multi v4, multi v6].
+        let mut bufs = [[0u8; 1500]; 4];
         loop {
             let next = self.machine.next_timer();
+            let [s4, s6] = &sockets.single;
+            let [m4, m6] = &sockets.multi;
+            let [b0, b1, b2, b3] = &mut bufs;
+            let from = |ipv6, multihop| RxSocket { ipv6, multihop };
             let ev = tokio::select! {
                 c = cmd_rx.recv() => Event::Cmd(c),
-                r = recv(sock4.as_ref(), &mut buf4) => Event::Datagram(r, 4),
-                r = recv(sock6.as_ref(), &mut buf6) => Event::Datagram(r, 6),
+                r = recv(s4.as_ref(), b0) => Event::Datagram(r, from(false, false)),
+                r = recv(s6.as_ref(), b1) => Event::Datagram(r, from(true, false)),
+                r = recv(m4.as_ref(), b2) => Event::Datagram(r, from(false, true)),
+                r = recv(m6.as_ref(), b3) => Event::Datagram(r, from(true, true)),
                 () = sleep_until(next) => Event::Timer,
             };
             match ev {
                 Event::Cmd(None) => return,
                 Event::Cmd(Some(cmd)) => {
-                    if self.on_command(cmd) {
+                    if self.on_command(cmd, &mut sockets) {
                         return;
                     }
                 }
-                Event::Datagram(Ok(r), fam) => {
-                    let buf = if fam == 4 { &buf4[..] } else { &buf6[..] };
+                Event::Datagram(Ok(r), from) => {
+                    let buf = &bufs[usize::from(from.multihop) * 2 + usize::from(from.ipv6)];
                     let data = &buf[..r.len.min(buf.len())];
-                    self.on_datagram(data, r.src, r.ttl);
+                    self.on_datagram(data, &r, from.multihop);
                 }
-                Event::Datagram(Err(e), fam) => {
-                    warn!(error = %e, family = fam, "bfd receive failed");
+                Event::Datagram(Err(e), from) => {
+                    warn!(error = %e, ?from, "bfd receive failed");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
                 Event::Timer => {
@@ -384,16 +394,23 @@ impl Driver {
     }
 
     /// Returns true when the driver must stop.
-    fn on_command(&mut self, cmd: Command) -> bool {
+    fn on_command(&mut self, cmd: Command, sockets: &mut Sockets) -> bool {
         match cmd {
             Command::Add {
                 peer,
                 local,
                 ifname,
+                multihop,
                 profile,
                 reply,
             } => {
-                let _ = reply.send(self.add(peer, local, ifname, profile));
+                let r = if multihop {
+                    self.multihop_socket(peer, sockets)
+                        .and_then(|()| self.add(peer, local, ifname, true, profile))
+                } else {
+                    self.add(peer, local, ifname, false, profile)
+                };
+                let _ = reply.send(r);
             }
             Command::Remove { peer, reply } => {
                 let r = self.machine.remove(peer, Instant::now()).map(|out| {
@@ -442,6 +459,7 @@ impl Driver {
             local: link.local,
             ifname: link.ifname.clone(),
             source_port: link.source_port,
+            multihop: view.multihop,
             info: view.info,
             packets_in: view.packets_in,
             packets_out: link.packets_out,
@@ -449,21 +467,47 @@ impl Driver {
         })
     }
 
+    /// Binds the multihop receive socket of `peer`'s family unless it is bound already.
+    fn multihop_socket(&self, peer: IpAddr, sockets: &mut Sockets) -> Result<(), BfdError> {
+        let slot = &mut sockets.multi[usize::from(peer.is_ipv6())];
+        if slot.is_none() {
+            let any = match peer {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            let addr = SocketAddr::new(any, self.config.multihop_listen_port);
+            *slot = Some(bind_receive(addr)?);
+            info!(%addr, "bfd multihop receive socket bound");
+        }
+        Ok(())
+    }
+
     fn add(
         &mut self,
         peer: IpAddr,
         local: IpAddr,
         ifname: Option<String>,
+        multihop: bool,
         profile: BfdProfile,
     ) -> Result<(), BfdError> {
         // Ask first: a refused session costs no socket.
         self.machine.check_add(peer, local, &profile)?;
         let (sock, source_port, scope) = open_send_socket(peer, local, ifname.as_deref())?;
-        let dest = match peer {
-            IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, self.peer_port, 0, scope)),
-            IpAddr::V4(_) => SocketAddr::new(peer, self.peer_port),
+        let port = if multihop {
+            self.config.multihop_peer_port
+        } else {
+            self.config.peer_port
         };
-        let out = self.machine.add(peer, local, profile, Instant::now())?;
+        let dest = match peer {
+            IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)),
+            IpAddr::V4(_) => SocketAddr::new(peer, port),
+        };
+        let now = Instant::now();
+        let out = if multihop {
+            self.machine.add_multihop(peer, local, profile, now)?
+        } else {
+            self.machine.add(peer, local, profile, now)?
+        };
         self.links.insert(
             peer,
             Link {
@@ -476,22 +520,25 @@ impl Driver {
             },
         );
         let discr = self.machine.peer(peer).map(|v| v.info.local_discr);
-        info!(%peer, %local, source_port, discr, "bfd session added");
+        info!(%peer, %local, source_port, discr, multihop, "bfd session added");
         self.apply(out);
         Ok(())
     }
 
-    fn on_datagram(&mut self, data: &[u8], src: SocketAddr, ttl: Option<u8>) {
+    fn on_datagram(&mut self, data: &[u8], r: &sys::Received, multihop: bool) {
         self.counters.packets_in.fetch_add(1, Ordering::Relaxed);
+        let (src, ttl) = (r.src, r.ttl);
         let input = Input::Datagram {
             data,
             src: src.ip(),
+            dst: r.dst,
             ttl,
+            multihop,
         };
         let out = self.machine.handle(input, Instant::now());
         for o in &out {
             if let Output::Drop { peer: None, reason } = o {
-                debug!(%src, ?ttl, %reason, "bfd packet dropped");
+                debug!(%src, ?ttl, multihop, %reason, "bfd packet dropped");
             }
         }
         self.apply(out);

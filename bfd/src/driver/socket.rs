@@ -1,5 +1,6 @@
-//! The driver's sockets: the receive socket of each address family on port 3784 (TTL / hop
-//! limit delivered as control messages) and the per-session send socket.
+//! The driver's sockets: the receive sockets of each address family on port 3784 and, once a
+//! multihop session needs them, 4784 (TTL / hop limit and destination address delivered as
+//! control messages), and the per-session send socket.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6, UdpSocket as StdUdpSocket};
@@ -19,15 +20,16 @@ pub(super) fn bind_receive(addr: SocketAddr) -> Result<UdpSocket, BfdError> {
     if addr.is_ipv6() {
         sock.set_only_v6(true).map_err(err)?;
     }
-    sys::enable_recv_ttl(&sock, addr.is_ipv6()).map_err(err)?;
+    sys::enable_recv_info(&sock, addr.is_ipv6()).map_err(err)?;
     sock.set_nonblocking(true).map_err(err)?;
     sock.bind(&addr.into()).map_err(err)?;
     UdpSocket::from_std(sock.into()).map_err(err)
 }
 
 /// Opens the per-session send socket: bound to `local` and a free source port in
-/// 49152-65535 (RFC 5881 §4), TTL / hop limit 255, DSCP CS6 like FRR, optionally bound to
-/// `ifname`. Returns the socket, its source port and the scope id of `ifname` (0 without).
+/// 49152-65535 (RFC 5881 §4, RFC 5883 §4), TTL / hop limit 255 (required for single-hop; for
+/// multihop it lets the peer's minimum TTL count the hops, as FRR does), DSCP CS6 like FRR,
+/// optionally bound to `ifname`. Returns the socket, its source port and the scope id of `ifname` (0 without).
 pub(super) fn open_send_socket(
     peer: IpAddr,
     local: IpAddr,

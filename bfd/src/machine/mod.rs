@@ -10,8 +10,12 @@
 //! - GTSM: a single-hop packet that did not arrive with TTL / hop limit 255 is dropped
 //!   (RFC 5881 §5); then the codec's stateless checks (RFC 5880 §6.8.6);
 //! - session selection: by Your Discriminator, which must come from the session's peer
-//!   address, or by source address when Your Discriminator is zero (RFC 5880 §6.8.6,
-//!   single-hop: one session per peer address);
+//!   address, or by source address when Your Discriminator is zero (RFC 5880 §6.8.6; one
+//!   session per peer address, single-hop or multihop);
+//! - multihop (RFC 5883): a session added with [`Machine::add_multihop`] takes packets only
+//!   from the multihop port, addressed to its local address, and with a TTL / hop limit of at
+//!   least the profile's `minimum_ttl` (checked once the session is known, since the bound is
+//!   per session); single-hop sessions take packets only from the single-hop port;
 //! - admission: a valid profile, one session per peer, a receive socket for the peer's
 //!   address family, a local address of the same family;
 //! - local discriminators: random, non-zero, unique on the host (RFC 5880 §6.8.1);
@@ -31,6 +35,8 @@ use crate::packet::{ControlPacket, DecodeCxt, Diag, DropReason, SINGLE_HOP_TTL, 
 use crate::profile::BfdProfile;
 use crate::session::{self, Session, SessionInfo};
 
+#[cfg(test)]
+mod multihop_tests;
 #[cfg(test)]
 mod tests;
 
@@ -66,12 +72,15 @@ impl BfdEvent {
 /// What the driver tells the machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input<'a> {
-    /// One datagram read from a receive socket: its bytes, its source address and the TTL /
-    /// hop limit it arrived with (`None` when the kernel did not say).
+    /// One datagram read from a receive socket: its bytes, its source and destination
+    /// addresses, the TTL / hop limit it arrived with (`None` when the kernel did not say),
+    /// and whether it came in on the multihop port (4784) rather than the single-hop one.
     Datagram {
         data: &'a [u8],
         src: IpAddr,
+        dst: Option<IpAddr>,
         ttl: Option<u8>,
+        multihop: bool,
     },
     /// [`Machine::next_timer`] is due (early or spurious ticks are harmless).
     Timer,
@@ -96,6 +105,10 @@ pub enum Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerView {
     pub info: SessionInfo,
+    /// Our address for the session.
+    pub local: IpAddr,
+    /// A multihop session (RFC 5883).
+    pub multihop: bool,
     /// Packets selected for this session.
     pub packets_in: u64,
     pub state_changes: u64,
@@ -104,6 +117,9 @@ pub struct PeerView {
 #[derive(Debug)]
 struct Peer {
     session: Session,
+    local: IpAddr,
+    /// `Some(minimum TTL)` for a multihop session, `None` for single-hop.
+    multihop: Option<u8>,
     tx_at: Option<Instant>,
     detect_at: Option<Instant>,
     packets_in: u64,
@@ -148,6 +164,8 @@ impl Machine {
     pub fn peer(&self, peer: IpAddr) -> Option<PeerView> {
         self.sessions.get(&peer).map(|p| PeerView {
             info: p.session.info(),
+            local: p.local,
+            multihop: p.multihop.is_some(),
             packets_in: p.packets_in,
             state_changes: p.state_changes,
         })
@@ -180,8 +198,8 @@ impl Machine {
         Ok(())
     }
 
-    /// Starts a session to `peer` in state Down: the first packet at once (unless passive),
-    /// then periodic ones.
+    /// Starts a single-hop session (RFC 5881) to `peer` in state Down: the first packet at
+    /// once (unless passive), then periodic ones.
     pub fn add(
         &mut self,
         peer: IpAddr,
@@ -189,7 +207,31 @@ impl Machine {
         profile: BfdProfile,
         now: Instant,
     ) -> Result<Vec<Output>, BfdError> {
+        self.add_session(peer, local, false, profile, now)
+    }
+
+    /// Starts a multihop session (RFC 5883) to `peer`, like [`Machine::add`]; it accepts
+    /// packets with a TTL / hop limit of at least `profile.minimum_ttl`.
+    pub fn add_multihop(
+        &mut self,
+        peer: IpAddr,
+        local: IpAddr,
+        profile: BfdProfile,
+        now: Instant,
+    ) -> Result<Vec<Output>, BfdError> {
+        self.add_session(peer, local, true, profile, now)
+    }
+
+    fn add_session(
+        &mut self,
+        peer: IpAddr,
+        local: IpAddr,
+        multihop: bool,
+        profile: BfdProfile,
+        now: Instant,
+    ) -> Result<Vec<Output>, BfdError> {
         self.check_add(peer, local, &profile)?;
+        let min_ttl = multihop.then_some(profile.minimum_ttl);
         // RFC 5880 §6.8.1: bfd.LocalDiscr is non-zero and unique on the system.
         let discr = loop {
             let d: u32 = self.rng.random();
@@ -202,6 +244,8 @@ impl Machine {
             peer,
             Peer {
                 session,
+                local,
+                multihop: min_ttl,
                 tx_at: None,
                 detect_at: None,
                 packets_in: 0,
@@ -239,6 +283,11 @@ impl Machine {
         if !self.sessions.contains_key(&peer) {
             return Err(BfdError::NoSession { peer });
         }
+        if let Some(p) = self.sessions.get_mut(&peer)
+            && p.multihop.is_some()
+        {
+            p.multihop = Some(profile.minimum_ttl);
+        }
         let mut out = Vec::new();
         self.feed(peer, session::Input::SetProfile(profile), now, &mut out);
         Ok(out)
@@ -260,23 +309,32 @@ impl Machine {
     pub fn handle(&mut self, input: Input<'_>, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Datagram { data, src, ttl } => self.on_datagram(data, src, ttl, now, &mut out),
+            Input::Datagram {
+                data,
+                src,
+                dst,
+                ttl,
+                multihop,
+            } => {
+                let rx = Rx {
+                    src,
+                    dst,
+                    ttl,
+                    multihop,
+                };
+                self.on_datagram(data, rx, now, &mut out)
+            }
             Input::Timer => self.on_timer(now, &mut out),
         }
         out
     }
 
-    fn on_datagram(
-        &mut self,
-        data: &[u8],
-        src: IpAddr,
-        ttl: Option<u8>,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
+    fn on_datagram(&mut self, data: &[u8], rx: Rx, now: Instant, out: &mut Vec<Output>) {
+        let Rx { src, ttl, .. } = rx;
         let mut drop = |reason| out.push(Output::Drop { peer: None, reason });
         // RFC 5881 §5 (GTSM): single-hop packets must arrive with TTL / hop limit 255.
-        if ttl != Some(SINGLE_HOP_TTL) {
+        // Multihop packets are checked against their session's minimum below.
+        if !rx.multihop && ttl != Some(SINGLE_HOP_TTL) {
             drop(DropReason::TtlNot255);
             return;
         }
@@ -288,7 +346,8 @@ impl Machine {
             }
         };
         // RFC 5880 §6.8.6: Your Discriminator selects the session; when zero, the source
-        // address does (single-hop: one session per peer address).
+        // address does (one session per peer address; RFC 5883 §3 adds the destination for
+        // multihop, checked next).
         let peer = if pkt.your_discr != 0 {
             match self.by_discr.get(&pkt.your_discr) {
                 Some(p) if *p == src => src,
@@ -307,9 +366,17 @@ impl Machine {
             drop(DropReason::NoSession);
             return;
         };
-        if let Some(p) = self.sessions.get_mut(&peer) {
-            p.packets_in += 1;
+        let Some(p) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        if let Some(reason) = multihop_check(p, &rx) {
+            out.push(Output::Drop {
+                peer: Some(peer),
+                reason,
+            });
+            return;
         }
+        p.packets_in += 1;
         self.feed(peer, session::Input::Received(pkt), now, out);
     }
 
@@ -357,6 +424,35 @@ impl Machine {
                     peer: Some(peer),
                     reason,
                 }),
+            }
+        }
+    }
+}
+
+/// How a datagram arrived, besides its bytes.
+struct Rx {
+    src: IpAddr,
+    dst: Option<IpAddr>,
+    ttl: Option<u8>,
+    multihop: bool,
+}
+
+/// The per-session receive rules of the hop mode: the port must match the session's mode; a
+/// multihop packet must be addressed to the session's local address (when the kernel said)
+/// and arrive with TTL / hop limit >= the profile's `minimum_ttl` (RFC 5883 §3 selects
+/// multihop sessions by source and destination, §4 gives them their own port; it sets no TTL
+/// rule, the minimum is MetalLB's / FRR's `minimumTtl`).
+fn multihop_check(p: &Peer, rx: &Rx) -> Option<DropReason> {
+    match (p.multihop, rx.multihop) {
+        (None, false) => None,
+        (None, true) | (Some(_), false) => Some(DropReason::HopModeMismatch),
+        (Some(min), true) => {
+            if rx.dst.is_some_and(|d| d != p.local) {
+                Some(DropReason::DestinationMismatch)
+            } else if rx.ttl.is_none_or(|t| t < min) {
+                Some(DropReason::TtlBelowMinimum)
+            } else {
+                None
             }
         }
     }

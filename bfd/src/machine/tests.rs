@@ -31,7 +31,7 @@ fn one_session(now: Instant) -> (Machine, IpAddr) {
 }
 
 /// The peer's packet: `state`, its discriminator REMOTE, ours as `your`, 300 ms × 3.
-fn pkt(state: State, your: u32) -> ControlPacket {
+pub(super) fn pkt(state: State, your: u32) -> ControlPacket {
     ControlPacket {
         diag: Diag::None,
         state,
@@ -61,7 +61,9 @@ fn datagram(
         Input::Datagram {
             data: bytes,
             src,
+            dst: None,
             ttl,
+            multihop: false,
         },
         now,
     )

@@ -39,13 +39,16 @@ pub struct BFDProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
-    /// Send echo packets (single-hop only). Default false.
+    /// Echo function (RFC 5880 §6.4). Not supported by ferrolb: keep it false (the default);
+    /// the speaker refuses BFD sessions whose profile sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
     /// Wait for the peer to start the session. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passive_mode: Option<bool>,
-    /// Minimum incoming TTL for multihop sessions (1..254, default 254).
+    /// Minimum TTL of received packets for multihop sessions (BGPPeers with `ebgpMultiHop`;
+    /// RFC 5883), 1..254, default 254: one router between the peers, 253 for two. Ignored for
+    /// single-hop sessions, which always require 255.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 254))]
     pub minimum_ttl: Option<u32>,
