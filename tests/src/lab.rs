@@ -19,6 +19,8 @@ use ferrolb_crds::standalone::StandaloneStatus;
 use crate::netns::{Netns, Proc, wait_until};
 use crate::peers_frr::Frr;
 
+pub mod demo;
+pub mod detached;
 mod kube;
 mod topology;
 
