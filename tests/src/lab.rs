@@ -1,5 +1,8 @@
-//! The end-to-end lab in Rust: the same topology as `examples/lab/run.sh`, built per test with
-//! unique namespace names so tests run in parallel.
+//! The one lab: the only code that builds the namespaces, the router and the nodes, for the
+//! tests (built per test with unique namespace names so tests run in parallel), the README
+//! demo (`examples/lab/run.sh` runs `lab demo`, [`demo`]) and the benchmarks (`bench/lab/lab.sh`
+//! runs `lab up`/`lab down`, [`detached`]). The router's config is the fixture
+//! `tests/fixtures/frr/lab-bgpd.conf`; the links and addresses are in `lab/topology.rs`.
 //!
 //! ```text
 //!  cout 198.51.100.2 ── r (FRR zebra+bgpd, AS 64512, ECMP, L4 hash) ── br0 192.0.2.1/24, 2001:db8:1::1/64
@@ -367,7 +370,7 @@ impl Lab {
         .is_some()
     }
 
-    /// A diagnostic dump for assertion messages: BGP summary and speaker stderr tails.
+    /// A diagnostic dump for assertion messages: BGP summary, routes, the status file.
     pub fn diag(&mut self) -> String {
         let mut s = self.frr.vtysh(&["show bgp summary"]);
         s.push_str(&self.r.ip(&["route"]).unwrap_or_default());
