@@ -66,6 +66,15 @@ impl Detached {
 
     /// The lab of [`Detached::up`], still owned (removed on drop): for `lab demo`.
     pub fn start(&self, opts: LabOptions, manifests: &[PathBuf]) -> Result<Lab, String> {
+        for b in ["ferrolb-controller", "ferrolb-speaker"] {
+            if !self.bin_dir.join(b).is_file() {
+                return Err(format!(
+                    "no {b} in {}: build it (cargo build --release -p ferrolb-controller \
+                     -p ferrolb-speaker -p ferrolb-tests --bins) or pass --bin DIR",
+                    self.bin_dir.display()
+                ));
+            }
+        }
         for role in ROLES {
             let name = format!("{}-{role}", self.prefix);
             if Netns::existing(&name).map(Netns::detach).is_some() {
