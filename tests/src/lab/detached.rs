@@ -81,6 +81,10 @@ impl Detached {
                 return Err(format!("namespace {name} exists: pick another prefix"));
             }
         }
+        // `down` removes the whole work directory: never adopt one that holds anything.
+        if std::fs::read_dir(&self.work).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(format!("{} is not empty", self.work.display()));
+        }
         std::fs::create_dir_all(&self.work).map_err(|e| format!("create work dir: {e}"))?;
         // Written first: an interrupted start can still be taken down.
         std::fs::write(self.env_file(), self.head()).map_err(|e| format!("lab.env: {e}"))?;
