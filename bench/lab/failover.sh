@@ -83,7 +83,7 @@ steady() { # bounded wait for a converged lab whose owner serves the client; ech
 RES=$WORK/results.txt; : > "$RES"
 for mode in crash term; do
     for i in $(seq "$TRIALS"); do
-        owner=$(steady) || die "lab did not converge before $mode trial $i (see $WORK/speaker-*.log)"
+        owner=$(steady) || die "lab did not converge before $mode trial $i (see $WORK/n*.log)"
         old_mac=${NODE_MAC[$owner]}
         pid=${SPEAKER_PID[$owner]}
         t0=$EPOCHREALTIME

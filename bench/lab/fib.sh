@@ -6,7 +6,7 @@
 #   sudo bash bench/lab/fib.sh [TRIALS] [IDLE_SECONDS]   # default 20 and 30; ~2.5 min
 #
 # Release binaries from target/release (BIN=... to use others): build them first with
-# `cargo build --release -p ferrolb-speaker -p ferrolb-controller`.
+# `cargo build --release -p ferrolb-speaker -p ferrolb-controller -p ferrolb-tests --bins` (the `lab` binary).
 #
 # Per trial a new file holds a BGP Service (svc-N, pool bgp-pool, endpoints on all three nodes)
 # and an L2 Service (l2-N, pool l2-pool, endpoints on all three nodes, its IP pinned with ferrolb.io/loadBalancerIPs so the
@@ -45,7 +45,7 @@ for _ in $(seq 300); do
     for n in "${NODES[@]}"; do [ "$(metric "$n" ferrolb_speaker_bgp_session_up)" = 1 ] && up=$((up + 1)); done
     [ $up = 3 ] && break; sleep 0.2
 done
-[ $up = 3 ] || die "BGP sessions not up (see $WORK/speaker-*.log)"
+[ $up = 3 ] || die "BGP sessions not up (see $WORK/n*.log)"
 
 ip netns exec "$P-r" ip -ts monitor route > "$WORK/monitor.txt" 2>/dev/null &
 PIDS+=($!)

@@ -42,7 +42,7 @@ WARMUP=${WARMUP_SECONDS:-$((SOAK / 5))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 P=flbsoak$$
-[ "${SKIP_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release -q -p ferrolb-controller -p ferrolb-speaker &&
+[ "${SKIP_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release -q -p ferrolb-controller -p ferrolb-speaker -p ferrolb-tests --bins &&
     cargo build --release -q -p ferrolb-arp --examples)
 # shellcheck source=../lab/lab.sh
 source "$ROOT/bench/lab/lab.sh"
@@ -91,7 +91,7 @@ for _ in $(seq 300); do
     up=0; for n in "${NODES[@]}"; do session_up "$n" && up=$((up + 1)); done
     [ $up = 3 ] && break; sleep 0.2
 done
-[ $up = 3 ] || die "BGP sessions not up (see $WORK/speaker-*.log)"
+[ $up = 3 ] || die "BGP sessions not up (see $WORK/n*.log)"
 echo "${SPEAKER_PID[n3]}" > "$WORK/n3.pid"
 
 T0=$(date +%s); END=$((T0 + SOAK))

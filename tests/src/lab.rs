@@ -1,5 +1,8 @@
-//! The end-to-end lab in Rust: the same topology as `examples/lab/run.sh`, built per test with
-//! unique namespace names so tests run in parallel.
+//! The one lab: the only code that builds the namespaces, the router and the nodes, for the
+//! tests (built per test with unique namespace names so tests run in parallel), the README
+//! demo (`examples/lab/run.sh` runs `lab demo`, [`demo`]) and the benchmarks (`bench/lab/lab.sh`
+//! runs `lab up`/`lab down`, [`detached`]). The router's config is the fixture
+//! `tests/fixtures/frr/lab-bgpd.conf`; the links and addresses are in `lab/topology.rs`.
 //!
 //! ```text
 //!  cout 198.51.100.2 ── r (FRR zebra+bgpd, AS 64512, ECMP, L4 hash) ── br0 192.0.2.1/24, 2001:db8:1::1/64
@@ -16,10 +19,13 @@ use std::time::Duration;
 
 use ferrolb_crds::standalone::StandaloneStatus;
 
-use crate::netns::{Netns, Proc, veth, wait_until};
+use crate::netns::{Netns, Proc, wait_until};
 use crate::peers_frr::Frr;
 
+pub mod demo;
+pub mod detached;
 mod kube;
+mod topology;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -68,29 +74,45 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A scratch directory removed on drop.
-pub struct TempDir(PathBuf);
+/// A scratch directory removed on drop (unless [`TempDir::keep`] was called).
+pub struct TempDir(PathBuf, bool);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("flb-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        Self::at(p)
+    }
+    /// The directory `path` (created if missing, mode 755 so FRR's daemons, which drop to
+    /// user frr, can reach their files below it), removed on drop.
+    pub fn at(path: PathBuf) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(path, false)
     }
     pub fn path(&self) -> &Path {
         &self.0
+    }
+    /// Leaves the directory in place on drop (logs of a failed run).
+    pub fn keep(&mut self) {
+        self.1 = true;
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.1 {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
 pub const NODE_NAMES: [&str; 3] = ["n1", "n2", "n3"];
+
+/// Every namespace of a lab, by role: router, nodes, clients, controller.
+pub const ROLES: [&str; 7] = ["r", "n1", "n2", "n3", "cl2", "cout", "ctl"];
 
 pub fn node_ip(i: usize) -> String {
     format!("192.0.2.1{}", i + 1)
@@ -100,16 +122,28 @@ pub fn node_ip6(i: usize) -> String {
     format!("2001:db8:1::1{}", i + 1)
 }
 
+/// The router's bgpd configuration: the fixture with `extra` inside `router bgp 64512`.
+pub fn router_conf(extra: &str) -> String {
+    include_str!("../fixtures/frr/lab-bgpd.conf").replace("! extra\n", extra)
+}
+
 /// Options for [`Lab::new`].
 #[derive(Clone, Debug)]
 pub struct LabOptions {
     /// Extra lines inside `router bgp 64512` (e.g. graceful restart knobs).
     pub bgp_extra: String,
-    /// Enable IPv6 on the segment and an IPv6 peer group on the router.
+    /// Give the nodes and clients IPv6 addresses and routes too.
     pub ipv6: bool,
     /// Also run FRR's bfdd with this configuration (e.g. a `bfd` block with a profile the
     /// `bgp_extra` lines reference); `None`: zebra + bgpd only.
     pub bfdd: Option<String>,
+    /// Namespace names `<prefix>-<role>` (the caller keeps the prefix unique); `None`:
+    /// [`Netns::new`]'s names, unique per process.
+    pub prefix: Option<String>,
+    /// The lab's directory (manifests in `m/`, logs, FRR's files); `None`: a fresh one.
+    pub work: Option<PathBuf>,
+    /// Where `ferrolb-controller` and `ferrolb-speaker` are; `None`: [`bin`] (debug build).
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl Default for LabOptions {
@@ -118,14 +152,15 @@ impl Default for LabOptions {
             bgp_extra: String::new(),
             ipv6: true,
             bfdd: None,
+            prefix: None,
+            work: None,
+            bin_dir: None,
         }
     }
 }
 
 /// The whole lab. Fields are public so tests can reach every namespace.
 pub struct Lab {
-    pub manifests: TempDir,
-    pub key: TempDir,
     pub speakers: BTreeMap<String, Proc>,
     pub controller: Option<Proc>,
     pub backends: Vec<Proc>,
@@ -135,143 +170,89 @@ pub struct Lab {
     pub cl2: Netns,
     pub cout: Netns,
     pub ctl: Netns,
+    pub bin_dir: Option<PathBuf>,
+    /// Manifests in `m/`, `members.key`, the backends' `www-*`, logs, `frr/`.
+    pub work: TempDir,
 }
 
 impl Lab {
     /// Creates the namespaces, links and the FRR router; starts the HTTP backends. Speakers
-    /// and the controller are started by the test (after it wrote its manifests).
+    /// and the controller are started by the caller (after it wrote its manifests).
     pub fn new(opts: LabOptions) -> Lab {
-        let r = Netns::new("r");
-        let nodes: Vec<Netns> = NODE_NAMES.iter().map(|n| Netns::new(n)).collect();
-        let cl2 = Netns::new("cl2");
-        let cout = Netns::new("cout");
-        let ctl = Netns::new("ctl");
-        r.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
-        r.ip(&["link", "set", "br0", "up"]).unwrap();
-        r.ip(&["addr", "add", "192.0.2.1/24", "dev", "br0"])
-            .unwrap();
-        r.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "br0", "nodad"])
-            .unwrap();
-        for (i, n) in nodes.iter().enumerate() {
-            let port = format!("p-{}", NODE_NAMES[i]);
-            veth(&r, &port, n, "eth0");
-            r.ip(&["link", "set", &port, "master", "br0"]).unwrap();
-            n.ip(&["addr", "add", &format!("{}/24", node_ip(i)), "dev", "eth0"])
-                .unwrap();
-            if opts.ipv6 {
-                n.ip(&[
-                    "addr",
-                    "add",
-                    &format!("{}/64", node_ip6(i)),
-                    "dev",
-                    "eth0",
-                    "nodad",
-                ])
-                .unwrap();
-                n.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"])
-                    .unwrap();
-            }
-            n.ip(&["route", "add", "default", "via", "192.0.2.1"])
-                .unwrap();
-            n.sysctl("net.ipv4.conf.all.arp_ignore=1").unwrap();
-            n.sysctl("net.ipv4.conf.all.arp_announce=2").unwrap();
-        }
-        veth(&r, "p-cl2", &cl2, "eth0");
-        r.ip(&["link", "set", "p-cl2", "master", "br0"]).unwrap();
-        cl2.ip(&["addr", "add", "192.0.2.50/24", "dev", "eth0"])
-            .unwrap();
-        cl2.ip(&["addr", "add", "2001:db8:1::50/64", "dev", "eth0", "nodad"])
-            .unwrap();
-        veth(&r, "p-cout", &cout, "eth0");
-        r.ip(&["addr", "add", "198.51.100.1/24", "dev", "p-cout"])
-            .unwrap();
-        r.ip(&["addr", "add", "2001:db8:2::1/64", "dev", "p-cout", "nodad"])
-            .unwrap();
-        cout.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])
-            .unwrap();
-        cout.ip(&["addr", "add", "2001:db8:2::2/64", "dev", "eth0", "nodad"])
-            .unwrap();
-        cout.ip(&["route", "add", "203.0.113.0/24", "via", "198.51.100.1"])
-            .unwrap();
-        cout.ip(&[
-            "-6",
-            "route",
-            "add",
-            "2001:db8:100::/48",
-            "via",
-            "2001:db8:2::1",
-        ])
-        .unwrap();
-        r.sysctl("net.ipv4.ip_forward=1").unwrap();
-        r.sysctl("net.ipv4.fib_multipath_hash_policy=1").unwrap();
-        r.sysctl("net.ipv6.conf.all.forwarding=1").unwrap();
-        r.sysctl("net.ipv6.fib_multipath_hash_policy=1").unwrap();
-
-        let mut conf = String::from(
-            "router bgp 64512\n bgp router-id 192.0.2.1\n no bgp ebgp-requires-policy\n \
-             no bgp default ipv4-unicast\n bgp bestpath as-path multipath-relax\n \
-             neighbor NODES peer-group\n neighbor NODES remote-as 64513\n \
-             neighbor NODES timers connect 1\n bgp listen range 192.0.2.0/24 peer-group NODES\n",
-        );
-        if opts.ipv6 {
-            conf.push_str(
-                " neighbor NODES6 peer-group\n neighbor NODES6 remote-as 64513\n \
-                 neighbor NODES6 timers connect 1\n bgp listen range 2001:db8:1::/64 peer-group NODES6\n",
-            );
-        }
-        conf.push_str(&opts.bgp_extra);
-        conf.push_str(" address-family ipv4 unicast\n  neighbor NODES activate\n  maximum-paths 8\n exit-address-family\n");
-        if opts.ipv6 {
-            conf.push_str(" address-family ipv6 unicast\n  neighbor NODES6 activate\n  maximum-paths 8\n exit-address-family\n");
-        }
-        conf.push_str("exit\n");
-        let frr = Frr::start(&r, &conf, opts.bfdd.as_deref());
-
-        let manifests = TempDir::new("manifests");
-        let key = TempDir::new("key");
+        let ns = |role: &str| match &opts.prefix {
+            Some(p) => Netns::named(format!("{p}-{role}")),
+            None => Netns::new(role),
+        };
+        let r = ns("r");
+        let nodes: Vec<Netns> = NODE_NAMES.iter().map(|n| ns(n)).collect();
+        let (cl2, cout, ctl) = (ns("cl2"), ns("cout"), ns("ctl"));
+        let work = match &opts.work {
+            Some(w) => TempDir::at(w.clone()),
+            None => TempDir::new("lab"),
+        };
+        topology::wire(&r, &nodes, &cl2, &cout, opts.ipv6);
+        let conf = router_conf(&opts.bgp_extra);
+        let frr = Frr::start_in(work.path().join("frr"), &r, &conf, opts.bfdd.as_deref());
         std::fs::write(
-            key.path().join("members.key"),
+            work.path().join("members.key"),
             b"ferrolb-e2e-test-key-0123456789ab",
         )
         .unwrap();
-        let mut backends = Vec::new();
-        for (i, n) in nodes.iter().enumerate() {
-            let www = manifests.path().join(format!("www-{}", NODE_NAMES[i]));
-            std::fs::create_dir_all(&www).unwrap();
-            std::fs::write(www.join("index.html"), NODE_NAMES[i]).unwrap();
-            backends.push(n.spawn(
-                "python3",
-                &[
-                    "-m",
-                    "http.server",
-                    "--bind",
-                    "::",
-                    "--directory",
-                    www.to_str().unwrap(),
-                    "8080",
-                ],
-            ));
-        }
-        // The backends' www dirs are not YAML; the speakers ignore them. Manifests go in m/.
-        std::fs::create_dir_all(manifests.path().join("m")).unwrap();
-        Lab {
-            manifests,
-            key,
+        // The backends' www dirs are not YAML; the manifests go in m/.
+        std::fs::create_dir_all(work.path().join("m")).unwrap();
+        let mut lab = Lab {
             speakers: BTreeMap::new(),
             controller: None,
-            backends,
+            backends: Vec::new(),
             frr,
             r,
             nodes,
             cl2,
             cout,
             ctl,
+            bin_dir: opts.bin_dir,
+            work,
+        };
+        lab.start_backends();
+        lab
+    }
+
+    /// An HTTP server on port 8080 of every node that answers with the node's name.
+    fn start_backends(&mut self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let www = self.work.path().join(format!("www-{}", NODE_NAMES[i]));
+            std::fs::create_dir_all(&www).unwrap();
+            std::fs::write(www.join("index.html"), NODE_NAMES[i]).unwrap();
+            let log = self.log_path(&format!("backend-{}", NODE_NAMES[i]));
+            let args = ["-m", "http.server", "--bind", "::", "--directory"];
+            let www = www.to_str().unwrap();
+            let args: Vec<&str> = args.into_iter().chain([www, "8080"]).collect();
+            self.backends
+                .push(n.spawn_logged(&log, &[], "python3", &args));
+        }
+    }
+
+    /// Where the output of `who` (`controller`, `n1`, `backend-n1`, ...) goes.
+    pub fn log_path(&self, who: &str) -> PathBuf {
+        self.work.path().join(format!("{who}.log"))
+    }
+
+    /// The output of `who` so far (empty if it never ran).
+    pub fn log(&self, who: &str) -> String {
+        std::fs::read_to_string(self.log_path(who)).unwrap_or_default()
+    }
+
+    /// Path of the workspace binary `name`: in [`Lab::bin_dir`], else [`bin`].
+    pub fn program(&self, name: &str) -> PathBuf {
+        match &self.bin_dir {
+            Some(d) => d.join(name),
+            None => bin(name),
         }
     }
 
     /// The manifests directory the binaries read.
     pub fn dir(&self) -> PathBuf {
-        self.manifests.path().join("m")
+        self.work.path().join("m")
     }
 
     /// Writes (or replaces) one manifest file.
@@ -287,8 +268,10 @@ impl Lab {
 
     pub fn start_controller(&mut self) {
         let dir = self.dir();
-        let p = self.ctl.spawn(
-            bin("ferrolb-controller").to_str().unwrap(),
+        let p = self.ctl.spawn_logged(
+            &self.log_path("controller"),
+            &[],
+            self.program("ferrolb-controller").to_str().unwrap(),
             &[
                 "--manifests",
                 dir.to_str().unwrap(),
@@ -299,29 +282,15 @@ impl Lab {
         self.controller = Some(p);
     }
 
+    /// Starts the speaker of node `i` in standalone mode (see [`speaker_args`]).
     pub fn start_speaker(&mut self, i: usize) {
-        let seeds = (0..3)
-            .map(|j| format!("{}:7946", node_ip(j)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let dir = self.dir();
-        let key = self.key.path().join("members.key");
-        let p = self.nodes[i].spawn(
-            bin("ferrolb-speaker").to_str().unwrap(),
-            &[
-                "--node",
-                NODE_NAMES[i],
-                "--manifests",
-                dir.to_str().unwrap(),
-                "--members-bind",
-                &format!("{}:7946", node_ip(i)),
-                "--members-seeds",
-                &seeds,
-                "--members-key-file",
-                key.to_str().unwrap(),
-                "--metrics-addr",
-                &format!("{}:7473", node_ip(i)),
-            ],
+        let args = speaker_args(i, &self.dir(), self.work.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let p = self.nodes[i].spawn_logged(
+            &self.log_path(NODE_NAMES[i]),
+            &[],
+            self.program("ferrolb-speaker").to_str().unwrap(),
+            &args,
         );
         self.speakers.insert(NODE_NAMES[i].to_string(), p);
     }
@@ -401,7 +370,7 @@ impl Lab {
         .is_some()
     }
 
-    /// A diagnostic dump for assertion messages: BGP summary and speaker stderr tails.
+    /// A diagnostic dump for assertion messages: BGP summary, routes, the status file.
     pub fn diag(&mut self) -> String {
         let mut s = self.frr.vtysh(&["show bgp summary"]);
         s.push_str(&self.r.ip(&["route"]).unwrap_or_default());
@@ -411,4 +380,35 @@ impl Lab {
         }
         s
     }
+}
+
+/// The membership and metrics flags of node `i`'s speaker: the three nodes as seeds, the
+/// lab's key in `work`, metrics on the node's address.
+pub fn member_args(i: usize, work: &Path) -> Vec<String> {
+    let seeds: Vec<String> = (0..NODE_NAMES.len())
+        .map(|j| format!("{}:7946", node_ip(j)))
+        .collect();
+    let key = work.join("members.key");
+    [
+        "--members-bind",
+        &format!("{}:7946", node_ip(i)),
+        "--members-seeds",
+        &seeds.join(","),
+        "--members-key-file",
+        key.to_str().unwrap(),
+        "--metrics-addr",
+        &format!("{}:7473", node_ip(i)),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The arguments of node `i`'s speaker in standalone mode, reading `manifests`.
+pub fn speaker_args(i: usize, manifests: &Path, work: &Path) -> Vec<String> {
+    let mut args: Vec<String> = ["--node", NODE_NAMES[i], "--manifests"]
+        .map(String::from)
+        .to_vec();
+    args.push(manifests.to_str().unwrap().to_string());
+    args.extend(member_args(i, work));
+    args
 }

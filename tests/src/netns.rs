@@ -1,5 +1,6 @@
 //! Network namespaces and processes for tests, cleaned up on drop (also on panic).
 
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -67,15 +68,37 @@ impl Netns {
     pub fn new(tag: &str) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // Interface-name-like limit is not needed for netns names, but keep them short.
-        let name = format!("flb-{tag}-{}-{n}", std::process::id());
+        Self::named(format!("flb-{tag}-{}-{n}", std::process::id()))
+    }
+
+    /// Creates a fresh namespace with exactly this name (the caller keeps it unique).
+    pub fn named(name: String) -> Self {
         run("ip", &["netns", "add", &name]).expect("ip netns add");
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]).expect("lo up");
         ns
     }
 
+    /// Takes over a namespace made earlier by this code (another process's [`Netns::named`]),
+    /// if it still exists; dropping the value removes it as usual.
+    pub fn existing(name: &str) -> Option<Self> {
+        std::path::Path::new("/run/netns")
+            .join(name)
+            .exists()
+            .then(|| Netns {
+                name: name.to_string(),
+            })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Keeps the namespace (and what runs in it) after this value is gone; returns its name.
+    pub fn detach(self) -> String {
+        let name = self.name.clone();
+        std::mem::forget(self);
+        name
     }
 
     /// `ip -n NAME ARGS...`
@@ -123,6 +146,18 @@ impl Netns {
         Proc { child: Some(child) }
     }
 
+    /// Starts `program args` in the namespace with `env`, stdout and stderr appended to
+    /// `log` (no pipe to fill, and the process outlives its parent). See [`spawn_logged`].
+    pub fn spawn_logged(
+        &self,
+        log: &Path,
+        env: &[(&str, &str)],
+        program: &str,
+        args: &[&str],
+    ) -> Proc {
+        spawn_logged(&self.name, log, env, program, args)
+    }
+
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key_value: &str) -> Result<String, String> {
         self.exec("sysctl", &["-qw", key_value])
@@ -160,6 +195,34 @@ impl Drop for Netns {
     }
 }
 
+/// Starts `program args` in namespace `ns` with `env`, stdout and stderr appended to `log`.
+/// The PID is the program's own (`ip netns exec` and `sh` both exec).
+pub fn spawn_logged(
+    ns: &str,
+    log: &Path,
+    env: &[(&str, &str)],
+    program: &str,
+    args: &[&str],
+) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "env"]);
+    cmd.args(env.iter().map(|(k, v)| format!("{k}={v}")));
+    cmd.args([
+        "sh",
+        "-c",
+        r#"log="$1"; shift; exec "$@" >>"$log" 2>&1"#,
+        "sh",
+    ]);
+    cmd.arg(log).arg(program).args(args);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn process in netns");
+    Proc { child: Some(child) }
+}
+
 /// Creates a veth pair `a_if` in `a` and `b_if` in `b`, both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     run(
@@ -193,6 +256,15 @@ impl Proc {
     /// Takes ownership of a child started by the caller (on the host, or in a namespace).
     pub fn from_child(child: Child) -> Proc {
         Proc { child: Some(child) }
+    }
+
+    /// Lets the process run on after this value is gone (a lab that outlives its builder);
+    /// returns its PID so someone can stop it later.
+    pub fn detach(mut self) -> u32 {
+        let pid = self.pid();
+        // Dropping a `Child` neither kills nor waits for it.
+        self.child.take();
+        pid
     }
 
     pub fn pid(&self) -> u32 {

@@ -18,7 +18,12 @@ pub struct Frr {
 impl Frr {
     /// Starts zebra, then bfdd if `bfdd_conf` is given, then bgpd with `bgpd_conf`.
     pub fn start(ns: &Netns, bgpd_conf: &str, bfdd_conf: Option<&str>) -> Frr {
-        let dir = crate::peers_dir("frr");
+        Self::start_in(crate::peers_dir("frr"), ns, bgpd_conf, bfdd_conf)
+    }
+
+    /// [`Frr::start`] with its files in `dir` (created; removed on drop). The daemons'
+    /// own output goes to `DIR/<daemon>.out`.
+    pub fn start_in(dir: PathBuf, ns: &Netns, bgpd_conf: &str, bfdd_conf: Option<&str>) -> Frr {
         let run_dir = dir.join("run");
         std::fs::create_dir_all(&run_dir).expect("frr run dir");
         std::fs::write(dir.join("vtysh.conf"), "").unwrap();
@@ -85,7 +90,8 @@ impl Frr {
             pid.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        ns.spawn(&format!("/usr/lib/frr/{name}"), &args)
+        let out = dir.join(format!("{name}.out"));
+        ns.spawn_logged(&out, &[], &format!("/usr/lib/frr/{name}"), &args)
     }
 
     /// (Re)starts bgpd with the config file in the directory; waits until vtysh answers.
@@ -102,6 +108,29 @@ impl Frr {
         if let Some(mut p) = self.bgpd.take() {
             p.stop();
         }
+    }
+
+    /// Lets the daemons run on after this value is gone (a lab that outlives its builder);
+    /// returns their PIDs. Their directory stays too.
+    pub fn detach(self) -> Vec<u32> {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        let mut pids: Vec<u32> = [me.bgpd.take(), me.bfdd.take()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.detach())
+            .collect();
+        // zebra's `Proc` is never dropped (ManuallyDrop), so it is not stopped.
+        pids.push(me.zebra.pid());
+        pids
+    }
+
+    /// The daemons' PIDs.
+    pub fn pids(&self) -> Vec<u32> {
+        [Some(&self.zebra), self.bfdd.as_ref(), self.bgpd.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(Proc::pid)
+            .collect()
     }
 
     pub fn dir(&self) -> &Path {

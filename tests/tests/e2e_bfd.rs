@@ -95,6 +95,7 @@ fn frozen_speaker_leaves_the_router_by_bfd_before_the_hold_time() {
                 .into(),
         ),
         bgp_extra: " neighbor NODES bfd\n neighbor NODES bfd profile fast\n".into(),
+        ..LabOptions::default()
     });
     lab.write("config.yaml", CONFIG);
     lab.write("services.yaml", SERVICE);

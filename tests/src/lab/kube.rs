@@ -4,61 +4,27 @@
 //! creates Nodes, EndpointSlices and speaker Pods through the API (there is no kubelet).
 //! Each binary's output goes to a log file ([`Lab::log`]), so nothing blocks on a full pipe.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use super::{Lab, NODE_NAMES, bin, node_ip};
+use super::{Lab, NODE_NAMES, member_args};
 use crate::kube_env::{CONTROLLER_SA, KubeEnv, SPEAKER_SA, SYSTEM_NAMESPACE};
-use crate::netns::{Netns, Proc};
-
-/// Starts `program args` in `ns` with `env`, stdout and stderr appended to `log`. The
-/// process's PID is the program's own (`ip netns exec` and `sh` both exec).
-fn spawn_logged(
-    ns: &Netns,
-    log: &PathBuf,
-    env: &[(&str, &str)],
-    program: &str,
-    args: &[&str],
-) -> Proc {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns.name(), "env"]);
-    cmd.args(env.iter().map(|(k, v)| format!("{k}={v}")));
-    cmd.args([
-        "sh",
-        "-c",
-        r#"log="$1"; shift; exec "$@" >>"$log" 2>&1"#,
-        "sh",
-    ]);
-    cmd.arg(log).arg(program).args(args);
-    ns.spawn_with(&mut cmd)
-}
 
 /// The speaker binary: `$FERROLB_SPEAKER_BIN` when set (benchmarks use a release build),
 /// else the workspace's debug build.
-fn speaker_program() -> String {
-    std::env::var("FERROLB_SPEAKER_BIN")
-        .unwrap_or_else(|_| bin("ferrolb-speaker").to_string_lossy().into_owned())
+fn speaker_program(lab: &Lab) -> String {
+    std::env::var("FERROLB_SPEAKER_BIN").unwrap_or_else(|_| {
+        lab.program("ferrolb-speaker")
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 impl Lab {
-    /// Where the output of `who` (`controller`, `n1`, ...) goes.
-    pub fn log_path(&self, who: &str) -> PathBuf {
-        self.manifests.path().join(format!("{who}.log"))
-    }
-
-    /// The output of `who` so far (empty if it never ran).
-    pub fn log(&self, who: &str) -> String {
-        std::fs::read_to_string(self.log_path(who)).unwrap_or_default()
-    }
-
     /// Starts the controller in its namespace, as the controller ServiceAccount.
     pub fn start_controller_kube(&mut self, env: &KubeEnv) {
         let kubeconfig = env.kubeconfig_in_netns(self.ctl.name(), SYSTEM_NAMESPACE, CONTROLLER_SA);
-        let p = spawn_logged(
-            &self.ctl,
+        let p = self.ctl.spawn_logged(
             &self.log_path("controller"),
             &[("POD_NAME", "ferrolb-controller-0")],
-            bin("ferrolb-controller").to_str().unwrap(),
+            self.program("ferrolb-controller").to_str().unwrap(),
             &[
                 "--kubeconfig",
                 kubeconfig.to_str().unwrap(),
@@ -77,35 +43,17 @@ impl Lab {
     pub fn start_speaker_kube(&mut self, i: usize, env: &KubeEnv, extra: &[&str]) {
         let ns = &self.nodes[i];
         let kubeconfig = env.kubeconfig_in_netns(ns.name(), SYSTEM_NAMESPACE, SPEAKER_SA);
-        let seeds: Vec<String> = (0..NODE_NAMES.len())
-            .map(|j| format!("{}:7946", node_ip(j)))
-            .collect();
-        let (bind, metrics, seeds) = (
-            format!("{}:7946", node_ip(i)),
-            format!("{}:7473", node_ip(i)),
-            seeds.join(","),
-        );
-        let key = self.key.path().join("members.key");
-        let mut args = vec![
-            "--node",
-            NODE_NAMES[i],
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--members-bind",
-            &bind,
-            "--members-seeds",
-            &seeds,
-            "--members-key-file",
-            key.to_str().unwrap(),
-            "--metrics-addr",
-            &metrics,
-        ];
+        let mut args: Vec<String> = ["--node", NODE_NAMES[i], "--kubeconfig"]
+            .map(String::from)
+            .to_vec();
+        args.push(kubeconfig.to_str().unwrap().to_string());
+        args.extend(member_args(i, self.work.path()));
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
-        let p = spawn_logged(
-            ns,
+        let p = ns.spawn_logged(
             &self.log_path(NODE_NAMES[i]),
             &[("POD_NAMESPACE", SYSTEM_NAMESPACE)],
-            &speaker_program(),
+            &speaker_program(self),
             &args,
         );
         self.speakers.insert(NODE_NAMES[i].to_string(), p);
