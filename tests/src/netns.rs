@@ -284,13 +284,20 @@ impl Proc {
         }
     }
 
-    /// Stops the process (TERM, bounded wait, KILL) and returns its stdout and stderr.
+    /// Stops the process (TERM, up to 2 s, KILL) and returns its stdout and stderr.
     pub fn stop(&mut self) -> (String, String) {
+        self.stop_within(Duration::from_secs(2))
+    }
+
+    /// Stops the process (TERM, up to `grace` for it to exit, KILL) and returns its stdout and
+    /// stderr. Tests of what a process does on SIGTERM give it a real grace period (a Pod's
+    /// is 30 s): on a loaded machine 2 s can cut its shutdown short.
+    pub fn stop_within(&mut self, grace: Duration) -> (String, String) {
         let Some(mut child) = self.child.take() else {
             return (String::new(), String::new());
         };
         let _ = run("kill", &["-TERM", &child.id().to_string()]);
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 break;

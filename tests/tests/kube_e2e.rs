@@ -507,14 +507,22 @@ fn cluster_on_a_real_api_server() {
         "outage: EndpointSlice change routed {moved:?}, late's IP {late_ip_after:?} after the API server returned"
     );
 
-    // A speaker stopped with SIGTERM leaves a state that announces nothing.
+    // A speaker stopped with SIGTERM leaves a state that announces nothing (given the grace
+    // period a Pod has: its shutdown withdraws first, then publishes; on a loaded machine that
+    // took longer than the 2 s of a plain stop, which then SIGKILLed it mid-way).
     let last = NODE_NAMES[live[1]];
-    lab.speakers.get_mut(last).unwrap().stop();
+    let stopping = Instant::now();
+    lab.speakers
+        .get_mut(last)
+        .unwrap()
+        .stop_within(Duration::from_secs(15));
+    eprintln!("speaker {last} stopped in {:?}", stopping.elapsed());
     let st: SpeakerState = k.get(last).expect("SpeakerState");
     let st = st.status.unwrap_or_default();
     assert!(
         st.bgp_peers.is_empty() && st.l2_addresses.is_empty() && st.announced_prefixes == 0,
-        "stopped speaker {last} still claims something: {st:?}"
+        "stopped speaker {last} still claims something: {st:?}\nits log ends:\n{}",
+        tail(&lab.log(last), 30)
     );
 
     // RBAC: not one request of the speakers was refused — except while the restarted API
@@ -538,4 +546,10 @@ fn cluster_on_a_real_api_server() {
         eprintln!("403s for other users (not this test's subject): {others:?}");
     }
     eprintln!("{TEST}: {:?} wall, new L2 owner {new}", t_start.elapsed());
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
