@@ -292,33 +292,11 @@ impl Drivers {
                 multihop,
                 source,
             } => {
-                if self.bfd.is_none() {
-                    self.bfd = Some(
-                        BfdManager::start(ManagerConfig::default())
-                            .await
-                            .map_err(Error::Bfd)?,
-                    );
-                }
-                let bfd = self.bfd.as_ref().expect("started above");
-                let profile = bfd_profile(&profile);
-                let added = if multihop {
-                    // RFC 5883: from `sourceAddress`, else the address the kernel would
-                    // send from (what the BGP session uses too).
-                    let Some(local) = source.or_else(|| route_source(peer)) else {
-                        warn!(%peer, "no route to the peer; multihop BFD session not started");
-                        return failed("bfd", format!("no route to {peer}"));
-                    };
-                    bfd.add_multihop_session(peer, local, profile).await
-                } else {
-                    let Some(local) = local_address_for(links, peer) else {
-                        warn!(%peer, "no local address in the peer's subnet; BFD session not started");
-                        return Ok(None);
-                    };
-                    bfd.add_session(peer, local, None, profile).await
-                };
-                if let Err(error) = added {
-                    warn!(%peer, %error, "failed to add BFD session");
-                    return failed("bfd", error.to_string());
+                if let Err(error) = self
+                    .add_bfd(peer, &profile, multihop, source, links)
+                    .await?
+                {
+                    return failed("bfd", error);
                 }
             }
             Action::SetRoutes { peer, routes } => {
@@ -332,6 +310,48 @@ impl Drivers {
             }
         }
         Ok(None)
+    }
+
+    /// Starts a BFD session to `peer` (starting the BFD manager first). The inner error is
+    /// the refusal (logged here, retried by the caller). A single-hop peer outside every
+    /// connected subnet gets no session (logged, not retried: no link will change that).
+    async fn add_bfd(
+        &mut self,
+        peer: IpAddr,
+        profile: &Bfd,
+        multihop: bool,
+        source: Option<IpAddr>,
+        links: &[Link],
+    ) -> Result<Result<(), String>, Error> {
+        if self.bfd.is_none() {
+            self.bfd = Some(
+                BfdManager::start(ManagerConfig::default())
+                    .await
+                    .map_err(Error::Bfd)?,
+            );
+        }
+        let bfd = self.bfd.as_ref().expect("started above");
+        let profile = bfd_profile(profile);
+        let added = if multihop {
+            // RFC 5883: from `sourceAddress`, else the address the kernel would send from
+            // (what the BGP session uses too).
+            let Some(local) = source.or_else(|| route_source(peer)) else {
+                warn!(%peer, "no route to the peer; multihop BFD session not started");
+                return Ok(Err(format!("no route to {peer}")));
+            };
+            bfd.add_multihop_session(peer, local, profile).await
+        } else {
+            let Some(local) = local_address_for(links, peer) else {
+                warn!(%peer, "no local address in the peer's subnet; BFD session not started");
+                return Ok(Ok(()));
+            };
+            bfd.add_session(peer, local, None, profile).await
+        };
+        if let Err(error) = added {
+            warn!(%peer, %error, "failed to add BFD session");
+            return Ok(Err(error.to_string()));
+        }
+        Ok(Ok(()))
     }
 
     /// Adds a peer to the BGP speaker (starting the speaker first), or changes the settings
