@@ -26,21 +26,7 @@ source "$ROOT/bench/lab/lab.sh"
 echo "load before: $(cat /proc/loadavg)" >&2
 lab_setup
 
-cat > "$M/services.yaml" <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: web-l2, namespace: default, annotations: {ferrolb.io/address-pool: l2-pool}}
-spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-l2-abc, namespace: default, labels: {kubernetes.io/service-name: web-l2}}
-addressType: IPv4
-endpoints:
-  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
-  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
-  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
-EOF
+svc_doc web-l2 l2-pool > "$M/services.yaml"
 L2_IP=""
 for _ in $(seq 200); do L2_IP=$(status_ip web-l2); [ -n "$L2_IP" ] && break; sleep 0.1; done
 [ -n "$L2_IP" ] || die "controller did not assign web-l2 (see $WORK/controller.log)"

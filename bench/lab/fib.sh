@@ -75,35 +75,7 @@ RES=$WORK/trials.txt; : > "$RES"
 for i in $(seq "$TRIALS"); do
     svc=svc-$i
     l2ip=192.0.2.$((200 + i % 10))
-    cat > "$WORK/$svc.yaml" <<EOF
-apiVersion: v1
-kind: Service
-metadata: {name: $svc, namespace: default, annotations: {ferrolb.io/address-pool: bgp-pool}}
-spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: $svc-a, namespace: default, labels: {kubernetes.io/service-name: $svc}}
-addressType: IPv4
-endpoints:
-  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
-  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
-  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: l2-$i, namespace: default, annotations: {ferrolb.io/address-pool: l2-pool, ferrolb.io/loadBalancerIPs: $l2ip}}
-spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: l2-$i-a, namespace: default, labels: {kubernetes.io/service-name: l2-$i}}
-addressType: IPv4
-endpoints:
-  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
-  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
-  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
-EOF
+    { svc_doc "$svc" bgp-pool; svc_doc "l2-$i" l2-pool "ferrolb.io/loadBalancerIPs: $l2ip"; } > "$WORK/$svc.yaml"
     rm -f "$WORK/arp-$i.txt"
     ( ns cl2 arping -q -i eth0 -W 0.005 -C 1 -w 10 "$l2ip" >/dev/null 2>&1 && echo "$EPOCHREALTIME" > "$WORK/arp-$i.txt" ) &
     arp_pid=$!

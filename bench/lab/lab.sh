@@ -9,7 +9,7 @@
 # Needs: ROOT (repository root). Sets (from WORK/lab.env, see `lab up`): P, WORK, M (manifests
 # dir), BIN, FRR, CTL_PID, SPEAKER_PID; and NODES, NODE_IP, NODE_MAC, PIDS (the script's own
 # background processes, stopped first on exit); functions ns, vty, start_speaker, metric,
-# members_converged, l2_owner, status_ip, die. Logs: WORK/controller.log, WORK/n1.log, ...
+# members_converged, l2_owner, status_ip, die, svc_doc. Logs: WORK/controller.log, WORK/n1.log, ...
 P=${P:-flbbench$$}
 NODES=(n1 n2 n3)
 declare -A NODE_IP=([n1]=192.0.2.11 [n2]=192.0.2.12 [n3]=192.0.2.13)
@@ -95,4 +95,25 @@ status_ip() {
         $1=="name:" && $2==svc {found=1}
         found && $1=="-" && $2=="ip:" {print $3; exit}
         found && $1=="ip:" {print $2; exit}' "$M/.ferrolb/status.yaml" 2>/dev/null | tr -d '"' || true
+}
+
+# A LoadBalancer Service (port 8080) in pool POOL with its EndpointSlice: ready endpoints on
+# all three nodes. EXTRA_ANNOTATION is one more "key: value" of the Service.
+svc_doc() { # NAME POOL [EXTRA_ANNOTATION] -> a Service and its EndpointSlice
+    cat <<EOF
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $1, namespace: default, annotations: {ferrolb.io/address-pool: $2${3:+, $3}}}
+spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: $1-a, namespace: default, labels: {kubernetes.io/service-name: $1}}
+addressType: IPv4
+endpoints:
+  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
+  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
+  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
+EOF
 }

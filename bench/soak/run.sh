@@ -51,24 +51,6 @@ lab_setup
 KEEP=(keep-1 keep-2 keep-3 keep-4 keep-5)
 L2_IP=192.0.2.200
 
-svc_doc() { # NAME POOL [EXTRA_ANNOTATION] -> a Service and its EndpointSlice
-    cat <<EOF
----
-apiVersion: v1
-kind: Service
-metadata: {name: $1, namespace: default, annotations: {ferrolb.io/address-pool: $2${3:+, $3}}}
-spec: {type: LoadBalancer, ports: [{name: http, protocol: TCP, port: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: $1-a, namespace: default, labels: {kubernetes.io/service-name: $1}}
-addressType: IPv4
-endpoints:
-  - {addresses: [192.0.2.11], nodeName: n1, conditions: {ready: true}}
-  - {addresses: [192.0.2.12], nodeName: n2, conditions: {ready: true}}
-  - {addresses: [192.0.2.13], nodeName: n3, conditions: {ready: true}}
-EOF
-}
 {
     cat <<'EOF'
 apiVersion: ferrolb.io/v1alpha1
