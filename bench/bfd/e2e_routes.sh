@@ -30,6 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
+# shellcheck source=../stop.sh
+source "$ROOT/bench/stop.sh"
 TRIALS=${1:-10}
 NODE=${NODE:-bird}
 CONFIGS=${CONFIGS:-bfd300 hold3}
@@ -52,17 +54,7 @@ R=flb-bench-e2e-r-$$; N=flb-bench-e2e-n-$$
 D=$(mktemp -d /tmp/flb-bench-e2e.XXXXXX); chmod 755 "$D"
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 30); do
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for p in "${PIDS[@]}"; do
-        kill -KILL "$p" 2>/dev/null || true
-        rm -rf "/var/tmp/frr/zebra.$p" "/var/tmp/frr/bfdd.$p" "/var/tmp/frr/bgpd.$p"
-    done
+    stop_pids "${PIDS[@]}"
     ip netns del "$R" 2>/dev/null || true
     ip netns del "$N" 2>/dev/null || true
     if [ "${KEEP_LOGS:-0}" = 1 ]; then echo "logs kept in $D" >&2; else rm -rf "$D"; fi

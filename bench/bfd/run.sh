@@ -13,6 +13,8 @@
 # Namespaces: flb-bench-bfd-r-$$ (FRR, 192.0.2.1) and flb-bench-bfd-n-$$ (peer, 192.0.2.2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../stop.sh
+source bench/stop.sh
 TRIALS=${1:-12}
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
 
@@ -24,18 +26,7 @@ R=flb-bench-bfd-r-$$; N=flb-bench-bfd-n-$$
 D=$(mktemp -d /tmp/flb-bench-bfd.XXXXXX); chmod 755 "$D"   # frr must traverse it
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 30); do   # bounded wait (3 s) for a clean exit
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for p in "${PIDS[@]}"; do
-        kill -KILL "$p" 2>/dev/null || true
-        # FRR leaves /var/tmp/frr/<daemon>.<pid> behind when killed (lab-recipes pitfall 7)
-        rm -rf "/var/tmp/frr/zebra.$p" "/var/tmp/frr/bfdd.$p"
-    done
+    stop_pids "${PIDS[@]}"
     ip netns del "$R" 2>/dev/null || true
     ip netns del "$N" 2>/dev/null || true
     rm -rf "$D"

@@ -10,6 +10,8 @@
 # dir), BIN, FRR, CTL_PID, SPEAKER_PID; and NODES, NODE_IP, NODE_MAC, PIDS (the script's own
 # background processes, stopped first on exit); functions ns, vty, start_speaker, metric,
 # members_converged, l2_owner, status_ip, die, svc_doc. Logs: WORK/controller.log, WORK/n1.log, ...
+# shellcheck source=../stop.sh
+source "$ROOT/bench/stop.sh"
 P=${P:-flbbench$$}
 NODES=(n1 n2 n3)
 declare -A NODE_IP=([n1]=192.0.2.11 [n2]=192.0.2.12 [n3]=192.0.2.13)
@@ -25,13 +27,7 @@ die() { echo "FAILED: $*" >&2; exit 1; }
 lab_cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 30); do
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break; sleep 0.1
-    done
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    stop_pids "${PIDS[@]}"
     if [ -n "${WORK:-}" ] && [ -f "$WORK/lab.env" ]; then
         if [ $rc = 0 ] && [ "${KEEP_LOGS:-0}" = 0 ]; then
             "$LAB" down --work "$WORK"
