@@ -32,14 +32,15 @@
 //! ```
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use super::{
-    AFI_IPV4, AFI_IPV6, Cxt, DecodeError, Family, get_v4_prefixes, get_v6_prefixes, put_net,
-};
+use super::{Cxt, DecodeError, Family, get_v4_prefixes, put_net};
 use crate::packet::open::AS_TRANS;
+
+mod mp;
+use mp::{mp_reach, mp_unreach};
 
 pub mod attr_flags {
     pub const OPTIONAL: u8 = 0x80;
@@ -517,77 +518,12 @@ fn decode_value(flags: u8, code: u8, mut d: Bytes, cxt: &Cxt) -> Result<AttrValu
                     .collect(),
             )
         }
-        MP_REACH => {
-            let raw = d.clone();
-            if d.len() < 5 {
-                return taw;
-            }
-            let afi = d.get_u16();
-            let safi = d.get_u8();
-            let Some(family) = Family::from_afi_safi(afi, safi) else {
-                return Ok(AttrValue::Unknown {
-                    type_code: code,
-                    data: raw,
-                });
-            };
-            let nhl = d.get_u8() as usize;
-            if d.len() < nhl + 1 {
-                return taw;
-            }
-            let mut nh = d.split_to(nhl);
-            d.advance(1); // reserved
-            let next_hops = match (afi, nhl) {
-                (AFI_IPV4, 4) => vec![IpAddr::V4(Ipv4Addr::from(nh.get_u32()))],
-                (AFI_IPV6, 16) => vec![IpAddr::V6(Ipv6Addr::from(nh.get_u128()))],
-                (AFI_IPV6, 32) => vec![
-                    IpAddr::V6(Ipv6Addr::from(nh.get_u128())),
-                    IpAddr::V6(Ipv6Addr::from(nh.get_u128())),
-                ],
-                // RFC 5549/8950 IPv4 NLRI with an IPv6 next hop.
-                (AFI_IPV4, 16) => vec![IpAddr::V6(Ipv6Addr::from(nh.get_u128()))],
-                _ => return taw,
-            };
-            let nlri = mp_prefixes(afi, d).map_err(|_| TreatAsWithdraw)?;
-            AttrValue::MpReach(MpReach {
-                family,
-                next_hops,
-                nlri,
-            })
-        }
-        MP_UNREACH => {
-            let raw = d.clone();
-            if d.len() < 3 {
-                return taw;
-            }
-            let afi = d.get_u16();
-            let safi = d.get_u8();
-            let Some(family) = Family::from_afi_safi(afi, safi) else {
-                return Ok(AttrValue::Unknown {
-                    type_code: code,
-                    data: raw,
-                });
-            };
-            let withdrawn = mp_prefixes(afi, d).map_err(|_| TreatAsWithdraw)?;
-            AttrValue::MpUnreach(MpUnreach { family, withdrawn })
-        }
+        MP_REACH => return mp_reach(code, d),
+        MP_UNREACH => return mp_unreach(code, d),
         _ if flags & OPTIONAL == 0 => return taw,
         _ => AttrValue::Unknown {
             type_code: code,
             data: d,
         },
-    })
-}
-
-fn mp_prefixes(afi: u16, d: Bytes) -> Result<Vec<IpNet>, DecodeError> {
-    Ok(if afi == AFI_IPV4 {
-        get_v4_prefixes(d, "MP NLRI")?
-            .into_iter()
-            .map(IpNet::V4)
-            .collect()
-    } else {
-        get_v6_prefixes(d, "MP NLRI")?
-            .into_iter()
-            .map(IpNet::V6)
-            .collect()
     })
 }
