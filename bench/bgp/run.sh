@@ -120,6 +120,22 @@ for _ in $(seq 100); do [ -s "$W/ferrolb.out" ] && break; sleep 0.05; done
 echo "ferrolb  sender: $(cat "$W/ferrolb.out")"
 stop_all
 
+# A BIRD that sends every static route (static.conf) to one peer:
+# bird_sender FILE PROTOCOL LOCAL_IP LOCAL_AS PEER_IP PEER_AS
+bird_sender() {
+    cat > "$1" <<B
+router id $3;
+protocol device {}
+include "$W/static.conf";
+protocol bgp $2 {
+  local $3 as $4; neighbor $5 as $6;
+  connect delay time 1; connect retry time 1;
+  ipv4 { import none; export all; };
+  ipv6 { import none; export all; next hop address 2001:db8::10; };
+}
+B
+}
+
 # 2. gobgpd, its RIB loaded from a feeder BIRD before the receiver exists
 setup
 ip netns add $F; ip -n $F link set lo up
@@ -127,17 +143,7 @@ ip link add eth1 netns $F type veth peer name eth1 netns $S
 ip -n $F link set eth1 up; ip -n $S link set eth1 up
 ip -n $F addr add 198.51.100.2/24 dev eth1; ip -n $S addr add 198.51.100.1/24 dev eth1
 gen_static "$W/static.conf"
-cat > "$W/feeder.conf" <<B
-router id 198.51.100.2;
-protocol device {}
-include "$W/static.conf";
-protocol bgp gobgp {
-  local 198.51.100.2 as 64600; neighbor 198.51.100.1 as 64512;
-  connect delay time 1; connect retry time 1;
-  ipv4 { import none; export all; };
-  ipv6 { import none; export all; next hop address 2001:db8::10; };
-}
-B
+bird_sender "$W/feeder.conf" gobgp 198.51.100.2 64600 198.51.100.1 64512
 # eBGP next-hop-self would give IPv6 routes an IPv4-mapped next hop over this IPv4 session;
 # an export policy sets the same IPv6 next hop the other senders use.
 cat > "$W/gobgpd.toml" <<G
@@ -204,17 +210,7 @@ ip netns del $F
 
 # 3. BIRD with static routes
 setup
-cat > "$W/sender.conf" <<B
-router id 192.0.2.10;
-protocol device {}
-include "$W/static.conf";
-protocol bgp recv {
-  local 192.0.2.10 as 64512; neighbor 192.0.2.1 as 64513;
-  connect delay time 1; connect retry time 1;
-  ipv4 { import none; export all; };
-  ipv6 { import none; export all; next hop address 2001:db8::10; };
-}
-B
+bird_sender "$W/sender.conf" recv 192.0.2.10 64512 192.0.2.1 64513
 start_receiver bird
 ip netns exec $S bird -f -c "$W/sender.conf" -s "$W/sender.ctl" & PIDS+=($!)
 ACC=$(wait_accepted)
