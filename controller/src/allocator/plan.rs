@@ -41,46 +41,7 @@ impl Allocator {
                 "the sharing key is empty".to_owned(),
             ));
         }
-        let primary = req.families.first().copied().unwrap_or(Family::V4);
-        if req.families.len() > 2 || (req.families.len() == 2 && req.families[1] == primary) {
-            return Err(AllocError::InvalidRequest(format!(
-                "ipFamilies {:?} must list each family at most once",
-                req.families
-            )));
-        }
-        let mut requested: [Option<IpAddr>; 2] = [None; 2];
-        for &ip in &req.ips {
-            if let Some(prev) = requested[Family::of(ip).index()].replace(ip) {
-                return Err(AllocError::InvalidRequest(format!(
-                    "requested addresses {prev} and {ip} are both {}",
-                    Family::of(ip)
-                )));
-            }
-        }
-        let wanted: Vec<Family> = if req.ips.is_empty() {
-            match req.policy {
-                FamilyPolicy::SingleStack => vec![primary],
-                _ => vec![primary, primary.other()],
-            }
-        } else {
-            match (req.policy, req.ips.len()) {
-                (FamilyPolicy::SingleStack, n) if n > 1 => {
-                    return Err(AllocError::InvalidRequest(
-                        "a SingleStack Service requests two addresses".to_owned(),
-                    ));
-                }
-                (FamilyPolicy::RequireDualStack, 1) => {
-                    return Err(AllocError::FamilyUnavailable {
-                        policy: req.policy,
-                        detail: FamilyGap::RequestedSingleFamily,
-                    });
-                }
-                _ => [primary, primary.other()]
-                    .into_iter()
-                    .filter(|f| requested[f.index()].is_some())
-                    .collect(),
-            }
-        };
+        let (wanted, requested) = wanted_families(req)?;
         // Keep what the Service has, unless its own request now rules it out.
         // A pin kept from before never moves an address (a pool edit may have moved its range
         // to another pool); a new pin moves it unless it is already in that pool.
@@ -191,10 +152,21 @@ impl Allocator {
             return Ok(());
         }
 
-        // Both families are missing (Prefer/RequireDualStack, nothing kept).
+        self.fill_both(req, &candidates, wanted, out)
+    }
+
+    /// Both families missing (Prefer/RequireDualStack, nothing kept): one pool that has both
+    /// free, else (PreferDualStack) one family, primary first.
+    fn fill_both(
+        &self,
+        req: &Request,
+        candidates: &[usize],
+        wanted: &[Family],
+        out: &mut [Option<IpAddr>],
+    ) -> Result<(), AllocError> {
         let (f1, f2) = (wanted[0], wanted[1]);
         let mut exhausted: Option<(Family, Vec<String>)> = None;
-        for &p in &candidates {
+        for &p in candidates {
             let ps = &self.pools[p];
             if ps.ranges[f1.index()].is_empty() || ps.ranges[f2.index()].is_empty() {
                 continue;
@@ -226,9 +198,9 @@ impl Allocator {
             });
         }
         // PreferDualStack: one family, primary first.
-        let (slot, result) = match self.pick_single(req, &candidates, f1) {
+        let (slot, result) = match self.pick_single(req, candidates, f1) {
             Ok(ip) => (0, Ok(ip)),
-            Err(first) => match self.pick_single(req, &candidates, f2) {
+            Err(first) => match self.pick_single(req, candidates, f2) {
                 Ok(ip) => (1, Ok(ip)),
                 Err(second) => (
                     0,
@@ -390,4 +362,50 @@ impl Allocator {
             .first()
             .map(|x| u128_to_ip(f, x)))
     }
+}
+
+/// The families `req` needs addresses in, primary first, and the address it requests in each
+/// (indexed by [`Family::index`]); an inconsistent request is refused here.
+fn wanted_families(req: &Request) -> Result<(Vec<Family>, [Option<IpAddr>; 2]), AllocError> {
+    let primary = req.families.first().copied().unwrap_or(Family::V4);
+    if req.families.len() > 2 || (req.families.len() == 2 && req.families[1] == primary) {
+        return Err(AllocError::InvalidRequest(format!(
+            "ipFamilies {:?} must list each family at most once",
+            req.families
+        )));
+    }
+    let mut requested: [Option<IpAddr>; 2] = [None; 2];
+    for &ip in &req.ips {
+        if let Some(prev) = requested[Family::of(ip).index()].replace(ip) {
+            return Err(AllocError::InvalidRequest(format!(
+                "requested addresses {prev} and {ip} are both {}",
+                Family::of(ip)
+            )));
+        }
+    }
+    let wanted: Vec<Family> = if req.ips.is_empty() {
+        match req.policy {
+            FamilyPolicy::SingleStack => vec![primary],
+            _ => vec![primary, primary.other()],
+        }
+    } else {
+        match (req.policy, req.ips.len()) {
+            (FamilyPolicy::SingleStack, n) if n > 1 => {
+                return Err(AllocError::InvalidRequest(
+                    "a SingleStack Service requests two addresses".to_owned(),
+                ));
+            }
+            (FamilyPolicy::RequireDualStack, 1) => {
+                return Err(AllocError::FamilyUnavailable {
+                    policy: req.policy,
+                    detail: FamilyGap::RequestedSingleFamily,
+                });
+            }
+            _ => [primary, primary.other()]
+                .into_iter()
+                .filter(|f| requested[f.index()].is_some())
+                .collect(),
+        }
+    };
+    Ok((wanted, requested))
 }
