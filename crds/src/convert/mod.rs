@@ -333,6 +333,40 @@ fn convert_typed(doc: &Doc<'_>, text: &str, aliases: &[String], out: &mut Conver
         ));
     }
     let mut r = loaded.resources;
+    adjust(&mut r, location, object, aliases, out);
+    let emitted = emit_resources(out, r);
+    for ignored in loaded.ignored.iter().filter(|i| i.kind != kind) {
+        out.losses.push(loss(
+            String::new(),
+            format!(
+                "{} {} is not ferrolb configuration; dropped",
+                ignored.api_version, ignored.kind
+            ),
+        ));
+    }
+    if emitted == 0 && loaded.errors.is_empty() {
+        out.losses.push(loss(
+            String::new(),
+            format!("{api} {kind} is not ferrolb configuration; dropped"),
+        ));
+    }
+}
+
+/// What MetalLB spells differently: echo mode dropped (with a loss), zero timers left unset,
+/// well-known communities by name.
+fn adjust(
+    r: &mut ClusterResources,
+    location: &str,
+    object: &str,
+    aliases: &[String],
+    out: &mut Conversion,
+) {
+    let loss = |field: String, reason: String| Loss {
+        location: location.to_string(),
+        object: object.to_string(),
+        field,
+        reason,
+    };
     for p in &mut r.bfd_profiles {
         if p.spec.echo_mode == Some(true) {
             out.losses.push(loss(
@@ -375,22 +409,6 @@ fn convert_typed(doc: &Doc<'_>, text: &str, aliases: &[String], out: &mut Conver
                 *c = name.to_string();
             }
         }
-    }
-    let emitted = emit_resources(out, r);
-    for ignored in loaded.ignored.iter().filter(|i| i.kind != kind) {
-        out.losses.push(loss(
-            String::new(),
-            format!(
-                "{} {} is not ferrolb configuration; dropped",
-                ignored.api_version, ignored.kind
-            ),
-        ));
-    }
-    if emitted == 0 && loaded.errors.is_empty() {
-        out.losses.push(loss(
-            String::new(),
-            format!("{api} {kind} is not ferrolb configuration; dropped"),
-        ));
     }
 }
 
