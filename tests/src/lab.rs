@@ -242,6 +242,13 @@ impl Lab {
         std::fs::read_to_string(self.log_path(who)).unwrap_or_default()
     }
 
+    /// The last `n` lines of [`Lab::log`].
+    pub fn log_tail(&self, who: &str, n: usize) -> String {
+        let log = self.log(who);
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Path of the workspace binary `name`: in [`Lab::bin_dir`], else [`bin`].
     pub fn program(&self, name: &str) -> PathBuf {
         match &self.bin_dir {

@@ -522,7 +522,7 @@ fn cluster_on_a_real_api_server() {
     assert!(
         st.bgp_peers.is_empty() && st.l2_addresses.is_empty() && st.announced_prefixes == 0,
         "stopped speaker {last} still claims something: {st:?}\nits log ends:\n{}",
-        tail(&lab.log(last), 30)
+        lab.log_tail(last, 30)
     );
 
     // RBAC: not one request of the speakers was refused — except while the restarted API
@@ -546,10 +546,4 @@ fn cluster_on_a_real_api_server() {
         eprintln!("403s for other users (not this test's subject): {others:?}");
     }
     eprintln!("{TEST}: {:?} wall, new L2 owner {new}", t_start.elapsed());
-}
-
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -64,15 +64,13 @@ impl Lab {
         let mut s = self.diag();
         for who in ["controller", "n1", "n2", "n3"] {
             let log = self.log(who);
-            let tail: Vec<&str> = log.lines().rev().take(15).collect();
             for panic in log.lines().filter(|l| l.contains("panicked at")).take(3) {
                 s.push_str(&format!("\n--- {who} PANIC: {panic}"));
             }
-            s.push_str(&format!("\n--- {who} (last lines)\n"));
-            for l in tail.iter().rev() {
-                s.push_str(l);
-                s.push('\n');
-            }
+            s.push_str(&format!(
+                "\n--- {who} (last lines)\n{}\n",
+                self.log_tail(who, 15)
+            ));
         }
         s
     }
