@@ -1,7 +1,8 @@
-//! ferrolb native BFD (RFC 5880), asynchronous mode, single-hop (RFC 5881) and multihop
-//! (RFC 5883) sessions.
+//! ferrolb native BFD (RFC 5880), asynchronous mode with the Echo function (IPv4 single-hop),
+//! single-hop (RFC 5881) and multihop (RFC 5883) sessions.
 //!
 //! - [`packet`]: the Control packet codec with the RFC 5880 §6.8.6 reception checks (pure).
+//! - [`echo`]: the Echo packet (RFC 5880 §6.4) and its IPv4/UDP datagram (pure).
 //! - [`session`]: the session state machine, sans-IO (`Session::process(Input) -> Vec<Output>`).
 //! - [`profile`]: [`BfdProfile`], the MetalLB-named timer settings.
 //! - [`machine`]: every session of the host, sans-IO (`Machine::handle(Input, now) ->
@@ -11,6 +12,7 @@
 //!   machine's outputs.
 
 pub mod driver;
+pub mod echo;
 pub mod machine;
 pub mod packet;
 pub mod profile;
@@ -23,7 +25,7 @@ pub use driver::{BfdCounters, BfdManager, ManagerConfig, SessionStatus};
 pub use machine::{BfdEvent, Machine};
 pub use packet::{ControlPacket, DecodeCxt, Diag, DropReason, State};
 pub use profile::BfdProfile;
-pub use session::{Input, Output, Session, SessionInfo};
+pub use session::{EchoInfo, Input, Output, Session, SessionInfo};
 
 /// Errors of the BFD crate.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,11 @@ pub enum BfdError {
     SessionExists { peer: IpAddr },
     #[error("no BFD session for peer {peer}")]
     NoSession { peer: IpAddr },
+    #[error("failed to open the BFD echo socket (AF_PACKET, needs CAP_NET_RAW)")]
+    EchoSocket {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the BFD manager has stopped")]
     Stopped,
 }

@@ -6,9 +6,8 @@ use crate::BfdError;
 
 /// Per-session BFD settings, with MetalLB's / FRR's defaults (300 ms / 300 ms / 3).
 ///
-/// Echo mode is **not supported**: [`BfdProfile::validate`] rejects `echo_mode: true`, and
-/// ferrolb always advertises a Required Min Echo RX Interval of zero, so peers never send
-/// echo packets to it. `minimum_ttl` applies to multihop sessions only (RFC 5883: a packet
+/// `echo_mode` runs the Echo function (RFC 5880 §6.4) on IPv4 single-hop sessions (the
+/// machine refuses it for IPv6 and multihop sessions). `minimum_ttl` applies to multihop sessions only (RFC 5883: a packet
 /// that arrives with a lower TTL / hop limit is dropped); single-hop sessions always require
 /// TTL 255 (RFC 5881 §5). Both kinds send with TTL 255.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,9 +18,10 @@ pub struct BfdProfile {
     pub transmit_interval: Duration,
     /// Missed packets before the session is declared down (`detectMultiplier`).
     pub detect_multiplier: u8,
-    /// Echo interval (`echoInterval`); kept for the API, unused (echo unsupported).
+    /// Echo interval (`echoInterval`): the Required Min Echo RX Interval we advertise and
+    /// the fastest we send our own echoes.
     pub echo_interval: Duration,
-    /// Echo mode (`echoMode`); must be false.
+    /// Echo function (`echoMode`).
     pub echo_mode: bool,
     /// Wait for the peer to speak first (`passiveMode`, RFC 5880 §6.1 passive role).
     pub passive_mode: bool,
@@ -56,7 +56,7 @@ impl BfdProfile {
     }
 
     /// Checks the ranges MetalLB's CRD allows (intervals 10..=60000 ms, multiplier 2..=255,
-    /// minimumTtl 1..=254) and that echo mode is off.
+    /// minimumTtl 1..=254).
     pub fn validate(&self) -> Result<(), BfdError> {
         let ms = 10..=60_000u128;
         let bad = |field: &'static str, reason: String| BfdError::InvalidProfile { field, reason };
@@ -87,12 +87,6 @@ impl BfdProfile {
                 format!("{} is not in 1..=254", self.minimum_ttl),
             ));
         }
-        if self.echo_mode {
-            return Err(bad(
-                "echoMode",
-                "echo mode is not supported by ferrolb's native BFD".to_string(),
-            ));
-        }
         Ok(())
     }
 }
@@ -115,7 +109,7 @@ mod tests {
 
     #[test]
     fn validate_names_the_field() {
-        let cases: [(BfdProfile, &str); 5] = [
+        let cases: [(BfdProfile, &str); 4] = [
             (
                 BfdProfile {
                     receive_interval: Duration::from_millis(5),
@@ -143,13 +137,6 @@ mod tests {
                     ..Default::default()
                 },
                 "minimumTtl",
-            ),
-            (
-                BfdProfile {
-                    echo_mode: true,
-                    ..Default::default()
-                },
-                "echoMode",
             ),
         ];
         for (p, field) in cases {

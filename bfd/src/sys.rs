@@ -1,6 +1,7 @@
 //! The only unsafe code of the BFD crate: asking the kernel for the received TTL / hop limit
 //! (IP_RECVTTL, IPV6_RECVHOPLIMIT) and destination address (IP_PKTINFO, IPV6_RECVPKTINFO),
-//! reading them from `recvmsg` control messages, and mapping an interface name to its index.
+//! reading them from `recvmsg` control messages, mapping an interface name to its index, and
+//! the echo function's AF_PACKET socket (open with a kernel filter, send to a MAC, receive).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -173,4 +174,139 @@ pub(crate) fn if_nametoindex(name: &str) -> io::Result<u32> {
     } else {
         Ok(idx)
     }
+}
+
+/// `tcpdump -dd`-style classic BPF for a cooked (SOCK_DGRAM) IPv4 packet socket: accept
+/// unfragmented UDP to port 3785, drop the rest. Offsets are from the IP header.
+const ECHO_FILTER: [libc::sock_filter; 9] = [
+    bpf(0x30, 0, 0, 9),      // ldb [9]            protocol
+    bpf(0x15, 0, 6, 17),     // jeq #17 (UDP)      else drop
+    bpf(0x28, 0, 0, 6),      // ldh [6]            flags + fragment offset
+    bpf(0x45, 4, 0, 0x1fff), // jset #0x1fff       fragment: drop
+    bpf(0xb1, 0, 0, 0),      // ldxb 4*([0]&0xf)   header length
+    bpf(0x48, 0, 0, 2),      // ldh [x+2]          UDP destination port
+    bpf(0x15, 0, 1, 3785),   // jeq #3785          else drop
+    bpf(0x06, 0, 0, 0xffff), // ret #65535         accept
+    bpf(0x06, 0, 0, 0),      // ret #0             drop
+];
+
+const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// Opens the echo socket: AF_PACKET, cooked (the kernel adds and strips the link-layer
+/// header), IPv4, all interfaces, filtered to UDP port 3785 in the kernel. Sends go to a
+/// given interface and MAC address; receives say the interface and packet type. Needs
+/// CAP_NET_RAW.
+pub(crate) fn echo_socket() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let proto = (libc::ETH_P_IP as u16).to_be();
+    // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::c_int::from(proto),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly opened descriptor that nothing else owns.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let prog = libc::sock_fprog {
+        len: ECHO_FILTER.len() as u16,
+        filter: ECHO_FILTER.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at a static filter of `len` instructions, alive for the call;
+    // the kernel copies it and never writes through the pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
+/// One packet read from the echo socket.
+pub(crate) struct PacketRx {
+    pub len: usize,
+    /// `PACKET_HOST`, `PACKET_OUTGOING`, ... (linux/if_packet.h).
+    pub pkttype: u8,
+}
+
+/// `PACKET_OUTGOING`: a packet this host sent, seen on its way out.
+pub(crate) const PACKET_OUTGOING: u8 = 4;
+
+/// Reads one packet (the IP datagram) from the echo socket; `WouldBlock` when none.
+pub(crate) fn packet_recv(fd: RawFd, buf: &mut [u8]) -> io::Result<PacketRx> {
+    let mut sll = MaybeUninit::<libc::sockaddr_ll>::zeroed();
+    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `buf` and `sll` are live buffers of the stated lengths for the call; the
+    // kernel writes at most those lengths.
+    let n = unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            sll.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised before the call and possibly filled by it: valid either way.
+    let sll = unsafe { sll.assume_init() };
+    Ok(PacketRx {
+        len: n as usize,
+        pkttype: sll.sll_pkttype,
+    })
+}
+
+/// Sends one IPv4 datagram out of interface `ifindex` to link-layer address `mac`.
+pub(crate) fn packet_send(fd: RawFd, ifindex: u32, mac: [u8; 6], data: &[u8]) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value, the used fields are set
+    // below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    sll.sll_ifindex = i32::try_from(ifindex).map_err(io::Error::other)?;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].copy_from_slice(&mac);
+    // SAFETY: `data` and `sll` are live for the call with the lengths given; the kernel only
+    // reads them.
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// [`echo_socket`] registered with the tokio reactor for readiness.
+pub(crate) fn async_echo_socket() -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    let fd = echo_socket()?;
+    // SAFETY: the AsyncFd takes the OwnedFd by value and owns it for its whole life, so the
+    // registered descriptor cannot be closed or reused behind the reactor's back (the I/O
+    // safety condition of `register_with_interest`).
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
 }

@@ -72,7 +72,7 @@ fn two_managers_link_local_up_then_remove_sends_admin_down() {
                 "duplicate session: {dup:?}"
             );
             // This manager has no IPv4 socket: an IPv4 session is refused, as are mixed
-            // families and a profile asking for echo mode.
+            // families and a profile asking for echo mode (IPv4 only).
             let v4 = mgr
                 .add_session(
                     "192.0.2.2".parse().unwrap(),

@@ -19,6 +19,15 @@ pub struct BfdCounters {
     pub state_changes: u64,
     /// Discarded packets by reason (every reason present, zero or not).
     pub drops: BTreeMap<DropReason, u64>,
+    /// Our echo packets sent.
+    pub echo_out: u64,
+    /// Our echo packets that came back and were accepted.
+    pub echo_in: u64,
+    /// Echo-port datagrams claiming to be ours that were discarded (wrong discriminator,
+    /// TTL, stale sequence number).
+    pub echo_drops: u64,
+    /// Echo sends that failed (no neighbour entry for the peer, kernel refused).
+    pub echo_send_errors: u64,
 }
 
 impl BfdCounters {
@@ -33,6 +42,10 @@ pub(super) struct SharedCounters {
     pub(super) packets_out: AtomicU64,
     pub(super) send_errors: AtomicU64,
     pub(super) state_changes: AtomicU64,
+    pub(super) echo_out: AtomicU64,
+    pub(super) echo_in: AtomicU64,
+    pub(super) echo_drops: AtomicU64,
+    pub(super) echo_send_errors: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -51,6 +64,10 @@ impl SharedCounters {
                 .iter()
                 .map(|r| (*r, self.drops[r.index()].load(Ordering::Relaxed)))
                 .collect(),
+            echo_out: self.echo_out.load(Ordering::Relaxed),
+            echo_in: self.echo_in.load(Ordering::Relaxed),
+            echo_drops: self.echo_drops.load(Ordering::Relaxed),
+            echo_send_errors: self.echo_send_errors.load(Ordering::Relaxed),
         }
     }
 }

@@ -9,6 +9,12 @@
 //! TTL, session selection, admission, timers, the sessions themselves) is the machine's; this
 //! loop reads datagrams, feeds them and the admin commands to it, sleeps until
 //! [`Machine::next_timer`], and carries out the outputs: send, count, log, publish.
+//!
+//! The first session with `echoMode` opens the echo socket ([`echo`]: AF_PACKET, IPv4, UDP
+//! port 3785 filtered in the kernel), which sends our echoes to the peer's MAC address and
+//! reads them back; once a second the driver reads, for every echo session, the peer's
+//! neighbour entry and the node's IP forwarding setting on its interface, and tells the
+//! machine whether the node can loop the peer's echoes.
 
 use std::collections::HashMap;
 use std::io;
@@ -32,11 +38,16 @@ use crate::session::SessionInfo;
 use crate::{BfdError, sys};
 
 mod counters;
+mod echo;
 mod socket;
 
 pub use counters::BfdCounters;
 use counters::SharedCounters;
+use echo::{EchoIo, EchoRx};
 use socket::{bind_receive, open_send_socket, recv};
+
+/// How often echo sessions re-read the neighbour table and the forwarding setting.
+const ECHO_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where the manager listens and where it sends.
 #[derive(Clone, Debug)]
@@ -165,6 +176,8 @@ impl BfdManager {
             counters: counters.clone(),
             subscribers: subscribers.clone(),
             buf: BytesMut::with_capacity(64),
+            echo: None,
+            echo_loop: HashMap::new(),
         };
         let sockets = Sockets {
             single: [sock4, sock6],
@@ -322,6 +335,10 @@ struct Driver {
     counters: Arc<SharedCounters>,
     subscribers: Subscribers,
     buf: BytesMut,
+    /// The echo socket, opened by the first echo session.
+    echo: Option<EchoIo>,
+    /// Last forwarding finding per echo session (logged on change).
+    echo_loop: HashMap<IpAddr, bool>,
 }
 
 /// The receive sockets, `[IPv4, IPv6]` each: single-hop (3784) bound at start, multihop
@@ -341,6 +358,8 @@ struct RxSocket {
 enum Event {
     Cmd(Option<Command>),
     Datagram(io::Result<sys::Received>, RxSocket),
+    Echo(io::Result<EchoRx>),
+    EchoCheck,
     Timer,
 }
 
@@ -355,6 +374,9 @@ impl Driver {
     async fn run(mut self, mut cmd_rx: mpsc::Receiver<Command>, mut sockets: Sockets) {
         // One buffer per socket: [single v4, single v6, multi v4, multi v6].
         let mut bufs = [[0u8; 1500]; 4];
+        let mut echo_buf = [0u8; 1500];
+        let mut echo_check = tokio::time::interval(ECHO_CHECK);
+        echo_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.machine.next_timer();
             let [s4, s6] = &sockets.single;
@@ -367,6 +389,8 @@ impl Driver {
                 r = recv(s6.as_ref(), b1) => Event::Datagram(r, from(true, false)),
                 r = recv(m4.as_ref(), b2) => Event::Datagram(r, from(false, true)),
                 r = recv(m6.as_ref(), b3) => Event::Datagram(r, from(true, true)),
+                r = EchoIo::recv(self.echo.as_ref(), &mut echo_buf) => Event::Echo(r),
+                _ = echo_check.tick(), if self.echo.is_some() => Event::EchoCheck,
                 () = sleep_until(next) => Event::Timer,
             };
             match ev {
@@ -384,6 +408,26 @@ impl Driver {
                 Event::Datagram(Err(e), from) => {
                     warn!(error = %e, ?from, "bfd receive failed");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Event::Echo(Ok(rx)) => {
+                    let input = Input::Echo {
+                        payload: &echo_buf[rx.payload_at.clone()],
+                        src: IpAddr::V4(rx.src),
+                        dst: IpAddr::V4(rx.dst),
+                        ttl: rx.ttl,
+                    };
+                    let out = self.machine.handle(input, Instant::now());
+                    self.apply(out);
+                }
+                Event::Echo(Err(e)) => {
+                    warn!(error = %e, "bfd echo receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Event::EchoCheck => {
+                    let peers: Vec<IpAddr> = self.machine.echo_peers().collect();
+                    for peer in peers {
+                        self.echo_check(peer);
+                    }
                 }
                 Event::Timer => {
                     let out = self.machine.handle(Input::Timer, Instant::now());
@@ -416,6 +460,10 @@ impl Driver {
                 let r = self.machine.remove(peer, Instant::now()).map(|out| {
                     self.apply(out);
                     self.links.remove(&peer);
+                    self.echo_loop.remove(&peer);
+                    if let Some(e) = self.echo.as_mut() {
+                        e.neighbours.remove(&peer);
+                    }
                     info!(%peer, "bfd session removed");
                 });
                 let _ = reply.send(r);
@@ -425,10 +473,16 @@ impl Driver {
                 profile,
                 reply,
             } => {
+                let echo = profile.echo_mode;
                 let r = self
-                    .machine
-                    .set_profile(peer, profile, Instant::now())
-                    .map(|out| self.apply(out));
+                    .open_echo(echo)
+                    .and_then(|()| self.machine.set_profile(peer, profile, Instant::now()))
+                    .map(|out| {
+                        self.apply(out);
+                        if echo {
+                            self.echo_check(peer);
+                        }
+                    });
                 let _ = reply.send(r);
             }
             Command::Status { peer, reply } => {
@@ -491,7 +545,9 @@ impl Driver {
         profile: BfdProfile,
     ) -> Result<(), BfdError> {
         // Ask first: a refused session costs no socket.
-        self.machine.check_add(peer, local, &profile)?;
+        self.machine.check_add(peer, local, multihop, &profile)?;
+        let echo = profile.echo_mode;
+        self.open_echo(echo)?;
         let (sock, source_port, scope) = open_send_socket(peer, local, ifname.as_deref())?;
         let port = if multihop {
             self.config.multihop_peer_port
@@ -520,9 +576,60 @@ impl Driver {
             },
         );
         let discr = self.machine.peer(peer).map(|v| v.info.local_discr);
-        info!(%peer, %local, source_port, discr, multihop, "bfd session added");
+        info!(%peer, %local, source_port, discr, multihop, echo, "bfd session added");
         self.apply(out);
+        if echo {
+            self.echo_check(peer);
+        }
         Ok(())
+    }
+
+    /// Opens the echo socket for the first session that asks for echo.
+    fn open_echo(&mut self, wanted: bool) -> Result<(), BfdError> {
+        if wanted && self.echo.is_none() {
+            let io = EchoIo::open().map_err(|source| BfdError::EchoSocket { source })?;
+            info!(port = crate::echo::ECHO_PORT, "bfd echo socket open");
+            self.echo = Some(io);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the neighbour entry of `peer` and the node's forwarding setting on its
+    /// interface, and tells the machine whether the node loops the peer's echoes.
+    fn echo_check(&mut self, peer: IpAddr) {
+        let Some(io) = self.echo.as_mut() else {
+            return;
+        };
+        let neigh = echo::neighbour(peer);
+        let (ok, dev) = match &neigh {
+            Some(n) => (
+                echo::forwarding(&n.dev).unwrap_or(false),
+                Some(n.dev.clone()),
+            ),
+            None => (false, None),
+        };
+        match neigh {
+            Some(n) => io.neighbours.insert(peer, n),
+            None => io.neighbours.remove(&peer),
+        };
+        let before = self.echo_loop.insert(peer, ok);
+        if before != Some(ok) {
+            let _span = info_span!("bfd_peer", %peer).entered();
+            match (ok, &dev) {
+                (true, _) => info!(
+                    dev,
+                    "bfd echo: the node forwards the peer's echoes; echo receive advertised"
+                ),
+                (false, Some(dev)) => warn!(
+                    dev,
+                    "bfd echo: IP forwarding is off on {dev} (net.ipv4.conf.{dev}.forwarding = 0): the peer's echo packets cannot be looped back, advertising no echo receive interval"
+                ),
+                (false, None) => debug!("bfd echo: the peer is not in the neighbour table yet"),
+            }
+        }
+        if let Ok(out) = self.machine.set_echo_loop(peer, ok, Instant::now()) {
+            self.apply(out);
+        }
     }
 
     fn on_datagram(&mut self, data: &[u8], r: &sys::Received, multihop: bool) {
@@ -579,6 +686,34 @@ impl Driver {
                         debug!(%peer, %reason, "bfd packet dropped by session");
                     }
                     self.counters.count_drop(reason);
+                }
+                Output::SendEcho {
+                    peer,
+                    local,
+                    packet,
+                } => {
+                    let r = match self.echo.as_mut() {
+                        Some(io) => io.send(peer, local, &packet),
+                        None => Err(io::Error::other("no echo socket")),
+                    };
+                    match r {
+                        Ok(()) => {
+                            self.counters.echo_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(err) => {
+                            debug!(%peer, error = %err, "bfd echo send failed");
+                            self.counters
+                                .echo_send_errors
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Output::EchoReturned { .. } => {
+                    self.counters.echo_in.fetch_add(1, Ordering::Relaxed);
+                }
+                Output::EchoDrop { peer, reason } => {
+                    debug!(?peer, %reason, "bfd echo dropped");
+                    self.counters.echo_drops.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

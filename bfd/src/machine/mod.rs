@@ -21,7 +21,12 @@
 //! - local discriminators: random, non-zero, unique on the host (RFC 5880 §6.8.1);
 //! - timers: the transmit and detection deadlines [`Session`] asks for, expiries fed back to
 //!   it (detection first when both are due);
-//! - what a state change tells the outside ([`BfdEvent`], with the peer's last state).
+//! - what a state change tells the outside ([`BfdEvent`], with the peer's last state);
+//! - echo (RFC 5880 §6.4): only IPv4 single-hop sessions may run it (RFC 5883 §3 forbids it
+//!   for multihop); a datagram on the echo port is ours when its source and destination are
+//!   the local address of the session its discriminator names, and it came back with TTL 254
+//!   (the peer forwarded it once); other echo-port traffic (the peer's own echoes passing
+//!   through this node) is ignored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -31,10 +36,15 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use crate::BfdError;
+use crate::echo::{EchoDropReason, EchoPacket};
 use crate::packet::{ControlPacket, DecodeCxt, Diag, DropReason, SINGLE_HOP_TTL, State};
 use crate::profile::BfdProfile;
 use crate::session::{self, Session, SessionInfo};
+use echo::check_echo;
 
+mod echo;
+#[cfg(test)]
+mod echo_tests;
 #[cfg(test)]
 mod multihop_tests;
 #[cfg(test)]
@@ -82,6 +92,14 @@ pub enum Input<'a> {
         ttl: Option<u8>,
         multihop: bool,
     },
+    /// One IPv4/UDP datagram read from the echo port (3785): its addresses, TTL and
+    /// payload.
+    Echo {
+        payload: &'a [u8],
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+    },
     /// [`Machine::next_timer`] is due (early or spurious ticks are harmless).
     Timer,
 }
@@ -98,6 +116,20 @@ pub enum Output {
     Drop {
         peer: Option<IpAddr>,
         reason: DropReason,
+    },
+    /// Send our echo `packet` for the session to `peer`: from and to `local`, to the peer's
+    /// link-layer address (RFC 5880 §6.4).
+    SendEcho {
+        peer: IpAddr,
+        local: IpAddr,
+        packet: EchoPacket,
+    },
+    /// One of our echoes came back to the session of `peer`.
+    EchoReturned { peer: IpAddr },
+    /// A datagram on the echo port that claimed to be ours was discarded.
+    EchoDrop {
+        peer: Option<IpAddr>,
+        reason: EchoDropReason,
     },
 }
 
@@ -122,6 +154,8 @@ struct Peer {
     multihop: Option<u8>,
     tx_at: Option<Instant>,
     detect_at: Option<Instant>,
+    echo_tx_at: Option<Instant>,
+    echo_detect_at: Option<Instant>,
     packets_in: u64,
     state_changes: u64,
 }
@@ -151,7 +185,7 @@ impl Machine {
     pub fn next_timer(&self) -> Option<Instant> {
         self.sessions
             .values()
-            .flat_map(|p| [p.tx_at, p.detect_at])
+            .flat_map(|p| [p.tx_at, p.detect_at, p.echo_tx_at, p.echo_detect_at])
             .flatten()
             .min()
     }
@@ -177,9 +211,11 @@ impl Machine {
         &self,
         peer: IpAddr,
         local: IpAddr,
+        multihop: bool,
         profile: &BfdProfile,
     ) -> Result<(), BfdError> {
         profile.validate()?;
+        check_echo(peer, multihop, profile)?;
         if self.sessions.contains_key(&peer) {
             return Err(BfdError::SessionExists { peer });
         }
@@ -230,7 +266,7 @@ impl Machine {
         profile: BfdProfile,
         now: Instant,
     ) -> Result<Vec<Output>, BfdError> {
-        self.check_add(peer, local, &profile)?;
+        self.check_add(peer, local, multihop, &profile)?;
         let min_ttl = multihop.then_some(profile.minimum_ttl);
         // RFC 5880 §6.8.1: bfd.LocalDiscr is non-zero and unique on the system.
         let discr = loop {
@@ -248,6 +284,8 @@ impl Machine {
                 multihop: min_ttl,
                 tx_at: None,
                 detect_at: None,
+                echo_tx_at: None,
+                echo_detect_at: None,
                 packets_in: 0,
                 state_changes: 0,
             },
@@ -280,9 +318,10 @@ impl Machine {
         now: Instant,
     ) -> Result<Vec<Output>, BfdError> {
         profile.validate()?;
-        if !self.sessions.contains_key(&peer) {
+        let Some(p) = self.sessions.get(&peer) else {
             return Err(BfdError::NoSession { peer });
-        }
+        };
+        check_echo(peer, p.multihop.is_some(), &profile)?;
         if let Some(p) = self.sessions.get_mut(&peer)
             && p.multihop.is_some()
         {
@@ -324,6 +363,12 @@ impl Machine {
                 };
                 self.on_datagram(data, rx, now, &mut out)
             }
+            Input::Echo {
+                payload,
+                src,
+                dst,
+                ttl,
+            } => self.on_echo(payload, (src, dst, ttl), now, &mut out),
             Input::Timer => self.on_timer(now, &mut out),
         }
         out
@@ -391,6 +436,14 @@ impl Machine {
                 p.tx_at = None;
                 due.push((*peer, session::Input::TxTimerExpired));
             }
+            if p.echo_detect_at.is_some_and(|t| t <= now) {
+                p.echo_detect_at = None;
+                due.push((*peer, session::Input::EchoDetectTimerExpired));
+            }
+            if p.echo_tx_at.is_some_and(|t| t <= now) {
+                p.echo_tx_at = None;
+                due.push((*peer, session::Input::EchoTxTimerExpired));
+            }
         }
         for (peer, input) in due {
             self.feed(peer, input, now, out);
@@ -421,6 +474,20 @@ impl Machine {
                     }));
                 }
                 session::Output::Drop(reason) => out.push(Output::Drop {
+                    peer: Some(peer),
+                    reason,
+                }),
+                session::Output::SendEcho(packet) => out.push(Output::SendEcho {
+                    peer,
+                    local: p.local,
+                    packet,
+                }),
+                session::Output::ArmEchoTx(d) => p.echo_tx_at = Some(now + d),
+                session::Output::StopEchoTx => p.echo_tx_at = None,
+                session::Output::ArmEchoDetect(d) => p.echo_detect_at = Some(now + d),
+                session::Output::StopEchoDetect => p.echo_detect_at = None,
+                session::Output::EchoReturned => out.push(Output::EchoReturned { peer }),
+                session::Output::EchoDrop(reason) => out.push(Output::EchoDrop {
                     peer: Some(peer),
                     reason,
                 }),

@@ -196,10 +196,13 @@ fn add_is_refused_by_rule_and_refusals_change_nothing() {
     assert_eq!(m.next_timer(), timer);
     // check_add says the same without adding.
     assert!(
-        m.check_add(ip("2001:db8::3"), local, &BfdProfile::default())
+        m.check_add(ip("2001:db8::3"), local, false, &BfdProfile::default())
             .is_ok()
     );
-    assert!(m.check_add(peer, local, &BfdProfile::default()).is_err());
+    assert!(
+        m.check_add(peer, local, false, &BfdProfile::default())
+            .is_err()
+    );
     assert_eq!(m.peers().count(), 1);
 }
 

@@ -5,13 +5,20 @@
 //! (re)arm or stop, state changes to report, drops to count. No clock, no socket.
 //!
 //! Only asynchronous mode is implemented. Demand mode is never requested by us; a peer in
-//! demand mode is honoured as RFC 5880 §6.8.7 asks (periodic transmission ceases). Echo is not
-//! supported: we advertise a Required Min Echo RX Interval of 0.
+//! demand mode is honoured as RFC 5880 §6.8.7 asks (periodic transmission ceases). The Echo
+//! function (RFC 5880 §6.4) is in [`echo`].
 
 use std::time::Duration;
 
+use crate::echo::{EchoDropReason, EchoPacket};
 use crate::packet::{ControlPacket, Diag, DropReason, State, duration_to_us, us_to_duration};
 use crate::profile::BfdProfile;
+
+mod echo;
+#[cfg(test)]
+mod echo_tests;
+
+pub use echo::EchoInfo;
 
 /// Transmit interval floor while the session is not Up (RFC 5880 §6.8.3).
 pub const SLOW_TX: Duration = Duration::from_secs(1);
@@ -33,6 +40,14 @@ pub enum Input {
     AdminUp,
     /// New timers; a Poll Sequence announces them when Up (RFC 5880 §6.8.3).
     SetProfile(BfdProfile),
+    /// The echo transmit timer armed by [`Output::ArmEchoTx`] expired.
+    EchoTxTimerExpired,
+    /// The echo detection timer armed by [`Output::ArmEchoDetect`] expired.
+    EchoDetectTimerExpired,
+    /// One of our echo packets came back (addresses and TTL already checked).
+    EchoReturned(EchoPacket),
+    /// Whether this node can loop the peer's echo packets back (IP forwarding on).
+    SetEchoLoop(bool),
 }
 
 /// What the driver must do.
@@ -52,6 +67,20 @@ pub enum Output {
     StateChange { old: State, new: State, diag: Diag },
     /// The received packet was discarded by a session-level check.
     Drop(DropReason),
+    /// Send this echo packet now (RFC 5880 §6.4).
+    SendEcho(EchoPacket),
+    /// (Re)arm the echo transmit timer.
+    ArmEchoTx(Duration),
+    /// Stop the echo transmit timer.
+    StopEchoTx,
+    /// (Re)arm the echo detection timer.
+    ArmEchoDetect(Duration),
+    /// Stop the echo detection timer.
+    StopEchoDetect,
+    /// A returned echo was accepted (count it).
+    EchoReturned,
+    /// A returned echo was discarded.
+    EchoDrop(EchoDropReason),
 }
 
 /// Read-only view of a session's negotiated values.
@@ -76,6 +105,8 @@ pub struct SessionInfo {
     /// How long we wait without packets before declaring the peer down (0 if not yet known).
     pub detection_time: Duration,
     pub poll_active: bool,
+    /// The Echo function.
+    pub echo: EchoInfo,
 }
 
 /// One BFD session (RFC 5880 §6.8.1 state variables).
@@ -104,6 +135,7 @@ pub struct Session {
     poll_pending: bool,
     /// Whether we asked the driver to arm the transmit timer, and with which base interval.
     tx_armed: Option<Duration>,
+    echo: echo::Echo,
     rng: u64,
 }
 
@@ -130,6 +162,7 @@ impl Session {
             poll_active: false,
             poll_pending: false,
             tx_armed: None,
+            echo: echo::Echo::default(),
             rng: seed | 1,
             profile,
         };
@@ -167,6 +200,7 @@ impl Session {
             tx_interval: self.tx_interval(),
             detection_time: self.detection_time(),
             poll_active: self.poll_active,
+            echo: self.echo_info(),
         }
     }
 
@@ -186,7 +220,12 @@ impl Session {
             Input::AdminDown => self.on_admin_down(&mut out),
             Input::AdminUp => self.on_admin_up(&mut out),
             Input::SetProfile(p) => self.on_set_profile(p),
+            Input::EchoTxTimerExpired => self.on_echo_tx_timer(&mut out),
+            Input::EchoDetectTimerExpired => self.on_echo_detect_timer(&mut out),
+            Input::EchoReturned(p) => self.on_echo_returned(p, &mut out),
+            Input::SetEchoLoop(ok) => self.on_set_echo_loop(ok, &mut out),
         }
+        self.sync_echo(&mut out);
         self.sync_tx_timer(&mut out);
         out
     }
@@ -206,7 +245,7 @@ impl Session {
             your_discr: self.remote_discr,
             desired_min_tx_us: duration_to_us(self.desired_min_tx),
             required_min_rx_us: duration_to_us(self.required_min_rx),
-            required_min_echo_rx_us: 0,
+            required_min_echo_rx_us: self.advertised_echo_rx(),
             auth: None,
         }
     }
@@ -243,6 +282,7 @@ impl Session {
         self.remote_min_rx = us_to_duration(pkt.required_min_rx_us);
         self.remote_desired_min_tx = us_to_duration(pkt.desired_min_tx_us);
         self.remote_detect_mult = pkt.detect_mult;
+        self.echo.remote_min_rx = us_to_duration(pkt.required_min_echo_rx_us);
         // RFC 5880 §6.5: a Final ends the Poll Sequence; the new values take force.
         if pkt.final_ && self.poll_active {
             self.poll_active = false;
@@ -303,6 +343,7 @@ impl Session {
         self.remote_discr = 0;
         self.remote_state = State::Down;
         self.remote_min_rx = Duration::from_micros(1);
+        self.echo.remote_min_rx = Duration::ZERO;
         self.remote_demand = false;
         out.push(Output::StopDetect);
         if matches!(self.state, State::Init | State::Up) {
@@ -360,7 +401,7 @@ impl Session {
     /// Poll Sequence runs (there is nobody to answer it reliably).
     fn update_local_params(&mut self) {
         let tx = self.wanted_desired_tx();
-        let rx = self.profile.receive_interval;
+        let rx = self.wanted_required_rx();
         if self.state != State::Up {
             self.poll_active = false;
             self.poll_pending = false;
