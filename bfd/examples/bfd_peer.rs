@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! bfd_peer --local 192.0.2.2 --peer 192.0.2.1 [--ifname eth0] [--rx 300] [--tx 300] [--mult 3] [--passive]
-//!          [--multihop] [--min-ttl 254]
+//!          [--multihop] [--min-ttl 254] [--echo 50]
 //! ```
 //!
 //! Prints `ready` once the session is added, then one line per state change
-//! (`event peer=192.0.2.1 old=Down new=Up diag=None`). SIGTERM / SIGINT: AdminDown, then exit.
+//! (`event peer=192.0.2.1 old=Down new=Up diag=None`). With `--echo MS` (echo mode, echo
+//! interval MS) it also prints the echo function's state every 200 ms (`echo active=true
+//! tx_ms=50 adv_us=50000 loop_ok=true remote_us=50000 sent=N returned=N out=N in=N drops=N
+//! send_errors=N`). SIGTERM / SIGINT: AdminDown, then exit.
 //! Tests run it in a namespace and freeze it with SIGSTOP to play a hung node.
 
 use std::io::Write;
@@ -54,6 +57,10 @@ fn parse() -> anyhow::Result<Args> {
             "--tx" => profile.transmit_interval = ms(&val)?,
             "--mult" => profile.detect_multiplier = val.parse().context("--mult")?,
             "--min-ttl" => profile.minimum_ttl = val.parse().context("--min-ttl")?,
+            "--echo" => {
+                profile.echo_mode = true;
+                profile.echo_interval = ms(&val)?;
+            }
             other => bail!("unknown argument {other}"),
         }
     }
@@ -80,6 +87,31 @@ fn print_event(out: &mut impl Write, ev: &BfdEvent) -> std::io::Result<()> {
     out.flush()
 }
 
+async fn print_echo(out: &mut impl Write, mgr: &BfdManager, peer: IpAddr) -> anyhow::Result<()> {
+    let Some(s) = mgr.session(peer).await? else {
+        return Ok(());
+    };
+    let (e, c) = (&s.info.echo, mgr.counters());
+    writeln!(
+        out,
+        "echo state={} active={} tx_ms={} adv_us={} loop_ok={} remote_us={} sent={} returned={} out={} in={} drops={} send_errors={}",
+        s.info.state,
+        e.tx_interval.is_some(),
+        e.tx_interval.map_or(0, |d| d.as_millis()),
+        e.advertised_rx.as_micros(),
+        e.loop_ok,
+        e.remote_min_rx.as_micros(),
+        e.sent,
+        e.returned,
+        c.echo_out,
+        c.echo_in,
+        c.echo_drops,
+        c.echo_send_errors
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = parse()?;
@@ -90,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let mut events = mgr.subscribe();
+    let echo = args.profile.echo_mode;
     if args.multihop {
         mgr.add_multihop_session(args.peer, args.local, args.profile)
             .await?;
@@ -101,8 +134,10 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "ready")?;
     out.flush()?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
+            _ = tick.tick(), if echo => print_echo(&mut out, &mgr, args.peer).await?,
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 print_event(&mut out, &ev)?;
