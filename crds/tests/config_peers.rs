@@ -428,3 +428,45 @@ fn same_peer_address_on_disjoint_nodes_is_fine() {
         .collect();
     assert_eq!(names, ["a"]);
 }
+
+#[test]
+fn bfd_echo_mode_only_for_ipv4_single_hop_peers() {
+    let echo = obj(
+        "BFDProfile",
+        "echo",
+        "  echoMode: true\n  echoInterval: 100\n",
+    );
+    // IPv4 single-hop: accepted with its interval.
+    let out = build(&(echo.clone() + &peer("tor", &format!("{BASE}  bfdProfile: echo\n"))));
+    no_errors(&out);
+    let b = out.config.peers["tor"].bfd.clone().unwrap();
+    assert!(b.echo_mode);
+    assert_eq!(b.echo_interval_ms, 100);
+    // Multihop (RFC 5883 §3) and IPv6: refused on the peer, naming the profile and echoMode.
+    let multihop = peer(
+        "mh",
+        &format!("{BASE}  ebgpMultiHop: true\n  bfdProfile: echo\n"),
+    );
+    let v6 = peer(
+        "v6",
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 2001:db8::1\n  bfdProfile: echo\n",
+    );
+    for (name, yaml, why) in [
+        ("mh", multihop, "echoMode: true, which RFC 5883 forbids"),
+        (
+            "v6",
+            v6,
+            "echoMode: true, which ferrolb supports for IPv4 peers only",
+        ),
+    ] {
+        let out = build(&(echo.clone() + &yaml));
+        one_error(
+            &out,
+            Kind::BGPPeer,
+            name,
+            "spec.bfdProfile",
+            Some("echo"),
+            why,
+        );
+    }
+}

@@ -166,22 +166,32 @@ fn legacy_full_config_converts_every_section() {
 }
 
 #[test]
-fn legacy_bfd_echo_mode_is_a_loss() {
+fn legacy_bfd_echo_mode_is_mapped() {
     let (_, c) = fixture("legacy-bfd-echo.yaml");
-    let l = losses(&c);
-    assert_eq!(l.len(), 1, "{l:#?}");
-    assert!(
-        l[0].starts_with(
-            "legacy-bfd-echo.yaml:1: ConfigMap metallb-system/config: data.config.bfd-profiles[1].echo-mode:"
-        ),
-        "{l:#?}"
-    );
+    assert!(losses(&c).is_empty(), "{:#?}", losses(&c));
     let r = valid(&c);
     assert_eq!(r.bfd_profiles.len(), 2);
-    assert_eq!(r.bfd_profiles[1].spec.echo_mode, None);
+    assert_eq!(r.bfd_profiles[0].spec.echo_mode, Some(false));
+    assert_eq!(r.bfd_profiles[1].spec.echo_mode, Some(true));
+    assert_eq!(r.bfd_profiles[1].spec.echo_interval, Some(80));
     // minimum-ttl is kept (it applies to multihop sessions).
     assert_eq!(r.bfd_profiles[0].spec.minimum_ttl, Some(254));
     assert_eq!(r.bfd_profiles[1].spec.minimum_ttl, Some(150));
+}
+
+#[test]
+fn bfd_echo_mode_converts_without_loss() {
+    let text = "\
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: echo, namespace: metallb-system}
+spec: {echoMode: true, echoInterval: 100}
+";
+    let c = convert_metallb("echo.yaml", text);
+    assert!(c.losses.is_empty(), "{:#?}", c.losses);
+    let r = valid(&c);
+    assert_eq!(r.bfd_profiles[0].spec.echo_mode, Some(true));
+    assert_eq!(r.bfd_profiles[0].spec.echo_interval, Some(100));
 }
 
 #[test]

@@ -151,6 +151,9 @@ pub(super) fn validate(
 
     let password = password(&me, s, secrets, &mut errors);
     let bfd = bfd_profile(&me, s, bfd_profiles, &mut errors);
+    if let (Some(b), Some(addr)) = (&bfd, address) {
+        echo_allowed(&me, b, addr, ebgp_multihop, &mut errors);
+    }
     let node_selectors = parse_selectors(&me, "spec.nodeSelectors", &s.node_selectors, &mut errors);
 
     match (
@@ -399,6 +402,33 @@ fn bfd_profile(
             }
         },
     }
+}
+
+/// A profile with `echoMode: true` only serves IPv4 single-hop peers: RFC 5883 §3 forbids
+/// echo on multihop sessions (a peer with `ebgpMultiHop` runs multihop BFD), and IPv6 echo is
+/// not implemented (MetalLB refuses echo with IPv6 as well).
+fn echo_allowed(
+    me: &ObjectRef,
+    b: &Bfd,
+    address: IpAddr,
+    ebgp_multihop: bool,
+    errors: &mut Vec<ConfigError>,
+) {
+    if !b.echo_mode {
+        return;
+    }
+    let why = if ebgp_multihop {
+        "has echoMode: true, which RFC 5883 forbids on the multihop BFD session of an ebgpMultiHop peer"
+    } else if address.is_ipv6() {
+        "has echoMode: true, which ferrolb supports for IPv4 peers only"
+    } else {
+        return;
+    };
+    errors.push(me.error(
+        "spec.bfdProfile",
+        Some(&b.name),
+        format!("BFDProfile {} {why}", b.name),
+    ));
 }
 
 fn resolve_secret(secrets: &[Secret], namespace: &str, name: &str) -> Result<String, String> {

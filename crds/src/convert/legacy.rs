@@ -400,18 +400,13 @@ fn bfd_profile(origin: &Origin<'_>, i: usize, p: Value, losses: &mut Vec<Loss>) 
         ("transmit-interval", "transmitInterval"),
         ("detect-multiplier", "detectMultiplier"),
         ("echo-interval", "echoInterval"),
+        ("echo-mode", "echoMode"),
         ("passive-mode", "passiveMode"),
         ("minimum-ttl", "minimumTtl"),
     ] {
         if let Some(v) = m.remove(legacy) {
             spec.insert(ours.into(), v);
         }
-    }
-    if m.remove("echo-mode") == Some(Value::Bool(true)) {
-        losses.push(origin.loss(
-            format!("{path}echo-mode"),
-            "BFD echo mode is not supported by ferrolb; the profile runs without echo",
-        ));
     }
     rest(origin, &path, m, losses);
     Some(object("BFDProfile", &name, Value::Object(spec)))

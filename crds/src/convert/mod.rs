@@ -9,7 +9,7 @@
 //! (`NO_EXPORT`, `no_export`, ...) become ferrolb's (`no-export`).
 //!
 //! Nothing is dropped quietly: whatever cannot be converted (a field ferrolb lacks such as
-//! `vrf`, BFD echo mode, a kind that is not configuration, a document that does not parse) is
+//! `vrf`, a kind that is not configuration, a document that does not parse) is
 //! a [`Loss`] naming the object and field; the binary exits non-zero on any loss unless
 //! `--allow-lossy`.
 
@@ -352,8 +352,7 @@ fn convert_typed(doc: &Doc<'_>, text: &str, aliases: &[String], out: &mut Conver
     }
 }
 
-/// What MetalLB spells differently: echo mode dropped (with a loss), zero timers left unset,
-/// well-known communities by name.
+/// What MetalLB spells differently: zero timers left unset, well-known communities by name.
 fn adjust(
     r: &mut ClusterResources,
     location: &str,
@@ -361,21 +360,6 @@ fn adjust(
     aliases: &[String],
     out: &mut Conversion,
 ) {
-    let loss = |field: String, reason: String| Loss {
-        location: location.to_string(),
-        object: object.to_string(),
-        field,
-        reason,
-    };
-    for p in &mut r.bfd_profiles {
-        if p.spec.echo_mode == Some(true) {
-            out.losses.push(loss(
-                "spec.echoMode".into(),
-                "BFD echo mode is not supported by ferrolb; the profile runs without echo".into(),
-            ));
-            p.spec.echo_mode = None;
-        }
-    }
     for p in &mut r.bgp_peers {
         // Go cannot tell `0s` from unset: MetalLB uses its default for both.
         for (field, value) in [

@@ -35,12 +35,15 @@ pub struct BFDProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 2, max = 255))]
     pub detect_multiplier: Option<u32>,
-    /// Echo packet interval in ms (10..60000, default 50).
+    /// Echo interval in ms (10..60000, default 50): with `echoMode`, the Required Min Echo RX
+    /// Interval we advertise (how often the peer may send us echoes) and the fastest we send
+    /// our own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
-    /// Echo function (RFC 5880 §6.4). Not supported by ferrolb: keep it false (the default);
-    /// the speaker refuses BFD sessions whose profile sets it.
+    /// Echo function (RFC 5880 §6.4), default false. IPv4 single-hop peers only (a BGPPeer
+    /// with `ebgpMultiHop` or an IPv6 address refuses such a profile). The node must forward
+    /// IPv4 (`net.ipv4.conf.<if>.forwarding = 1`) to loop the peer's echoes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
     /// Wait for the peer to start the session. Default false.
