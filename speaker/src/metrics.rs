@@ -94,6 +94,15 @@ pub struct Metrics {
     /// `ferrolb_speaker_bfd_drops_total{reason}`: received BFD packets discarded, by
     /// `ferrolb_bfd::DropReason` label (`ttl_not_255`, `ttl_below_minimum`, ...).
     pub bfd_drops: Family<ReasonLabel, Counter>,
+    /// `ferrolb_speaker_bfd_echo_packets_sent_total`, `..._received_total` (came back),
+    /// `..._dropped_total` (discarded on return) and `ferrolb_speaker_bfd_echo_send_errors_total`
+    /// (no neighbour entry for the peer, kernel refused), in [`BFD_ECHO_COUNTERS`] order.
+    pub bfd_echo: [Counter; 4],
+    /// `ferrolb_speaker_bfd_echo_active{peer,address}`: 1 while our echo function runs.
+    pub bfd_echo_active: Family<PeerLabel, Gauge>,
+    /// `ferrolb_speaker_bfd_echo_loop_ok{peer,address}`: 1 while this node loops the peer's
+    /// echoes (IPv4 forwarding on its interface); 0: we advertise no echo receive interval.
+    pub bfd_echo_loop_ok: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_l2_owner_changes_total`: L2 IPs whose owner node changed, as this
     /// node's election saw it (every node counts the same change).
     pub l2_owner_changes: Counter,
@@ -102,6 +111,23 @@ pub struct Metrics {
     pub membership: [Counter; 12],
     last: std::sync::Arc<std::sync::Mutex<Last>>,
 }
+
+/// The BFD echo counters, by metric name (`ferrolb_speaker_NAME_total`).
+const BFD_ECHO_COUNTERS: [(&str, &str); 4] = [
+    ("bfd_echo_packets_sent", "BFD echo packets sent"),
+    (
+        "bfd_echo_packets_received",
+        "BFD echo packets that came back",
+    ),
+    (
+        "bfd_echo_packets_dropped",
+        "Returned BFD echo packets discarded (discriminator, TTL, stale sequence)",
+    ),
+    (
+        "bfd_echo_send_errors",
+        "BFD echo packets not sent (peer not in the neighbour table, kernel refused)",
+    ),
+];
 
 /// The membership counters, by metric name (`ferrolb_speaker_membership_NAME_total`).
 const MEMBERSHIP_COUNTERS: [(&str, &str); 12] = [
@@ -167,6 +193,7 @@ struct Last {
     replies: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
     bfd_drops: BTreeMap<String, u64>,
+    bfd_echo: [u64; 4],
     conflicts: u64,
     conflicts_suppressed: u64,
     announcements: u64,
@@ -279,6 +306,19 @@ impl Metrics {
             "Received BFD packets discarded, by reason",
             self.bfd_drops.clone(),
         );
+        for ((name, help), c) in BFD_ECHO_COUNTERS.iter().zip(&self.bfd_echo) {
+            r.register(*name, *help, c.clone());
+        }
+        r.register(
+            "bfd_echo_active",
+            "1 while the BFD echo function runs on the session",
+            self.bfd_echo_active.clone(),
+        );
+        r.register(
+            "bfd_echo_loop_ok",
+            "1 while this node loops the peer's BFD echo packets (IP forwarding on)",
+            self.bfd_echo_loop_ok.clone(),
+        );
         r.register(
             "l2_owner_changes",
             "L2 IPs whose owner node changed (as this node's election saw it)",
@@ -333,6 +373,17 @@ impl Metrics {
                 .get_or_create(&label)
                 .set(i64::from(s.info.state == ferrolb_bfd::State::Up));
             drop(self.bfd_flaps.get_or_create(&label));
+            let e = &s.info.echo;
+            if e.enabled {
+                let active = i64::from(e.tx_interval.is_some());
+                self.bfd_echo_active.get_or_create(&label).set(active);
+                self.bfd_echo_loop_ok
+                    .get_or_create(&label)
+                    .set(i64::from(e.loop_ok));
+            } else {
+                self.bfd_echo_active.remove(&label);
+                self.bfd_echo_loop_ok.remove(&label);
+            }
         }
     }
 
@@ -374,6 +425,8 @@ impl Metrics {
                 self.session_up.remove(&l);
                 self.prefixes.remove(&l);
                 self.bfd_up.remove(&l);
+                self.bfd_echo_active.remove(&l);
+                self.bfd_echo_loop_ok.remove(&l);
             }
         }
         for (addr, s) in sessions {
@@ -388,6 +441,8 @@ impl Metrics {
                 self.session_up.remove(&old);
                 self.prefixes.remove(&old);
                 self.bfd_up.remove(&old);
+                self.bfd_echo_active.remove(&old);
+                self.bfd_echo_loop_ok.remove(&old);
             }
             self.session_up
                 .get_or_create(&label)
@@ -422,6 +477,11 @@ impl Metrics {
             self.bfd_drops
                 .get_or_create(&ReasonLabel { reason: k })
                 .inc_by(n.saturating_sub(prev));
+        }
+        let now = [c.echo_out, c.echo_in, c.echo_drops, c.echo_send_errors];
+        for ((counter, prev), n) in self.bfd_echo.iter().zip(&mut last.bfd_echo).zip(now) {
+            counter.inc_by(n.saturating_sub(*prev));
+            *prev = n;
         }
     }
 

@@ -368,8 +368,14 @@ impl Speaker {
                 self.metrics.observe_bfd_sessions(&names, &sessions);
                 self.metrics.observe_bfd_counters(&bfd.counters());
                 let now: BTreeMap<_, _> = sessions.iter().map(|s| (s.peer, s.info.state)).collect();
-                if now != self.st.bfd {
+                let echo: BTreeMap<_, _> = sessions
+                    .iter()
+                    .filter(|s| s.info.echo.enabled)
+                    .map(|s| (s.peer, crate::status::bfd_echo(&s.info.echo)))
+                    .collect();
+                if now != self.st.bfd || echo != self.st.bfd_echo {
                     self.st.bfd = now;
+                    self.st.bfd_echo = echo;
                     bfd_changed = true;
                 }
             }

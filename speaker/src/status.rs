@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use ferrolb_bgp::{PeerStatus, State};
 use ferrolb_crds::v1alpha1::{
-    BFDSessionState, BGPPeerSessionStatus, BGPSessionState, DriverErrorStatus, L2AddressStatus,
-    SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
+    BFDEchoStatus, BFDSessionState, BGPPeerSessionStatus, BGPSessionState, DriverErrorStatus,
+    L2AddressStatus, SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
@@ -47,12 +47,25 @@ pub fn bfd_state(s: ferrolb_bfd::State) -> BFDSessionState {
     }
 }
 
+/// What the SpeakerState shows of a session's echo function.
+pub fn bfd_echo(e: &ferrolb_bfd::EchoInfo) -> BFDEchoStatus {
+    BFDEchoStatus {
+        active: e.tx_interval.is_some(),
+        interval_ms: e
+            .tx_interval
+            .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+        loops_peer_echoes: e.loop_ok,
+    }
+}
+
 /// Sets each peer's `bfd` from the BFD sessions by peer address: a peer with a `bfdProfile`
-/// and no session (yet) is `Down`; a peer without one has no `bfd`.
+/// and no session (yet) is `Down`; a peer without one has no `bfd`. A peer whose profile has
+/// `echoMode` gets `bfdEcho` (inactive, not looping, until its session says otherwise).
 pub fn set_bfd(
     state: &mut SpeakerState,
     ann: &Announcements,
     bfd: &BTreeMap<IpAddr, ferrolb_bfd::State>,
+    echo: &BTreeMap<IpAddr, BFDEchoStatus>,
 ) {
     let Some(st) = state.status.as_mut() else {
         return;
@@ -65,6 +78,11 @@ pub fn set_bfd(
             bfd.get(&peer.address)
                 .map_or(BFDSessionState::Down, |s| bfd_state(*s))
         });
+        p.bfd_echo = peer
+            .bfd
+            .as_ref()
+            .filter(|b| b.echo_mode)
+            .map(|_| echo.get(&peer.address).cloned().unwrap_or_default());
     }
 }
 
@@ -110,6 +128,7 @@ pub fn speaker_state(
             peer_asn: s.and_then(|s| s.negotiated.as_ref()).map(|n| n.peer_asn),
             last_error: s.and_then(|s| s.last_error.clone()),
             bfd: None,
+            bfd_echo: None,
         });
     }
     status.announced_prefixes = u32::try_from(ann.prefix_count()).unwrap_or(u32::MAX);
@@ -285,7 +304,7 @@ mod tests {
 
     #[test]
     fn bfd_state_only_for_peers_with_a_profile() {
-        let yaml = "apiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\nmetadata: {name: fast, namespace: ferrolb-system}\nspec: {}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: a, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: fast}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: b, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2, bfdProfile: fast}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: c, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.3}\n";
+        let yaml = "apiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\nmetadata: {name: fast, namespace: ferrolb-system}\nspec: {}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: a, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: fast}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: b, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2, bfdProfile: echo}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\nmetadata: {name: echo, namespace: ferrolb-system}\nspec: {echoMode: true}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: c, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.3}\n";
         let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
         let outcome = ferrolb_crds::from_resources(&loaded.resources);
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
@@ -301,17 +320,45 @@ mod tests {
             &mut st,
             &ann,
             &BTreeMap::from([(a, ferrolb_bfd::State::Up), (c, ferrolb_bfd::State::Up)]),
+            &BTreeMap::from([(a, bfd_echo(&ferrolb_bfd::EchoInfo::default()))]),
         );
         let by_name: BTreeMap<_, _> = st
             .status
             .unwrap()
             .bgp_peers
             .into_iter()
-            .map(|p| (p.name, p.bfd))
+            .map(|p| (p.name, (p.bfd, p.bfd_echo)))
             .collect();
-        assert_eq!(by_name["a"], Some(BFDSessionState::Up));
-        assert_eq!(by_name["b"], Some(BFDSessionState::Down), "no session yet");
-        assert_eq!(by_name["c"], None);
+        assert_eq!(
+            by_name["a"],
+            (Some(BFDSessionState::Up), None),
+            "no echoMode"
+        );
+        // b's profile has echoMode: its echo shows, inactive until its session says so.
+        assert_eq!(
+            by_name["b"],
+            (Some(BFDSessionState::Down), Some(BFDEchoStatus::default())),
+            "no session yet"
+        );
+        assert_eq!(by_name["c"], (None, None));
+    }
+
+    #[test]
+    fn bfd_echo_status_from_the_session() {
+        let e = ferrolb_bfd::EchoInfo {
+            enabled: true,
+            loop_ok: true,
+            tx_interval: Some(Duration::from_millis(80)),
+            ..Default::default()
+        };
+        assert_eq!(
+            bfd_echo(&e),
+            BFDEchoStatus {
+                active: true,
+                interval_ms: Some(80),
+                loops_peer_echoes: true
+            }
+        );
     }
     #[test]
     fn failing_driver_calls_are_listed_with_their_target_and_error_until_they_succeed() {

@@ -159,3 +159,78 @@ fn l2_owner_changes_count_moves_only() {
     m.observe_owners(&after, &after);
     has(&text(&reg), "ferrolb_speaker_l2_owner_changes_total 1");
 }
+
+fn echo_session(peer: IpAddr, echo: ferrolb_bfd::EchoInfo) -> ferrolb_bfd::SessionStatus {
+    use std::time::Duration;
+    let ms = Duration::from_millis;
+    ferrolb_bfd::SessionStatus {
+        peer,
+        local: "192.0.2.10".parse().unwrap(),
+        ifname: None,
+        source_port: 49152,
+        multihop: false,
+        info: ferrolb_bfd::SessionInfo {
+            state: BfdState::Up,
+            remote_state: BfdState::Up,
+            local_discr: 1,
+            remote_discr: 2,
+            local_diag: Diag::None,
+            remote_diag: Diag::None,
+            desired_min_tx: ms(300),
+            required_min_rx: ms(1000),
+            remote_desired_min_tx: ms(300),
+            remote_min_rx: ms(300),
+            remote_detect_mult: 3,
+            detect_mult: 3,
+            tx_interval: ms(300),
+            detection_time: ms(3000),
+            poll_active: false,
+            echo,
+        },
+        packets_in: 0,
+        packets_out: 0,
+        state_changes: 0,
+    }
+}
+
+#[test]
+fn bfd_echo_counters_and_gauges() {
+    let (m, reg) = setup();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let names = BTreeMap::from([(a, "tor".to_string())]);
+    let mut c = ferrolb_bfd::BfdCounters {
+        echo_out: 10,
+        echo_in: 8,
+        echo_drops: 1,
+        echo_send_errors: 2,
+        ..Default::default()
+    };
+    m.observe_bfd_counters(&c);
+    c.echo_out = 15;
+    m.observe_bfd_counters(&c);
+    let running = ferrolb_bfd::EchoInfo {
+        enabled: true,
+        loop_ok: false,
+        tx_interval: Some(std::time::Duration::from_millis(50)),
+        ..Default::default()
+    };
+    m.observe_bfd_sessions(&names, &[echo_session(a, running)]);
+    let t = text(&reg);
+    has(&t, "ferrolb_speaker_bfd_echo_packets_sent_total 15");
+    has(&t, "ferrolb_speaker_bfd_echo_packets_received_total 8");
+    has(&t, "ferrolb_speaker_bfd_echo_packets_dropped_total 1");
+    has(&t, "ferrolb_speaker_bfd_echo_send_errors_total 2");
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_echo_active{peer="tor",address="192.0.2.1"} 1"#,
+    );
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_echo_loop_ok{peer="tor",address="192.0.2.1"} 0"#,
+    );
+    // echoMode switched off: the per-peer echo series go.
+    m.observe_bfd_sessions(&names, &[echo_session(a, Default::default())]);
+    let t = text(&reg);
+    assert!(!t.contains("ferrolb_speaker_bfd_echo_active{"), "{t}");
+    assert!(!t.contains("ferrolb_speaker_bfd_echo_loop_ok{"), "{t}");
+}

@@ -27,8 +27,8 @@ pub use l2_advertisement::{
 };
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
 pub use speaker_state::{
-    BFDSessionState, BGPPeerSessionStatus, BGPSessionState, DriverErrorStatus, L2AddressStatus,
-    SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
+    BFDEchoStatus, BFDSessionState, BGPPeerSessionStatus, BGPSessionState, DriverErrorStatus,
+    L2AddressStatus, SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
 };
 
 /// API group of every ferrolb kind.

@@ -123,6 +123,25 @@ pub struct BGPPeerSessionStatus {
     /// `bfdProfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd: Option<BFDSessionState>,
+    /// The BFD Echo function of that session; unset unless the `bfdProfile` has `echoMode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd_echo: Option<BFDEchoStatus>,
+}
+
+/// The BFD Echo function (RFC 5880 §6.4) of one session, both directions.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BFDEchoStatus {
+    /// Our echo packets are being sent and must come back: the session is Up and the peer
+    /// advertises a non-zero Required Min Echo RX Interval.
+    pub active: bool,
+    /// Interval of our echo packets while active, ms (the larger of `echoInterval` and the
+    /// peer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u32>,
+    /// This node loops the peer's echo packets back (IPv4 forwarding on the peer's
+    /// interface). When false we advertise no echo receive interval, so the peer sends none.
+    pub loops_peer_echoes: bool,
 }
 
 /// RFC 5880 §4.1 BFD session states.

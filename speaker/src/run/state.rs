@@ -47,6 +47,8 @@ pub(super) struct LoopState {
     pub(super) config_reported: Option<Vec<ObjectError>>,
     /// BFD session state by peer address (events, and the session list at each poll).
     pub(super) bfd: BTreeMap<IpAddr, ferrolb_bfd::State>,
+    /// Echo function of the sessions whose profile has `echoMode` (at each poll).
+    pub(super) bfd_echo: BTreeMap<IpAddr, ferrolb_crds::v1alpha1::BFDEchoStatus>,
     /// [`Options::l2`].
     pub(super) l2_enabled: bool,
     /// Driver calls that failed, made again with backoff until they succeed.
@@ -66,6 +68,7 @@ impl LoopState {
             config_errors: Vec::new(),
             config_reported: None,
             bfd: BTreeMap::new(),
+            bfd_echo: BTreeMap::new(),
             l2_enabled,
             retry: Retry::default(),
         }
@@ -173,7 +176,7 @@ impl LoopState {
         writer: &Writer,
     ) {
         let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
-        set_bfd(&mut state, &self.ann, &self.bfd);
+        set_bfd(&mut state, &self.ann, &self.bfd, &self.bfd_echo);
         set_driver_errors(&mut state, self.retry.pending());
         owned_by_node(&mut state, self.node_uid.as_deref());
         let key = (
