@@ -265,3 +265,77 @@ fn node_not_looping_fails_frrs_echo() {
         diag(&frr, &ours)
     );
 }
+
+/// The speaker (a BGPPeer with an `echoMode` BFDProfile; FRR runs bfdd only, so BGP never
+/// comes up, BFD does): echo runs both ways, SpeakerState and the metrics show it, and
+/// forwarding switched off on the node shows as `loopsPeerEchoes: false` /
+/// `bfd_echo_loop_ok 0`.
+#[test]
+fn speaker_runs_echo_and_reports_it() {
+    if !require_root("speaker_runs_echo_and_reports_it") {
+        return;
+    }
+    use ferrolb_tests::speaker_run::RunningSpeaker;
+    let (r, n) = bfd_pair("bec4");
+    for ns in [&r, &n] {
+        ns.sysctl("net.ipv4.ip_forward=1").unwrap();
+    }
+    let frr = FrrBfdd::start(&r, &frr_conf());
+    let yaml = format!(
+        "apiVersion: ferrolb.io/v1alpha1
+kind: BFDProfile
+metadata: {{name: echo, namespace: ferrolb-system}}
+spec: {{receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3, echoMode: true, echoInterval: 50}}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: BGPPeer
+metadata: {{name: tor, namespace: ferrolb-system}}
+spec: {{myASN: 64512, peerASN: 64513, peerAddress: {FRR}, connectTime: 1s, bfdProfile: echo}}
+"
+    );
+    let speaker = RunningSpeaker::start(&n, &[("all.yaml", &yaml)]);
+    let state = || std::fs::read_to_string(speaker.state_path()).unwrap_or_default();
+    let show = |frr: &FrrBfdd| {
+        let c: Vec<u64> = speaker.metrics.bfd_echo.iter().map(|c| c.get()).collect();
+        format!(
+            "frr: {}\nour echo sent/received/dropped/send errors: {c:?}\nstate:\n{}",
+            frr_json(frr),
+            state()
+        )
+    };
+    assert!(
+        frr.wait_status(OURS, "up", WAIT).is_some(),
+        "FRR never saw the speaker's session up: {}",
+        show(&frr)
+    );
+    let received = || speaker.metrics.bfd_echo[1].get();
+    assert!(rises(20, received), "our echoes: {}", show(&frr));
+    assert!(
+        rises(20, || frr_n(&frr, "echo-packet-input")),
+        "FRR's echoes through the node: {}",
+        show(&frr)
+    );
+    let echo_shown = wait_until(WAIT, POLL, || {
+        let s = state();
+        (s.contains("bfdEcho:")
+            && s.contains("active: true")
+            && s.contains("intervalMs: 50")
+            && s.contains("loopsPeerEchoes: true"))
+        .then_some(())
+    });
+    assert!(echo_shown.is_some(), "{}", show(&frr));
+    assert!(speaker.metrics.bfd_echo[0].get() >= received());
+    n.sysctl("net.ipv4.conf.eth0.forwarding=0").unwrap();
+    let reported = wait_until(WAIT, POLL, || {
+        state().contains("loopsPeerEchoes: false").then_some(())
+    });
+    assert!(reported.is_some(), "{}", show(&frr));
+    let label = ferrolb_speaker::metrics::PeerLabel {
+        peer: "tor".into(),
+        address: FRR.into(),
+    };
+    assert_eq!(
+        speaker.metrics.bfd_echo_loop_ok.get_or_create(&label).get(),
+        0
+    );
+}

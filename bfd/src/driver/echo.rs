@@ -47,7 +47,9 @@ pub(super) fn neighbour(peer: IpAddr) -> Option<Neighbour> {
     let IpAddr::V4(v4) = peer else {
         return None;
     };
-    let text = std::fs::read_to_string("/proc/net/arp").ok()?;
+    // thread-self: /proc/net follows the process's first thread, which may sit in another
+    // network namespace than this one (tests run the driver on a thread moved into one).
+    let text = std::fs::read_to_string("/proc/thread-self/net/arp").ok()?;
     let (mac, dev) = parse_proc_arp(&text, v4)?;
     let ifindex = sys::if_nametoindex(&dev).ok()?;
     Some(Neighbour { mac, dev, ifindex })
