@@ -203,6 +203,22 @@ struct Last {
 }
 
 impl Metrics {
+    fn register_bfd_echo(&self, r: &mut Registry) {
+        for ((name, help), c) in BFD_ECHO_COUNTERS.iter().zip(&self.bfd_echo) {
+            r.register(*name, *help, c.clone());
+        }
+        r.register(
+            "bfd_echo_active",
+            "1 while the BFD echo function runs on the session",
+            self.bfd_echo_active.clone(),
+        );
+        r.register(
+            "bfd_echo_loop_ok",
+            "1 while this node loops the peer's BFD echo packets (IP forwarding on)",
+            self.bfd_echo_loop_ok.clone(),
+        );
+    }
+
     /// Registers every metric under `ferrolb_speaker_`.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
@@ -306,19 +322,7 @@ impl Metrics {
             "Received BFD packets discarded, by reason",
             self.bfd_drops.clone(),
         );
-        for ((name, help), c) in BFD_ECHO_COUNTERS.iter().zip(&self.bfd_echo) {
-            r.register(*name, *help, c.clone());
-        }
-        r.register(
-            "bfd_echo_active",
-            "1 while the BFD echo function runs on the session",
-            self.bfd_echo_active.clone(),
-        );
-        r.register(
-            "bfd_echo_loop_ok",
-            "1 while this node loops the peer's BFD echo packets (IP forwarding on)",
-            self.bfd_echo_loop_ok.clone(),
-        );
+        self.register_bfd_echo(r);
         r.register(
             "l2_owner_changes",
             "L2 IPs whose owner node changed (as this node's election saw it)",

@@ -1,7 +1,9 @@
 //! The whole-host BFD machine under arbitrary input: datagrams from configured and unknown
 //! sources with any TTL, on either port (single-hop, multihop) and to either destination,
 //! timer ticks at arbitrary times, single-hop and multihop sessions added, removed and
-//! re-timed in between. It must never panic, and it must only ever address configured peers.
+//! re-timed in between, echo-port datagrams (from and to our address or not, any TTL and
+//! payload) and forwarding reports for echo sessions. It must never panic, and it must only
+//! ever address configured peers (control packets and echoes).
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -38,6 +40,8 @@ fn profile(b: &[u8]) -> BfdProfile {
         detect_multiplier: byte(2),
         passive_mode: byte(3) & 1 == 1,
         minimum_ttl: byte(4),
+        echo_mode: byte(3) & 2 == 2,
+        echo_interval: Duration::from_millis(u64::from(byte(5)) * 10),
         ..BfdProfile::default()
     }
 }
@@ -90,6 +94,17 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => Vec::new(),
             },
             4 => m.set_profile(peer, profile(chunk.get(2..).unwrap_or_default()), now).unwrap_or_default(),
+            5 if op & 0x80 != 0 => m.set_echo_loop(peer, op & 0x40 != 0, now).unwrap_or_default(),
+            5 => {
+                let ours = local_of(peer);
+                let (src, dst) = match op & 0x30 {
+                    0 => (ours, ours),
+                    0x10 => (peer, peer),
+                    _ => (ours, STRANGER),
+                };
+                let payload = chunk.get(2..).unwrap_or_default();
+                m.handle(Input::Echo { payload, src, dst, ttl: arg }, now)
+            }
             _ => {
                 let src = if op & 0x80 != 0 { STRANGER } else { peer };
                 let ttl = (op & 0x40 != 0).then_some(arg);
@@ -110,6 +125,10 @@ fuzz_target!(|data: &[u8]| {
                     before.contains(peer) || configured.contains(peer),
                     "sent to {peer}, not configured"
                 );
+            }
+            if let Output::SendEcho { peer, local, .. } = o {
+                assert!(configured.contains(peer), "echo for {peer}, not configured");
+                assert!(peer.is_ipv4() && *local == local_of(*peer), "echo from {local}");
             }
         }
         if let Some(at) = m.next_timer() {
