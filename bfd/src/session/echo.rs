@@ -8,8 +8,8 @@
 //!   a non-zero Required Min Echo RX Interval, we send one every max(`echoInterval`, the
 //!   peer's interval) (with jitter, as control packets) and expect each back; DetectMult
 //!   intervals without a return take the session Down with diagnostic 2 (Echo Function
-//!   Failed). While our echo runs, we ask the peer for control packets no faster than once a
-//!   second (RFC 5880 §6.8.3: Required Min RX >= 1 s while echo is active).
+//!   Failed, §6.8.5). While our echo runs, we ask the peer for control packets no faster than
+//!   once a second (§6.4, §6.8.3: a sedate Required Min RX while echo is active).
 //!
 //! [`Input::SetEchoLoop`]: super::Input::SetEchoLoop
 
@@ -55,8 +55,8 @@ pub struct EchoInfo {
 }
 
 impl Session {
-    /// Required Min Echo RX Interval to advertise (RFC 5880 §6.8.1 bfd.RequiredMinEchoRx...
-    /// is the "Required Min Echo RX Interval" field of §4.1).
+    /// The Required Min Echo RX Interval field (RFC 5880 §4.1) to advertise, µs: zero unless
+    /// we can loop the peer's echoes (§6.4: a system willing to loop them advertises it).
     pub(super) fn advertised_echo_rx(&self) -> u32 {
         if self.profile.echo_mode && self.echo.loop_ok {
             duration_to_us(self.profile.echo_interval)
