@@ -31,9 +31,11 @@ const POLL: Duration = Duration::from_millis(100);
 const FRR: &str = "192.0.2.1";
 const OURS: &str = "192.0.2.2";
 
+/// bfdd with `debug bfd peer`: its log says why a session went down
+/// (`state-change: [...] up -> down reason:echo-failed`).
 fn frr_conf() -> String {
     format!(
-        "bfd\n peer {OURS} interface eth0\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n  echo-mode\n  echo transmit-interval 50\n  echo receive-interval 50\n exit\nexit\n"
+        "debug bfd peer\nbfd\n peer {OURS} interface eth0\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n  echo-mode\n  echo transmit-interval 50\n  echo receive-interval 50\n exit\nexit\n"
     )
 }
 
@@ -186,6 +188,11 @@ fn router_not_forwarding_fails_our_echo() {
         .find(|e| e.contains("diag=EchoFunctionFailed"))
         .unwrap();
     assert!(ev.contains("old=Up new=Down"), "{ev}");
+    assert!(
+        !frr.log().contains("reason:echo-failed"),
+        "FRR's own echo failed, but our node still loops it: {}",
+        diag(&frr, &ours)
+    );
     // Control packets still flow: FRR hears our Down over them (its session goes down
     // without its own echo failing: our node still loops FRR's echoes) and keeps receiving
     // them. While FRR does not forward, the session comes back Up over control packets and
@@ -224,9 +231,12 @@ fn node_not_looping_fails_frrs_echo() {
         ],
     )
     .unwrap();
-    let down = wait_until(WAIT, Duration::from_millis(20), || {
-        frr.peer(OURS)
-            .filter(|p| p.diagnostic == "echo function failed")
+    // FRR's session is Down only until control packets bring it back (then its echo fails
+    // again), too short to poll reliably: its log says it.
+    let down = wait_until(WAIT, POLL, || {
+        frr.log()
+            .contains("up -> down reason:echo-failed")
+            .then_some(())
     });
     assert!(
         down.is_some(),
