@@ -16,9 +16,11 @@
 //!   check still sees forwarding on) FRR declares the session down ("echo function failed");
 //!   with forwarding switched off, our once-a-second check withdraws our echo receive
 //!   interval (FRR stops echoing; FRR may have declared the session down first, depending on
-//!   which of its 150 ms detection and our check comes first) and we report it.
+//!   which of its 150 ms detection and our check comes first) and we report it;
+//! - the whole speaker (BGPPeer + BFDProfile `echoMode: true`) runs echo with FRR and shows
+//!   it in SpeakerState (`bfdEcho`) and its metrics, forwarding off included.
 //!
-//! Assertions are on states and counters, never on timing.
+//! Assertions are on states, counters and FRR's `debug bfd peer` log, never on timing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
