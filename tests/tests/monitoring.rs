@@ -57,7 +57,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
     )
     .unwrap();
     let checked = promtool(dir.path(), &["check", "rules", "rules.yaml"]);
-    assert!(checked.contains("SUCCESS: 7 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 8 rules found"), "{checked}");
     promtool(dir.path(), &["test", "rules", "rules_test.yaml"]);
 
     // Every alert the issue asks for exists and has a unit test.
@@ -65,6 +65,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
     for alert in [
         "FerrolbBGPSessionDown",
         "FerrolbBFDSessionDown",
+        "FerrolbBFDEchoNotLooped",
         "FerrolbPoolAlmostFull",
         "FerrolbPoolExhausted",
         "FerrolbL2Conflict",
@@ -192,8 +193,8 @@ spec:
   addresses: [192.0.2.100-192.0.2.110]
 ";
 
-/// A BGP peer with BFD that never answers (192.0.2.1 does not exist): the per-peer BGP and
-/// BFD series exist, at 0.
+/// A BGP peer with BFD (echo mode) that never answers (192.0.2.1 does not exist): the
+/// per-peer BGP, BFD and BFD echo series exist, at 0.
 const PEER: &str = "\
 apiVersion: ferrolb.io/v1alpha1
 kind: BGPPeer
@@ -203,7 +204,7 @@ spec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: fast}
 apiVersion: ferrolb.io/v1alpha1
 kind: BFDProfile
 metadata: {name: fast, namespace: ferrolb-system}
-spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}
+spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3, echoMode: true}
 ";
 
 #[test]
@@ -277,6 +278,7 @@ fn rules_and_dashboard_query_only_metrics_the_binaries_serve() {
     for line in [
         r#"ferrolb_speaker_bgp_session_up{peer="tor",address="192.0.2.1"} 0"#,
         r#"ferrolb_speaker_bfd_session_up{peer="tor",address="192.0.2.1"} 0"#,
+        r#"ferrolb_speaker_bfd_echo_loop_ok{peer="tor",address="192.0.2.1"} 0"#,
     ] {
         assert!(
             speaker_scrape.lines().any(|l| l == line),
