@@ -92,6 +92,13 @@ impl EchoIo {
         let IpAddr::V4(local) = local else {
             return Err(io::Error::other("echo is IPv4-only"));
         };
+        // Not cached yet (echo can start before the first periodic check found the peer):
+        // look it up now rather than lose the first echoes.
+        if !self.neighbours.contains_key(&peer)
+            && let Some(n) = neighbour(peer)
+        {
+            self.neighbours.insert(peer, n);
+        }
         let Some(n) = self.neighbours.get(&peer) else {
             return Err(io::Error::other(
                 "peer's MAC address not in the neighbour table",
