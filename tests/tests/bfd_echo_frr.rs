@@ -248,6 +248,7 @@ fn node_not_looping_fails_frrs_echo() {
     n.exec("iptables", &["-F", "FORWARD"]).unwrap();
     both_echoes_running(&frr, &ours);
     // 2. Forwarding off: our check reports it and withdraws our echo receive interval.
+    let failures_before = frr.log().matches("reason:echo-failed").count();
     n.sysctl("net.ipv4.conf.eth0.forwarding=0").unwrap();
     let withdrawn = wait_until(WAIT, POLL, || {
         let e = our_echo(&ours);
@@ -258,6 +259,12 @@ fn node_not_looping_fails_frrs_echo() {
         (frr_json(&frr)["remote-echo-receive-interval"] == 0).then_some(())
     });
     assert!(frr_stopped.is_some(), "{}", diag(&frr, &ours));
+    // Which came first is a race (shown, not asserted): FRR's 150 ms echo detection, or our
+    // check (once a second) withdrawing the echo receive interval.
+    let failures = frr.log().matches("reason:echo-failed").count() - failures_before;
+    eprintln!(
+        "forwarding off on the node: FRR declared its echo failed {failures} time(s) before we withdrew echo"
+    );
     // FRR's session is (back) up without its echo, ours keeps echoing through FRR.
     assert!(
         frr.wait_status(OURS, "up", WAIT).is_some(),
