@@ -41,6 +41,12 @@ pub struct PeerConfig {
     pub passive: bool,
     /// Offer RFC 8654 extended messages (UPDATEs up to 65535 bytes when both sides agree).
     pub extended_messages: bool,
+    /// Offer RFC 8950 extended next hop encoding for IPv4 unicast, so that IPv4 routes can
+    /// take an IPv6 next hop (unnumbered sessions).
+    pub extended_next_hop: bool,
+    /// On a link-local session: the interface's global IPv6 address, sent as the IPv6 next
+    /// hop before the link-local one (RFC 2545). `None`: the link-local address alone.
+    pub global_v6: Option<std::net::Ipv6Addr>,
     /// BGP identifier for this session; `None`: the speaker's ([`crate::SpeakerConfig`]).
     pub router_id: Option<Ipv4Addr>,
 }
@@ -64,6 +70,8 @@ impl PeerConfig {
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
             passive: false,
             extended_messages: false,
+            extended_next_hop: false,
+            global_v6: None,
             router_id: None,
         }
     }
@@ -148,6 +156,7 @@ impl PeerConfig {
         c.connect_time = self.connect_time;
         c.passive = self.passive;
         c.extended_messages = self.extended_messages;
+        c.extended_next_hop = self.extended_next_hop;
         c.families = self.families.clone();
         c.graceful_restart = self.graceful_restart.then_some(GracefulRestart {
             restart_time: self.restart_time,
