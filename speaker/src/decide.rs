@@ -105,6 +105,10 @@ pub fn desired(
     };
 
     for p in config.peers.values() {
+        // Unnumbered (`interface`) peers are not run by the speaker yet.
+        if p.interface.is_some() {
+            continue;
+        }
         if p.node_selectors.matches(&ctx.me_view.labels) {
             out.peers.insert(p.name.clone(), p.clone());
         }
