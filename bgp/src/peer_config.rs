@@ -13,6 +13,9 @@ pub struct PeerConfig {
     pub peer_addr: IpAddr,
     /// 179 unless set.
     pub peer_port: u16,
+    /// Interface index (IPv6 scope) of a link-local `peer_addr` (unnumbered peering); 0 for
+    /// any other address.
+    pub scope_id: u32,
     pub local_asn: u32,
     /// The peer's AS; ignored when `dynamic_asn` is set.
     pub peer_asn: u32,
@@ -56,6 +59,7 @@ impl PeerConfig {
         PeerConfig {
             peer_addr,
             peer_port: 179,
+            scope_id: 0,
             local_asn,
             peer_asn,
             dynamic_asn: None,
@@ -133,6 +137,15 @@ impl PeerConfig {
             && src.is_ipv4() != self.peer_addr.is_ipv4()
         {
             return Err(bad("sourceAddress", "must be of the peer address's family"));
+        }
+        if let IpAddr::V6(a) = self.peer_addr
+            && a.is_unicast_link_local()
+            && self.scope_id == 0
+        {
+            return Err(bad(
+                "interface",
+                "a link-local peer address needs its interface (scope)",
+            ));
         }
         if self.connect_time.is_zero() {
             return Err(bad("connectTime", "must be positive"));

@@ -2,7 +2,7 @@
 //! frames, closing politely. Bytes only; no decisions.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -111,7 +111,13 @@ pub(super) fn close(c: Conn) {
 /// Starts an outbound connection with the peer's socket options (source address, TTL for
 /// eBGP multihop, TCP MD5).
 pub(super) fn connect(cfg: &PeerConfig) -> ConnectFuture {
-    let peer = SocketAddr::new(cfg.peer_addr, cfg.peer_port);
+    let peer = match cfg.peer_addr {
+        // A link-local peer (unnumbered) is reached through its interface.
+        IpAddr::V6(a) if cfg.scope_id != 0 => {
+            SocketAddr::V6(SocketAddrV6::new(a, cfg.peer_port, 0, cfg.scope_id))
+        }
+        ip => SocketAddr::new(ip, cfg.peer_port),
+    };
     let setup = || -> io::Result<TcpSocket> {
         let sock = match cfg.peer_addr {
             IpAddr::V4(_) => TcpSocket::new_v4()?,
