@@ -1,0 +1,180 @@
+//! Unnumbered BGP (BGPPeer `interface`, issue #17) against FRR 8.4 `neighbor IFACE interface
+//! remote-as external`, through the whole speaker (`run` with a manifests directory).
+//!
+//! Router `r` has one veth per node (`u1`..`u3`); every node has only `eth0` towards it, with
+//! NO IPv4 address and no global IPv6 address: only the kernel's link-local one. Each
+//! speaker sends Router Advertisements on `eth0` (FRR's zebra learns the neighbour from
+//! them) and learns FRR's link-local address from FRR's own RAs, opens the session to
+//! `fe80::...%eth0`, and announces an IPv4 /32 (with an IPv6 link-local next hop, RFC 8950)
+//! and an IPv6 /128. The router's kernel FIB then has both with one next hop per node
+//! (`via inet6 fe80::...` for the /32); deleting the Services withdraws them.
+
+use std::time::Duration;
+
+use ferrolb_tests::netns::veth;
+use ferrolb_tests::peers_frr::Frr;
+use ferrolb_tests::speaker_run::RunningSpeaker;
+use ferrolb_tests::{Netns, require_root, wait_until};
+
+const WAIT: Duration = Duration::from_secs(40);
+const POLL: Duration = Duration::from_millis(200);
+const V4: &str = "203.0.113.5";
+const V6: &str = "2001:db8:100::5";
+const NODES: usize = 3;
+
+const SERVICES: &str = "
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {type: LoadBalancer, ports: [{port: 80, protocol: TCP}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-a, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: [192.0.2.10], nodeName: n1}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web6, namespace: default}
+spec: {type: LoadBalancer, ipFamilies: [IPv6], ports: [{port: 80, protocol: TCP}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web6-a, namespace: default, labels: {kubernetes.io/service-name: web6}}
+addressType: IPv6
+endpoints: [{addresses: ['2001:db8:2::10'], nodeName: n1}]
+";
+
+const STATUS: &str = "generation: 1\nservices:\n  - namespace: default\n    name: web\n    ingress:\n      - ip: 203.0.113.5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n  - namespace: default\n    name: web6\n    ingress:\n      - ip: 2001:db8:100::5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n";
+
+fn config(router_id: &str) -> String {
+    format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\n\
+         metadata: {{name: bgp-pool, namespace: ferrolb-system}}\n\
+         spec: {{addresses: [203.0.113.0/28, '2001:db8:100::/120']}}\n---\n\
+         apiVersion: ferrolb.io/v1alpha1\nkind: BGPAdvertisement\n\
+         metadata: {{name: bgp, namespace: ferrolb-system}}\n\
+         spec: {{ipAddressPools: [bgp-pool]}}\n---\n\
+         apiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\n\
+         metadata: {{name: tor, namespace: ferrolb-system}}\n\
+         spec: {{myASN: 64512, peerASN: 64513, interface: eth0, routerID: {router_id}, connectTime: 1s}}\n"
+    )
+}
+
+fn frr_conf() -> String {
+    let mut c = String::from(
+        "router bgp 64513\n bgp router-id 198.51.100.1\n bgp log-neighbor-changes\n \
+         no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n",
+    );
+    for i in 1..=NODES {
+        c += &format!(
+            " neighbor u{i} interface remote-as external\n neighbor u{i} timers connect 1\n"
+        );
+    }
+    c += " address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n";
+    c += " address-family ipv6 unicast\n";
+    for i in 1..=NODES {
+        c += &format!("  neighbor u{i} activate\n");
+    }
+    c += "  maximum-paths 8\n exit-address-family\nexit\n";
+    c
+}
+
+/// Kernel routes for `prefix` in `r`: (next hops, the raw text).
+fn fib(r: &Netns, prefix: &str) -> (usize, String) {
+    let fam = if prefix.contains(':') { "-6" } else { "-4" };
+    let out = r.ip(&[fam, "route", "show", prefix]).unwrap_or_default();
+    let hops = out.matches("via ").count();
+    (hops, out)
+}
+
+fn no_dad(ns: &Netns) {
+    for k in ["all", "default"] {
+        let _ = ns.sysctl(&format!("net.ipv6.conf.{k}.accept_dad=0"));
+    }
+}
+
+#[test]
+fn unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops() {
+    if !require_root("unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops") {
+        return;
+    }
+    let r = Netns::new("unn-r");
+    no_dad(&r);
+    r.sysctl("net.ipv4.ip_forward=1").unwrap();
+    r.sysctl("net.ipv6.conf.all.forwarding=1").unwrap();
+    let nodes: Vec<Netns> = (1..=NODES)
+        .map(|i| {
+            let n = Netns::new(&format!("unn-n{i}"));
+            no_dad(&n);
+            veth(&r, &format!("u{i}"), &n, "eth0");
+            n
+        })
+        .collect();
+    let frr = Frr::start(&r, &frr_conf(), None);
+    let speakers: Vec<RunningSpeaker> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            // No address on the link but the kernel's link-local one.
+            assert!(
+                !n.ip(&["-4", "addr", "show", "dev", "eth0"])
+                    .unwrap()
+                    .contains("inet ")
+            );
+            let cfg = config(&format!("192.0.2.{}", 21 + i));
+            RunningSpeaker::start_with_status(
+                n,
+                STATUS,
+                &[("svc.yaml", SERVICES), ("bgp.yaml", &cfg)],
+            )
+        })
+        .collect();
+
+    let all_paths = wait_until(WAIT, POLL, || {
+        (fib(&r, V4).0 == NODES && fib(&r, V6).0 == NODES).then_some(())
+    });
+    let summary = frr.try_vtysh(&["show bgp summary"]).unwrap_or_default();
+    assert!(
+        all_paths.is_some(),
+        "want {NODES} next hops for {V4} and {V6}\nv4: {}\nv6: {}\n{summary}\n{}",
+        fib(&r, V4).1,
+        fib(&r, V6).1,
+        frr.log("bgpd")
+    );
+    // IPv4 routes via IPv6 link-local next hops (RFC 8950), one per node's link.
+    let (_, v4) = fib(&r, V4);
+    eprintln!("router FIB:\n{v4}\n{}", fib(&r, V6).1);
+    assert_eq!(v4.matches("via inet6 fe80::").count(), NODES, "{v4}");
+    for i in 1..=NODES {
+        assert!(v4.contains(&format!("dev u{i}")), "{v4}");
+    }
+    // The sessions negotiated the extended next hop capability.
+    let nb = frr.neighbor("u1");
+    let caps = nb["neighborCapabilities"].to_string();
+    assert!(caps.to_lowercase().contains("extendednexthop"), "{caps}");
+
+    // Withdraw: the Services go away, and so do the routes on the router.
+    for sp in &speakers {
+        sp.write(
+            "svc.yaml",
+            "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
+        );
+    }
+    let gone = wait_until(WAIT, POLL, || {
+        (fib(&r, V4).0 == 0 && fib(&r, V6).0 == 0).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "v4: {}\nv6: {}",
+        fib(&r, V4).1,
+        fib(&r, V6).1
+    );
+    drop(speakers);
+    drop(frr);
+}
