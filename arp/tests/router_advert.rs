@@ -1,11 +1,13 @@
 //! Router Advertisements for unnumbered BGP (RFC 4861 §4.2, §6.1.2): what we send decodes
 //! back with its checksum, hop limit 255 and router lifetime 0; invalid RAs are refused; our
-//! own RAs never name a neighbour. The FRR interop test (tests/tests/bgp_unnumbered_frr.rs)
+//! own RAs never name a neighbour; an RA captured from FRR 8.4 decodes, and its ICMPv6 message
+//! re-encodes to the same bytes. The FRR interop test (tests/tests/bgp_unnumbered_frr.rs)
 //! checks both directions against a real FRR 8.4 zebra.
 
 use std::net::Ipv6Addr;
 
-use ferrolb_arp::packet::{MacAddr, RouterAdvert, router_advert_source};
+use bytes::BytesMut;
+use ferrolb_arp::packet::{Ipv6Header, MacAddr, RouterAdvert, router_advert_source};
 use ferrolb_arp::unnumbered::{RaConfig, is_neighbour};
 
 const MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x11]);
@@ -63,4 +65,47 @@ fn three_fast_router_adverts_then_the_slow_interval() {
     let c = RaConfig::default();
     let waits: Vec<_> = (1..=5).map(|n| c.after(n).as_secs()).collect();
     assert_eq!(waits, vec![1, 1, 10, 10, 10]);
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Captured with `tcpdump -s0 -w` on the node side of a veth, 2026-12-05: FRR 8.4.4 (Debian 12)
+/// zebra, RAs enabled by bgpd for `neighbor u1 interface remote-as external`.
+const FRR_RA: &str = "33330000000106cb3ca1cf6e86dd600c219100183afffe8000000000000004cb3cfffea1cf6eff020000000000000000000000000001860018534000001e0000000000000000010106cb3ca1cf6e";
+
+#[test]
+fn router_advert_captured_from_frr() {
+    let frame = hex(FRR_RA);
+    let (src, ra) = router_advert_source(&frame).expect("FRR's RA is valid");
+    let frr_mac = MacAddr([0x06, 0xcb, 0x3c, 0xa1, 0xcf, 0x6e]);
+    assert_eq!(src, "fe80::4cb:3cff:fea1:cf6e".parse::<Ipv6Addr>().unwrap());
+    assert!(is_neighbour(src, &[ll()]));
+    assert_eq!(
+        ra,
+        RouterAdvert {
+            cur_hop_limit: 64,
+            flags: 0,
+            router_lifetime: 30,
+            reachable_time: 0,
+            retrans_timer: 0,
+            source_mac: Some(frr_mac),
+        }
+    );
+    // The ICMPv6 message (checksum included) re-encodes byte for byte.
+    let ip = Ipv6Header {
+        traffic_class: 0,
+        flow_label: 0,
+        next_header: 58,
+        hop_limit: 255,
+        src,
+        dst: "ff02::1".parse().unwrap(),
+    };
+    let mut out = BytesMut::new();
+    ra.encode(&ip, &mut out);
+    assert_eq!(&out[..], &frame[14 + 40..]);
 }

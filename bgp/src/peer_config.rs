@@ -48,7 +48,8 @@ pub struct PeerConfig {
     /// take an IPv6 next hop (unnumbered sessions).
     pub extended_next_hop: bool,
     /// On a link-local session: the interface's global IPv6 address, sent as the IPv6 next
-    /// hop before the link-local one (RFC 2545). `None`: the link-local address alone.
+    /// hop before the link-local one (RFC 2545). `None`: the link-local address in both
+    /// fields (as FRR does).
     pub global_v6: Option<std::net::Ipv6Addr>,
     /// BGP identifier for this session; `None`: the speaker's ([`crate::SpeakerConfig`]).
     pub router_id: Option<Ipv4Addr>,

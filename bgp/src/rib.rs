@@ -12,8 +12,9 @@
 //! next hop capability for IPv4 unicast ([`SessionInfo::ipv4_over_ipv6`]). Without it such a
 //! route is refused and [`Plan::needs_extended_next_hop`] counts it. The IPv6 next hop is the
 //! global address with the link-local one after it (32 octets, RFC 2545) when the session
-//! knows both, else the one it has (16 octets; a link-local address alone is what FRR sends
-//! on unnumbered sessions).
+//! knows both; on a link-local session without a global address, the link-local address in
+//! both fields (32 octets), as FRR 8.4 itself sends on unnumbered sessions (captured in
+//! tests/extended_next_hop.rs); otherwise the one address it has (16 octets).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -54,7 +55,7 @@ pub struct SessionInfo {
     pub local_v4: Option<Ipv4Addr>,
     pub local_v6: Option<Ipv6Addr>,
     /// Our link-local address on the session's link (unnumbered sessions), sent after the
-    /// global IPv6 next hop, or alone when there is no global one.
+    /// global IPv6 next hop, or in both fields when there is no global one.
     pub link_local: Option<Ipv6Addr>,
     /// RFC 8950 negotiated for IPv4 unicast: IPv4 routes may take the IPv6 next hop.
     pub ipv4_over_ipv6: bool,
@@ -80,7 +81,8 @@ impl SessionInfo {
         match (self.local_v6, self.link_local) {
             (Some(g), Some(ll)) if g != ll && !is_link_local(g) => Some((IpAddr::V6(g), Some(ll))),
             (Some(g), _) => Some((IpAddr::V6(g), None)),
-            (None, Some(ll)) => Some((IpAddr::V6(ll), None)),
+            // No global address: the link-local one in both fields, as FRR sends it.
+            (None, Some(ll)) => Some((IpAddr::V6(ll), Some(ll))),
             (None, None) => None,
         }
     }

@@ -2,11 +2,13 @@
 //! MP_REACH_NLRI with an IPv6 next hop (16 or 32 octets), MP_UNREACH withdrawals, the
 //! negotiation, and the Adj-RIB-Out's choice of next hop on a link-local (unnumbered) session.
 //!
-//! Byte vectors are written from the wire diagrams of RFC 8950 §3 (capability: NLRI AFI 2
-//! octets, NLRI SAFI 2 octets, next hop AFI 2 octets) and §4 / RFC 4760 §3 (MP_REACH_NLRI with
-//! AFI 1, SAFI 1, next hop length 16 or 32); they are checked both ways (decode == value,
-//! encode(value) == bytes). The FRR interop test (tests/tests/bgp_unnumbered_frr.rs) checks
-//! the same encodings against a real FRR 8.4.
+//! Byte vectors: `frr_*` were captured with `tcpdump -s0 -w` on the node side of a veth in
+//! network namespaces, 2026-12-05, FRR 8.4.4 (Debian 12) `neighbor u1 interface remote-as
+//! external` (AS 64513) peering unnumbered with ferrolb-speaker (AS 64512); the TCP payload was
+//! split into BGP messages with a small script. The others are written from the wire diagrams
+//! of RFC 8950 §3 (capability: NLRI AFI 2 octets, NLRI SAFI 2 octets, next hop AFI 2 octets)
+//! and §4 / RFC 4760 §3 (MP_REACH_NLRI with AFI 1, SAFI 1, next hop length 16 or 32). All are
+//! checked both ways (decode == value, encode(value) == bytes).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -69,6 +71,73 @@ fn open_with_extended_next_hop_capability() {
     both_ways(
         "0027 01 04 fc00 005a c000020a 0a 02 08 05 06 0001 0001 0002",
         Message::Open(open),
+    );
+}
+
+#[test]
+fn frr_unnumbered_open_offers_ipv4_over_ipv6() {
+    let unknown = |code, value: &str| Capability::Unknown {
+        code,
+        value: hex(value),
+    };
+    let open = Open {
+        version: 4,
+        my_as: 64513,
+        hold_time: 180,
+        bgp_id: Ipv4Addr::new(198, 51, 100, 1),
+        params: vec![
+            vec![Capability::MultiProtocol { afi: 1, safi: 1 }],
+            vec![Capability::ExtendedNextHop(vec![
+                NextHopTuple::IPV4_UNICAST_OVER_IPV6,
+            ])],
+            vec![Capability::MultiProtocol { afi: 2, safi: 1 }],
+            vec![unknown(128, "")],
+            vec![Capability::RouteRefresh],
+            vec![Capability::EnhancedRouteRefresh],
+            vec![Capability::FourOctetAsn(64513)],
+            vec![Capability::ExtendedMessage],
+            vec![unknown(69, "0001010100020101")],
+            vec![unknown(73, "02766d00")],
+            vec![Capability::GracefulRestart {
+                flags: 0xc0,
+                restart_time: 120,
+                families: vec![],
+            }],
+            vec![unknown(71, "0001018000000000020180000000")],
+        ],
+    };
+    both_ways(
+        "007b0104fc0100b4c63364015e0206010400010001020805060001000100020206010400020001020280000202020002024600020641040000fc0102020600020a450800010101000201010206490402766d0002044002c0780210470e0001018000000000020180000000",
+        Message::Open(open),
+    );
+}
+
+#[test]
+fn frr_unnumbered_update_sends_its_link_local_address_twice() {
+    // FRR re-advertising our 203.0.113.5/32: MP_REACH AFI 1 SAFI 1, 32-octet next hop with
+    // its link-local address in both the global and the link-local field.
+    let frr_ll = ip("fe80::4cb:3cff:fea1:cf6e");
+    let u = Update {
+        attrs: vec![
+            PathAttr {
+                flags: attr_flags::OPTIONAL | attr_flags::EXTENDED_LENGTH,
+                value: AttrValue::MpReach(MpReach {
+                    family: Family::Ipv4Unicast,
+                    next_hops: vec![frr_ll, frr_ll],
+                    nlri: vec![net("203.0.113.5/32")],
+                }),
+            },
+            PathAttr::new(AttrValue::Origin(0)),
+            PathAttr {
+                flags: attr_flags::TRANSITIVE | attr_flags::EXTENDED_LENGTH,
+                value: AttrValue::AsPath(vec![AsSegment::sequence(vec![64513, 64512])]),
+            },
+        ],
+        ..Default::default()
+    };
+    both_ways(
+        "00570200000040900e002a00010120fe8000000000000004cb3cfffea1cf6efe8000000000000004cb3cfffea1cf6e0020cb007105400101005002000a02020000fc010000fc00",
+        Message::Update(u),
     );
 }
 
@@ -231,7 +300,7 @@ fn on_wire(ups: &[Update]) -> (Vec<Reach>, Vec<IpNet>) {
 }
 
 #[test]
-fn unnumbered_session_sends_ipv4_with_link_local_next_hop() {
+fn unnumbered_session_sends_ipv4_with_link_local_next_hop_twice_as_frr_does() {
     let s = unnumbered(true, None);
     let mut rib = AdjRibOut::new();
     let plan = rib.sync(&routes(), &s);
@@ -242,12 +311,12 @@ fn unnumbered_session_sends_ipv4_with_link_local_next_hop() {
         vec![
             (
                 Family::Ipv4Unicast,
-                vec![ip(LL)],
+                vec![ip(LL), ip(LL)],
                 vec![net("203.0.113.10/32")]
             ),
             (
                 Family::Ipv6Unicast,
-                vec![ip(LL)],
+                vec![ip(LL), ip(LL)],
                 vec![net("2001:db8:100::10/128")]
             ),
         ]
@@ -289,7 +358,7 @@ fn ipv4_routes_refused_without_the_capability() {
         reach,
         vec![(
             Family::Ipv6Unicast,
-            vec![ip(LL)],
+            vec![ip(LL), ip(LL)],
             vec![net("2001:db8:100::10/128")]
         )]
     );
