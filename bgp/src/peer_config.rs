@@ -13,9 +13,10 @@ pub struct PeerConfig {
     pub peer_addr: IpAddr,
     /// 179 unless set.
     pub peer_port: u16,
-    /// Interface index (IPv6 scope) of a link-local `peer_addr` (unnumbered peering); 0 for
-    /// any other address.
-    pub scope_id: u32,
+    /// The interface of a link-local `peer_addr` (unnumbered peering): its index, looked up
+    /// at each connection attempt (so a re-created interface is found), is the address's
+    /// scope. `None` for any other address.
+    pub interface: Option<String>,
     pub local_asn: u32,
     /// The peer's AS; ignored when `dynamic_asn` is set.
     pub peer_asn: u32,
@@ -60,7 +61,7 @@ impl PeerConfig {
         PeerConfig {
             peer_addr,
             peer_port: 179,
-            scope_id: 0,
+            interface: None,
             local_asn,
             peer_asn,
             dynamic_asn: None,
@@ -141,7 +142,7 @@ impl PeerConfig {
         }
         if let IpAddr::V6(a) = self.peer_addr
             && a.is_unicast_link_local()
-            && self.scope_id == 0
+            && self.interface.is_none()
         {
             return Err(bad(
                 "interface",

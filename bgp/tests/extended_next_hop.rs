@@ -380,3 +380,12 @@ fn ipv4_session_keeps_classic_next_hop_even_with_the_capability() {
         Some(&AttrValue::NextHop(Ipv4Addr::new(192, 0, 2, 10)))
     );
 }
+
+#[test]
+fn link_local_peer_needs_its_interface() {
+    let mut p = ferrolb_bgp::PeerConfig::new(ip(LL), 64512, 64513);
+    let e = p.validate().unwrap_err().to_string();
+    assert!(e.contains("interface"), "{e}");
+    p.interface = Some("eth0".into());
+    p.validate().unwrap();
+}

@@ -373,7 +373,7 @@ impl Drivers {
         if let Some(iface) = &p.interface {
             // The neighbour's link-local address is scoped to the interface; the interface's
             // global IPv6 address (if any) goes before our link-local one as next hop.
-            cfg.scope_id = self.unnumbered.ifindex(iface).unwrap_or(0);
+            cfg.interface = Some(iface.clone());
             cfg.global_v6 = links
                 .iter()
                 .filter(|l| &l.name == iface)

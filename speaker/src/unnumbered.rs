@@ -78,9 +78,4 @@ impl Discovery {
             .filter_map(|(name, d)| Some((name.clone(), d.neighbour()?.addr)))
             .collect()
     }
-
-    /// The interface's index, as discovery last saw it (the scope of the neighbour's address).
-    pub fn ifindex(&self, iface: &str) -> Option<u32> {
-        self.running.get(iface)?.neighbour().map(|n| n.ifindex)
-    }
 }
