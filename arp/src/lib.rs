@@ -29,4 +29,4 @@ pub use machine::{Input, Machine, MachineConfig, Output, SendKind};
 pub use packet::MacAddr;
 pub use responder::{DropReason, ReplyKind, Responder, Verdict, announcements};
 pub use socket::PacketSocket;
-pub use unnumbered::{Neighbour, NeighbourDiscovery, RaConfig};
+pub use unnumbered::{Neighbour, NeighbourChoice, NeighbourDiscovery, RaConfig};

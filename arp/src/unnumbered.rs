@@ -10,10 +10,12 @@
 //! codec). Our RAs carry router lifetime 0, so hosts on the link never take us as their
 //! default router, and hop limit 255 (RFC 4861 §6.1.2, checked by receivers).
 //!
-//! The neighbour is the source of the last valid RA that is not ours; it is kept when RAs
-//! stop (the BGP session's hold timer judges a dead peer) and replaced when another
-//! link-local address starts sending them. The interface (index, MAC, link-local address)
-//! is looked up again on every send, so a re-created interface is picked up.
+//! The link is expected to be point-to-point (the router and this node). The neighbour is the
+//! source of a valid RA that is not ours ([`NeighbourChoice`]): the first one heard; kept when
+//! RAs stop (the BGP session's hold timer judges a dead peer); replaced by another sender only
+//! once the current one has been silent for [`RaConfig::keep`], so a second sender on the link
+//! cannot flap the session. The interface (index, MAC, link-local address) is looked up again
+//! on every send, so a re-created interface is picked up.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub struct RaConfig {
     pub initial_count: u32,
     /// ...then this far apart (FRR's interface neighbours use 10 s).
     pub interval: Duration,
+    /// A neighbour heard within this long is not replaced by another RA sender.
+    pub keep: Duration,
 }
 
 impl Default for RaConfig {
@@ -46,6 +50,7 @@ impl Default for RaConfig {
             initial_interval: Duration::from_secs(1),
             initial_count: 3,
             interval: Duration::from_secs(10),
+            keep: Duration::from_secs(60),
         }
     }
 }
@@ -68,6 +73,34 @@ pub struct Neighbour {
     pub addr: Ipv6Addr,
     /// The interface's index (the address's scope).
     pub ifindex: u32,
+}
+
+/// Which RA sender is the neighbour (pure; see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct NeighbourChoice {
+    current: Option<(Ipv6Addr, std::time::Instant)>,
+}
+
+impl NeighbourChoice {
+    /// An RA from neighbour `src` heard at `now`; returns the neighbour when it changed.
+    pub fn heard(
+        &mut self,
+        src: Ipv6Addr,
+        now: std::time::Instant,
+        keep: Duration,
+    ) -> Option<Ipv6Addr> {
+        match self.current {
+            Some((cur, _)) if cur == src => {
+                self.current = Some((src, now));
+                None
+            }
+            Some((_, last)) if now.saturating_duration_since(last) < keep => None,
+            _ => {
+                self.current = Some((src, now));
+                Some(src)
+            }
+        }
+    }
 }
 
 /// Whether an RA from `src` names a neighbour: a link-local sender that is not us.
@@ -131,6 +164,7 @@ async fn run(iface: String, cfg: RaConfig, tx: watch::Sender<Option<Neighbour>>)
     let mut sent = 0u32;
     let mut next_send = Instant::now();
     let mut buf = vec![0u8; 2048 + TAG_ROOM];
+    let mut choice = NeighbourChoice::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next_send) => {
@@ -144,15 +178,15 @@ async fn run(iface: String, cfg: RaConfig, tx: watch::Sender<Option<Neighbour>>)
                     continue;
                 };
                 let b = bound.as_ref().expect("guarded");
-                let (drained, found) = read_all(&b.sock, &own, &mut buf);
+                let (drained, heard) = read_all(&b.sock, &own, &mut buf);
                 if drained {
                     guard.clear_ready();
                 }
-                if let Some(addr) = found {
-                    let n = Neighbour { addr, ifindex: b.ifindex };
-                    if *tx.borrow() != Some(n) {
+                let now = std::time::Instant::now();
+                for src in heard {
+                    if let Some(addr) = choice.heard(src, now, cfg.keep) {
                         info!(neighbour = %addr, ifindex = b.ifindex, "unnumbered neighbour found (router advertisement)");
-                        tx.send_replace(Some(n));
+                        tx.send_replace(Some(Neighbour { addr, ifindex: b.ifindex }));
                     }
                 }
             }
@@ -211,18 +245,18 @@ fn send_one(iface: &str, bound: &mut Option<Bound>) -> Option<Vec<Ipv6Addr>> {
     Some(own)
 }
 
-/// Reads what is queued (bounded); returns whether the socket is drained and the last
-/// neighbour seen.
+/// Reads what is queued (bounded); returns whether the socket is drained and the
+/// neighbours heard, in order.
 fn read_all(
     sock: &AsyncFd<PacketSocket>,
     own: &[Ipv6Addr],
     buf: &mut [u8],
-) -> (bool, Option<Ipv6Addr>) {
-    let mut found = None;
+) -> (bool, Vec<Ipv6Addr>) {
+    let mut found = Vec::new();
     for _ in 0..64 {
         match sock.get_ref().try_recv(buf) {
             Ok(range) => match router_advert_source(&buf[range]) {
-                Ok((src, _)) if is_neighbour(src, own) => found = Some(src),
+                Ok((src, _)) if is_neighbour(src, own) => found.push(src),
                 Ok(_) => {}
                 Err(e) => debug!(error = %e, "frame is not a valid router advertisement"),
             },

@@ -8,7 +8,9 @@ use std::net::Ipv6Addr;
 
 use bytes::BytesMut;
 use ferrolb_arp::packet::{Ipv6Header, MacAddr, RouterAdvert, router_advert_source};
-use ferrolb_arp::unnumbered::{RaConfig, is_neighbour};
+use std::time::{Duration, Instant};
+
+use ferrolb_arp::unnumbered::{NeighbourChoice, RaConfig, is_neighbour};
 
 const MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x11]);
 
@@ -108,4 +110,28 @@ fn router_advert_captured_from_frr() {
     let mut out = BytesMut::new();
     ra.encode(&ip, &mut out);
     assert_eq!(&out[..], &frame[14 + 40..]);
+}
+
+#[test]
+fn a_second_sender_does_not_replace_a_live_neighbour() {
+    let keep = Duration::from_secs(60);
+    let a: Ipv6Addr = "fe80::a".parse().unwrap();
+    let b: Ipv6Addr = "fe80::b".parse().unwrap();
+    let t0 = Instant::now();
+    let mut c = NeighbourChoice::default();
+    assert_eq!(
+        c.heard(a, t0, keep),
+        Some(a),
+        "the first sender is the neighbour"
+    );
+    assert_eq!(c.heard(a, t0 + Duration::from_secs(10), keep), None);
+    assert_eq!(
+        c.heard(b, t0 + Duration::from_secs(20), keep),
+        None,
+        "a is still live"
+    );
+    assert_eq!(c.heard(a, t0 + Duration::from_secs(30), keep), None);
+    // a silent for the whole keep time: b takes over.
+    assert_eq!(c.heard(b, t0 + Duration::from_secs(91), keep), Some(b));
+    assert_eq!(c.heard(a, t0 + Duration::from_secs(92), keep), None);
 }

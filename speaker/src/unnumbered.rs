@@ -5,7 +5,8 @@
 //! heard on the interface; see that module for why RAs). A peer whose neighbour is not known
 //! yet is left out of the announcements (no session, no routes) and listed as waiting; once
 //! the neighbour's link-local address is known the peer runs with it as its address, and a
-//! new address (another router on the link) replaces the session like an address edit.
+//! new address (another router on the link, once the first has been silent for a while)
+//! replaces the session like an address edit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
