@@ -392,6 +392,12 @@ impl Drivers {
             self.bgp = Some(speaker);
         }
         let bgp = self.bgp.as_ref().expect("started above");
+        if let Some(iface) = &p.interface
+            && p.password.is_none()
+        {
+            // Routers connect to the standard port, whatever `peerPort` says about theirs.
+            self.unnumbered.listen(bgp, &self.l2, iface, 179);
+        }
         self.graceful.insert(p.address, p.graceful_restart);
         let result = if update {
             info!(peer = %p.name, addr = %p.address, %rid, "changing BGP peer settings");

@@ -11,8 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 
-use ferrolb_arp::{NeighbourDiscovery, RaConfig};
-use tracing::{info, warn};
+use std::net::{SocketAddr, SocketAddrV6};
+
+use ferrolb_arp::{L2Handle, NeighbourDiscovery, RaConfig};
+use ferrolb_bgp::{BgpSpeaker, Listener};
+use tracing::{debug, info, warn};
 
 use crate::decide::Announcements;
 
@@ -42,15 +45,18 @@ pub fn resolve(ann: &mut Announcements, neighbours: &BTreeMap<String, Ipv6Addr>)
     waiting
 }
 
-/// Discovery on the interfaces that need it.
+/// Discovery on the interfaces that need it, and a BGP listener on our link-local address
+/// on each (so the router's own connection is accepted too, not only ours).
 #[derive(Default)]
 pub struct Discovery {
     running: BTreeMap<String, NeighbourDiscovery>,
+    listeners: BTreeMap<String, Listener>,
 }
 
 impl Discovery {
     /// Runs discovery on exactly `ifaces` (started and stopped as needed).
     pub fn track(&mut self, ifaces: &BTreeSet<String>) {
+        self.listeners.retain(|name, _| ifaces.contains(name));
         self.running.retain(|name, _| {
             let keep = ifaces.contains(name);
             if !keep {
@@ -68,6 +74,35 @@ impl Discovery {
                     self.running.insert(name.clone(), d);
                 }
                 Err(error) => warn!(iface = %name, %error, "cannot start neighbour discovery"),
+            }
+        }
+    }
+
+    /// Accepts BGP connections on `[our link-local address%iface]:port` (kept until the
+    /// interface has no unnumbered peer; re-bound when the address or interface changes).
+    /// A failed bind (another BGP daemon on the port, no link-local address yet) is logged:
+    /// the session then runs on our own connection only.
+    pub fn listen(&mut self, bgp: &BgpSpeaker, l2: &L2Handle, iface: &str, port: u16) {
+        let links = l2.links();
+        let Some(link) = links.get(iface) else { return };
+        let Some(ll) = link.addresses.iter().find_map(|n| match n.addr() {
+            IpAddr::V6(a) if a.is_unicast_link_local() => Some(a),
+            _ => None,
+        }) else {
+            return;
+        };
+        let addr = SocketAddr::V6(SocketAddrV6::new(ll, port, 0, link.ifindex));
+        if self.listeners.get(iface).map(Listener::local_addr) == Some(addr) {
+            return;
+        }
+        self.listeners.remove(iface);
+        match bgp.add_listener(addr) {
+            Ok(l) => {
+                debug!(%iface, %addr, "accepting BGP connections on the unnumbered link");
+                self.listeners.insert(iface.to_string(), l);
+            }
+            Err(error) => {
+                warn!(%iface, %error, "not accepting BGP connections on the unnumbered link; connecting out only")
             }
         }
     }

@@ -154,6 +154,11 @@ fn unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops() {
     for i in 1..=NODES {
         assert!(v4.contains(&format!("dev u{i}")), "{v4}");
     }
+    // Each speaker also accepts the router's connection on its link-local address.
+    for n in &nodes {
+        let ss = n.exec("ss", &["-Hltn", "sport = :179"]).unwrap_or_default();
+        assert!(ss.contains("[fe80::") && ss.contains("%eth0"), "{ss}");
+    }
     // The sessions negotiated the extended next hop capability.
     let nb = frr.neighbor("u1");
     let caps = nb["neighborCapabilities"].to_string();
