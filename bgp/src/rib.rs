@@ -9,8 +9,9 @@
 //!
 //! Exception (RFC 8950): an IPv4 route with no IPv4 next hop goes out with the session's IPv6
 //! next hop, inside MP_REACH_NLRI (AFI 1, SAFI 1), when both sides negotiated the extended
-//! next hop capability for IPv4 unicast ([`SessionInfo::ipv4_over_ipv6`]). Without it such a
-//! route is refused and [`Plan::needs_extended_next_hop`] counts it. The IPv6 next hop is the
+//! next hop capability for IPv4 unicast ([`SessionInfo::ipv4_over_ipv6`]). When we offered it
+//! and the peer did not, such a route is refused and [`Plan::needs_extended_next_hop`] counts
+//! it (when we did not offer it, it is unresolved, as above). The IPv6 next hop is the
 //! global address with the link-local one after it (32 octets, RFC 2545) when the session
 //! knows both; on a link-local session without a global address, the link-local address in
 //! both fields (32 octets), as FRR 8.4 itself sends on unnumbered sessions (captured in
@@ -59,6 +60,9 @@ pub struct SessionInfo {
     pub link_local: Option<Ipv6Addr>,
     /// RFC 8950 negotiated for IPv4 unicast: IPv4 routes may take the IPv6 next hop.
     pub ipv4_over_ipv6: bool,
+    /// We offered RFC 8950 for IPv4 unicast: an IPv4 route left without a next hop because
+    /// the peer did not is counted as [`Plan::needs_extended_next_hop`], not as unresolved.
+    pub offered_ipv4_over_ipv6: bool,
     pub cxt: Cxt,
     pub families: Vec<Family>,
 }
@@ -99,8 +103,10 @@ impl SessionInfo {
             (IpNet::V4(_), None) => match (self.local_v4, self.v6_next_hop()) {
                 (Some(a), _) => Some((IpAddr::V4(a), None)),
                 (None, Some(v6)) if self.ipv4_over_ipv6 => Some(v6),
-                (None, Some(_)) => return Err(NoNextHop::NeedsExtendedNextHop),
-                (None, None) => None,
+                (None, Some(_)) if self.offered_ipv4_over_ipv6 => {
+                    return Err(NoNextHop::NeedsExtendedNextHop);
+                }
+                (None, _) => None,
             },
             (IpNet::V6(_), None) => self.v6_next_hop(),
             _ => None,

@@ -258,6 +258,7 @@ fn unnumbered(ext: bool, global: Option<&str>) -> SessionInfo {
         local_v6: global.map(|g| g.parse().unwrap()),
         link_local: Some(LL.parse::<Ipv6Addr>().unwrap()),
         ipv4_over_ipv6: ext,
+        offered_ipv4_over_ipv6: true,
         cxt: cxt(),
         families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
     }
@@ -388,4 +389,12 @@ fn link_local_peer_needs_its_interface() {
     assert!(e.contains("interface"), "{e}");
     p.interface = Some("eth0".into());
     p.validate().unwrap();
+}
+
+#[test]
+fn without_our_offer_an_ipv4_route_on_an_ipv6_session_is_unresolved() {
+    let mut s = unnumbered(false, Some(GLOBAL));
+    s.offered_ipv4_over_ipv6 = false;
+    let plan = AdjRibOut::new().sync(&routes(), &s);
+    assert_eq!((plan.unresolved, plan.needs_extended_next_hop), (1, 0));
 }

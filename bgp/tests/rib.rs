@@ -17,6 +17,7 @@ fn sess(local_asn: u32, peer_asn: u32) -> SessionInfo {
         local_v6: None,
         link_local: None,
         ipv4_over_ipv6: false,
+        offered_ipv4_over_ipv6: false,
         cxt: Cxt {
             four_byte_asn: true,
             max_len: MAX_LEN,

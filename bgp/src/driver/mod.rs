@@ -456,6 +456,7 @@ impl PeerTask {
             local_v6,
             link_local,
             ipv4_over_ipv6: n.ipv4_over_ipv6_next_hop,
+            offered_ipv4_over_ipv6: self.cfg.extended_next_hop,
             cxt: n.cxt,
             families: n.families.clone(),
         };
