@@ -99,63 +99,85 @@ fn no_dad(ns: &Netns) {
     }
 }
 
+/// The router (FRR) with one veth per node, and the nodes, each running a speaker with the
+/// Services and an unnumbered BGPPeer on `eth0`. Dropped in field order: speakers, FRR,
+/// namespaces.
+struct UnnumberedLab {
+    speakers: Vec<RunningSpeaker>,
+    frr: Frr,
+    nodes: Vec<Netns>,
+    r: Netns,
+}
+
+impl UnnumberedLab {
+    fn start() -> UnnumberedLab {
+        let r = Netns::new("unn-r");
+        no_dad(&r);
+        r.sysctl("net.ipv4.ip_forward=1").unwrap();
+        r.sysctl("net.ipv6.conf.all.forwarding=1").unwrap();
+        let nodes: Vec<Netns> = (1..=NODES)
+            .map(|i| {
+                let n = Netns::new(&format!("unn-n{i}"));
+                no_dad(&n);
+                veth(&r, &format!("u{i}"), &n, "eth0");
+                n
+            })
+            .collect();
+        let frr = Frr::start(&r, &frr_conf(), None);
+        let speakers: Vec<RunningSpeaker> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                // No address on the link but the kernel's link-local one.
+                assert!(
+                    !n.ip(&["-4", "addr", "show", "dev", "eth0"])
+                        .unwrap()
+                        .contains("inet ")
+                );
+                let cfg = config(&format!("192.0.2.{}", 21 + i));
+                RunningSpeaker::start_with_status(
+                    n,
+                    STATUS,
+                    &[("svc.yaml", SERVICES), ("bgp.yaml", &cfg)],
+                )
+            })
+            .collect();
+        UnnumberedLab {
+            speakers,
+            frr,
+            nodes,
+            r,
+        }
+    }
+}
+
 #[test]
 fn unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops() {
     if !require_root("unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops") {
         return;
     }
-    let r = Netns::new("unn-r");
-    no_dad(&r);
-    r.sysctl("net.ipv4.ip_forward=1").unwrap();
-    r.sysctl("net.ipv6.conf.all.forwarding=1").unwrap();
-    let nodes: Vec<Netns> = (1..=NODES)
-        .map(|i| {
-            let n = Netns::new(&format!("unn-n{i}"));
-            no_dad(&n);
-            veth(&r, &format!("u{i}"), &n, "eth0");
-            n
-        })
-        .collect();
-    let frr = Frr::start(&r, &frr_conf(), None);
-    let speakers: Vec<RunningSpeaker> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            // No address on the link but the kernel's link-local one.
-            assert!(
-                !n.ip(&["-4", "addr", "show", "dev", "eth0"])
-                    .unwrap()
-                    .contains("inet ")
-            );
-            let cfg = config(&format!("192.0.2.{}", 21 + i));
-            RunningSpeaker::start_with_status(
-                n,
-                STATUS,
-                &[("svc.yaml", SERVICES), ("bgp.yaml", &cfg)],
-            )
-        })
-        .collect();
-
+    let lab = UnnumberedLab::start();
+    let (r, frr) = (&lab.r, &lab.frr);
     let all_paths = wait_until(WAIT, POLL, || {
-        (fib(&r, V4).0 == NODES && fib(&r, V6).0 == NODES).then_some(())
+        (fib(r, V4).0 == NODES && fib(r, V6).0 == NODES).then_some(())
     });
     let summary = frr.try_vtysh(&["show bgp summary"]).unwrap_or_default();
     assert!(
         all_paths.is_some(),
         "want {NODES} next hops for {V4} and {V6}\nv4: {}\nv6: {}\n{summary}\n{}",
-        fib(&r, V4).1,
-        fib(&r, V6).1,
+        fib(r, V4).1,
+        fib(r, V6).1,
         frr.log("bgpd")
     );
     // IPv4 routes via IPv6 link-local next hops (RFC 8950), one per node's link.
-    let (_, v4) = fib(&r, V4);
-    eprintln!("router FIB:\n{v4}\n{}", fib(&r, V6).1);
+    let (_, v4) = fib(r, V4);
+    eprintln!("router FIB:\n{v4}\n{}", fib(r, V6).1);
     assert_eq!(v4.matches("via inet6 fe80::").count(), NODES, "{v4}");
     for i in 1..=NODES {
         assert!(v4.contains(&format!("dev u{i}")), "{v4}");
     }
     // Each speaker also accepts the router's connection on its link-local address.
-    for n in &nodes {
+    for n in &lab.nodes {
         let ss = n.exec("ss", &["-Hltn", "sport = :179"]).unwrap_or_default();
         assert!(ss.contains("[fe80::") && ss.contains("%eth0"), "{ss}");
     }
@@ -165,21 +187,14 @@ fn unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops() {
     assert!(caps.to_lowercase().contains("extendednexthop"), "{caps}");
 
     // Withdraw: the Services go away, and so do the routes on the router.
-    for sp in &speakers {
+    for sp in &lab.speakers {
         sp.write(
             "svc.yaml",
             "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
         );
     }
     let gone = wait_until(WAIT, POLL, || {
-        (fib(&r, V4).0 == 0 && fib(&r, V6).0 == 0).then_some(())
+        (fib(r, V4).0 == 0 && fib(r, V6).0 == 0).then_some(())
     });
-    assert!(
-        gone.is_some(),
-        "v4: {}\nv6: {}",
-        fib(&r, V4).1,
-        fib(&r, V6).1
-    );
-    drop(speakers);
-    drop(frr);
+    assert!(gone.is_some(), "v4: {}\nv6: {}", fib(r, V4).1, fib(r, V6).1);
 }
