@@ -112,7 +112,11 @@ pub fn speaker_state(
         let s = sessions.get(&peer.address);
         status.bgp_peers.push(BGPPeerSessionStatus {
             name: name.clone(),
-            address: peer.address.to_string(),
+            // Unnumbered: the neighbour's link-local address with its interface.
+            address: match &peer.interface {
+                Some(iface) => format!("{}%{iface}", peer.address),
+                None => peer.address.to_string(),
+            },
             state: s.map(|s| session_state(s.state)).unwrap_or_default(),
             established_since: None,
             prefixes_sent: s

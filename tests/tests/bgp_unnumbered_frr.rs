@@ -181,6 +181,15 @@ fn unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops() {
         let ss = n.exec("ss", &["-Hltn", "sport = :179"]).unwrap_or_default();
         assert!(ss.contains("[fe80::") && ss.contains("%eth0"), "{ss}");
     }
+    // Each node's SpeakerState shows the session, at the router's link-local address on eth0.
+    for sp in &lab.speakers {
+        let read = || std::fs::read_to_string(sp.state_path()).unwrap_or_default();
+        let shown = wait_until(WAIT, POLL, || {
+            let s = read();
+            (s.contains("%eth0") && s.contains("Established")).then_some(())
+        });
+        assert!(shown.is_some(), "{}", read());
+    }
     // The sessions negotiated the extended next hop capability.
     let nb = frr.neighbor("u1");
     let caps = nb["neighborCapabilities"].to_string();
