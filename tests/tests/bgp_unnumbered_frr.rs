@@ -8,10 +8,14 @@
 //! `fe80::...%eth0`, and announces an IPv4 /32 (with an IPv6 link-local next hop, RFC 8950)
 //! and an IPv6 /128. The router's kernel FIB then has both with one next hop per node
 //! (`via inet6 fe80::...` for the /32); deleting the Services withdraws them.
+//!
+//! Also BIRD 2.0.12 as the router (RAs from `protocol radv`, a dynamic link-local neighbour,
+//! `extended next hop on`), with one node.
 
 use std::time::Duration;
 
 use ferrolb_tests::netns::veth;
+use ferrolb_tests::peers_bird::Bird;
 use ferrolb_tests::peers_frr::Frr;
 use ferrolb_tests::speaker_run::RunningSpeaker;
 use ferrolb_tests::{Netns, require_root, wait_until};
@@ -206,4 +210,62 @@ fn unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops() {
         (fib(r, V4).0 == 0 && fib(r, V6).0 == 0).then_some(())
     });
     assert!(gone.is_some(), "v4: {}\nv6: {}", fib(r, V4).1, fib(r, V6).1);
+}
+
+/// BIRD 2.0.12 as the router: it sends RAs (`protocol radv`, router lifetime 0) and accepts a
+/// dynamic BGP neighbour from any link-local address on `u1`, with RFC 8950 on its IPv4
+/// channel. One node: the speaker finds BIRD by its RAs and BIRD gets both routes with the
+/// node's link-local next hop.
+#[test]
+fn unnumbered_to_bird_with_extended_next_hop() {
+    if !require_root("unnumbered_to_bird_with_extended_next_hop") {
+        return;
+    }
+    let r = Netns::new("unnb-r");
+    let n = Netns::new("unnb-n");
+    no_dad(&r);
+    no_dad(&n);
+    veth(&r, "u1", &n, "eth0");
+    let bird = Bird::start(
+        &r,
+        "198.51.100.1",
+        "protocol radv {\n  interface \"u1\" { min ra interval 3; max ra interval 4; default lifetime 0; };\n}\n\
+         protocol bgp leaf {\n  local as 64513;\n  neighbor range fe80::/10 as 64512;\n  interface \"u1\";\n\
+         \x20 dynamic name \"leaf\";\n  ipv4 { import all; export none; extended next hop on; };\n\
+         \x20 ipv6 { import all; export none; };\n}\n",
+    );
+    let sp = RunningSpeaker::start_with_status(
+        &n,
+        STATUS,
+        &[("svc.yaml", SERVICES), ("bgp.yaml", &config("192.0.2.21"))],
+    );
+    let ok = wait_until(WAIT, POLL, || {
+        (bird.has_route(&format!("{V4}/32")) && bird.has_route(&format!("{V6}/128"))).then_some(())
+    });
+    let all = bird
+        .try_birdc(&["show", "route", "all"])
+        .unwrap_or_default();
+    assert!(
+        ok.is_some(),
+        "{all}\n{}\n{}",
+        bird.try_birdc(&["show", "protocols", "all"])
+            .unwrap_or_default(),
+        bird.log()
+    );
+    let v4 = bird.route(&format!("{V4}/32"));
+    assert!(v4.contains("via fe80::") && v4.contains("on u1"), "{v4}");
+    sp.write(
+        "svc.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
+    );
+    let gone = wait_until(WAIT, POLL, || {
+        (!bird.has_route(&format!("{V4}/32")) && !bird.has_route(&format!("{V6}/128")))
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "{}",
+        bird.try_birdc(&["show", "route", "all"])
+            .unwrap_or_default()
+    );
 }
