@@ -9,8 +9,9 @@
 //! and an IPv6 /128. The router's kernel FIB then has both with one next hop per node
 //! (`via inet6 fe80::...` for the /32); deleting the Services withdraws them.
 //!
-//! Also BIRD 2.0.12 as the router (RAs from `protocol radv`, a dynamic link-local neighbour,
-//! `extended next hop on`), with one node.
+//! Also BIRD 2.0.12 as the router (RAs from `protocol radv`, a dynamic link-local neighbour),
+//! with one node: with `extended next hop on` it gets both routes; without it the IPv4 route
+//! is refused and the speaker says so in SpeakerState and a metric.
 
 use std::time::Duration;
 
@@ -212,60 +213,109 @@ fn unnumbered_ecmp_over_three_nodes_ipv4_via_ipv6_next_hops() {
     assert!(gone.is_some(), "v4: {}\nv6: {}", fib(r, V4).1, fib(r, V6).1);
 }
 
-/// BIRD 2.0.12 as the router: it sends RAs (`protocol radv`, router lifetime 0) and accepts a
-/// dynamic BGP neighbour from any link-local address on `u1`, with RFC 8950 on its IPv4
-/// channel. One node: the speaker finds BIRD by its RAs and BIRD gets both routes with the
-/// node's link-local next hop.
+/// The router namespace `r` and the node `n`, linked by `u1` - `eth0`.
+fn bird_lab(tag: &str) -> (Netns, Netns) {
+    let r = Netns::new(&format!("{tag}-r"));
+    let n = Netns::new(&format!("{tag}-n"));
+    no_dad(&r);
+    no_dad(&n);
+    veth(&r, "u1", &n, "eth0");
+    (r, n)
+}
+
+/// BIRD 2.0.12 as the router in `r`: it sends RAs (`protocol radv`, router lifetime 0) and
+/// accepts a dynamic BGP neighbour from any link-local address on `u1`; `ext` turns RFC 8950
+/// on in its IPv4 channel.
+fn start_bird(r: &Netns, ext: bool) -> Bird {
+    let ext = if ext { "extended next hop on;" } else { "" };
+    Bird::start(
+        r,
+        "198.51.100.1",
+        &format!(
+            "protocol radv {{\n  interface \"u1\" {{ min ra interval 3; max ra interval 4; default lifetime 0; }};\n}}\n\
+             protocol bgp leaf {{\n  local as 64513;\n  neighbor range fe80::/10 as 64512;\n  interface \"u1\";\n\
+             \x20 dynamic name \"leaf\";\n  ipv4 {{ import all; export none; {ext} }};\n\
+             \x20 ipv6 {{ import all; export none; }};\n}}\n"
+        ),
+    )
+}
+
+fn bird_has(bird: &Bird, v4: bool, v6: bool) -> bool {
+    bird.has_route(&format!("{V4}/32")) == v4 && bird.has_route(&format!("{V6}/128")) == v6
+}
+
+/// One node against BIRD with RFC 8950: the speaker finds BIRD by its RAs and BIRD gets both
+/// routes with the node's link-local next hop; they go when the Services go.
 #[test]
 fn unnumbered_to_bird_with_extended_next_hop() {
     if !require_root("unnumbered_to_bird_with_extended_next_hop") {
         return;
     }
-    let r = Netns::new("unnb-r");
-    let n = Netns::new("unnb-n");
-    no_dad(&r);
-    no_dad(&n);
-    veth(&r, "u1", &n, "eth0");
-    let bird = Bird::start(
-        &r,
-        "198.51.100.1",
-        "protocol radv {\n  interface \"u1\" { min ra interval 3; max ra interval 4; default lifetime 0; };\n}\n\
-         protocol bgp leaf {\n  local as 64513;\n  neighbor range fe80::/10 as 64512;\n  interface \"u1\";\n\
-         \x20 dynamic name \"leaf\";\n  ipv4 { import all; export none; extended next hop on; };\n\
-         \x20 ipv6 { import all; export none; };\n}\n",
-    );
+    // Dropped in reverse: speaker, BIRD, namespaces.
+    let (r, n) = bird_lab("unnb");
+    let bird = start_bird(&r, true);
     let sp = RunningSpeaker::start_with_status(
         &n,
         STATUS,
         &[("svc.yaml", SERVICES), ("bgp.yaml", &config("192.0.2.21"))],
     );
-    let ok = wait_until(WAIT, POLL, || {
-        (bird.has_route(&format!("{V4}/32")) && bird.has_route(&format!("{V6}/128"))).then_some(())
-    });
+    let ok = wait_until(WAIT, POLL, || bird_has(&bird, true, true).then_some(()));
     let all = bird
         .try_birdc(&["show", "route", "all"])
         .unwrap_or_default();
-    assert!(
-        ok.is_some(),
-        "{all}\n{}\n{}",
-        bird.try_birdc(&["show", "protocols", "all"])
-            .unwrap_or_default(),
-        bird.log()
-    );
+    assert!(ok.is_some(), "{all}\n{}", bird.log());
     let v4 = bird.route(&format!("{V4}/32"));
     assert!(v4.contains("via fe80::") && v4.contains("on u1"), "{v4}");
     sp.write(
         "svc.yaml",
         "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
     );
-    let gone = wait_until(WAIT, POLL, || {
-        (!bird.has_route(&format!("{V4}/32")) && !bird.has_route(&format!("{V6}/128")))
-            .then_some(())
-    });
+    let gone = wait_until(WAIT, POLL, || bird_has(&bird, false, false).then_some(()));
     assert!(
         gone.is_some(),
         "{}",
         bird.try_birdc(&["show", "route", "all"])
             .unwrap_or_default()
     );
+}
+
+/// BIRD without RFC 8950: the IPv6 route goes, the IPv4 one is refused, and the speaker says
+/// why in its SpeakerState (`lastError`) and in a metric.
+#[test]
+fn unnumbered_without_extended_next_hop_refuses_ipv4_routes() {
+    if !require_root("unnumbered_without_extended_next_hop_refuses_ipv4_routes") {
+        return;
+    }
+    let (r, n) = bird_lab("unnx");
+    let bird = start_bird(&r, false);
+    let sp = RunningSpeaker::start_with_status(
+        &n,
+        STATUS,
+        &[("svc.yaml", SERVICES), ("bgp.yaml", &config("192.0.2.21"))],
+    );
+    let v6 = wait_until(WAIT, POLL, || bird_has(&bird, false, true).then_some(()));
+    assert!(
+        v6.is_some(),
+        "{}",
+        bird.try_birdc(&["show", "route", "all"])
+            .unwrap_or_default()
+    );
+    let read = || std::fs::read_to_string(sp.state_path()).unwrap_or_default();
+    let said = wait_until(WAIT, POLL, || {
+        read().contains("IPv4 routes not sent").then_some(())
+    });
+    assert!(said.is_some(), "{}", read());
+    let text = {
+        let mut reg = prometheus_client::registry::Registry::default();
+        sp.metrics.register(&mut reg);
+        let mut t = String::new();
+        prometheus_client::encoding::text::encode(&mut t, &reg).unwrap();
+        t
+    };
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ferrolb_speaker_bgp_routes_refused_no_extended_next_hop{"))
+        .unwrap_or_default();
+    assert!(line.ends_with(" 1"), "{line}");
+    assert!(!bird.has_route(&format!("{V4}/32")));
 }
