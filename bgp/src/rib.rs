@@ -67,7 +67,7 @@ pub struct SessionInfo {
     pub families: Vec<Family>,
 }
 
-/// Where a route's next hop came from, when it has none.
+/// Why a route has no next hop on this session.
 enum NoNextHop {
     /// No address of a usable family.
     Unresolved,
@@ -83,7 +83,9 @@ impl SessionInfo {
     /// The IPv6 next hop of this session: (global or link-local, link-local after a global).
     fn v6_next_hop(&self) -> Option<(IpAddr, Option<Ipv6Addr>)> {
         match (self.local_v6, self.link_local) {
-            (Some(g), Some(ll)) if g != ll && !is_link_local(g) => Some((IpAddr::V6(g), Some(ll))),
+            (Some(g), Some(ll)) if g != ll && !g.is_unicast_link_local() => {
+                Some((IpAddr::V6(g), Some(ll)))
+            }
             (Some(g), _) => Some((IpAddr::V6(g), None)),
             // No global address: the link-local one in both fields, as FRR sends it.
             (None, Some(ll)) => Some((IpAddr::V6(ll), Some(ll))),
@@ -113,10 +115,6 @@ impl SessionInfo {
         };
         found.ok_or(NoNextHop::Unresolved)
     }
-}
-
-fn is_link_local(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// The attributes as they go on the wire: the group key for packing.
