@@ -9,9 +9,7 @@
 //! replaces the session like an address edit.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
-
-use std::net::{SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use ferrolb_arp::{L2Handle, NeighbourDiscovery, RaConfig};
 use ferrolb_bgp::{BgpSpeaker, Listener};
@@ -54,7 +52,8 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// Runs discovery on exactly `ifaces` (started and stopped as needed).
+    /// Runs discovery on exactly `ifaces` (started and stopped as needed); listeners of
+    /// interfaces no longer in `ifaces` are closed.
     pub fn track(&mut self, ifaces: &BTreeSet<String>) {
         self.listeners.retain(|name, _| ifaces.contains(name));
         self.running.retain(|name, _| {
