@@ -305,17 +305,18 @@ fn unnumbered_without_extended_next_hop_refuses_ipv4_routes() {
         read().contains("IPv4 routes not sent").then_some(())
     });
     assert!(said.is_some(), "{}", read());
-    let text = {
+    // The metric follows at the speaker's next poll.
+    let refused = || {
         let mut reg = prometheus_client::registry::Registry::default();
         sp.metrics.register(&mut reg);
         let mut t = String::new();
         prometheus_client::encoding::text::encode(&mut t, &reg).unwrap();
-        t
+        t.lines()
+            .find(|l| l.starts_with("ferrolb_speaker_bgp_routes_refused_no_extended_next_hop{"))
+            .unwrap_or_default()
+            .to_string()
     };
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("ferrolb_speaker_bgp_routes_refused_no_extended_next_hop{"))
-        .unwrap_or_default();
-    assert!(line.ends_with(" 1"), "{line}");
+    let counted = wait_until(WAIT, POLL, || refused().ends_with(" 1").then_some(()));
+    assert!(counted.is_some(), "{:?}", refused());
     assert!(!bird.has_route(&format!("{V4}/32")));
 }
