@@ -18,6 +18,7 @@ pub mod packet;
 pub mod responder;
 mod socket;
 mod sys;
+pub mod unnumbered;
 
 pub use counters::Counters;
 pub use driver::{Config, L2Event, L2Handle, L2Responder};
@@ -28,3 +29,4 @@ pub use machine::{Input, Machine, MachineConfig, Output, SendKind};
 pub use packet::MacAddr;
 pub use responder::{DropReason, ReplyKind, Responder, Verdict, announcements};
 pub use socket::PacketSocket;
+pub use unnumbered::{Neighbour, NeighbourChoice, NeighbourDiscovery, RaConfig};

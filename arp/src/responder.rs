@@ -149,7 +149,9 @@ impl From<&DecodeError> for DropReason {
             DecodeError::BadOptionLength { .. } | DecodeError::BadLinkLayerOption(_) => {
                 DropReason::BadOption
             }
-            DecodeError::BadIcmpCode(_) => DropReason::InvalidNdp,
+            DecodeError::BadIcmpCode(_) | DecodeError::RouterAdvertNotOnLink => {
+                DropReason::InvalidNdp
+            }
             DecodeError::UnsupportedEtherType(_)
             | DecodeError::UnsupportedArp { .. }
             | DecodeError::UnsupportedArpOp(_)
@@ -157,6 +159,7 @@ impl From<&DecodeError> for DropReason {
             | DecodeError::NotIcmpv6(_)
             | DecodeError::BadExtensionHeader { .. }
             | DecodeError::NotNdp(_)
+            | DecodeError::NotRouterAdvert(_)
             | DecodeError::BadMacText => DropReason::Unsupported,
         }
     }

@@ -35,6 +35,16 @@ impl PacketSocket {
         Ok(PacketSocket { fd, ifindex })
     }
 
+    /// Opens a socket on `iface` (index `ifindex`) that receives only ICMPv6 Router
+    /// Advertisements (unnumbered BGP neighbour discovery).
+    pub fn open_router_advert(iface: &str, ifindex: u32) -> Result<PacketSocket, Error> {
+        let fd = sys::open_router_advert_socket(ifindex).map_err(|source| Error::OpenSocket {
+            iface: iface.to_string(),
+            source,
+        })?;
+        Ok(PacketSocket { fd, ifindex })
+    }
+
     /// Registers the socket with the current tokio runtime for readability.
     pub fn into_async(self) -> std::io::Result<AsyncFd<PacketSocket>> {
         sys::register_async(self)

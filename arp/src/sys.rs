@@ -154,6 +154,46 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> i
 /// attached (before the bind, so no unfiltered frame is ever queued) and PACKET_AUXDATA on
 /// (so VLAN tags the kernel moved into metadata are seen).
 pub fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    open_filtered(ifindex, &mut program(&[]))
+}
+
+/// Classic BPF: accept untagged IPv6 ICMPv6 Router Advertisements (no extension headers:
+/// routers send them plain) that we did not send; drop everything else in the kernel.
+fn router_advert_filter() -> [libc::sock_filter; 10] {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    // Jumps are relative to the next instruction. accept = 8, drop = 9.
+    [
+        /* 0 */
+        ins(
+            LD_W_ABS,
+            0,
+            0,
+            (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
+        ),
+        /* 1 */ ins(JEQ, 7, 0, u32::from(PACKET_OUTGOING)), // -> drop
+        /* 2 */ ins(LD_H_ABS, 0, 0, 12),
+        /* 3 */ ins(JEQ, 0, 5, 0x86dd), // not IPv6 -> drop
+        /* 4 */ ins(LD_B_ABS, 0, 0, 14 + 6), // next header
+        /* 5 */ ins(JEQ, 0, 3, 58), // not ICMPv6 -> drop
+        /* 6 */ ins(LD_B_ABS, 0, 0, 14 + 40), // ICMPv6 type
+        /* 7 */ ins(JEQ, 0, 1, 134), // not RA -> drop
+        /* 8 accept */ ins(RET, 0, 0, 0x0004_0000),
+        /* 9 drop */ ins(RET, 0, 0, 0),
+    ]
+}
+
+/// Opens a non-blocking AF_PACKET raw socket bound to `ifindex` that receives only Router
+/// Advertisements (see [`router_advert_filter`]); sending works as on the ARP/NDP socket.
+pub fn open_router_advert_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    open_filtered(ifindex, &mut router_advert_filter())
+}
+
+fn open_filtered(ifindex: u32, filter: &mut [libc::sock_filter]) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with constant arguments; protocol 0 receives nothing until bind.
     let raw = cvt(unsafe {
         libc::socket(
@@ -164,7 +204,7 @@ pub fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     })?;
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    attach(&fd, &mut program(&[]))?;
+    attach(&fd, filter)?;
     let one: libc::c_int = 1;
     setsockopt(fd.as_raw_fd(), SOL_PACKET, PACKET_AUXDATA, &one)?;
     // SO_RCVBUFFORCE (CAP_NET_ADMIN) goes past net.core.rmem_max; otherwise take what

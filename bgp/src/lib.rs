@@ -24,5 +24,6 @@ pub use machine::{DynamicAsn, PeerAsRule, State};
 pub use packet::{CeaseSubcode, Family, LargeCommunity};
 pub use rib::{DEFAULT_LOCAL_PREF, RouteAttrs, RouteSet};
 pub use speaker::{
-    BgpSpeaker, CeaseReason, GracefulMode, PeerConfig, PeerSelector, PeerStatus, SpeakerConfig,
+    BgpSpeaker, CeaseReason, GracefulMode, Listener, PeerConfig, PeerSelector, PeerStatus,
+    SpeakerConfig,
 };

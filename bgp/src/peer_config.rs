@@ -13,6 +13,10 @@ pub struct PeerConfig {
     pub peer_addr: IpAddr,
     /// 179 unless set.
     pub peer_port: u16,
+    /// The interface of a link-local `peer_addr` (unnumbered peering): its index, looked up
+    /// at each connection attempt (so a re-created interface is found), is the address's
+    /// scope. `None` for any other address.
+    pub interface: Option<String>,
     pub local_asn: u32,
     /// The peer's AS; ignored when `dynamic_asn` is set.
     pub peer_asn: u32,
@@ -41,6 +45,13 @@ pub struct PeerConfig {
     pub passive: bool,
     /// Offer RFC 8654 extended messages (UPDATEs up to 65535 bytes when both sides agree).
     pub extended_messages: bool,
+    /// Offer RFC 8950 extended next hop encoding for IPv4 unicast, so that IPv4 routes can
+    /// take an IPv6 next hop (unnumbered sessions).
+    pub extended_next_hop: bool,
+    /// On a link-local session: the interface's global IPv6 address, sent as the IPv6 next
+    /// hop before the link-local one (RFC 2545). `None`: the link-local address in both
+    /// fields (as FRR does).
+    pub global_v6: Option<std::net::Ipv6Addr>,
     /// BGP identifier for this session; `None`: the speaker's ([`crate::SpeakerConfig`]).
     pub router_id: Option<Ipv4Addr>,
 }
@@ -50,6 +61,7 @@ impl PeerConfig {
         PeerConfig {
             peer_addr,
             peer_port: 179,
+            interface: None,
             local_asn,
             peer_asn,
             dynamic_asn: None,
@@ -64,6 +76,8 @@ impl PeerConfig {
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
             passive: false,
             extended_messages: false,
+            extended_next_hop: false,
+            global_v6: None,
             router_id: None,
         }
     }
@@ -126,6 +140,15 @@ impl PeerConfig {
         {
             return Err(bad("sourceAddress", "must be of the peer address's family"));
         }
+        if let IpAddr::V6(a) = self.peer_addr
+            && a.is_unicast_link_local()
+            && self.interface.is_none()
+        {
+            return Err(bad(
+                "interface",
+                "a link-local peer address needs its interface (scope)",
+            ));
+        }
         if self.connect_time.is_zero() {
             return Err(bad("connectTime", "must be positive"));
         }
@@ -148,6 +171,7 @@ impl PeerConfig {
         c.connect_time = self.connect_time;
         c.passive = self.passive;
         c.extended_messages = self.extended_messages;
+        c.extended_next_hop = self.extended_next_hop;
         c.families = self.families.clone();
         c.graceful_restart = self.graceful_restart.then_some(GracefulRestart {
             restart_time: self.restart_time,

@@ -6,6 +6,16 @@
 //! session's local IPv4 address and IPv6 routes the session's local IPv6 address. An IPv6
 //! route over an IPv4 session (or IPv4 over IPv6) therefore needs an explicit next hop of its
 //! own family; without one it is not sent and [`Plan::unresolved`] counts it.
+//!
+//! Exception (RFC 8950): an IPv4 route with no IPv4 next hop goes out with the session's IPv6
+//! next hop, inside MP_REACH_NLRI (AFI 1, SAFI 1), when both sides negotiated the extended
+//! next hop capability for IPv4 unicast ([`SessionInfo::ipv4_over_ipv6`]). When we offered it
+//! and the peer did not, such a route is refused and [`Plan::needs_extended_next_hop`] counts
+//! it (when we did not offer it, it is unresolved, as above). The IPv6 next hop is the
+//! global address with the link-local one after it (32 octets, RFC 2545) when the session
+//! knows both; on a link-local session without a global address, the link-local address in
+//! both fields (32 octets), as FRR 8.4 itself sends on unnumbered sessions (captured in
+//! tests/extended_next_hop.rs); otherwise the one address it has (16 octets).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -45,8 +55,24 @@ pub struct SessionInfo {
     pub peer_asn: u32,
     pub local_v4: Option<Ipv4Addr>,
     pub local_v6: Option<Ipv6Addr>,
+    /// Our link-local address on the session's link (unnumbered sessions), sent after the
+    /// global IPv6 next hop, or in both fields when there is no global one.
+    pub link_local: Option<Ipv6Addr>,
+    /// RFC 8950 negotiated for IPv4 unicast: IPv4 routes may take the IPv6 next hop.
+    pub ipv4_over_ipv6: bool,
+    /// We offered RFC 8950 for IPv4 unicast: an IPv4 route left without a next hop because
+    /// the peer did not is counted as [`Plan::needs_extended_next_hop`], not as unresolved.
+    pub offered_ipv4_over_ipv6: bool,
     pub cxt: Cxt,
     pub families: Vec<Family>,
+}
+
+/// Why a route has no next hop on this session.
+enum NoNextHop {
+    /// No address of a usable family.
+    Unresolved,
+    /// Only an IPv6 next hop, and the peer did not negotiate RFC 8950.
+    NeedsExtendedNextHop,
 }
 
 impl SessionInfo {
@@ -54,22 +80,52 @@ impl SessionInfo {
         self.local_asn != self.peer_asn
     }
 
-    fn next_hop(&self, net: &IpNet, attrs: &RouteAttrs) -> Option<IpAddr> {
-        match (net, attrs.next_hop) {
-            (IpNet::V4(_), Some(nh @ IpAddr::V4(_))) | (IpNet::V6(_), Some(nh @ IpAddr::V6(_))) => {
-                Some(nh)
+    /// The IPv6 next hop of this session: (global or link-local, link-local after a global).
+    fn v6_next_hop(&self) -> Option<(IpAddr, Option<Ipv6Addr>)> {
+        match (self.local_v6, self.link_local) {
+            (Some(g), Some(ll)) if g != ll && !g.is_unicast_link_local() => {
+                Some((IpAddr::V6(g), Some(ll)))
             }
-            (IpNet::V4(_), None) => self.local_v4.map(IpAddr::V4),
-            (IpNet::V6(_), None) => self.local_v6.map(IpAddr::V6),
-            _ => None,
+            (Some(g), _) => Some((IpAddr::V6(g), None)),
+            // No global address: the link-local one in both fields, as FRR sends it.
+            (None, Some(ll)) => Some((IpAddr::V6(ll), Some(ll))),
+            (None, None) => None,
         }
+    }
+
+    fn next_hop(
+        &self,
+        net: &IpNet,
+        attrs: &RouteAttrs,
+    ) -> Result<(IpAddr, Option<Ipv6Addr>), NoNextHop> {
+        let found = match (net, attrs.next_hop) {
+            (IpNet::V4(_), Some(nh @ IpAddr::V4(_))) | (IpNet::V6(_), Some(nh @ IpAddr::V6(_))) => {
+                Some((nh, None))
+            }
+            (IpNet::V4(_), None) => match (self.local_v4, self.v6_next_hop()) {
+                (Some(a), _) => Some((IpAddr::V4(a), None)),
+                (None, Some(v6)) if self.ipv4_over_ipv6 => Some(v6),
+                (None, Some(_)) if self.offered_ipv4_over_ipv6 => {
+                    return Err(NoNextHop::NeedsExtendedNextHop);
+                }
+                (None, _) => None,
+            },
+            (IpNet::V6(_), None) => self.v6_next_hop(),
+            _ => None,
+        };
+        found.ok_or(NoNextHop::Unresolved)
     }
 }
 
 /// The attributes as they go on the wire: the group key for packing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Wire {
+    /// The NLRI's family: IPv4 and IPv6 routes with the same IPv6 next hop (RFC 8950) go in
+    /// different MP_REACH attributes.
+    family: Family,
     next_hop: IpAddr,
+    /// Sent after an IPv6 global `next_hop` (RFC 2545 32-octet next hop).
+    link_local: Option<Ipv6Addr>,
     attrs: RouteAttrs,
 }
 
@@ -79,6 +135,9 @@ pub struct Plan {
     pub updates: Vec<Update>,
     /// Routes skipped because no next hop of their family was known.
     pub unresolved: usize,
+    /// IPv4 routes refused because their only next hop is IPv6 and the peer did not
+    /// negotiate the extended next hop capability (RFC 8950).
+    pub needs_extended_next_hop: usize,
     pub announced: usize,
     pub withdrawn: usize,
 }
@@ -125,12 +184,21 @@ impl AdjRibOut {
             if !sess.families.contains(&Family::of(net)) {
                 continue;
             }
-            let Some(next_hop) = sess.next_hop(net, attrs) else {
-                plan.unresolved += 1;
-                continue;
+            let (next_hop, link_local) = match sess.next_hop(net, attrs) {
+                Ok(nh) => nh,
+                Err(NoNextHop::Unresolved) => {
+                    plan.unresolved += 1;
+                    continue;
+                }
+                Err(NoNextHop::NeedsExtendedNextHop) => {
+                    plan.needs_extended_next_hop += 1;
+                    continue;
+                }
             };
             let w = Wire {
+                family: Family::of(net),
                 next_hop,
+                link_local,
                 attrs: attrs.clone(),
             };
             let arc = match interned.get(&w) {
@@ -162,7 +230,12 @@ impl AdjRibOut {
         }
         plan.withdrawn = withdraw.len();
         plan.announced = groups.values().map(Vec::len).sum();
+        // IPv4 routes that went out in MP_REACH (RFC 8950) are withdrawn in MP_UNREACH.
+        let (mp_v4, withdraw): (Vec<IpNet>, Vec<IpNet>) = withdraw.into_iter().partition(|n| {
+            matches!(n, IpNet::V4(_)) && self.sent.get(n).is_some_and(|w| w.next_hop.is_ipv6())
+        });
         pack_withdrawals(&withdraw, sess, &mut plan.updates);
+        pack_mp_withdrawals(Family::Ipv4Unicast, &mp_v4, sess, &mut plan.updates);
         for (w, nets) in &groups {
             pack_announcements(w, nets, sess, &mut plan.updates);
         }
@@ -281,10 +354,14 @@ fn pack_withdrawals(nets: &[IpNet], sess: &SessionInfo, out: &mut Vec<Update>) {
             ..Default::default()
         });
     }
-    for c in chunks(&v6, room(&sess.cxt, MP_UNREACH_OVERHEAD)) {
+    pack_mp_withdrawals(Family::Ipv6Unicast, &v6, sess, out);
+}
+
+fn pack_mp_withdrawals(family: Family, nets: &[IpNet], sess: &SessionInfo, out: &mut Vec<Update>) {
+    for c in chunks(nets, room(&sess.cxt, MP_UNREACH_OVERHEAD)) {
         out.push(Update {
             attrs: vec![PathAttr::new(AttrValue::MpUnreach(MpUnreach {
-                family: Family::Ipv6Unicast,
+                family,
                 withdrawn: c.to_vec(),
             }))],
             ..Default::default()
@@ -305,12 +382,15 @@ fn pack_announcements(w: &Wire, nets: &[IpNet], sess: &SessionInfo, out: &mut Ve
                 });
             }
         }
-        (Some(IpNet::V6(_)), nh @ IpAddr::V6(_)) => {
-            let overhead = MP_UNREACH_OVERHEAD + 1 + 16 + 1;
+        (Some(net), nh @ IpAddr::V6(_)) => {
+            // IPv6 routes, and IPv4 routes with an IPv6 next hop (RFC 8950).
+            let mut next_hops = vec![nh];
+            next_hops.extend(w.link_local.map(IpAddr::V6));
+            let overhead = MP_UNREACH_OVERHEAD + 1 + 16 * next_hops.len() + 1;
             for c in chunks(nets, room(&sess.cxt, used + overhead)) {
                 let mut attrs = vec![PathAttr::new(AttrValue::MpReach(MpReach {
-                    family: Family::Ipv6Unicast,
-                    next_hops: vec![nh],
+                    family: Family::of(net),
+                    next_hops: next_hops.clone(),
                     nlri: c.to_vec(),
                 }))];
                 // Extended length always: the value rarely fits in 255 bytes anyway.

@@ -159,16 +159,7 @@ impl BgpSpeaker {
         let mut listener = None;
         let mut listen_addr = None;
         if let Some(addr) = cfg.listen {
-            let bind = || -> std::io::Result<TcpListener> {
-                let sock = match addr {
-                    SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-                    SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-                };
-                sock.set_reuseaddr(true)?;
-                sock.bind(addr)?;
-                sock.listen(64)
-            };
-            let l = bind().map_err(|source| Error::Bind { addr, source })?;
+            let l = bind_listener(addr).map_err(|source| Error::Bind { addr, source })?;
             listener_fd = Some(l.as_raw_fd());
             listen_addr = l.local_addr().ok();
             listener = Some(l);
@@ -191,6 +182,20 @@ impl BgpSpeaker {
             }
         });
         Ok(BgpSpeaker { inner })
+    }
+
+    /// Accepts peers' connections on `addr` too, until the returned [`Listener`] is dropped
+    /// (unnumbered peering: the node's link-local address on the link, with its scope).
+    /// Connections are handed to the peer with the remote address, as on the main listener;
+    /// TCP MD5 keys are not set on it.
+    pub fn add_listener(&self, addr: SocketAddr) -> Result<Listener, Error> {
+        let l = bind_listener(addr).map_err(|source| Error::Bind { addr, source })?;
+        let local = l.local_addr().unwrap_or(addr);
+        let task = self
+            .inner
+            .rt
+            .spawn(accept_loop(l, Arc::downgrade(&self.inner)));
+        Ok(Listener { local, task })
     }
 
     /// The address the listener is bound to (with the real port when 0 was asked for).
@@ -399,6 +404,34 @@ impl BgpSpeaker {
         // Let the FINs go out before the runtime may end.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An extra listener ([`BgpSpeaker::add_listener`]); stops accepting when dropped.
+pub struct Listener {
+    local: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(64)
 }
 
 async fn accept_loop(l: TcpListener, inner: std::sync::Weak<Inner>) {

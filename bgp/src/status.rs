@@ -23,6 +23,9 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Desired routes not sent for want of a next hop of their family.
     pub unresolved_next_hop: usize,
+    /// IPv4 routes not sent because their next hop is IPv6 and the peer did not negotiate
+    /// RFC 8950 extended next hop encoding.
+    pub needs_extended_next_hop: usize,
     /// Errors so far, by kind (failed attempts, NOTIFICATIONs, lost connections).
     pub errors: BTreeMap<crate::ErrorKind, u64>,
     /// What the OPENs agreed on (peer router id, hold time, families), while Established.
@@ -38,6 +41,7 @@ impl Default for PeerStatus {
             flaps: 0,
             last_error: None,
             unresolved_next_hop: 0,
+            needs_extended_next_hop: 0,
             errors: BTreeMap::new(),
             negotiated: None,
         }

@@ -1,4 +1,5 @@
-//! The one place with `unsafe`: TCP MD5 signatures (RFC 2385) through `TCP_MD5SIG`.
+//! The one place with `unsafe`: TCP MD5 signatures (RFC 2385) through `TCP_MD5SIG`, and the
+//! index of a named interface (the scope of a link-local peer).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -62,5 +63,17 @@ pub fn set_tcp_md5(fd: RawFd, peer: IpAddr, key: &[u8]) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// The index of the interface called `name` in this network namespace (`if_nametoindex`).
+pub fn interface_index(name: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL"))?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; the function only
+    // reads it.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        i => Ok(i),
     }
 }

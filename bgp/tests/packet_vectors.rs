@@ -150,7 +150,8 @@ fn frr_open() {
 
 #[test]
 fn gobgp_open() {
-    // GoBGP 3.10 -> BIRD: FQDN and extended next hop capabilities kept as unknown.
+    // GoBGP 3.10 -> BIRD: FQDN kept as unknown; extended next hop (RFC 8950) for IPv4
+    // unicast over IPv6.
     both_ways(
         "00410104fdf2005ac63364032402220200490402766d0001040001000101040002000141040000fdf20506000100010002",
         Message::Open(Open {
@@ -167,10 +168,7 @@ fn gobgp_open() {
                 Capability::MultiProtocol { afi: 1, safi: 1 },
                 Capability::MultiProtocol { afi: 2, safi: 1 },
                 Capability::FourOctetAsn(65010),
-                Capability::Unknown {
-                    code: 5,
-                    value: hex("000100010002"),
-                },
+                Capability::ExtendedNextHop(vec![NextHopTuple::IPV4_UNICAST_OVER_IPV6]),
             ]],
         }),
     );

@@ -15,6 +15,9 @@ fn sess(local_asn: u32, peer_asn: u32) -> SessionInfo {
         peer_asn,
         local_v4: Some(Ipv4Addr::new(192, 0, 2, 10)),
         local_v6: None,
+        link_local: None,
+        ipv4_over_ipv6: false,
+        offered_ipv4_over_ipv6: false,
         cxt: Cxt {
             four_byte_asn: true,
             max_len: MAX_LEN,

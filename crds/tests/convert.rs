@@ -122,8 +122,8 @@ fn legacy_example_config_with_the_oldest_spellings() {
     assert_eq!(ad.spec.communities, ["64512:1", "65535:65281"]);
     let p = &r.bgp_peers[0].spec;
     assert_eq!(
-        (p.my_asn, p.peer_asn, p.peer_address.as_str()),
-        (64512, Some(64512), "10.0.0.1")
+        (p.my_asn, p.peer_asn, p.peer_address.as_deref()),
+        (64512, Some(64512), Some("10.0.0.1"))
     );
     assert_eq!(p.hold_time.as_deref(), Some("120s"));
     assert!(r.l2_advertisements.is_empty());
@@ -213,6 +213,21 @@ spec: {myASN: 64512, peerASN: 64515, peerAddress: 203.0.113.1, ebgpMultiHop: tru
     assert_eq!(r.bfd_profiles[0].spec.minimum_ttl, Some(253));
     assert_eq!(r.bgp_peers[0].spec.ebgp_multi_hop, Some(true));
     assert_eq!(r.bgp_peers[0].spec.bfd_profile.as_deref(), Some("mh"));
+}
+
+#[test]
+fn unnumbered_peer_keeps_its_interface() {
+    let (_, c) = fixture("bgppeer-unnumbered.yaml");
+    assert!(losses(&c).is_empty(), "{:?}", losses(&c));
+    let r = valid(&c);
+    let p = &r.bgp_peers[0].spec;
+    assert_eq!(
+        (p.interface.as_deref(), p.peer_address.as_deref()),
+        (Some("eth1"), None)
+    );
+    let cfg = Config::build(&r, None).config;
+    let peer = cfg.peers.values().next().expect("the peer is valid");
+    assert_eq!(peer.interface.as_deref(), Some("eth1"));
 }
 
 #[test]

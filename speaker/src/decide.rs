@@ -266,7 +266,8 @@ impl PeerGroup {
         let mut groups: BTreeMap<(Vec<bool>, bool, bool), PeerGroup> = BTreeMap::new();
         for (name, peer) in peers {
             let ipv4 = peer.address.is_ipv4();
-            let dual_stack = peer.dual_stack_address_family;
+            // Unnumbered sessions carry both families (IPv4 with IPv6 next hops, RFC 8950).
+            let dual_stack = peer.dual_stack_address_family || peer.interface.is_some();
             let ads: Vec<bool> = config
                 .bgp_advertisements
                 .values()

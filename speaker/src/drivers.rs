@@ -36,6 +36,8 @@ pub struct Drivers {
     graceful: BTreeMap<IpAddr, bool>,
     /// This node's name (for its derived router ID).
     node: String,
+    /// Neighbour discovery for unnumbered (`interface`) peers.
+    pub unnumbered: crate::unnumbered::Discovery,
 }
 
 /// The interfaces as the L2 responder last polled them.
@@ -74,11 +76,14 @@ pub fn peer_config(p: &Peer) -> PeerConfig {
     } else {
         (Family::Ipv6Unicast, Family::Ipv4Unicast)
     };
-    c.families = if p.dual_stack_address_family {
+    c.families = if p.dual_stack_address_family || p.interface.is_some() {
         vec![own, other]
     } else {
         vec![own]
     };
+    // Unnumbered: IPv4 routes go with our IPv6 link-local next hop (RFC 8950); the session
+    // is one hop (TTL 1 for eBGP, as for any directly connected peer).
+    c.extended_next_hop = p.interface.is_some();
     c
 }
 
@@ -206,6 +211,7 @@ impl Drivers {
             bfd: None,
             graceful: BTreeMap::new(),
             node: node.to_string(),
+            unnumbered: Default::default(),
         }
     }
 
@@ -364,6 +370,19 @@ impl Drivers {
         update: bool,
     ) -> Result<Result<(), String>, Error> {
         let mut cfg = peer_config(p);
+        if let Some(iface) = &p.interface {
+            // The neighbour's link-local address is scoped to the interface; the interface's
+            // global IPv6 address (if any) goes before our link-local one as next hop.
+            cfg.interface = Some(iface.clone());
+            cfg.global_v6 = links
+                .iter()
+                .filter(|l| &l.name == iface)
+                .flat_map(|l| l.addrs.iter())
+                .find_map(|n| match n.addr() {
+                    IpAddr::V6(a) if !a.is_unicast_link_local() => Some(a),
+                    _ => None,
+                });
+        }
         let rid = router_id(p, links, &self.node);
         cfg.router_id = Some(rid);
         if self.bgp.is_none() {
@@ -373,6 +392,12 @@ impl Drivers {
             self.bgp = Some(speaker);
         }
         let bgp = self.bgp.as_ref().expect("started above");
+        if let Some(iface) = &p.interface
+            && p.password.is_none()
+        {
+            // Routers connect to the standard port, whatever `peerPort` says about theirs.
+            self.unnumbered.listen(bgp, &self.l2, iface, 179);
+        }
         self.graceful.insert(p.address, p.graceful_restart);
         let result = if update {
             info!(peer = %p.name, addr = %p.address, %rid, "changing BGP peer settings");

@@ -83,6 +83,12 @@ pub struct Metrics {
     pub driver_errors: Family<DriverLabel, Counter>,
     /// `ferrolb_speaker_driver_calls_pending_retry`: failed driver calls waiting for a retry.
     pub driver_retry_pending: Gauge,
+    /// `ferrolb_speaker_bgp_unnumbered_peers_waiting`: unnumbered (`interface`) peers whose
+    /// neighbour has not been heard on the link yet (no session until it is).
+    pub unnumbered_waiting: Gauge,
+    /// `ferrolb_speaker_bgp_routes_refused_no_extended_next_hop{peer,address}`: IPv4 routes
+    /// not sent because their next hop is IPv6 and the peer did not negotiate RFC 8950.
+    pub refused_no_ext_next_hop: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_status_write_errors_total{kind}`: failed writes of the speaker's own
     /// objects (`speaker_state`, `configuration_state`, `event`) and events dropped from a
     /// full queue (`event_dropped`); see [`crate::writer`].
@@ -298,6 +304,16 @@ impl Metrics {
             self.driver_retry_pending.clone(),
         );
         r.register(
+            "bgp_unnumbered_peers_waiting",
+            "Unnumbered (interface) peers whose neighbour has not been heard on the link yet",
+            self.unnumbered_waiting.clone(),
+        );
+        r.register(
+            "bgp_routes_refused_no_extended_next_hop",
+            "IPv4 routes not sent: their next hop is IPv6 and the peer did not negotiate extended next hop (RFC 8950)",
+            self.refused_no_ext_next_hop.clone(),
+        );
+        r.register(
             "status_write_errors",
             "Failed writes of the speaker's own objects and events, by kind (retried or dropped)",
             self.status_write_errors.clone(),
@@ -428,6 +444,7 @@ impl Metrics {
             if let Some(l) = last.labels.remove(&addr) {
                 self.session_up.remove(&l);
                 self.prefixes.remove(&l);
+                self.refused_no_ext_next_hop.remove(&l);
                 self.bfd_up.remove(&l);
                 self.bfd_echo_active.remove(&l);
                 self.bfd_echo_loop_ok.remove(&l);
@@ -444,6 +461,7 @@ impl Metrics {
                 // Renamed peer: its old series go.
                 self.session_up.remove(&old);
                 self.prefixes.remove(&old);
+                self.refused_no_ext_next_hop.remove(&old);
                 self.bfd_up.remove(&old);
                 self.bfd_echo_active.remove(&old);
                 self.bfd_echo_loop_ok.remove(&old);
@@ -454,6 +472,9 @@ impl Metrics {
             self.prefixes
                 .get_or_create(&label)
                 .set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
+            self.refused_no_ext_next_hop
+                .get_or_create(&label)
+                .set(i64::try_from(s.needs_extended_next_hop).unwrap_or(i64::MAX));
             let prev = last.flaps.insert(*addr, s.flaps).unwrap_or(0);
             self.session_flaps
                 .get_or_create(&label)

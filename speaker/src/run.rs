@@ -353,7 +353,9 @@ impl Speaker {
     /// The periodic poll: links, protocol counters, BFD sessions. Returns whether the links
     /// changed (decide again) and whether the BFD states changed (publish).
     async fn poll(&mut self) -> (bool, bool) {
-        let links_changed = links_of(&self.l2) != self.st.links;
+        // A neighbour found (or changed) on an unnumbered peer's link is a link change too.
+        let links_changed = links_of(&self.l2) != self.st.links
+            || self.drivers.unnumbered.neighbours() != self.st.neighbours;
         self.metrics.observe_l2(&self.l2.counters());
         if let Some(m) = &self.membership {
             self.metrics.observe_members(&m.metrics());

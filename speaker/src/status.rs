@@ -105,6 +105,17 @@ fn time(t: SystemTime) -> Option<Time> {
     k8s_openapi::jiff::Timestamp::try_from(t).ok().map(Time)
 }
 
+/// Routes the session refuses to send for want of RFC 8950 (IPv4 with an IPv6 next hop).
+fn next_hop_error(s: &PeerStatus) -> Option<String> {
+    (s.needs_extended_next_hop > 0).then(|| {
+        format!(
+            "{} IPv4 routes not sent: their next hop is IPv6 and the peer did not negotiate \
+             the extended next hop capability (RFC 8950)",
+            s.needs_extended_next_hop
+        )
+    })
+}
+
 /// The `SpeakerState` of `node`, without `lastUpdate` (so that two states compare equal when
 /// nothing changed; [`stamp`] sets it before writing).
 pub fn speaker_state(
@@ -119,14 +130,18 @@ pub fn speaker_state(
         let s = sessions.get(&peer.address);
         status.bgp_peers.push(BGPPeerSessionStatus {
             name: name.clone(),
-            address: peer.address.to_string(),
+            // Unnumbered: the neighbour's link-local address with its interface.
+            address: match &peer.interface {
+                Some(iface) => format!("{}%{iface}", peer.address),
+                None => peer.address.to_string(),
+            },
             state: s.map(|s| session_state(s.state)).unwrap_or_default(),
             established_since: None,
             prefixes_sent: s
                 .map(|s| u32::try_from(s.prefixes_sent).unwrap_or(u32::MAX))
                 .unwrap_or(0),
             peer_asn: s.and_then(|s| s.negotiated.as_ref()).map(|n| n.peer_asn),
-            last_error: s.and_then(|s| s.last_error.clone()),
+            last_error: s.and_then(|s| next_hop_error(s).or_else(|| s.last_error.clone())),
             bfd: None,
             bfd_echo: None,
         });

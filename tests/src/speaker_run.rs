@@ -46,9 +46,15 @@ impl RunningSpeaker {
     /// Writes `files` (name, YAML) and [`WEB_STATUS`], then starts the speaker for node `n1`
     /// in `ns` (driver poll 100 ms; the directory is watched).
     pub fn start(ns: &Netns, files: &[(&str, &str)]) -> RunningSpeaker {
+        Self::start_with_status(ns, WEB_STATUS, files)
+    }
+
+    /// [`RunningSpeaker::start`] with `status` as the controller's standalone status (the
+    /// Services' assigned IPs) instead of [`WEB_STATUS`].
+    pub fn start_with_status(ns: &Netns, status: &str, files: &[(&str, &str)]) -> RunningSpeaker {
         let dir = TempDir::new("speaker-run");
         std::fs::create_dir_all(dir.path().join(".ferrolb")).unwrap();
-        std::fs::write(dir.path().join(".ferrolb/status.yaml"), WEB_STATUS).unwrap();
+        std::fs::write(dir.path().join(".ferrolb/status.yaml"), status).unwrap();
         let mut sp = RunningSpeaker {
             dir,
             metrics: Metrics::default(),

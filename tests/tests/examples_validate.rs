@@ -187,7 +187,9 @@ fn sample_files_cover_each_mode() {
                 as &dyn Fn(&ClusterResources) -> bool,
         ),
         ("bgp.yaml", &|r| {
-            !r.bgp_peers.is_empty() && !r.bgp_advertisements.is_empty()
+            !r.bgp_advertisements.is_empty()
+                && r.bgp_peers.iter().any(|p| p.spec.interface.is_some())
+                && r.bgp_peers.iter().any(|p| p.spec.peer_address.is_some())
         }),
         ("dual-stack.yaml", &|r| {
             !r.pools.is_empty() && !r.bgp_peers.is_empty()

@@ -1,5 +1,6 @@
-//! Arbitrary bytes through the frame decoder and the responder: must never panic, and any
-//! reply we would send must decode again.
+//! Arbitrary bytes through the frame decoder, the Router Advertisement decoder (unnumbered BGP
+//! neighbour discovery) and the responder: must never panic, and any reply we would send must
+//! decode again.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -11,6 +12,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = Frame::decode(data);
+    let _ = ferrolb_arp::packet::router_advert_source(data);
     let mut r = Responder::new(MacAddr([2, 0, 0, 0, 0x0a, 1]));
     let owned: BTreeSet<IpAddr> = ["192.0.2.10", "2001:db8::10", "2001:db8::2"]
         .iter()

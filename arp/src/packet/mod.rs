@@ -9,6 +9,7 @@
 mod arp;
 mod ethernet;
 mod ndp;
+mod ra;
 
 use std::fmt;
 
@@ -18,6 +19,7 @@ pub use ndp::{
     Ipv6Header, MAX_EXTENSION_HEADERS, NaFlags, NdpMessage, NdpOptions, icmpv6_checksum,
     multicast_mac, skip_extension_headers, solicited_node, solicited_node_mac,
 };
+pub use ra::{ALL_NODES, ICMPV6_RA, RouterAdvert, router_advert_source};
 
 use bytes::BytesMut;
 
@@ -104,6 +106,10 @@ pub enum DecodeError {
     NotIcmpv6(u8),
     #[error("ICMPv6 type {0} is not a Neighbor Solicitation or Advertisement")]
     NotNdp(u8),
+    #[error("ICMPv6 type {0} is not a Router Advertisement")]
+    NotRouterAdvert(u8),
+    #[error("Router Advertisement not from this link (hop limit not 255 or source not link-local)")]
+    RouterAdvertNotOnLink,
     #[error("ICMPv6 code {0} is not 0")]
     BadIcmpCode(u8),
     #[error("ICMPv6 checksum {got:#06x}, expected {expected:#06x}")]

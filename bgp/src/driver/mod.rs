@@ -443,11 +443,20 @@ impl PeerTask {
             Some(IpAddr::V6(a)) => Some(a),
             _ => None,
         };
+        // On a link-local session (unnumbered) the link-local address is the IPv6 next hop,
+        // after the interface's global address when there is one (RFC 2545).
+        let (link_local, local_v6) = match pick_v6(Some(local)) {
+            Some(a) if a.is_unicast_link_local() => (Some(a), self.cfg.global_v6),
+            a => (None, a.or(pick_v6(src))),
+        };
         let sess = SessionInfo {
             local_asn: self.cfg.local_asn,
             peer_asn: n.peer_asn,
             local_v4: pick_v4(Some(local)).or(pick_v4(src)),
-            local_v6: pick_v6(Some(local)).or(pick_v6(src)),
+            local_v6,
+            link_local,
+            ipv4_over_ipv6: n.ipv4_over_ipv6_next_hop,
+            offered_ipv4_over_ipv6: self.cfg.extended_next_hop,
             cxt: n.cxt,
             families: n.families.clone(),
         };
@@ -511,6 +520,13 @@ impl PeerTask {
                 "routes not sent: no next hop of their family (set RouteAttrs::next_hop)"
             );
         }
+        if plan.needs_extended_next_hop > 0 {
+            warn!(
+                routes = plan.needs_extended_next_hop,
+                "IPv4 routes not sent: their next hop is IPv6 and the peer did not negotiate \
+                 the extended next hop capability (RFC 8950)"
+            );
+        }
         debug!(
             announced = plan.announced,
             withdrawn = plan.withdrawn,
@@ -519,6 +535,7 @@ impl PeerTask {
         );
         self.status.prefixes_sent = self.rib.len();
         self.status.unresolved_next_hop = plan.unresolved;
+        self.status.needs_extended_next_hop = plan.needs_extended_next_hop;
         self.send_updates(plan.updates, &sess.cxt).await;
         self.publish();
     }

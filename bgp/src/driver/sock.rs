@@ -2,7 +2,7 @@
 //! frames, closing politely. Bytes only; no decisions.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -111,8 +111,15 @@ pub(super) fn close(c: Conn) {
 /// Starts an outbound connection with the peer's socket options (source address, TTL for
 /// eBGP multihop, TCP MD5).
 pub(super) fn connect(cfg: &PeerConfig) -> ConnectFuture {
-    let peer = SocketAddr::new(cfg.peer_addr, cfg.peer_port);
-    let setup = || -> io::Result<TcpSocket> {
+    let setup = || -> io::Result<(TcpSocket, SocketAddr)> {
+        let peer = match (cfg.peer_addr, &cfg.interface) {
+            // A link-local peer (unnumbered) is reached through its interface.
+            (IpAddr::V6(a), Some(iface)) => {
+                let scope = crate::sys::interface_index(iface)?;
+                SocketAddr::V6(SocketAddrV6::new(a, cfg.peer_port, 0, scope))
+            }
+            (ip, _) => SocketAddr::new(ip, cfg.peer_port),
+        };
         let sock = match cfg.peer_addr {
             IpAddr::V4(_) => TcpSocket::new_v4()?,
             IpAddr::V6(_) => TcpSocket::new_v6()?,
@@ -130,10 +137,10 @@ pub(super) fn connect(cfg: &PeerConfig) -> ConnectFuture {
         if let Some(pw) = &cfg.md5_password {
             crate::sys::set_tcp_md5(sock.as_raw_fd(), cfg.peer_addr, pw.as_bytes())?;
         }
-        Ok(sock)
+        Ok((sock, peer))
     };
     match setup() {
-        Ok(sock) => Box::pin(async move { sock.connect(peer).await }),
+        Ok((sock, peer)) => Box::pin(async move { sock.connect(peer).await }),
         Err(e) => Box::pin(async move { Err(e) }),
     }
 }

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::packet::{Capability, Family, GrFamily, Open};
+use crate::packet::{Capability, Family, GrFamily, NextHopTuple, Open};
 
 /// Default ConnectRetry time: the timeout of one connection attempt and the cap of the wait
 /// between failed attempts. Short, so that a session is back within a few seconds of its
@@ -110,6 +110,9 @@ pub struct FsmConfig {
     pub graceful_restart: Option<GracefulRestart>,
     /// Offer RFC 8654 extended messages.
     pub extended_messages: bool,
+    /// Offer RFC 8950 extended next hop encoding for IPv4 unicast (IPv4 routes with an IPv6
+    /// next hop): unnumbered sessions need it.
+    pub extended_next_hop: bool,
     /// Seed for the backoff jitter (tests use a fixed one).
     pub jitter_seed: u64,
 }
@@ -128,6 +131,7 @@ impl FsmConfig {
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
             graceful_restart: None,
             extended_messages: false,
+            extended_next_hop: false,
             jitter_seed: 0x9e37_79b9_7f4a_7c15,
         }
     }
@@ -162,6 +166,11 @@ impl FsmConfig {
             })
             .collect();
         caps.push(Capability::RouteRefresh);
+        if self.extended_next_hop && self.families.contains(&Family::Ipv4Unicast) {
+            caps.push(Capability::ExtendedNextHop(vec![
+                NextHopTuple::IPV4_UNICAST_OVER_IPV6,
+            ]));
+        }
         if self.extended_messages {
             caps.push(Capability::ExtendedMessage);
         }

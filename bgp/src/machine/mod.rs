@@ -87,6 +87,9 @@ pub struct Negotiated {
     pub peer_route_refresh: bool,
     /// The peer advertised graceful restart (it will keep our routes if we restart).
     pub peer_graceful_restart: bool,
+    /// Both sides advertised RFC 8950 extended next hop encoding for IPv4 unicast: IPv4
+    /// routes may go out with an IPv6 next hop.
+    pub ipv4_over_ipv6_next_hop: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,8 @@
-//! What two OPENs agree on (RFC 4271 §4.2, RFC 4760, RFC 6793, RFC 8654), as a pure function.
+//! What two OPENs agree on (RFC 4271 §4.2, RFC 4760, RFC 6793, RFC 8654, RFC 8950), as a pure
+//! function.
 
 use super::{FsmConfig, Negotiated};
-use crate::packet::{Capability, Cxt, EXT_MAX_LEN, Family, MAX_LEN, Open};
+use crate::packet::{Capability, Cxt, EXT_MAX_LEN, Family, MAX_LEN, NextHopTuple, Open};
 
 /// The session parameters for our `cfg` and the peer's OPEN `o` (already checked: AS and
 /// identifier).
@@ -13,6 +14,7 @@ pub(super) fn negotiate(cfg: &FsmConfig, o: &Open) -> Negotiated {
     let mut rr = false;
     let mut gr = false;
     let mut ext = false;
+    let mut v4_over_v6 = false;
     for c in o.capabilities() {
         match c {
             Capability::MultiProtocol { afi, safi } => {
@@ -24,6 +26,9 @@ pub(super) fn negotiate(cfg: &FsmConfig, o: &Open) -> Negotiated {
             Capability::RouteRefresh | Capability::EnhancedRouteRefresh => rr = true,
             Capability::GracefulRestart { .. } => gr = true,
             Capability::ExtendedMessage => ext = true,
+            Capability::ExtendedNextHop(tuples) => {
+                v4_over_v6 |= tuples.contains(&NextHopTuple::IPV4_UNICAST_OVER_IPV6);
+            }
             _ => {}
         }
     }
@@ -55,5 +60,9 @@ pub(super) fn negotiate(cfg: &FsmConfig, o: &Open) -> Negotiated {
         families,
         peer_route_refresh: rr,
         peer_graceful_restart: gr,
+        // RFC 8950 §3: usable only when both sides advertised the tuple.
+        ipv4_over_ipv6_next_hop: v4_over_v6
+            && cfg.extended_next_hop
+            && cfg.families.contains(&Family::Ipv4Unicast),
     }
 }

@@ -26,7 +26,7 @@ mod update;
 
 pub use error::DecodeError;
 pub use notification::{CeaseSubcode, Notification, error_code, error_names};
-pub use open::{Capability, GrFamily, Open};
+pub use open::{Capability, GrFamily, NextHopTuple, Open};
 pub use update::{
     AsSegment, AttrValue, LargeCommunity, MpReach, MpUnreach, PathAttr, Update, attr_flags,
     attr_type,

@@ -43,6 +43,34 @@ pub struct GrFamily {
     pub flags: u8,
 }
 
+/// One entry of the Extended Next Hop Encoding capability (RFC 8950 §3): NLRI of
+/// `nlri_afi`/`nlri_safi` may carry a next hop of `next_hop_afi`.
+///
+/// ```text
+/// +-----------------------------------------------------+
+/// | NLRI AFI - 1 (2 octets)                             |
+/// | NLRI SAFI - 1 (2 octets)                            |
+/// | Nexthop AFI - 1 (2 octets)                          |
+/// | .....                                               |
+/// +-----------------------------------------------------+
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHopTuple {
+    pub nlri_afi: u16,
+    /// Two octets on the wire (unlike everywhere else in BGP).
+    pub nlri_safi: u16,
+    pub next_hop_afi: u16,
+}
+
+impl NextHopTuple {
+    /// IPv4 unicast NLRI with an IPv6 next hop: what unnumbered peering needs.
+    pub const IPV4_UNICAST_OVER_IPV6: NextHopTuple = NextHopTuple {
+        nlri_afi: super::AFI_IPV4,
+        nlri_safi: super::SAFI_UNICAST as u16,
+        next_hop_afi: super::AFI_IPV6,
+    };
+}
+
 /// A capability (RFC 5492). Unknown ones are kept as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capability {
@@ -53,6 +81,8 @@ pub enum Capability {
     },
     /// Code 2, RFC 2918.
     RouteRefresh,
+    /// Code 5, RFC 8950: the families whose NLRI may carry a next hop of another family.
+    ExtendedNextHop(Vec<NextHopTuple>),
     /// Code 6, RFC 8654.
     ExtendedMessage,
     /// Code 64, RFC 4724:
@@ -83,6 +113,15 @@ impl Capability {
                 buf.put_u8(*safi);
             }
             Capability::RouteRefresh => buf.put_slice(&[2, 0]),
+            Capability::ExtendedNextHop(tuples) => {
+                buf.put_u8(5);
+                buf.put_u8((6 * tuples.len()) as u8);
+                for t in tuples {
+                    buf.put_u16(t.nlri_afi);
+                    buf.put_u16(t.nlri_safi);
+                    buf.put_u16(t.next_hop_afi);
+                }
+            }
             Capability::ExtendedMessage => buf.put_slice(&[6, 0]),
             Capability::GracefulRestart {
                 flags,
@@ -126,6 +165,21 @@ impl Capability {
                 }
             }
             2 if v.is_empty() => Capability::RouteRefresh,
+            5 => {
+                // RFC 8950 §3: a length that is not a multiple of 6 is malformed.
+                if v.is_empty() || !v.len().is_multiple_of(6) {
+                    return Err(bad());
+                }
+                let mut tuples = Vec::new();
+                while v.has_remaining() {
+                    tuples.push(NextHopTuple {
+                        nlri_afi: v.get_u16(),
+                        nlri_safi: v.get_u16(),
+                        next_hop_afi: v.get_u16(),
+                    });
+                }
+                Capability::ExtendedNextHop(tuples)
+            }
             6 if v.is_empty() => Capability::ExtendedMessage,
             70 if v.is_empty() => Capability::EnhancedRouteRefresh,
             64 => {

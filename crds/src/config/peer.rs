@@ -8,9 +8,13 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::bfd::Bfd;
 use super::error::{ConfigError, Kind, ObjectRef};
+use super::l2_advertisement::check_interface;
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
-use crate::v1alpha1::{BGPPeer, BGPPeerSpec, DynamicASNMode};
+use crate::v1alpha1::{
+    BGPPeer, BGPPeerSpec, DynamicASNMode, INTERFACE_BFD, INTERFACE_MULTIHOP, INTERFACE_SOURCE,
+    PEER_ADDRESS_OR_INTERFACE,
+};
 use crate::value::Asn;
 use crate::value::ConnectTime;
 use crate::value::EBGP_MULTIHOP_MESSAGE;
@@ -56,8 +60,12 @@ pub struct Peer {
     pub peer_asn: PeerAsn,
     /// `localASN`: the AS presented to this peer instead of `my_asn`.
     pub local_asn: Option<u32>,
-    /// `peerAddress`.
+    /// `peerAddress`; for an `interface` peer the unspecified address `::` until the speaker
+    /// has learned the neighbour's link-local address on that interface.
     pub address: IpAddr,
+    /// `interface`: unnumbered peering over this link (IPv6 link-local session, IPv4 routes
+    /// with an IPv6 next hop).
+    pub interface: Option<String>,
     /// `peerPort`, default 179.
     pub port: u16,
     /// `sourceAddress` (same family as `address`).
@@ -140,6 +148,7 @@ pub(super) fn validate(
 
     let peer_asn = asns(&me, s, &mut errors);
     let (address, source_address) = addresses(&me, s, &mut errors);
+    let interface = interface(&me, s, &mut errors);
     let router_id = router_id(&me, s, &mut errors);
     let port = port(&me, s, &mut errors);
     let (hold_time, keepalive_time, connect_time) = timers(&me, s, &mut errors);
@@ -170,6 +179,7 @@ pub(super) fn validate(
             peer_asn,
             local_asn: s.local_asn,
             address,
+            interface,
             port,
             source_address,
             router_id,
@@ -232,13 +242,25 @@ fn addresses(
     s: &BGPPeerSpec,
     errors: &mut Vec<ConfigError>,
 ) -> (Option<IpAddr>, Option<IpAddr>) {
-    let address = ip_field(me, "peerAddress", &s.peer_address, errors);
-    if let Some(ip) = address
+    let address = match (&s.peer_address, &s.interface) {
+        (Some(text), None) => ip_field(me, "peerAddress", text, errors),
+        // Learned on the link by the speaker.
+        (None, Some(_)) => Some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+        (text, _) => {
+            errors.push(me.error(
+                "spec.peerAddress",
+                text.as_deref(),
+                PEER_ADDRESS_OR_INTERFACE,
+            ));
+            None
+        }
+    };
+    if let (Some(ip), Some(text)) = (address, &s.peer_address)
         && (ip.is_unspecified() || ip.is_multicast())
     {
         errors.push(me.error(
             "spec.peerAddress",
-            Some(&s.peer_address),
+            Some(text),
             "peer address must be a unicast address",
         ));
     }
@@ -246,7 +268,7 @@ fn addresses(
         .source_address
         .as_ref()
         .and_then(|t| ip_field(me, "sourceAddress", t, errors));
-    if let (Some(a), Some(src)) = (address, source_address)
+    if let (Some(a), Some(src), None) = (address, source_address, &s.interface)
         && a.is_ipv4() != src.is_ipv4()
     {
         errors.push(me.error(
@@ -256,6 +278,25 @@ fn addresses(
         ));
     }
     (address, source_address)
+}
+
+/// `interface`: a Linux interface name; the peer is one hop away and the session's source is
+/// the interface's link-local address.
+fn interface(me: &ObjectRef, s: &BGPPeerSpec, errors: &mut Vec<ConfigError>) -> Option<String> {
+    let name = s.interface.as_ref()?;
+    if let Err(m) = check_interface(name) {
+        errors.push(me.error("spec.interface", Some(name), m));
+    }
+    if s.ebgp_multi_hop == Some(true) {
+        errors.push(me.error("spec.ebgpMultiHop", Some("true"), INTERFACE_MULTIHOP));
+    }
+    if let Some(src) = &s.source_address {
+        errors.push(me.error("spec.sourceAddress", Some(src), INTERFACE_SOURCE));
+    }
+    if let Some(b) = &s.bfd_profile {
+        errors.push(me.error("spec.bfdProfile", Some(b), INTERFACE_BFD));
+    }
+    Some(name.clone())
 }
 
 /// `routerID`: a non-zero IPv4 address, or unset.
@@ -389,6 +430,8 @@ fn bfd_profile(
     errors: &mut Vec<ConfigError>,
 ) -> Option<Bfd> {
     match &s.bfd_profile {
+        // Reported by `interface`.
+        _ if s.interface.is_some() => None,
         None => None,
         Some(name) => match profiles.get(name) {
             Some(p) => Some(p.clone()),
@@ -464,7 +507,10 @@ pub(super) fn check_duplicate(
     nodes: &BTreeMap<String, Labels>,
 ) -> Result<Peer, Vec<ConfigError>> {
     for other in accepted.values() {
-        if other.address != peer.address || other.port != peer.port {
+        if other.address != peer.address
+            || other.port != peer.port
+            || other.interface != peer.interface
+        {
             continue;
         }
         let shared = if peer.node_selectors.is_everything() || other.node_selectors.is_everything()
@@ -481,12 +527,16 @@ pub(super) fn check_duplicate(
                 namespace: peer.namespace.clone(),
                 name: peer.name.clone(),
             };
+            let (field, target) = match &peer.interface {
+                Some(i) => ("spec.interface", format!("interface {i}")),
+                None => ("spec.peerAddress", peer.address.to_string()),
+            };
             return Err(vec![me.error(
-                "spec.peerAddress",
-                Some(&peer.address.to_string()),
+                field,
+                Some(&target),
                 format!(
-                    "BGPPeer {} already peers with {}:{} on the same nodes",
-                    other.name, other.address, other.port
+                    "BGPPeer {} already peers with {target} port {} on the same nodes",
+                    other.name, other.port
                 ),
             )]);
         }

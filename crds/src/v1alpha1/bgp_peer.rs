@@ -7,6 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::{Asn, ConnectTime, DURATION_PATTERN, HoldTime, ebgp_multihop_cel_validation};
 
+/// Neither or both of `peerAddress` and `interface` (CEL and `Config::build` say the same).
+pub const PEER_ADDRESS_OR_INTERFACE: &str = "exactly one of peerAddress and interface is required";
+/// `ebgpMultiHop` on an unnumbered peer.
+pub const INTERFACE_MULTIHOP: &str =
+    "an interface (unnumbered) peer is one hop away: ebgpMultiHop is not allowed";
+/// `sourceAddress` on an unnumbered peer.
+pub const INTERFACE_SOURCE: &str = "sourceAddress cannot be set with interface: the session uses the interface's link-local address";
+/// `bfdProfile` on an unnumbered peer.
+pub const INTERFACE_BFD: &str =
+    "bfdProfile is not supported with interface yet (BFD over link-local addresses)";
+/// An `interface` that Linux would not accept as a name.
+pub const INTERFACE_NAME: &str = "interface name must not contain '/' or whitespace";
+
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
 ///
 /// ```yaml
@@ -27,6 +40,7 @@ use crate::value::{Asn, ConnectTime, DURATION_PATTERN, HoldTime, ebgp_multihop_c
     category = "ferrolb",
     crates(kube_core = "::kube_core"),
     printcolumn = r#"{"name":"Address","type":"string","jsonPath":".spec.peerAddress"}"#,
+    printcolumn = r#"{"name":"Interface","type":"string","jsonPath":".spec.interface"}"#,
     printcolumn = r#"{"name":"My ASN","type":"integer","jsonPath":".spec.myASN"}"#,
     printcolumn = r#"{"name":"Peer ASN","type":"integer","jsonPath":".spec.peerASN"}"#,
     printcolumn = r#"{"name":"Dynamic ASN","type":"string","jsonPath":".spec.dynamicASN","priority":1}"#,
@@ -51,7 +65,27 @@ use crate::value::{Asn, ConnectTime, DURATION_PATTERN, HoldTime, ebgp_multihop_c
         "message": "password and passwordSecret are mutually exclusive",
         "fieldPath": ".passwordSecret"
     },
-    ebgp_multihop_cel_validation()
+    ebgp_multihop_cel_validation(),
+    {
+        "rule": "has(self.peerAddress) != has(self.interface)",
+        "message": PEER_ADDRESS_OR_INTERFACE,
+        "fieldPath": ".peerAddress"
+    },
+    {
+        "rule": "!has(self.interface) || !has(self.ebgpMultiHop) || !self.ebgpMultiHop",
+        "message": INTERFACE_MULTIHOP,
+        "fieldPath": ".ebgpMultiHop"
+    },
+    {
+        "rule": "!has(self.interface) || !has(self.sourceAddress)",
+        "message": INTERFACE_SOURCE,
+        "fieldPath": ".sourceAddress"
+    },
+    {
+        "rule": "!has(self.interface) || !has(self.bfdProfile)",
+        "message": INTERFACE_BFD,
+        "fieldPath": ".bfdProfile"
+    }
 ]))]
 pub struct BGPPeerSpec {
     /// Our AS number, 1..4294967295.
@@ -73,10 +107,19 @@ pub struct BGPPeerSpec {
     #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = Asn::MIN, max = Asn::MAX))]
     pub local_asn: Option<u32>,
-    /// The peer's IPv4 or IPv6 address.
+    /// The peer's IPv4 or IPv6 address. Exactly one of `peerAddress` and `interface`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "isIP(self)", "message": "peerAddress must be an IP address"}]))]
-    pub peer_address: String,
+    pub peer_address: Option<String>,
+    /// Unnumbered peering: the node's interface (Linux name) towards the peer. The peer is
+    /// found by its IPv6 link-local address on that link, the session runs over link-local
+    /// IPv6, and IPv4 routes take an IPv6 next hop (RFC 8950). Exactly one of `peerAddress`
+    /// and `interface`; one hop only (no `ebgpMultiHop`), no `sourceAddress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "!self.contains('/') && !self.matches('[[:space:]]') && self != '.' && self != '..'", "message": INTERFACE_NAME}]))]
+    pub interface: Option<String>,
     /// TCP port of the peer, default 179.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]

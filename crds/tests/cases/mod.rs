@@ -195,6 +195,64 @@ pub const CASES: &[Case] = &[
         "spec.ebgpMultiHop",
         "only to eBGP",
     ),
+    // Unnumbered peering: exactly one of peerAddress and interface; one hop; the source is
+    // the interface's link-local address (issue #17).
+    ok(
+        PEER,
+        "  myASN: 64512\n  dynamicASN: external\n  interface: eth0\n",
+    ),
+    ok(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: enp1s0f0.100\n  ebgpMultiHop: false\n",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n",
+        "spec.peerAddress",
+        "exactly one of peerAddress and interface",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  interface: eth0\n",
+        "spec.peerAddress",
+        "exactly one of peerAddress and interface",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  ebgpMultiHop: true\n",
+        "spec.ebgpMultiHop",
+        "one hop away",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  sourceAddress: 192.0.2.2\n",
+        "spec.sourceAddress",
+        "link-local",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  bfdProfile: fast\n",
+        "spec.bfdProfile",
+        "not supported with interface",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: eth/0\n",
+        "spec.interface",
+        "must not contain '/' or whitespace",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: \"eth 0\"\n",
+        "spec.interface",
+        "must not contain '/' or whitespace",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: interface0123456\n",
+        "spec.interface",
+        "1 to 15",
+    ),
     // ebgpMultiHop is for eBGP only: iBGP is dynamicASN internal or a peerASN equal to the AS
     // we present (localASN, else myASN) (issue #17).
     bad(

@@ -11,6 +11,8 @@ use super::*;
 use crate::cluster::{EndpointView, ServiceView, SliceRecord};
 use crate::links::Link;
 
+mod unnumbered;
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }

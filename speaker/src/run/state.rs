@@ -53,6 +53,8 @@ pub(super) struct LoopState {
     pub(super) l2_enabled: bool,
     /// Driver calls that failed, made again with backoff until they succeed.
     pub(super) retry: Retry,
+    /// Unnumbered neighbours by interface, as the last round used them.
+    pub(super) neighbours: BTreeMap<String, std::net::Ipv6Addr>,
 }
 
 impl LoopState {
@@ -71,6 +73,7 @@ impl LoopState {
             bfd_echo: BTreeMap::new(),
             l2_enabled,
             retry: Retry::default(),
+            neighbours: BTreeMap::new(),
         }
     }
 
@@ -113,7 +116,18 @@ impl LoopState {
         let mut live = live.clone();
         live.insert(me.to_string());
 
-        let ann = desired(config, &cluster, &live, &links, me);
+        let mut ann = desired(config, &cluster, &live, &links, me);
+        drivers
+            .unnumbered
+            .track(&crate::unnumbered::interfaces(&ann));
+        self.neighbours = drivers.unnumbered.neighbours();
+        let waiting = crate::unnumbered::resolve(&mut ann, &self.neighbours);
+        if !waiting.is_empty() {
+            debug!(peers = ?waiting, "unnumbered peers waiting for their neighbour's router advertisement");
+        }
+        metrics
+            .unnumbered_waiting
+            .set(i64::try_from(waiting.len()).unwrap_or(i64::MAX));
         for ev in l2_events(me, &self.ann.l2_owners, &ann.l2_owners) {
             writer.event(ev);
         }

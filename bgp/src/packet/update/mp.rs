@@ -42,8 +42,13 @@ pub(super) fn mp_reach(code: u8, mut d: Bytes) -> Result<AttrValue, AttrFault> {
             IpAddr::V6(Ipv6Addr::from(nh.get_u128())),
             IpAddr::V6(Ipv6Addr::from(nh.get_u128())),
         ],
-        // RFC 5549/8950 IPv4 NLRI with an IPv6 next hop.
+        // RFC 8950 §4: IPv4 NLRI with an IPv6 next hop, global (16) or global and
+        // link-local (32; FRR's unnumbered sessions put their link-local address in both).
         (AFI_IPV4, 16) => vec![IpAddr::V6(Ipv6Addr::from(nh.get_u128()))],
+        (AFI_IPV4, 32) => vec![
+            IpAddr::V6(Ipv6Addr::from(nh.get_u128())),
+            IpAddr::V6(Ipv6Addr::from(nh.get_u128())),
+        ],
         _ => return taw,
     };
     let nlri = mp_prefixes(afi, d).map_err(|_| AttrFault::TreatAsWithdraw)?;
