@@ -16,6 +16,7 @@ pub mod retry;
 pub mod run;
 pub mod source;
 pub mod status;
+pub mod sys;
 pub mod writer;
 
 pub use error::Error;
