@@ -45,8 +45,48 @@ pub struct RouteAttrs {
     pub next_hop: Option<IpAddr>,
 }
 
-/// The desired routes for a peer.
-pub type RouteSet = BTreeMap<IpNet, RouteAttrs>;
+/// The desired routes for a peer. Attributes are shared: routes with the same attributes
+/// should hold one `Arc` (with 10,000 routes a value costs 8 bytes instead of ~90).
+pub type RouteSet = BTreeMap<IpNet, Arc<RouteAttrs>>;
+
+/// Routes in any of the forms [`crate::BgpSpeaker::set_routes`] takes: a shared set (kept
+/// as is), a set, or plain attributes per prefix (equal ones then share one `Arc`).
+pub trait IntoRouteSet {
+    fn into_route_set(self) -> Arc<RouteSet>;
+}
+
+impl IntoRouteSet for Arc<RouteSet> {
+    fn into_route_set(self) -> Arc<RouteSet> {
+        self
+    }
+}
+
+impl IntoRouteSet for RouteSet {
+    fn into_route_set(self) -> Arc<RouteSet> {
+        Arc::new(self)
+    }
+}
+
+impl IntoRouteSet for BTreeMap<IpNet, RouteAttrs> {
+    fn into_route_set(self) -> Arc<RouteSet> {
+        Arc::new(share_attrs(self))
+    }
+}
+
+/// A route set from attributes per prefix, equal attributes sharing one `Arc`.
+pub fn share_attrs(routes: BTreeMap<IpNet, RouteAttrs>) -> RouteSet {
+    let mut seen: BTreeMap<RouteAttrs, Arc<RouteAttrs>> = BTreeMap::new();
+    routes
+        .into_iter()
+        .map(|(net, a)| {
+            let shared = match seen.get(&a) {
+                Some(s) => s.clone(),
+                None => seen.entry(a.clone()).or_insert_with(|| Arc::new(a)).clone(),
+            };
+            (net, shared)
+        })
+        .collect()
+}
 
 /// What the session knows that shapes the attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +166,7 @@ struct Wire {
     next_hop: IpAddr,
     /// Sent after an IPv6 global `next_hop` (RFC 2545 32-octet next hop).
     link_local: Option<Ipv6Addr>,
-    attrs: RouteAttrs,
+    attrs: Arc<RouteAttrs>,
 }
 
 /// The UPDATEs to send, in order, and what could not be sent.
@@ -179,38 +219,47 @@ impl AdjRibOut {
                 interned.insert(w.as_ref().clone(), w.clone());
             }
         }
-        let mut want: BTreeMap<IpNet, Arc<Wire>> = BTreeMap::new();
-        for (net, attrs) in desired {
-            if !sess.families.contains(&Family::of(net)) {
-                continue;
-            }
-            let (next_hop, link_local) = match sess.next_hop(net, attrs) {
-                Ok(nh) => nh,
-                Err(NoNextHop::Unresolved) => {
-                    plan.unresolved += 1;
-                    continue;
+        // Built from a sorted iterator, so the map's nodes are full (half the memory of
+        // inserting one by one); consecutive routes usually share their attributes' `Arc`.
+        let mut last: Option<Arc<Wire>> = None;
+        let want: BTreeMap<IpNet, Arc<Wire>> = desired
+            .iter()
+            .filter(|(net, _)| sess.families.contains(&Family::of(net)))
+            .filter_map(|(net, attrs)| {
+                let (next_hop, link_local) = match sess.next_hop(net, attrs) {
+                    Ok(nh) => nh,
+                    Err(NoNextHop::Unresolved) => {
+                        plan.unresolved += 1;
+                        return None;
+                    }
+                    Err(NoNextHop::NeedsExtendedNextHop) => {
+                        plan.needs_extended_next_hop += 1;
+                        return None;
+                    }
+                };
+                let family = Family::of(net);
+                if let Some(l) = &last
+                    && l.family == family
+                    && l.next_hop == next_hop
+                    && l.link_local == link_local
+                    && Arc::ptr_eq(&l.attrs, attrs)
+                {
+                    return Some((*net, l.clone()));
                 }
-                Err(NoNextHop::NeedsExtendedNextHop) => {
-                    plan.needs_extended_next_hop += 1;
-                    continue;
-                }
-            };
-            let w = Wire {
-                family: Family::of(net),
-                next_hop,
-                link_local,
-                attrs: attrs.clone(),
-            };
-            let arc = match interned.get(&w) {
-                Some(a) => a.clone(),
-                None => {
-                    let a = Arc::new(w.clone());
-                    interned.insert(w, a.clone());
-                    a
-                }
-            };
-            want.insert(*net, arc);
-        }
+                let w = Wire {
+                    family,
+                    next_hop,
+                    link_local,
+                    attrs: attrs.clone(),
+                };
+                let arc = interned
+                    .entry(w)
+                    .or_insert_with_key(|w| Arc::new(w.clone()))
+                    .clone();
+                last = Some(arc.clone());
+                Some((*net, arc))
+            })
+            .collect();
         drop(interned);
         let withdraw: Vec<IpNet> = self
             .sent

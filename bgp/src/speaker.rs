@@ -32,7 +32,7 @@ use crate::driver::{Command, PeerTask};
 use crate::machine::Fsm;
 use crate::packet::{CeaseSubcode, Notification};
 pub use crate::peer_config::PeerConfig;
-use crate::rib::RouteSet;
+use crate::rib::{IntoRouteSet, RouteSet};
 pub use crate::status::PeerStatus;
 use crate::status::StatusBoard;
 
@@ -330,12 +330,8 @@ impl BgpSpeaker {
     /// Sets the routes to advertise. Only the difference to what each peer has goes out,
     /// after the coalescing window. An `Arc<RouteSet>` given to several peers is shared by
     /// them, not copied.
-    pub fn set_routes(
-        &self,
-        target: PeerSelector,
-        routes: impl Into<Arc<RouteSet>>,
-    ) -> Result<(), Error> {
-        let routes = routes.into();
+    pub fn set_routes(&self, target: PeerSelector, routes: impl IntoRouteSet) -> Result<(), Error> {
+        let routes = routes.into_route_set();
         let mut peers = self.inner.peers.lock().expect("peers lock");
         match target {
             PeerSelector::All => {

@@ -267,7 +267,7 @@ fn unnumbered(ext: bool, global: Option<&str>) -> SessionInfo {
 fn routes() -> RouteSet {
     [net("203.0.113.10/32"), net("2001:db8:100::10/128")]
         .into_iter()
-        .map(|n| (n, RouteAttrs::default()))
+        .map(|n| (n, RouteAttrs::default().into()))
         .collect()
 }
 

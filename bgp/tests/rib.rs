@@ -32,7 +32,7 @@ fn v4_routes(n: u32) -> RouteSet {
             let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i);
             (
                 IpNet::new(IpAddr::V4(a), 32).unwrap(),
-                RouteAttrs::default(),
+                RouteAttrs::default().into(),
             )
         })
         .collect()
@@ -49,7 +49,8 @@ fn v6_routes(n: u32, nh: Option<IpAddr>) -> RouteSet {
                 RouteAttrs {
                     next_hop: nh,
                     ..Default::default()
-                },
+                }
+                .into(),
             )
         })
         .collect()
@@ -125,7 +126,8 @@ fn diff_sends_only_changes_and_packs_withdrawals() {
     rib.sync(&routes, &s);
     // Change the attributes of one route, drop 2000 others.
     let first = *routes.keys().next().unwrap();
-    routes.get_mut(&first).unwrap().communities = vec![(65000 << 16) | 100];
+    std::sync::Arc::make_mut(routes.get_mut(&first).unwrap()).communities =
+        vec![(65000 << 16) | 100];
     let dropped: Vec<IpNet> = routes.keys().skip(3000).copied().collect();
     for d in &dropped {
         routes.remove(d);
@@ -155,7 +157,8 @@ fn ebgp_gets_as_path_and_no_local_pref_ibgp_gets_local_pref() {
             med: Some(5),
             large_communities: vec![LargeCommunity(64512, 1, 2)],
             ..Default::default()
-        },
+        }
+        .into(),
     );
     let ebgp = sess(64512, 64513);
     let ups = AdjRibOut::new().sync(&routes, &ebgp).updates;

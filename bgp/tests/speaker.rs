@@ -210,7 +210,10 @@ async fn update_peer_resets_only_on_a_real_change_with_cease_6_and_keeps_routes(
     let (a, b, mut cfg) = active_and_passive();
     a.add_peer(cfg.clone()).unwrap();
     let mut routes = RouteSet::new();
-    routes.insert("203.0.113.7/32".parse().unwrap(), RouteAttrs::default());
+    routes.insert(
+        "203.0.113.7/32".parse().unwrap(),
+        RouteAttrs::default().into(),
+    );
     a.set_routes(PeerSelector::All, routes).unwrap();
     wait_for(&a, ip("127.0.0.2"), "A established", |s| {
         established(s) && s.prefixes_sent == 1

@@ -9,6 +9,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use ferrolb_crds::config::Labels;
 
+mod stamp;
+pub use stamp::{Uid, Version};
+
 /// Our `loadBalancerClass`.
 pub const LB_CLASS: &str = "ferrolb.io/lb";
 /// Nodes with this label never announce (Kubernetes convention).
@@ -33,9 +36,9 @@ pub struct ServiceView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRecord {
     /// `metadata.uid` (Events name it).
-    pub uid: Option<String>,
+    pub uid: Option<Uid>,
     /// `metadata.resourceVersion` (Events name it).
-    pub resource_version: Option<String>,
+    pub resource_version: Option<Version>,
     /// Type LoadBalancer and our class (or none); only then are labels and IPs kept.
     pub ours: bool,
     /// Key, labels, `status.loadBalancer.ingress` IPs and traffic policy.
@@ -77,8 +80,8 @@ impl ServiceRecord {
             local: ours && spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local"),
         };
         Some(ServiceRecord {
-            uid: svc.metadata.uid.clone(),
-            resource_version: svc.metadata.resource_version.clone(),
+            uid: svc.metadata.uid.as_deref().map(Uid::new),
+            resource_version: svc.metadata.resource_version.as_deref().map(Version::new),
             ours,
             view: Arc::new(view),
         })

@@ -1,7 +1,7 @@
 //! The decision: what this node announces, as a pure function of config, cluster state,
 //! live members and links. No I/O; the driver makes the world match the result.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub struct L2Claim {
 
 /// Path attributes of one announced prefix (merged over every matching `BGPAdvertisement`:
 /// communities are united, the highest local-pref wins).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RouteAttrs {
     pub local_pref: Option<u32>,
     pub communities: BTreeSet<CommunityValue>,
@@ -36,8 +36,9 @@ pub struct RouteAttrs {
 /// not four, and [`crate::plan::Applied`] keeps the same `Arc`s instead of copies.
 pub type RouteMap = Arc<RouteMapInner>;
 
-/// What a [`RouteMap`] shares.
-pub type RouteMapInner = BTreeMap<IpNet, RouteAttrs>;
+/// What a [`RouteMap`] shares. Routes with equal attributes share one `Arc` (usually all of
+/// a map's routes have the same ones).
+pub type RouteMapInner = BTreeMap<IpNet, Arc<RouteAttrs>>;
 
 /// The elected L2 owner of one Service IP (any node, not only this one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +126,9 @@ pub fn desired(
         }
     }
     for g in groups {
-        let routes = Arc::new(g.routes);
+        // Re-collected in order: full B-tree nodes, about half the memory of the map built
+        // by inserts in Service order (it lives as long as the decision).
+        let routes: RouteMap = Arc::new(intern(g.routes));
         for name in g.peers {
             out.routes.insert(name, routes.clone());
         }
@@ -248,6 +251,21 @@ impl Inputs<'_> {
             }
         }
     }
+}
+
+/// `routes` in order, equal attributes sharing one `Arc`.
+fn intern(routes: BTreeMap<IpNet, RouteAttrs>) -> RouteMapInner {
+    let mut seen: HashMap<RouteAttrs, Arc<RouteAttrs>> = HashMap::new();
+    routes
+        .into_iter()
+        .map(|(net, a)| {
+            let a = match seen.get(&a) {
+                Some(shared) => shared.clone(),
+                None => seen.entry(a.clone()).or_insert_with(|| Arc::new(a)).clone(),
+            };
+            (net, a)
+        })
+        .collect()
 }
 
 /// Peers whose routes are the same by construction: every `BGPAdvertisement` applies to all

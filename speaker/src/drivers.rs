@@ -13,7 +13,6 @@ use ferrolb_bgp::{
     PeerSelector, RouteSet,
 };
 use ferrolb_crds::config::{Bfd, CommunityValue, Peer, PeerAsn};
-use ipnet::IpNet;
 use tracing::{info, warn};
 
 use crate::Error;
@@ -102,31 +101,40 @@ impl SharedSets {
     }
 }
 
-/// The BGP crate's route set for decided routes.
-pub fn route_set(routes: &BTreeMap<IpNet, RouteAttrs>, extra_community: Option<u32>) -> RouteSet {
+/// The BGP crate's route set for decided routes. Routes with the same decided attributes
+/// share one converted `Arc` (usually every route of a map has the same ones).
+pub fn route_set(routes: &RouteMapInner, extra_community: Option<u32>) -> RouteSet {
+    let mut interned: HashMap<&RouteAttrs, Arc<ferrolb_bgp::RouteAttrs>> = HashMap::new();
     routes
         .iter()
         .map(|(net, a)| {
-            let mut attrs = ferrolb_bgp::RouteAttrs {
-                local_pref: a.local_pref,
-                ..Default::default()
-            };
-            for c in &a.communities {
-                match *c {
-                    CommunityValue::Standard(v) => attrs.communities.push(v),
-                    CommunityValue::Large(g, l1, l2) => {
-                        attrs.large_communities.push(LargeCommunity(g, l1, l2))
-                    }
-                }
-            }
-            if let Some(c) = extra_community
-                && !attrs.communities.contains(&c)
-            {
-                attrs.communities.push(c);
-            }
-            (*net, attrs)
+            let attrs = interned
+                .entry(a.as_ref())
+                .or_insert_with(|| Arc::new(bgp_attrs(a, extra_community)));
+            (*net, attrs.clone())
         })
         .collect()
+}
+
+fn bgp_attrs(a: &RouteAttrs, extra_community: Option<u32>) -> ferrolb_bgp::RouteAttrs {
+    let mut attrs = ferrolb_bgp::RouteAttrs {
+        local_pref: a.local_pref,
+        ..Default::default()
+    };
+    for c in &a.communities {
+        match *c {
+            CommunityValue::Standard(v) => attrs.communities.push(v),
+            CommunityValue::Large(g, l1, l2) => {
+                attrs.large_communities.push(LargeCommunity(g, l1, l2))
+            }
+        }
+    }
+    if let Some(c) = extra_community
+        && !attrs.communities.contains(&c)
+    {
+        attrs.communities.push(c);
+    }
+    attrs
 }
 
 fn bfd_profile(b: &Bfd) -> BfdProfile {
@@ -483,9 +491,9 @@ mod tests {
         a.communities
             .insert(CommunityValue::Standard(GRACEFUL_SHUTDOWN));
         a.communities.insert(CommunityValue::Large(1, 2, 3));
-        let routes = BTreeMap::from([("203.0.113.1/32".parse().unwrap(), a)]);
+        let routes = BTreeMap::from([("203.0.113.1/32".parse().unwrap(), Arc::new(a))]);
         let set = route_set(&routes, Some(GRACEFUL_SHUTDOWN));
-        let r = &set[&"203.0.113.1/32".parse().unwrap()];
+        let r = &set[&"203.0.113.1/32".parse::<ipnet::IpNet>().unwrap()];
         assert_eq!(r.communities, vec![GRACEFUL_SHUTDOWN]);
         assert_eq!(r.large_communities, vec![LargeCommunity(1, 2, 3)]);
         assert_eq!(r.local_pref, Some(100));
@@ -495,7 +503,7 @@ mod tests {
     fn peers_given_one_decided_map_get_one_route_set() {
         let map: RouteMap = Arc::new(BTreeMap::from([(
             "203.0.113.1/32".parse().unwrap(),
-            RouteAttrs::default(),
+            Arc::new(RouteAttrs::default()),
         )]));
         let other: RouteMap = Arc::new((*map).clone());
         let mut sets = SharedSets::default();

@@ -16,6 +16,7 @@ pub mod retry;
 pub mod run;
 pub mod source;
 pub mod status;
+pub mod sys;
 pub mod unnumbered;
 pub mod writer;
 

@@ -65,8 +65,21 @@ struct Cli {
     no_l2: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts any thread (see `sys::one_malloc_arena`).
+    let one_arena = ferrolb_speaker::sys::one_malloc_arena();
+    // Two workers whatever the node's size: the speaker's work is small and mostly waiting,
+    // and every worker costs a stack and queues (one per core would be 64 on a big node).
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(speaker(one_arena))
+}
+
+async fn speaker(one_arena: bool) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let process = Process::start(
         "ferrolb-speaker",
@@ -78,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Metrics::default();
     process.register(|r| metrics.register(r));
     let (health, shutdown) = (process.health.clone(), process.shutdown.clone());
+    tracing::debug!(one_arena, "allocator: one glibc arena");
 
     let mut opts = Options::new(cli.node.clone());
     opts.namespace = cli.namespace.clone();

@@ -170,6 +170,7 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
 mod tests {
     use super::*;
     use crate::decide::{L2Claim, RouteAttrs};
+    use std::sync::Arc;
 
     fn peer(addr: &str) -> Peer {
         let yaml = format!(
@@ -196,7 +197,7 @@ mod tests {
             std::sync::Arc::new(
                 routes
                     .iter()
-                    .map(|r| (r.parse().unwrap(), RouteAttrs::default()))
+                    .map(|r| (r.parse().unwrap(), Arc::new(RouteAttrs::default())))
                     .collect(),
             ),
         );

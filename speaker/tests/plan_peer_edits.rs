@@ -39,9 +39,9 @@ const BASE: &str = "{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdPr
 
 fn state(p: Peer, routes: &[&str]) -> Announcements {
     let mut a = Announcements::default();
-    let r: BTreeMap<ipnet::IpNet, RouteAttrs> = routes
+    let r: BTreeMap<ipnet::IpNet, std::sync::Arc<RouteAttrs>> = routes
         .iter()
-        .map(|r| (r.parse().unwrap(), RouteAttrs::default()))
+        .map(|r| (r.parse().unwrap(), RouteAttrs::default().into()))
         .collect();
     a.routes.insert(p.name.clone(), std::sync::Arc::new(r));
     a.peers.insert(p.name.clone(), p);

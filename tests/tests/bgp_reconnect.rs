@@ -32,7 +32,10 @@ fn session_is_back_within_seconds_after_a_long_router_outage() {
     let mut frr = Frr::start(&r, &conf, None);
     let sp = Speaker::start(&n, SpeakerConfig::new(NODE_V4.parse().unwrap()));
     let mut routes = ferrolb_bgp::RouteSet::new();
-    routes.insert("203.0.113.20/32".parse().unwrap(), RouteAttrs::default());
+    routes.insert(
+        "203.0.113.20/32".parse().unwrap(),
+        RouteAttrs::default().into(),
+    );
     sp.speaker.set_routes(PeerSelector::All, routes).unwrap();
     // Default ConnectRetry time: the point is the default.
     sp.speaker

@@ -403,8 +403,11 @@ impl Kubernetes {
             Kind::Service => {
                 let r = s.services.get(&format!("{namespace}/{name}"))?;
                 Some((
-                    r.uid.clone()?,
-                    r.resource_version.clone().unwrap_or_default(),
+                    r.uid.as_ref()?.to_string(),
+                    r.resource_version
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 ))
             }
         }

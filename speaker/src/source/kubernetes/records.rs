@@ -52,8 +52,17 @@ mod tests {
         writer.apply(service_event(Event::Apply(svc.clone())).unwrap());
         let got = store.get("shop/web").expect("stored under shop/web");
         assert!(got.ours);
-        assert_eq!(got.uid.as_deref(), Some("u1"));
-        assert_eq!(got.resource_version.as_deref(), Some("7"));
+        assert_eq!(
+            got.uid.as_ref().map(ToString::to_string).as_deref(),
+            Some("u1")
+        );
+        assert_eq!(
+            got.resource_version
+                .as_ref()
+                .map(|v| v.to_string())
+                .as_deref(),
+            Some("7")
+        );
         assert_eq!(got.view.key, "shop/web");
         assert_eq!(
             got.view.ips,
