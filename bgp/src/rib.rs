@@ -212,6 +212,46 @@ impl AdjRibOut {
     /// UPDATEs (withdrawals first).
     pub fn sync(&mut self, desired: &RouteSet, sess: &SessionInfo) -> Plan {
         let mut plan = Plan::default();
+        let want = self.wanted(desired, sess, &mut plan);
+        let withdraw: Vec<IpNet> = self
+            .sent
+            .keys()
+            .filter(|n| !want.contains_key(n))
+            .copied()
+            .collect();
+        let mut groups: BTreeMap<&Wire, Vec<IpNet>> = BTreeMap::new();
+        for (net, w) in &want {
+            let same = self
+                .sent
+                .get(net)
+                .is_some_and(|old| Arc::ptr_eq(old, w) || old == w);
+            if !same {
+                groups.entry(w.as_ref()).or_default().push(*net);
+            }
+        }
+        plan.withdrawn = withdraw.len();
+        plan.announced = groups.values().map(Vec::len).sum();
+        // IPv4 routes that went out in MP_REACH (RFC 8950) are withdrawn in MP_UNREACH.
+        let (mp_v4, withdraw): (Vec<IpNet>, Vec<IpNet>) = withdraw.into_iter().partition(|n| {
+            matches!(n, IpNet::V4(_)) && self.sent.get(n).is_some_and(|w| w.next_hop.is_ipv6())
+        });
+        pack_withdrawals(&withdraw, sess, &mut plan.updates);
+        pack_mp_withdrawals(Family::Ipv4Unicast, &mp_v4, sess, &mut plan.updates);
+        for (w, nets) in &groups {
+            pack_announcements(w, nets, sess, &mut plan.updates);
+        }
+        self.sent = want;
+        plan
+    }
+
+    /// The wire form of every route of `desired` the session can carry; routes without a
+    /// usable next hop are counted in `plan`.
+    fn wanted(
+        &self,
+        desired: &RouteSet,
+        sess: &SessionInfo,
+        plan: &mut Plan,
+    ) -> BTreeMap<IpNet, Arc<Wire>> {
         // Interner seeded with what was sent, so unchanged routes keep their Arc.
         let mut interned: BTreeMap<Wire, Arc<Wire>> = BTreeMap::new();
         for w in self.sent.values() {
@@ -222,7 +262,7 @@ impl AdjRibOut {
         // Built from a sorted iterator, so the map's nodes are full (half the memory of
         // inserting one by one); consecutive routes usually share their attributes' `Arc`.
         let mut last: Option<Arc<Wire>> = None;
-        let want: BTreeMap<IpNet, Arc<Wire>> = desired
+        desired
             .iter()
             .filter(|(net, _)| sess.families.contains(&Family::of(net)))
             .filter_map(|(net, attrs)| {
@@ -259,37 +299,7 @@ impl AdjRibOut {
                 last = Some(arc.clone());
                 Some((*net, arc))
             })
-            .collect();
-        drop(interned);
-        let withdraw: Vec<IpNet> = self
-            .sent
-            .keys()
-            .filter(|n| !want.contains_key(n))
-            .copied()
-            .collect();
-        let mut groups: BTreeMap<&Wire, Vec<IpNet>> = BTreeMap::new();
-        for (net, w) in &want {
-            let same = self
-                .sent
-                .get(net)
-                .is_some_and(|old| Arc::ptr_eq(old, w) || old == w);
-            if !same {
-                groups.entry(w.as_ref()).or_default().push(*net);
-            }
-        }
-        plan.withdrawn = withdraw.len();
-        plan.announced = groups.values().map(Vec::len).sum();
-        // IPv4 routes that went out in MP_REACH (RFC 8950) are withdrawn in MP_UNREACH.
-        let (mp_v4, withdraw): (Vec<IpNet>, Vec<IpNet>) = withdraw.into_iter().partition(|n| {
-            matches!(n, IpNet::V4(_)) && self.sent.get(n).is_some_and(|w| w.next_hop.is_ipv6())
-        });
-        pack_withdrawals(&withdraw, sess, &mut plan.updates);
-        pack_mp_withdrawals(Family::Ipv4Unicast, &mp_v4, sess, &mut plan.updates);
-        for (w, nets) in &groups {
-            pack_announcements(w, nets, sess, &mut plan.updates);
-        }
-        self.sent = want;
-        plan
+            .collect()
     }
 
     /// Everything sent for `family`, again (answer to ROUTE-REFRESH, RFC 2918).
