@@ -48,13 +48,17 @@ struct TpacketAuxdata {
 /// program within cBPF's 8-bit offsets (4 instructions per MAC + 16).
 const MAX_BLOCKED: usize = crate::limit::MAX_BLOCKED_SOURCES;
 
+// Classic BPF opcodes used by the filters below.
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
 /// The whole filter: first drop frames whose Ethernet source is in `blocked` (sources the
 /// responder rate-limits, so a flood costs no wake-up and no copy while they are blocked),
 /// then [`filter`].
 fn program(blocked: &[[u8; 6]]) -> Vec<libc::sock_filter> {
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
-    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     let blocked = &blocked[..blocked.len().min(MAX_BLOCKED)];
     let base = filter();
     let total = 4 * blocked.len() + base.len();
@@ -94,11 +98,6 @@ fn attach(fd: &OwnedFd, insns: &mut [libc::sock_filter]) -> io::Result<()> {
 /// codec walks the chain, bounded, and finds out whether NDP follows) and frames still
 /// carrying an 802.1Q tag; drop our own outgoing frames and everything else in the kernel.
 fn filter() -> [libc::sock_filter; 16] {
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
-    const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
-    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     // Jumps are relative to the next instruction. accept = 14, drop = 15.
     [
@@ -160,11 +159,6 @@ pub fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
 /// Classic BPF: accept untagged IPv6 ICMPv6 Router Advertisements (no extension headers:
 /// routers send them plain) that we did not send; drop everything else in the kernel.
 fn router_advert_filter() -> [libc::sock_filter; 10] {
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
-    const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
-    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     // Jumps are relative to the next instruction. accept = 8, drop = 9.
     [

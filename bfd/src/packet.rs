@@ -456,3 +456,33 @@ fn decode_auth(sec: &[u8]) -> Result<Auth, DropReason> {
         data: Bytes::copy_from_slice(&sec[3..]),
     })
 }
+
+/// A peer's packet for unit tests: its discriminator `my`, ours as `your`, `interval_us`
+/// both ways, detection multiplier 3, no flags.
+#[cfg(test)]
+impl ControlPacket {
+    pub(crate) fn for_test(
+        state: State,
+        my: u32,
+        your: u32,
+        interval_us: u32,
+        echo_rx_us: u32,
+    ) -> ControlPacket {
+        ControlPacket {
+            diag: Diag::None,
+            state,
+            poll: false,
+            final_: false,
+            control_plane_independent: false,
+            demand: false,
+            multipoint: false,
+            detect_mult: 3,
+            my_discr: my,
+            your_discr: your,
+            desired_min_tx_us: interval_us,
+            required_min_rx_us: interval_us,
+            required_min_echo_rx_us: echo_rx_us,
+            auth: None,
+        }
+    }
+}

@@ -12,37 +12,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bytes::{Bytes, BytesMut};
 use ferrolb_bgp::machine::*;
 use ferrolb_bgp::packet::*;
 use ferrolb_bgp::rib::*;
 use ipnet::IpNet;
 
-fn hex(s: &str) -> Bytes {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    Bytes::from(
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect::<Vec<_>>(),
-    )
-}
-
-fn cxt() -> Cxt {
-    Cxt {
-        four_byte_asn: true,
-        max_len: MAX_LEN,
-    }
-}
-
-fn both_ways(body: &str, want: Message) {
-    let bytes = hex(&format!("ffffffffffffffffffffffffffffffff{body}"));
-    let got = Message::decode(&mut bytes.clone(), &cxt()).expect("decode");
-    assert_eq!(got, want);
-    let mut out = BytesMut::new();
-    want.encode(&mut out, &cxt());
-    assert_eq!(out.freeze(), bytes, "encode differs");
-}
+mod common;
+use common::{both_ways, cxt, hex};
 
 const LL: &str = "fe80::1";
 const GLOBAL: &str = "2001:db8::10";

@@ -18,7 +18,7 @@ use std::time::Duration;
 use ferrolb_tests::netns::veth;
 use ferrolb_tests::peers_bird::Bird;
 use ferrolb_tests::peers_frr::Frr;
-use ferrolb_tests::speaker_run::RunningSpeaker;
+use ferrolb_tests::speaker_run::{RunningSpeaker, WEB_SERVICE};
 use ferrolb_tests::{Netns, require_root, wait_until};
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -27,22 +27,8 @@ const V4: &str = "203.0.113.5";
 const V6: &str = "2001:db8:100::5";
 const NODES: usize = 3;
 
-const SERVICES: &str = "
-apiVersion: v1
-kind: Node
-metadata: {name: n1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec: {type: LoadBalancer, ports: [{port: 80, protocol: TCP}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-a, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-endpoints: [{addresses: [192.0.2.10], nodeName: n1}]
----
+/// `web6` (IPv6, endpoint on n1), added to the shared `web` fixture by [`services`].
+const WEB6: &str = "
 apiVersion: v1
 kind: Service
 metadata: {name: web6, namespace: default}
@@ -54,6 +40,11 @@ metadata: {name: web6-a, namespace: default, labels: {kubernetes.io/service-name
 addressType: IPv6
 endpoints: [{addresses: ['2001:db8:2::10'], nodeName: n1}]
 ";
+
+/// Node n1, `web` (IPv4) and `web6` (IPv6), each with an endpoint on n1.
+fn services() -> String {
+    format!("{WEB_SERVICE}---{WEB6}")
+}
 
 const STATUS: &str = "generation: 1\nservices:\n  - namespace: default\n    name: web\n    ingress:\n      - ip: 203.0.113.5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n  - namespace: default\n    name: web6\n    ingress:\n      - ip: 2001:db8:100::5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n";
 
@@ -143,7 +134,7 @@ impl UnnumberedLab {
                 RunningSpeaker::start_with_status(
                     n,
                     STATUS,
-                    &[("svc.yaml", SERVICES), ("bgp.yaml", &cfg)],
+                    &[("svc.yaml", &services()), ("bgp.yaml", &cfg)],
                 )
             })
             .collect();
@@ -257,7 +248,10 @@ fn unnumbered_to_bird_with_extended_next_hop() {
     let sp = RunningSpeaker::start_with_status(
         &n,
         STATUS,
-        &[("svc.yaml", SERVICES), ("bgp.yaml", &config("192.0.2.21"))],
+        &[
+            ("svc.yaml", &services()),
+            ("bgp.yaml", &config("192.0.2.21")),
+        ],
     );
     let ok = wait_until(WAIT, POLL, || bird_has(&bird, true, true).then_some(()));
     let all = bird
@@ -291,7 +285,10 @@ fn unnumbered_without_extended_next_hop_refuses_ipv4_routes() {
     let sp = RunningSpeaker::start_with_status(
         &n,
         STATUS,
-        &[("svc.yaml", SERVICES), ("bgp.yaml", &config("192.0.2.21"))],
+        &[
+            ("svc.yaml", &services()),
+            ("bgp.yaml", &config("192.0.2.21")),
+        ],
     );
     let v6 = wait_until(WAIT, POLL, || bird_has(&bird, false, true).then_some(()));
     assert!(

@@ -26,22 +26,7 @@ fn echo_profile() -> BfdProfile {
 }
 
 fn pkt(state: State, your: u32, echo_rx_us: u32) -> ControlPacket {
-    ControlPacket {
-        diag: Diag::None,
-        state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
-        my_discr: REMOTE,
-        your_discr: your,
-        desired_min_tx_us: 300_000,
-        required_min_rx_us: 300_000,
-        required_min_echo_rx_us: echo_rx_us,
-        auth: None,
-    }
+    ControlPacket::for_test(state, REMOTE, your, 300_000, echo_rx_us)
 }
 
 fn receive(m: &mut Machine, src: IpAddr, p: &ControlPacket, now: Instant) -> Vec<Output> {

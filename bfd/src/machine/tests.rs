@@ -32,22 +32,7 @@ fn one_session(now: Instant) -> (Machine, IpAddr) {
 
 /// The peer's packet: `state`, its discriminator REMOTE, ours as `your`, 300 ms × 3.
 pub(super) fn pkt(state: State, your: u32) -> ControlPacket {
-    ControlPacket {
-        diag: Diag::None,
-        state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
-        my_discr: REMOTE,
-        your_discr: your,
-        desired_min_tx_us: 300_000,
-        required_min_rx_us: 300_000,
-        required_min_echo_rx_us: 0,
-        auth: None,
-    }
+    ControlPacket::for_test(state, REMOTE, your, 300_000, 0)
 }
 
 fn datagram(

@@ -19,22 +19,8 @@ fn echo_profile() -> BfdProfile {
 }
 
 fn peer_pkt(state: State, echo_rx_us: u32) -> ControlPacket {
-    ControlPacket {
-        diag: Diag::None,
-        state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
-        my_discr: REMOTE,
-        your_discr: if state == State::Down { 0 } else { LOCAL },
-        desired_min_tx_us: 100_000,
-        required_min_rx_us: 100_000,
-        required_min_echo_rx_us: echo_rx_us,
-        auth: None,
-    }
+    let your = if state == State::Down { 0 } else { LOCAL };
+    ControlPacket::for_test(state, REMOTE, your, 100_000, echo_rx_us)
 }
 
 /// A session brought Up by the peer (Down, then Up), the peer advertising `echo_rx_us`;
