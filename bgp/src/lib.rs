@@ -22,7 +22,7 @@ pub use diag::{ErrorKind, SessionError};
 pub use error::Error;
 pub use machine::{DynamicAsn, PeerAsRule, State};
 pub use packet::{CeaseSubcode, Family, LargeCommunity};
-pub use rib::{DEFAULT_LOCAL_PREF, IntoRouteSet, RouteAttrs, RouteSet, share_attrs};
+pub use rib::{DEFAULT_LOCAL_PREF, IntoRouteSet, RouteAttrs, RouteSet, share_values};
 pub use speaker::{
     BgpSpeaker, CeaseReason, GracefulMode, Listener, PeerConfig, PeerSelector, PeerStatus,
     SpeakerConfig,

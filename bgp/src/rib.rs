@@ -69,21 +69,21 @@ impl IntoRouteSet for RouteSet {
 
 impl IntoRouteSet for BTreeMap<IpNet, RouteAttrs> {
     fn into_route_set(self) -> Arc<RouteSet> {
-        Arc::new(share_attrs(self))
+        Arc::new(share_values(self))
     }
 }
 
-/// A route set from attributes per prefix, equal attributes sharing one `Arc`.
-pub fn share_attrs(routes: BTreeMap<IpNet, RouteAttrs>) -> RouteSet {
-    let mut seen: BTreeMap<RouteAttrs, Arc<RouteAttrs>> = BTreeMap::new();
-    routes
-        .into_iter()
-        .map(|(net, a)| {
-            let shared = match seen.get(&a) {
+/// `map` with equal values sharing one `Arc` (route attributes: usually one or a few distinct
+/// sets for thousands of routes). Also used by the speaker for its decided routes.
+pub fn share_values<K: Ord, V: Ord + Clone>(map: BTreeMap<K, V>) -> BTreeMap<K, Arc<V>> {
+    let mut seen: BTreeMap<V, Arc<V>> = BTreeMap::new();
+    map.into_iter()
+        .map(|(k, v)| {
+            let shared = match seen.get(&v) {
                 Some(s) => s.clone(),
-                None => seen.entry(a.clone()).or_insert_with(|| Arc::new(a)).clone(),
+                None => seen.entry(v.clone()).or_insert_with(|| Arc::new(v)).clone(),
             };
-            (net, shared)
+            (k, shared)
         })
         .collect()
 }

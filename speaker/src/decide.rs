@@ -1,7 +1,7 @@
 //! The decision: what this node announces, as a pure function of config, cluster state,
 //! live members and links. No I/O; the driver makes the world match the result.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub struct L2Claim {
 
 /// Path attributes of one announced prefix (merged over every matching `BGPAdvertisement`:
 /// communities are united, the highest local-pref wins).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RouteAttrs {
     pub local_pref: Option<u32>,
     pub communities: BTreeSet<CommunityValue>,
@@ -128,7 +128,7 @@ pub fn desired(
     for g in groups {
         // Re-collected in order: full B-tree nodes, about half the memory of the map built
         // by inserts in Service order (it lives as long as the decision).
-        let routes: RouteMap = Arc::new(intern(g.routes));
+        let routes: RouteMap = Arc::new(ferrolb_bgp::share_values(g.routes));
         for name in g.peers {
             out.routes.insert(name, routes.clone());
         }
@@ -251,21 +251,6 @@ impl Inputs<'_> {
             }
         }
     }
-}
-
-/// `routes` in order, equal attributes sharing one `Arc`.
-fn intern(routes: BTreeMap<IpNet, RouteAttrs>) -> RouteMapInner {
-    let mut seen: HashMap<RouteAttrs, Arc<RouteAttrs>> = HashMap::new();
-    routes
-        .into_iter()
-        .map(|(net, a)| {
-            let a = match seen.get(&a) {
-                Some(shared) => shared.clone(),
-                None => seen.entry(a.clone()).or_insert_with(|| Arc::new(a)).clone(),
-            };
-            (net, a)
-        })
-        .collect()
 }
 
 /// Peers whose routes are the same by construction: every `BGPAdvertisement` applies to all

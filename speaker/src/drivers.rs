@@ -101,15 +101,15 @@ impl SharedSets {
     }
 }
 
-/// The BGP crate's route set for decided routes. Routes with the same decided attributes
-/// share one converted `Arc` (usually every route of a map has the same ones).
+/// The BGP crate's route set for decided routes. The decision already shares equal
+/// attributes (one `Arc` each), so each shared value is converted once, found by address.
 pub fn route_set(routes: &RouteMapInner, extra_community: Option<u32>) -> RouteSet {
-    let mut interned: HashMap<&RouteAttrs, Arc<ferrolb_bgp::RouteAttrs>> = HashMap::new();
+    let mut converted: HashMap<*const RouteAttrs, Arc<ferrolb_bgp::RouteAttrs>> = HashMap::new();
     routes
         .iter()
         .map(|(net, a)| {
-            let attrs = interned
-                .entry(a.as_ref())
+            let attrs = converted
+                .entry(Arc::as_ptr(a))
                 .or_insert_with(|| Arc::new(bgp_attrs(a, extra_community)));
             (*net, attrs.clone())
         })
