@@ -66,6 +66,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     // Before the runtime starts any thread (see `sys::one_malloc_arena`).
     let one_arena = ferrolb_speaker::sys::one_malloc_arena();
     // Two workers whatever the node's size: the speaker's work is small and mostly waiting,
@@ -76,11 +77,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(speaker(one_arena))
+        .block_on(speaker(cli, one_arena))
 }
 
-async fn speaker(one_arena: bool) -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn speaker(cli: Cli, one_arena: bool) -> anyhow::Result<()> {
     let process = Process::start(
         "ferrolb-speaker",
         env!("CARGO_PKG_VERSION"),
