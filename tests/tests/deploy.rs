@@ -121,11 +121,11 @@ fn default_overlay_is_restricted_where_it_can_be() {
     assert_eq!(pdb.len(), 1);
     assert!(pdb[0].contains("app.kubernetes.io/component: controller"));
 
-    // Speaker: host network, exactly NET_RAW + NET_ADMIN, nothing else.
+    // Speaker: host network, exactly NET_RAW + NET_ADMIN + NET_BIND_SERVICE, nothing else.
     let pod = pod_of_daemonset(&text);
     assert_eq!(pod.host_network, Some(true));
     let c = &pod.containers[0];
-    assert_eq!(caps_added(c), ["NET_ADMIN", "NET_RAW"]);
+    assert_eq!(caps_added(c), ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW"]);
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));

@@ -284,7 +284,7 @@ fn install_manifest_is_least_privilege() {
     assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
     let mut added = caps.add.clone().unwrap();
     added.sort();
-    assert_eq!(added, ["NET_ADMIN", "NET_RAW"]);
+    assert_eq!(added, ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW"]);
     assert_eq!(c.security_context.as_ref().unwrap().privileged, None);
     assert_eq!(probe_path(&c.liveness_probe).as_deref(), Some("/healthz"));
     assert_eq!(probe_path(&c.readiness_probe).as_deref(), Some("/readyz"));
