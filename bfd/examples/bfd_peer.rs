@@ -94,7 +94,7 @@ async fn print_echo(out: &mut impl Write, mgr: &BfdManager, peer: IpAddr) -> any
     let (e, c) = (&s.info.echo, mgr.counters());
     writeln!(
         out,
-        "echo state={} active={} tx_ms={} adv_us={} loop_ok={} remote_us={} sent={} returned={} out={} in={} drops={} send_errors={}",
+        "echo state={} active={} tx_ms={} adv_us={} loop_ok={} remote_us={} sent={} returned={} peer_loops={} not_returned={} out={} in={} drops={} send_errors={}",
         s.info.state,
         e.tx_interval.is_some(),
         e.tx_interval.map_or(0, |d| d.as_millis()),
@@ -103,6 +103,9 @@ async fn print_echo(out: &mut impl Write, mgr: &BfdManager, peer: IpAddr) -> any
         e.remote_min_rx.as_micros(),
         e.sent,
         e.returned,
+        e.peer_loops
+            .map_or("unknown", |l| if l { "yes" } else { "no" }),
+        e.not_returned,
         c.echo_out,
         c.echo_in,
         c.echo_drops,

@@ -101,13 +101,18 @@ pub struct Metrics {
     pub bfd_drops: Family<ReasonLabel, Counter>,
     /// `ferrolb_speaker_bfd_echo_packets_sent_total`, `..._received_total` (came back),
     /// `..._dropped_total` (discarded on return) and `ferrolb_speaker_bfd_echo_send_errors_total`
-    /// (no neighbour entry for the peer, kernel refused), in [`BFD_ECHO_COUNTERS`] order.
-    pub bfd_echo: [Counter; 4],
+    /// (no neighbour entry for the peer, kernel refused),
+    /// `ferrolb_speaker_bfd_echo_probes_not_returned_total`, in [`BFD_ECHO_COUNTERS`] order.
+    pub bfd_echo: [Counter; 5],
     /// `ferrolb_speaker_bfd_echo_active{peer,address}`: 1 while our echo function runs.
     pub bfd_echo_active: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_bfd_echo_loop_ok{peer,address}`: 1 while this node loops the peer's
     /// echoes (IPv4 forwarding on its interface); 0: we advertise no echo receive interval.
     pub bfd_echo_loop_ok: Family<PeerLabel, Gauge>,
+    /// `ferrolb_speaker_bfd_echo_peer_loops{peer,address}`: 1 once the peer returned our
+    /// echoes (they detect failures), 0 after a probe got nothing back (detection at the
+    /// control packets' rate); absent while not known.
+    pub bfd_echo_peer_loops: Family<PeerLabel, Gauge>,
     /// `ferrolb_speaker_l2_owner_changes_total`: L2 IPs whose owner node changed, as this
     /// node's election saw it (every node counts the same change).
     pub l2_owner_changes: Counter,
@@ -118,7 +123,7 @@ pub struct Metrics {
 }
 
 /// The BFD echo counters, by metric name (`ferrolb_speaker_NAME_total`).
-const BFD_ECHO_COUNTERS: [(&str, &str); 4] = [
+const BFD_ECHO_COUNTERS: [(&str, &str); 5] = [
     ("bfd_echo_packets_sent", "BFD echo packets sent"),
     (
         "bfd_echo_packets_received",
@@ -131,6 +136,10 @@ const BFD_ECHO_COUNTERS: [(&str, &str); 4] = [
     (
         "bfd_echo_send_errors",
         "BFD echo packets not sent (peer not in the neighbour table, kernel refused)",
+    ),
+    (
+        "bfd_echo_probes_not_returned",
+        "Probes of our BFD echo function that got nothing back (the peer does not loop them; the session stays up)",
     ),
 ];
 
@@ -198,7 +207,7 @@ struct Last {
     replies: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
     bfd_drops: BTreeMap<String, u64>,
-    bfd_echo: [u64; 4],
+    bfd_echo: [u64; 5],
     conflicts: u64,
     conflicts_suppressed: u64,
     announcements: u64,
@@ -259,9 +268,15 @@ impl Metrics {
                 self.bfd_echo_loop_ok
                     .get_or_create(&label)
                     .set(i64::from(e.loop_ok));
+                if let Some(l) = e.peer_loops {
+                    self.bfd_echo_peer_loops
+                        .get_or_create(&label)
+                        .set(i64::from(l));
+                } else {
+                    self.bfd_echo_peer_loops.remove(&label);
+                }
             } else {
-                self.bfd_echo_active.remove(&label);
-                self.bfd_echo_loop_ok.remove(&label);
+                self.forget_bfd_echo(&label);
             }
         }
     }
@@ -301,12 +316,7 @@ impl Metrics {
             .collect();
         for addr in gone {
             if let Some(l) = last.labels.remove(&addr) {
-                self.session_up.remove(&l);
-                self.prefixes.remove(&l);
-                self.refused_no_ext_next_hop.remove(&l);
-                self.bfd_up.remove(&l);
-                self.bfd_echo_active.remove(&l);
-                self.bfd_echo_loop_ok.remove(&l);
+                self.forget_peer(&l);
             }
         }
         for (addr, s) in sessions {
@@ -318,12 +328,7 @@ impl Metrics {
                 && old != label
             {
                 // Renamed peer: its old series go.
-                self.session_up.remove(&old);
-                self.prefixes.remove(&old);
-                self.refused_no_ext_next_hop.remove(&old);
-                self.bfd_up.remove(&old);
-                self.bfd_echo_active.remove(&old);
-                self.bfd_echo_loop_ok.remove(&old);
+                self.forget_peer(&old);
             }
             self.session_up
                 .get_or_create(&label)
@@ -352,6 +357,22 @@ impl Metrics {
     }
 
     /// Updates the L2 counters from the responder's snapshot.
+    /// Drops every per-peer series of a peer that is gone or renamed.
+    fn forget_peer(&self, l: &PeerLabel) {
+        self.session_up.remove(l);
+        self.prefixes.remove(l);
+        self.refused_no_ext_next_hop.remove(l);
+        self.bfd_up.remove(l);
+        self.forget_bfd_echo(l);
+    }
+
+    /// Drops the echo series of a peer whose profile has no echo (any more).
+    fn forget_bfd_echo(&self, l: &PeerLabel) {
+        self.bfd_echo_active.remove(l);
+        self.bfd_echo_loop_ok.remove(l);
+        self.bfd_echo_peer_loops.remove(l);
+    }
+
     /// Turns the BFD manager's drop counts (totals since it started) into counter increments.
     pub fn observe_bfd_counters(&self, c: &ferrolb_bfd::BfdCounters) {
         let mut last = self.last.lock().expect("metrics lock");
@@ -362,7 +383,13 @@ impl Metrics {
                 .get_or_create(&ReasonLabel { reason: k })
                 .inc_by(n.saturating_sub(prev));
         }
-        let now = [c.echo_out, c.echo_in, c.echo_drops, c.echo_send_errors];
+        let now = [
+            c.echo_out,
+            c.echo_in,
+            c.echo_drops,
+            c.echo_send_errors,
+            c.echo_not_returned,
+        ];
         for ((counter, prev), n) in self.bfd_echo.iter().zip(&mut last.bfd_echo).zip(now) {
             counter.inc_by(n.saturating_sub(*prev));
             *prev = n;

@@ -55,6 +55,7 @@ pub fn bfd_echo(e: &ferrolb_bfd::EchoInfo) -> BFDEchoStatus {
             .tx_interval
             .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
         loops_peer_echoes: e.loop_ok,
+        peer_loops_our_echoes: e.peer_loops,
     }
 }
 
@@ -364,6 +365,7 @@ mod tests {
             enabled: true,
             loop_ok: true,
             tx_interval: Some(Duration::from_millis(80)),
+            peer_loops: Some(false),
             ..Default::default()
         };
         assert_eq!(
@@ -371,10 +373,12 @@ mod tests {
             BFDEchoStatus {
                 active: true,
                 interval_ms: Some(80),
-                loops_peer_echoes: true
+                loops_peer_echoes: true,
+                peer_loops_our_echoes: Some(false),
             }
         );
     }
+
     #[test]
     fn failing_driver_calls_are_listed_with_their_target_and_error_until_they_succeed() {
         use crate::plan::Action;

@@ -11,7 +11,8 @@
 //!   second (RFC 5880 §6.8.3), which FRR shows as our receive interval;
 //! - forwarding off in FRR's namespace: our echoes stop coming back and we declare the session
 //!   Down with diagnostic 2 (Echo Function Failed), which FRR hears over the still working
-//!   control path;
+//!   control path; back Up, our echo only probes (nothing comes back, the session stays Up,
+//!   we report that the peer does not loop) until FRR forwards again;
 //! - our node stops looping FRR's echoes: with an iptables FORWARD drop (our forwarding
 //!   check still sees forwarding on) FRR declares the session down ("echo function failed");
 //!   with forwarding switched off, our once-a-second check withdraws our echo receive
@@ -196,9 +197,10 @@ fn router_not_forwarding_fails_our_echo() {
         diag(&frr, &ours)
     );
     // Control packets still flow: FRR hears our Down over them (its session goes down
-    // without its own echo failing: our node still loops FRR's echoes) and keeps receiving
-    // them. While FRR does not forward, the session comes back Up over control packets and
-    // our echo fails again (FRR behaves the same with its own echo).
+    // without its own echo failing: our node still loops FRR's echoes) and the session comes
+    // back Up over them. Our echo then only probes: with FRR still not forwarding, the probes
+    // get nothing back, and the session stays Up (FRR itself would fail its echo again and
+    // again in our place).
     assert!(
         wait_until(WAIT, POLL, || (frr_n(&frr, "session-down") > frr_downs)
             .then_some(()))
@@ -206,6 +208,28 @@ fn router_not_forwarding_fails_our_echo() {
         "FRR did not hear our Down: {}",
         diag(&frr, &ours)
     );
+    assert!(
+        wait_until(WAIT, POLL, || (our_n(&ours, "not_returned") >= 2)
+            .then_some(()))
+        .is_some(),
+        "two probes never failed: {}",
+        diag(&frr, &ours)
+    );
+    let e = our_echo(&ours);
+    assert_eq!(e["state"], "Up", "{e:?}");
+    assert_eq!(e["peer_loops"], "no", "{e:?}");
+    let failures = ours
+        .events()
+        .iter()
+        .filter(|e| e.contains("diag=EchoFunctionFailed"))
+        .count();
+    assert_eq!(
+        failures,
+        1,
+        "a probe took the session down: {}",
+        diag(&frr, &ours)
+    );
+    let downs = frr_n(&frr, "session-down");
     assert!(
         rises(5, || frr_n(&frr, "control-packet-input")),
         "{}",
@@ -216,6 +240,23 @@ fn router_not_forwarding_fails_our_echo() {
         "FRR's echoes stopped coming back through our node: {}",
         diag(&frr, &ours)
     );
+    // FRR forwards again: the next probe (its hold is at most 4 s by now) comes back and our
+    // echo detects failures again, without the session ever going down.
+    r.sysctl("net.ipv4.conf.eth0.forwarding=1").unwrap();
+    assert!(
+        wait_until(WAIT, POLL, || (our_echo(&ours).get("peer_loops")
+            == Some(&"yes".to_string()))
+        .then_some(()))
+        .is_some(),
+        "our echo never came back after forwarding was restored: {}",
+        diag(&frr, &ours)
+    );
+    assert!(
+        rises(5, || our_n(&ours, "returned")),
+        "{}",
+        diag(&frr, &ours)
+    );
+    assert_eq!(frr_n(&frr, "session-down"), downs, "{}", diag(&frr, &ours));
 }
 
 #[test]
@@ -339,20 +380,33 @@ spec: {{myASN: 64512, peerASN: 64513, peerAddress: {FRR}, connectTime: 1s, bfdPr
         (s.contains("bfdEcho:")
             && s.contains("active: true")
             && s.contains("intervalMs: 50")
-            && s.contains("loopsPeerEchoes: true"))
+            && s.contains("loopsPeerEchoes: true")
+            && s.contains("peerLoopsOurEchoes: true"))
         .then_some(())
     });
     assert!(echo_shown.is_some(), "{}", show(&frr));
     assert!(speaker.metrics.bfd_echo[0].get() >= received());
+    let label = ferrolb_speaker::metrics::PeerLabel {
+        peer: "tor".into(),
+        address: FRR.into(),
+    };
+    let peer_loops = || {
+        speaker
+            .metrics
+            .bfd_echo_peer_loops
+            .get_or_create(&label)
+            .get()
+    };
+    assert!(
+        wait_until(WAIT, POLL, || (peer_loops() == 1).then_some(())).is_some(),
+        "ferrolb_speaker_bfd_echo_peer_loops {}",
+        peer_loops()
+    );
     n.sysctl("net.ipv4.conf.eth0.forwarding=0").unwrap();
     let reported = wait_until(WAIT, POLL, || {
         state().contains("loopsPeerEchoes: false").then_some(())
     });
     assert!(reported.is_some(), "{}", show(&frr));
-    let label = ferrolb_speaker::metrics::PeerLabel {
-        peer: "tor".into(),
-        address: FRR.into(),
-    };
     assert_eq!(
         speaker.metrics.bfd_echo_loop_ok.get_or_create(&label).get(),
         0

@@ -28,6 +28,8 @@ pub struct BfdCounters {
     pub echo_drops: u64,
     /// Echo sends that failed (no neighbour entry for the peer, kernel refused).
     pub echo_send_errors: u64,
+    /// Probes of our echo function that got nothing back (the peer does not loop them).
+    pub echo_not_returned: u64,
 }
 
 impl BfdCounters {
@@ -46,6 +48,7 @@ pub(super) struct SharedCounters {
     pub(super) echo_in: AtomicU64,
     pub(super) echo_drops: AtomicU64,
     pub(super) echo_send_errors: AtomicU64,
+    pub(super) echo_not_returned: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -68,6 +71,7 @@ impl SharedCounters {
             echo_in: self.echo_in.load(Ordering::Relaxed),
             echo_drops: self.echo_drops.load(Ordering::Relaxed),
             echo_send_errors: self.echo_send_errors.load(Ordering::Relaxed),
+            echo_not_returned: self.echo_not_returned.load(Ordering::Relaxed),
         }
     }
 }

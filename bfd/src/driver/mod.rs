@@ -492,6 +492,16 @@ impl Driver {
                     debug!(?peer, %reason, "bfd echo dropped");
                     self.counters.echo_drops.fetch_add(1, Ordering::Relaxed);
                 }
+                Output::EchoNotReturned { peer, hold } => {
+                    warn!(
+                        %peer,
+                        next_probe_ms = hold.as_millis(),
+                        "bfd echo not returned: the peer does not loop our echo packets (IP forwarding off, uRPF or a filter on the router); the session stays up on control packets, detection at the control packets' rate"
+                    );
+                    self.counters
+                        .echo_not_returned
+                        .fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -131,6 +131,9 @@ pub enum Output {
         peer: Option<IpAddr>,
         reason: EchoDropReason,
     },
+    /// A probe of our echo function to `peer` got nothing back (the peer does not loop our
+    /// echoes); the session stays Up and probes again after `hold`.
+    EchoNotReturned { peer: IpAddr, hold: Duration },
 }
 
 /// One session as the machine sees it.
@@ -491,6 +494,9 @@ impl Machine {
                     peer: Some(peer),
                     reason,
                 }),
+                session::Output::EchoNotReturned { hold } => {
+                    out.push(Output::EchoNotReturned { peer, hold })
+                }
             }
         }
     }

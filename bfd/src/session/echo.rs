@@ -11,6 +11,16 @@
 //!   Failed, §6.8.5). While our echo runs, we ask the peer for control packets no faster than
 //!   once a second (§6.4, §6.8.3: a sedate Required Min RX while echo is active).
 //!
+//! Probing (our addition, so a peer that does not loop cannot flap the session): each run of
+//! our echo starts as a probe. Until its first echo comes back the control packets keep the
+//! profile's rate and keep detecting failures; a probe with no echo back within the echo
+//! detection time means the peer does not loop our echoes (IP forwarding off, uRPF, a filter),
+//! not that the path failed, since control packets still arrive. The session stays Up,
+//! [`Output::EchoNotReturned`] reports it, and the next probe waits on the echo transmit timer:
+//! 1 s, doubling with each probe in a row that fails, up to [`MAX_PROBE_HOLD`]. Once an echo
+//! comes back the run is proven: the control packets slow down and a lost echo means a
+//! failed path (Down, Echo Function Failed), as RFC 5880 says.
+//!
 //! [`Input::SetEchoLoop`]: super::Input::SetEchoLoop
 
 use std::time::Duration;
@@ -34,6 +44,25 @@ pub(super) struct Echo {
     pub(super) run_start: u64,
     pub(super) sent: u64,
     pub(super) returned: u64,
+    /// An echo of the current run came back: our echo function detects path failures.
+    pub(super) proven: bool,
+    /// A probe got nothing back: no echo until the hold (on the echo transmit timer) ends.
+    pub(super) held: Option<Duration>,
+    /// Probes in a row that got nothing back (reset when an echo comes back).
+    pub(super) probe_failures: u32,
+    /// Probes that got nothing back in this session's life.
+    pub(super) not_returned: u64,
+}
+
+/// First hold after a probe that got nothing back; it doubles with each such probe in a row.
+pub const MIN_PROBE_HOLD: Duration = Duration::from_secs(1);
+/// Longest hold between probes.
+pub const MAX_PROBE_HOLD: Duration = Duration::from_secs(60);
+
+/// The hold after the `n`th probe in a row that got nothing back (n ≥ 1).
+fn probe_hold(n: u32) -> Duration {
+    let doublings = n.saturating_sub(1).min(6);
+    (MIN_PROBE_HOLD * (1u32 << doublings)).min(MAX_PROBE_HOLD)
 }
 
 /// What the outside sees of a session's echo function.
@@ -52,6 +81,12 @@ pub struct EchoInfo {
     /// Echoes sent and returned in this session's life.
     pub sent: u64,
     pub returned: u64,
+    /// Whether the peer loops our echoes: `Some(true)` once an echo of the current run came
+    /// back (our echo then detects path failures), `Some(false)` after a probe got nothing
+    /// back (until one does), `None` while not known.
+    pub peer_loops: Option<bool>,
+    /// Probes that got nothing back in this session's life.
+    pub not_returned: u64,
 }
 
 impl Session {
@@ -66,9 +101,9 @@ impl Session {
     }
 
     /// The Required Min RX our state calls for: the profile's, at least 1 s while our echo
-    /// function is active (RFC 5880 §6.8.3).
+    /// function is active and proven (RFC 5880 §6.8.3).
     pub(super) fn wanted_required_rx(&self) -> Duration {
-        if self.echo.active.is_some() {
+        if self.echo.active.is_some() && self.echo.proven {
             self.profile.receive_interval.max(SLOW_TX)
         } else {
             self.profile.receive_interval
@@ -84,13 +119,21 @@ impl Session {
             tx_interval: self.echo.active,
             sent: self.echo.sent,
             returned: self.echo.returned,
+            peer_loops: if self.echo.active.is_some() && self.echo.proven {
+                Some(true)
+            } else {
+                (self.echo.probe_failures > 0).then_some(false)
+            },
+            not_returned: self.echo.not_returned,
         }
     }
 
-    /// Our echo interval if our echo function should run now.
+    /// Our echo interval if our echo function should run now (not while a probe's hold runs).
     fn wanted_echo(&self) -> Option<Duration> {
-        let run =
-            self.profile.echo_mode && self.state == State::Up && !self.echo.remote_min_rx.is_zero();
+        let run = self.profile.echo_mode
+            && self.state == State::Up
+            && !self.echo.remote_min_rx.is_zero()
+            && self.echo.held.is_none();
         run.then(|| self.profile.echo_interval.max(self.echo.remote_min_rx))
     }
 
@@ -111,6 +154,7 @@ impl Session {
             Some(interval) => {
                 if was.is_none() {
                     self.echo.run_start = self.echo.next_seq;
+                    self.echo.proven = false;
                     self.send_echo(out);
                 }
                 let j = self.jittered(interval);
@@ -137,23 +181,45 @@ impl Session {
         self.echo.sent += 1;
     }
 
+    /// The echo transmit timer: the next echo of a run, or the end of a probe's hold (the
+    /// next probe then starts in [`Self::sync_echo`] if echo is still wanted).
     pub(super) fn on_echo_tx_timer(&mut self, out: &mut Vec<Output>) {
         if let Some(interval) = self.echo.active {
             self.send_echo(out);
             let j = self.jittered(interval);
             out.push(Output::ArmEchoTx(j));
+        } else {
+            self.echo.held = None;
         }
     }
 
-    // RFC 5880 §6.8.5 (detection with the Echo function): no echo came back in time.
+    // RFC 5880 §6.8.5 (detection with the Echo function): no echo came back in time. A
+    // proven run: the path failed. A probe: the peer does not loop our echoes.
     pub(super) fn on_echo_detect_timer(&mut self, out: &mut Vec<Output>) {
-        if self.echo.active.is_some() && self.state == State::Up {
-            self.change_state(State::Down, Diag::EchoFunctionFailed, out);
-            // Tell the peer at once, as for any state change.
-            if self.may_transmit() {
-                out.push(Output::Send(self.control_packet()));
-            }
+        if self.echo.active.is_none() || self.state != State::Up {
+            return;
         }
+        if !self.echo.proven {
+            return self.probe_not_returned(out);
+        }
+        self.change_state(State::Down, Diag::EchoFunctionFailed, out);
+        // Tell the peer at once, as for any state change.
+        if self.may_transmit() {
+            out.push(Output::Send(self.control_packet()));
+        }
+    }
+
+    /// Ends a probe that got nothing back: the session stays Up on its control packets and
+    /// the next probe waits for the hold (on the echo transmit timer).
+    fn probe_not_returned(&mut self, out: &mut Vec<Output>) {
+        self.echo.probe_failures = self.echo.probe_failures.saturating_add(1);
+        self.echo.not_returned += 1;
+        let hold = probe_hold(self.echo.probe_failures);
+        self.echo.active = None;
+        self.echo.held = Some(hold);
+        out.push(Output::StopEchoDetect);
+        out.push(Output::ArmEchoTx(hold));
+        out.push(Output::EchoNotReturned { hold });
     }
 
     /// One of our echoes came back (the machine checked its addresses and TTL).
@@ -169,6 +235,13 @@ impl Session {
         self.echo.returned += 1;
         out.push(Output::EchoReturned);
         out.push(Output::ArmEchoDetect(self.echo_detection(interval)));
+        if !self.echo.proven {
+            // The peer loops our echoes: they detect failures from now on, so the control
+            // packets may slow down (RFC 5880 §6.8.3).
+            self.echo.proven = true;
+            self.echo.probe_failures = 0;
+            self.update_local_params();
+        }
     }
 
     /// The driver's finding on whether this node loops the peer's echoes. A change is

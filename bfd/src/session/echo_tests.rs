@@ -1,5 +1,5 @@
 //! The Echo function's decisions, socket-free: when it runs, its interval, detection, what
-//! we advertise, and the control slow-down while it runs.
+//! we advertise, the control slow-down while it runs, and probing a peer that may not loop.
 
 use super::*;
 
@@ -41,6 +41,14 @@ fn echoes(out: &[Output]) -> Vec<EchoPacket> {
             _ => None,
         })
         .collect()
+}
+
+/// Our echo `seq` came back.
+fn returned(s: &mut Session, seq: u64) -> Vec<Output> {
+    s.process(Input::EchoReturned(EchoPacket {
+        my_discr: LOCAL,
+        seq,
+    }))
 }
 
 fn last_detect(out: &[Output]) -> Option<Duration> {
@@ -131,8 +139,17 @@ fn echo_starts_on_up_at_the_slower_interval() {
 
 #[test]
 fn echo_active_slows_the_peers_control_packets() {
-    // RFC 5880 §6.8.3: Required Min RX >= 1 s while echo is active, announced by a Poll.
-    let (s, _) = up(echo_profile(), 50_000);
+    // RFC 5880 §6.8.3: Required Min RX >= 1 s while echo is active, announced by a Poll —
+    // once an echo came back (before, the probe relies on the control packets).
+    let (mut s, _) = up(echo_profile(), 50_000);
+    assert_eq!(
+        s.control_packet().required_min_rx_us,
+        100_000,
+        "probing: control detection as configured"
+    );
+    assert_eq!(s.info().echo.peer_loops, None);
+    returned(&mut s, 0);
+    assert_eq!(s.info().echo.peer_loops, Some(true));
     let p = s.control_packet();
     assert_eq!(p.required_min_rx_us, 1_000_000);
     assert!(p.poll, "a Poll Sequence announces the change");
@@ -197,6 +214,7 @@ fn echo_never_sent_or_from_an_old_run_is_stale() {
 #[test]
 fn missing_echoes_take_the_session_down_with_diag_2() {
     let (mut s, _) = up(echo_profile(), 50_000);
+    returned(&mut s, 0);
     let out = s.process(Input::EchoDetectTimerExpired);
     assert!(out.contains(&Output::StateChange {
         old: State::Up,
@@ -246,4 +264,100 @@ fn control_detection_expiry_forgets_the_peers_echo_interval() {
     assert_eq!(s.state(), State::Down);
     assert_eq!(s.info().echo.remote_min_rx, Duration::ZERO);
     assert_eq!(s.info().echo.tx_interval, None);
+}
+
+/// The hold armed by a probe that got nothing back, checking what else it did.
+fn probe_fails(s: &mut Session) -> Duration {
+    let out = s.process(Input::EchoDetectTimerExpired);
+    assert_eq!(s.state(), State::Up, "a probe never takes the session down");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::StateChange { .. })),
+        "{out:?}"
+    );
+    assert!(out.contains(&Output::StopEchoDetect), "{out:?}");
+    assert_eq!(s.info().echo.tx_interval, None, "echo stopped while held");
+    let hold = out.iter().find_map(|o| match o {
+        Output::EchoNotReturned { hold } => Some(*hold),
+        _ => None,
+    });
+    let hold = hold.expect("reported");
+    assert!(
+        out.contains(&Output::ArmEchoTx(hold)),
+        "hold on the tx timer: {out:?}"
+    );
+    hold
+}
+
+#[test]
+fn a_probe_with_nothing_back_keeps_the_session_up_and_backs_off() {
+    let (mut s, _) = up(echo_profile(), 50_000);
+    s.process(Input::EchoTxTimerExpired);
+    assert_eq!(probe_fails(&mut s), MIN_PROBE_HOLD);
+    let info = s.info().echo;
+    assert_eq!((info.peer_loops, info.not_returned), (Some(false), 1));
+    assert_eq!(
+        s.control_packet().required_min_rx_us,
+        100_000,
+        "control packets keep detecting at the profile's rate"
+    );
+    // Control packets during the hold start nothing.
+    let out = s.process(Input::Received(peer_pkt(State::Up, 50_000)));
+    assert!(echoes(&out).is_empty(), "{out:?}");
+    // The hold ends: a new probe, numbered after the old run's echoes.
+    let out = s.process(Input::EchoTxTimerExpired);
+    assert_eq!(
+        echoes(&out),
+        vec![EchoPacket {
+            my_discr: LOCAL,
+            seq: 2
+        }]
+    );
+    assert_eq!(last_detect(&out), Some(150 * MS));
+    assert_eq!(
+        s.info().echo.peer_loops,
+        Some(false),
+        "still not known to loop"
+    );
+    // Each failed probe in a row doubles the hold, up to the maximum.
+    let mut holds = vec![];
+    for _ in 0..8 {
+        holds.push(probe_fails(&mut s).as_secs());
+        s.process(Input::EchoTxTimerExpired);
+    }
+    assert_eq!(holds, [2, 4, 8, 16, 32, 60, 60, 60]);
+    assert_eq!(s.info().echo.not_returned, 9);
+    // A late echo of an old probe is stale; one of this probe proves the peer loops.
+    assert_eq!(
+        returned(&mut s, 0),
+        vec![Output::EchoDrop(EchoDropReason::Stale)]
+    );
+    let seq = s.info().echo.sent - 1;
+    returned(&mut s, seq);
+    assert_eq!(s.info().echo.peer_loops, Some(true));
+    assert_eq!(s.control_packet().required_min_rx_us, 1_000_000);
+    // Proven, a loss is a path failure again; the next failed probe starts from 1 s.
+    s.process(Input::EchoDetectTimerExpired);
+    assert_eq!(s.state(), State::Down);
+    s.process(Input::Received(peer_pkt(State::Down, 50_000)));
+    s.process(Input::Received(peer_pkt(State::Up, 50_000)));
+    assert_eq!(s.state(), State::Up);
+    assert_eq!(probe_fails(&mut s), MIN_PROBE_HOLD);
+}
+
+#[test]
+fn a_hold_survives_a_flap_of_the_session() {
+    let (mut s, _) = up(echo_profile(), 50_000);
+    probe_fails(&mut s);
+    s.process(Input::DetectTimerExpired);
+    assert_eq!(s.state(), State::Down);
+    s.process(Input::Received(peer_pkt(State::Down, 50_000)));
+    let out = s.process(Input::Received(peer_pkt(State::Up, 50_000)));
+    assert_eq!(s.state(), State::Up);
+    assert!(echoes(&out).is_empty(), "still held: {out:?}");
+    assert!(
+        !out.contains(&Output::StopEchoTx),
+        "the hold timer is not cancelled: {out:?}"
+    );
+    let out = s.process(Input::EchoTxTimerExpired);
+    assert_eq!(echoes(&out).len(), 1, "probe after the hold");
 }

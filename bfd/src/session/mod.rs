@@ -18,7 +18,7 @@ mod echo;
 #[cfg(test)]
 mod echo_tests;
 
-pub use echo::EchoInfo;
+pub use echo::{EchoInfo, MAX_PROBE_HOLD, MIN_PROBE_HOLD};
 
 /// Transmit interval floor while the session is not Up (RFC 5880 §6.8.3).
 pub const SLOW_TX: Duration = Duration::from_secs(1);
@@ -81,6 +81,9 @@ pub enum Output {
     EchoReturned,
     /// A returned echo was discarded.
     EchoDrop(EchoDropReason),
+    /// A probe of our echo function got nothing back: the peer does not loop our echoes. The
+    /// session stays Up on its control packets; the next probe is in `hold`.
+    EchoNotReturned { hold: Duration },
 }
 
 /// Read-only view of a session's negotiated values.

@@ -142,6 +142,12 @@ pub struct BFDEchoStatus {
     /// This node loops the peer's echo packets back (IPv4 forwarding on the peer's
     /// interface). When false we advertise no echo receive interval, so the peer sends none.
     pub loops_peer_echoes: bool,
+    /// The peer loops our echo packets: true once one came back (our echo then detects path
+    /// failures), false after a probe got nothing back — the session stays Up, detection runs
+    /// at the control packets' rate, and the speaker probes again (1 s doubling to 60 s).
+    /// Unset while not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_loops_our_echoes: Option<bool>,
 }
 
 /// RFC 5880 §4.1 BFD session states.

@@ -19,6 +19,11 @@ impl Metrics {
             "1 while this node loops the peer's BFD echo packets (IP forwarding on)",
             self.bfd_echo_loop_ok.clone(),
         );
+        r.register(
+            "bfd_echo_peer_loops",
+            "1 once the peer returned our BFD echo packets, 0 after a probe got nothing back",
+            self.bfd_echo_peer_loops.clone(),
+        );
     }
 
     /// Registers every metric under `ferrolb_speaker_`.
