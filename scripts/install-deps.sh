@@ -5,10 +5,11 @@
 # openssl (the harness's PKI) and xz-utils (to unpack ../shared/k8s/kube-apiserver.xz) for the
 # real-API-server tests, and kubectl (kubernetes-client) when none is installed (the deploy
 # tests render deploy/ with its kustomize); podman and runc to build and run the container
-# image (tests/tests/image.rs), prometheus for promtool (tests/tests/monitoring.rs).
+# image (tests/tests/image.rs), prometheus for promtool (tests/tests/monitoring.rs), iptables
+# (iptables/ip6tables drop BFD and forwarded echo packets in the BFD tests).
 # Sourced by scripts/test.sh and examples/lab/run.sh; can also be run directly.
 TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps
-    etcd-server openssl xz-utils podman runc prometheus)
+    etcd-server openssl xz-utils podman runc prometheus iptables)
 command -v kubectl >/dev/null 2>&1 || TEST_PACKAGES+=(kubernetes-client)
 
 install_test_deps() {

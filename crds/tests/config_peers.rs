@@ -451,11 +451,20 @@ fn bfd_echo_mode_only_for_ipv4_single_hop_peers() {
         "v6",
         "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 2001:db8::1\n  bfdProfile: echo\n",
     );
+    let unnumbered = peer(
+        "ll",
+        "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  bfdProfile: echo\n",
+    );
     for (name, yaml, why) in [
         ("mh", multihop, "echoMode: true, which RFC 5883 forbids"),
         (
             "v6",
             v6,
+            "echoMode: true, which ferrolb supports for IPv4 peers only",
+        ),
+        (
+            "ll",
+            unnumbered,
             "echoMode: true, which ferrolb supports for IPv4 peers only",
         ),
     ] {
@@ -469,4 +478,33 @@ fn bfd_echo_mode_only_for_ipv4_single_hop_peers() {
             why,
         );
     }
+}
+
+#[test]
+fn bfd_on_an_unnumbered_peer() {
+    let fast = obj("BFDProfile", "fast", "  receiveInterval: 100\n");
+    let out = build(
+        &(fast
+            + &peer(
+                "ll",
+                "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  bfdProfile: fast\n",
+            )),
+    );
+    no_errors(&out);
+    let p = &out.config.peers["ll"];
+    assert_eq!(p.interface.as_deref(), Some("eth0"));
+    assert_eq!(p.bfd.as_ref().map(|b| b.receive_interval_ms), Some(100));
+    // A profile that does not exist is named, as for any peer.
+    let out = build(&peer(
+        "ll",
+        "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  bfdProfile: nope\n",
+    ));
+    one_error(
+        &out,
+        Kind::BGPPeer,
+        "ll",
+        "spec.bfdProfile",
+        Some("nope"),
+        "no valid BFDProfile with this name",
+    );
 }

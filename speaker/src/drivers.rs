@@ -149,6 +149,13 @@ fn bfd_profile(b: &Bfd) -> BfdProfile {
     }
 }
 
+/// Where a BFD session runs from (see [`Action::AddBfd`]).
+struct BfdAt {
+    multihop: bool,
+    source: Option<IpAddr>,
+    interface: Option<String>,
+}
+
 /// The local address to reach `peer` from: the first address on a usable link whose subnet
 /// holds it.
 pub fn local_address_for(links: &[Link], peer: IpAddr) -> Option<IpAddr> {
@@ -305,11 +312,14 @@ impl Drivers {
                 profile,
                 multihop,
                 source,
+                interface,
             } => {
-                if let Err(error) = self
-                    .add_bfd(peer, &profile, multihop, source, links)
-                    .await?
-                {
+                let at = BfdAt {
+                    multihop,
+                    source,
+                    interface,
+                };
+                if let Err(error) = self.add_bfd(peer, &profile, at, links).await? {
                     return failed("bfd", error);
                 }
             }
@@ -328,13 +338,13 @@ impl Drivers {
 
     /// Starts a BFD session to `peer` (starting the BFD manager first). The inner error is
     /// the refusal (logged here, retried by the caller). A single-hop peer outside every
-    /// connected subnet gets no session (logged, not retried: no link will change that).
+    /// connected subnet gets no session (logged, not retried: no link will change that); an
+    /// unnumbered peer's session runs from our link-local address on its interface.
     async fn add_bfd(
         &mut self,
         peer: IpAddr,
         profile: &Bfd,
-        multihop: bool,
-        source: Option<IpAddr>,
+        at: BfdAt,
         links: &[Link],
     ) -> Result<Result<(), String>, Error> {
         if self.bfd.is_none() {
@@ -346,14 +356,22 @@ impl Drivers {
         }
         let bfd = self.bfd.as_ref().expect("started above");
         let profile = bfd_profile(profile);
-        let added = if multihop {
+        let added = if at.multihop {
             // RFC 5883: from `sourceAddress`, else the address the kernel would send from
             // (what the BGP session uses too).
-            let Some(local) = source.or_else(|| route_source(peer)) else {
+            let Some(local) = at.source.or_else(|| route_source(peer)) else {
                 warn!(%peer, "no route to the peer; multihop BFD session not started");
                 return Ok(Err(format!("no route to {peer}")));
             };
             bfd.add_multihop_session(peer, local, profile).await
+        } else if let Some(iface) = at.interface {
+            // Unnumbered: the neighbour is known, so is our link-local address (the BGP
+            // session runs from it); without one yet, retried.
+            let Some(local) = crate::unnumbered::link_local_on(links, &iface) else {
+                warn!(%peer, %iface, "no link-local address on the interface; BFD session not started");
+                return Ok(Err(format!("no link-local address on {iface}")));
+            };
+            bfd.add_session(peer, local, Some(iface), profile).await
         } else {
             let Some(local) = local_address_for(links, peer) else {
                 warn!(%peer, "no local address in the peer's subnet; BFD session not started");

@@ -25,12 +25,14 @@ pub enum Action {
     /// Configuration Change) and reconnects after the idle hold-off.
     UpdatePeer(Box<Peer>),
     /// Start a BFD session to a peer: multihop (RFC 5883) for an `ebgpMultiHop` peer, as in
-    /// MetalLB, from its `sourceAddress` when set; single-hop (RFC 5881) otherwise.
+    /// MetalLB, from its `sourceAddress` when set; single-hop (RFC 5881) otherwise — for an
+    /// unnumbered peer over `interface`, between link-local addresses.
     AddBfd {
         peer: IpAddr,
         profile: Bfd,
         multihop: bool,
         source: Option<IpAddr>,
+        interface: Option<String>,
     },
     /// Change the timers of a running BFD session in place (no flap, no BGP reset).
     SetBfdProfile { peer: IpAddr, profile: Bfd },
@@ -87,12 +89,16 @@ fn add_bfd(p: &Peer, profile: &Bfd) -> Action {
         profile: profile.clone(),
         multihop: p.ebgp_multihop,
         source: p.source_address,
+        interface: p.interface.clone(),
     }
 }
 
-/// Whether the BFD session itself (not its timers) differs: hop mode or source address.
+/// Whether the BFD session itself (not its timers) differs: hop mode, source address or
+/// interface.
 fn bfd_session_changed(old: &Peer, new: &Peer) -> bool {
-    old.ebgp_multihop != new.ebgp_multihop || old.source_address != new.source_address
+    old.ebgp_multihop != new.ebgp_multihop
+        || old.source_address != new.source_address
+        || old.interface != new.interface
 }
 
 /// The changes that take `applied` to `desired`, in a safe order: L2 first (one call per

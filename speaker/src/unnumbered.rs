@@ -43,6 +43,18 @@ pub fn resolve(ann: &mut Announcements, neighbours: &BTreeMap<String, Ipv6Addr>)
     waiting
 }
 
+/// Our IPv6 link-local address on the interface `name`, if it has one and is usable.
+pub fn link_local_on(links: &[crate::links::Link], name: &str) -> Option<IpAddr> {
+    links
+        .iter()
+        .filter(|l| l.name == name && l.usable())
+        .flat_map(|l| l.addrs.iter())
+        .find_map(|n| match n.addr() {
+            IpAddr::V6(a) if a.is_unicast_link_local() => Some(IpAddr::V6(a)),
+            _ => None,
+        })
+}
+
 /// Discovery on the interfaces that need it, and a BGP listener on our link-local address
 /// on each (so the router's own connection is accepted too, not only ours).
 #[derive(Default)]

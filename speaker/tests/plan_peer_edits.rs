@@ -137,6 +137,22 @@ fn bfd_follows_the_hop_mode_and_source_of_the_peer() {
 }
 
 #[test]
+fn an_unnumbered_peer_gets_single_hop_bfd_on_its_interface() {
+    // The speaker fills in the neighbour's link-local address before planning.
+    let mut p = peer("{myASN: 64512, peerASN: 64513, interface: eth1, bfdProfile: fast}");
+    p.address = "fe80::1".parse().unwrap();
+    let a = plan(&Applied::default(), &state(p, &[]));
+    assert!(
+        a.iter().any(|a| matches!(
+            a,
+            Action::AddBfd { peer, multihop: false, source: None, interface: Some(i), .. }
+                if i == "eth1" && peer.to_string() == "fe80::1"
+        )),
+        "{a:?}"
+    );
+}
+
+#[test]
 fn bfd_edits_never_touch_the_session() {
     let off = actions_for("{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1}");
     assert_eq!(

@@ -12,6 +12,10 @@
 //! Also BIRD 2.0.12 as the router (RAs from `protocol radv`, a dynamic link-local neighbour),
 //! with one node: with `extended next hop on` it gets both routes; without it the IPv4 route
 //! is refused and the speaker says so in SpeakerState and a metric.
+//!
+//! And BFD over the link-local session (BGPPeer `interface` + `bfdProfile`) against FRR's
+//! `neighbor u1 bfd`: both sides Up; BFD packets dropped on the node → both sides Down and the
+//! router withdraws the routes long before the BGP hold time.
 
 use std::time::Duration;
 
@@ -49,6 +53,12 @@ fn services() -> String {
 const STATUS: &str = "generation: 1\nservices:\n  - namespace: default\n    name: web\n    ingress:\n      - ip: 203.0.113.5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n  - namespace: default\n    name: web6\n    ingress:\n      - ip: 2001:db8:100::5\n    condition: {status: \"True\", reason: IPAllocated, message: ok}\n";
 
 fn config(router_id: &str) -> String {
+    config_with(router_id, "")
+}
+
+/// [`config`] with `extra` appended to the BGPPeer's spec (e.g. `, bfdProfile: fast`) and
+/// any further documents in `docs`.
+fn config_with(router_id: &str, extra: &str) -> String {
     format!(
         "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\n\
          metadata: {{name: bgp-pool, namespace: ferrolb-system}}\n\
@@ -58,7 +68,7 @@ fn config(router_id: &str) -> String {
          spec: {{ipAddressPools: [bgp-pool]}}\n---\n\
          apiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\n\
          metadata: {{name: tor, namespace: ferrolb-system}}\n\
-         spec: {{myASN: 64512, peerASN: 64513, interface: eth0, routerID: {router_id}, connectTime: 1s}}\n"
+         spec: {{myASN: 64512, peerASN: 64513, interface: eth0, routerID: {router_id}, connectTime: 1s{extra}}}\n"
     )
 }
 
@@ -316,4 +326,80 @@ fn unnumbered_without_extended_next_hop_refuses_ipv4_routes() {
     let counted = wait_until(WAIT, POLL, || refused().ends_with(" 1").then_some(()));
     assert!(counted.is_some(), "{:?}", refused());
     assert!(!bird.has_route(&format!("{V4}/32")));
+}
+
+/// BFD over the unnumbered session: FRR's bfdd runs single-hop BFD to our link-local address
+/// (`neighbor u1 bfd`), ours to FRR's. Dropping BFD on the node takes both sides Down and the
+/// router's routes go with the BGP session (hold time 180 s: only BFD can do that in time).
+#[test]
+fn unnumbered_with_bfd_against_frr() {
+    if !require_root("unnumbered_with_bfd_against_frr") {
+        return;
+    }
+    let (r, n) = bird_lab("unnbfd");
+    r.sysctl("net.ipv6.conf.all.forwarding=1").unwrap();
+    let frr = Frr::start(
+        &r,
+        "router bgp 64513\n bgp router-id 198.51.100.1\n no bgp ebgp-requires-policy\n \
+         neighbor u1 interface remote-as external\n neighbor u1 timers connect 1\n \
+         neighbor u1 bfd\n neighbor u1 bfd profile fast\n \
+         address-family ipv6 unicast\n  neighbor u1 activate\n exit-address-family\nexit\n",
+        Some("bfd\n profile fast\n  receive-interval 100\n  transmit-interval 100\n exit\nexit\n"),
+    );
+    let profile = "---\napiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\n\
+                   metadata: {name: fast, namespace: ferrolb-system}\n\
+                   spec: {receiveInterval: 100, transmitInterval: 100}\n";
+    let cfg = config_with("192.0.2.21", ", bfdProfile: fast") + profile;
+    let sp = RunningSpeaker::start_with_status(
+        &n,
+        STATUS,
+        &[("svc.yaml", &services()), ("bgp.yaml", &cfg)],
+    );
+    let frr_bfd = || frr.try_vtysh(&["show bfd peers json"]).unwrap_or_default();
+    let frr_bfd_up = || {
+        serde_json::from_str::<serde_json::Value>(&frr_bfd())
+            .ok()
+            .and_then(|v| {
+                v.as_array()?.iter().find_map(|p| {
+                    let addr = p["peer"].as_str()?;
+                    (addr.starts_with("fe80:") && p["status"] == "up").then_some(())
+                })
+            })
+            .is_some()
+    };
+    let read = || std::fs::read_to_string(sp.state_path()).unwrap_or_default();
+    let up = wait_until(WAIT, POLL, || {
+        (fib(&r, V4).0 == 1 && frr_bfd_up() && read().contains("bfd: Up")).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "route, FRR's BFD and ours up:\n{}\n{}\n{}\n{}",
+        fib(&r, V4).1,
+        frr_bfd(),
+        read(),
+        frr.log("bfdd")
+    );
+    // BFD dropped on the node (control packets in, UDP 3784): ours goes Down, FRR hears it
+    // (or times out itself), and its BGP session and routes go with it.
+    n.exec(
+        "ip6tables",
+        &["-A", "INPUT", "-p", "udp", "--dport", "3784", "-j", "DROP"],
+    )
+    .unwrap();
+    let down = wait_until(WAIT, POLL, || {
+        (fib(&r, V4).0 == 0 && !frr_bfd_up() && read().contains("bfd: Down")).then_some(())
+    });
+    assert!(
+        down.is_some(),
+        "after dropping BFD on the node:\n{}\n{}\n{}",
+        fib(&r, V4).1,
+        frr_bfd(),
+        read()
+    );
+    // BFD back: the session and the route return.
+    n.exec("ip6tables", &["-F", "INPUT"]).unwrap();
+    let back = wait_until(WAIT, POLL, || {
+        (fib(&r, V4).0 == 1 && frr_bfd_up()).then_some(())
+    });
+    assert!(back.is_some(), "{}\n{}", fib(&r, V4).1, frr_bfd());
 }

@@ -12,7 +12,7 @@ use super::l2_advertisement::check_interface;
 use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
 use crate::v1alpha1::{
-    BGPPeer, BGPPeerSpec, DynamicASNMode, INTERFACE_BFD, INTERFACE_MULTIHOP, INTERFACE_SOURCE,
+    BGPPeer, BGPPeerSpec, DynamicASNMode, INTERFACE_MULTIHOP, INTERFACE_SOURCE,
     PEER_ADDRESS_OR_INTERFACE,
 };
 use crate::value::Asn;
@@ -293,9 +293,6 @@ fn interface(me: &ObjectRef, s: &BGPPeerSpec, errors: &mut Vec<ConfigError>) -> 
     if let Some(src) = &s.source_address {
         errors.push(me.error("spec.sourceAddress", Some(src), INTERFACE_SOURCE));
     }
-    if let Some(b) = &s.bfd_profile {
-        errors.push(me.error("spec.bfdProfile", Some(b), INTERFACE_BFD));
-    }
     Some(name.clone())
 }
 
@@ -430,8 +427,6 @@ fn bfd_profile(
     errors: &mut Vec<ConfigError>,
 ) -> Option<Bfd> {
     match &s.bfd_profile {
-        // Reported by `interface`.
-        _ if s.interface.is_some() => None,
         None => None,
         Some(name) => match profiles.get(name) {
             Some(p) => Some(p.clone()),
@@ -449,7 +444,8 @@ fn bfd_profile(
 
 /// A profile with `echoMode: true` only serves IPv4 single-hop peers: RFC 5883 §3 forbids
 /// echo on multihop sessions (a peer with `ebgpMultiHop` runs multihop BFD), and IPv6 echo is
-/// not implemented (MetalLB refuses echo with IPv6 as well).
+/// not implemented (MetalLB refuses echo with IPv6 as well) — an `interface` peer's session
+/// is IPv6 link-local.
 fn echo_allowed(
     me: &ObjectRef,
     b: &Bfd,

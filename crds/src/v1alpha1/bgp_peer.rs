@@ -14,9 +14,6 @@ pub const INTERFACE_MULTIHOP: &str =
     "an interface (unnumbered) peer is one hop away: ebgpMultiHop is not allowed";
 /// `sourceAddress` on an unnumbered peer.
 pub const INTERFACE_SOURCE: &str = "sourceAddress cannot be set with interface: the session uses the interface's link-local address";
-/// `bfdProfile` on an unnumbered peer.
-pub const INTERFACE_BFD: &str =
-    "bfdProfile is not supported with interface yet (BFD over link-local addresses)";
 /// An `interface` that Linux would not accept as a name.
 pub const INTERFACE_NAME: &str = "interface name must not contain '/' or whitespace";
 
@@ -80,11 +77,6 @@ pub const INTERFACE_NAME: &str = "interface name must not contain '/' or whitesp
         "rule": "!has(self.interface) || !has(self.sourceAddress)",
         "message": INTERFACE_SOURCE,
         "fieldPath": ".sourceAddress"
-    },
-    {
-        "rule": "!has(self.interface) || !has(self.bfdProfile)",
-        "message": INTERFACE_BFD,
-        "fieldPath": ".bfdProfile"
     }
 ]))]
 pub struct BGPPeerSpec {

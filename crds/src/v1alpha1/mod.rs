@@ -17,8 +17,8 @@ mod speaker_state;
 pub use bfd::{BFDProfile, BFDProfileSpec, BFDProfileStatus};
 pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec, BGPAdvertisementStatus};
 pub use bgp_peer::{
-    BGPPeer, BGPPeerSpec, BGPPeerStatus, DynamicASNMode, INTERFACE_BFD, INTERFACE_MULTIHOP,
-    INTERFACE_NAME, INTERFACE_SOURCE, PEER_ADDRESS_OR_INTERFACE, SecretReference,
+    BGPPeer, BGPPeerSpec, BGPPeerStatus, DynamicASNMode, INTERFACE_MULTIHOP, INTERFACE_NAME,
+    INTERFACE_SOURCE, PEER_ADDRESS_OR_INTERFACE, SecretReference,
 };
 pub use community::{Community, CommunityAlias, CommunitySpec, CommunityStatus};
 pub use configuration_state::{

@@ -231,12 +231,6 @@ pub const CASES: &[Case] = &[
     ),
     bad(
         PEER,
-        "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  bfdProfile: fast\n",
-        "spec.bfdProfile",
-        "not supported with interface",
-    ),
-    bad(
-        PEER,
         "  myASN: 64512\n  peerASN: 64513\n  interface: eth/0\n",
         "spec.interface",
         "must not contain '/' or whitespace",
