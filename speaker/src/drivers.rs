@@ -146,6 +146,7 @@ fn bfd_profile(b: &Bfd) -> BfdProfile {
         echo_mode: b.echo_mode,
         passive_mode: b.passive_mode,
         minimum_ttl: b.minimum_ttl,
+        auth: None,
     }
 }
 
