@@ -309,15 +309,8 @@ impl Drivers {
                 }
             }
             Action::SetBfdProfile { peer, profile } => {
-                let profile = match bfd_profile(&profile) {
-                    Ok(p) => p,
-                    Err(error) => return failed("bfd", error),
-                };
-                if let Some(bfd) = &self.bfd
-                    && let Err(error) = bfd.set_profile(peer, profile).await
-                {
-                    warn!(%peer, %error, "failed to change the BFD timers");
-                    return failed("bfd", error.to_string());
+                if let Err(error) = self.set_bfd_profile(peer, &profile).await {
+                    return failed("bfd", error);
                 }
             }
             Action::AddBfd {
@@ -344,6 +337,18 @@ impl Drivers {
             }
         }
         Ok(None)
+    }
+
+    /// New settings (timers, authentication) for the BFD session to `peer`.
+    async fn set_bfd_profile(&self, peer: IpAddr, profile: &Bfd) -> Result<(), String> {
+        let profile = bfd_profile(profile)?;
+        if let Some(bfd) = &self.bfd
+            && let Err(error) = bfd.set_profile(peer, profile).await
+        {
+            warn!(%peer, %error, "failed to change the BFD settings");
+            return Err(error.to_string());
+        }
+        Ok(())
     }
 
     /// Starts a BFD session to `peer` (starting the BFD manager first). The inner error is
