@@ -282,11 +282,13 @@ impl Metrics {
     }
 
     /// Turns a session's authentication drop counts (totals since the session was added)
-    /// into increments of `bfd_auth_failures_total`.
+    /// into increments of `bfd_auth_failures_total`; every reason has a series, 0 or not
+    /// (as `bfd_drops_total`), so alerts and dashboards see the peer before its first failure.
     fn observe_bfd_auth(&self, label: &PeerLabel, s: &ferrolb_bfd::SessionStatus) {
         let mut last = self.last.lock().expect("metrics lock");
-        for (reason, n) in s.drops.iter().filter(|(r, _)| r.is_auth()) {
-            let prev = last.bfd_auth.insert((s.peer, *reason), *n).unwrap_or(0);
+        for reason in ferrolb_bfd::DropReason::ALL.iter().filter(|r| r.is_auth()) {
+            let n = s.drops.get(reason).copied().unwrap_or(0);
+            let prev = last.bfd_auth.insert((s.peer, *reason), n).unwrap_or(0);
             self.bfd_auth_failures
                 .get_or_create(&PeerReasonLabel {
                     peer: label.peer.clone(),

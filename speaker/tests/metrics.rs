@@ -265,4 +265,9 @@ fn bfd_auth_failures_per_peer_and_reason() {
         !t.contains(r#"reason="no_session"} 9"#),
         "not an auth failure: {t}"
     );
+    // Every authentication reason has its series, 0 until it happens.
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_auth_failures_total{peer="tor",address="192.0.2.1",reason="auth_missing"} 0"#,
+    );
 }
