@@ -23,6 +23,18 @@ const BIRD_METICULOUS: [&str; 3] = [
 ];
 const BIRD_KEY: &[u8] = b"ferrolb-vector";
 
+/// The same capture with `authentication keyed sha1; password "ferrolb-keyed" { id 42; };`
+/// (Auth Type 4, key ID 0x2a). BIRD advances the sequence number on every packet in keyed
+/// mode too (f7e6e50a, +1, +2); hashes also checked with hashlib.
+const BIRD_KEYED: [&str; 3] = [
+    "20440334 05909f95 00000000 000f4240 000186a0 00000000
+     041c2a00 f7e6e50a b06369b7 14ea0eee 31140d48 d0806d8e 5767db9d",
+    "20440334 05909f95 00000000 000f4240 000186a0 00000000
+     041c2a00 f7e6e50b e1cb24d4 3cfde9bb 299e724b 0b6f3fef 42792b36",
+    "20440334 05909f95 00000000 000f4240 000186a0 00000000
+     041c2a00 f7e6e50c 650c4196 2144f253 c149aaf1 2034c9c2 5b000422",
+];
+
 fn cfg(method: AuthMethod, key_id: u8, key: &[u8]) -> BfdAuth {
     BfdAuth {
         method,
@@ -59,6 +71,35 @@ fn bird_packets_verify_and_our_signature_is_byte_identical() {
         sign(&mut ours, &bird(), seq);
         assert_eq!(ours.to_bytes().as_ref(), &raw[..], "packet {i}");
     }
+}
+
+#[test]
+fn bird_keyed_sha1_packets_verify_and_resign_identically() {
+    let keyed = cfg(AuthMethod::KeyedSha1, 42, b"ferrolb-keyed");
+    let mut rx = RxSeq::default();
+    for (i, raw) in BIRD_KEYED.iter().enumerate() {
+        let raw = hex(raw);
+        let pkt = decode(&raw);
+        assert_eq!(check(Some(&keyed), &mut rx, &pkt), Ok(()), "packet {i}");
+        // Keyed SHA1 accepts the same sequence number again (no replay protection).
+        assert_eq!(
+            check(Some(&keyed), &mut rx, &pkt),
+            Ok(()),
+            "packet {i} again"
+        );
+        let seq = 0xf7e6_e50a + u32::try_from(i).unwrap();
+        let mut ours = pkt.clone();
+        ours.auth = None;
+        sign(&mut ours, &keyed, seq);
+        assert_eq!(ours.to_bytes().as_ref(), &raw[..], "packet {i}");
+    }
+    // A meticulous session takes none of them: another Auth Type.
+    let pkt = decode(&hex(BIRD_KEYED[0]));
+    let meticulous = cfg(AuthMethod::MeticulousKeyedSha1, 42, b"ferrolb-keyed");
+    assert_eq!(
+        check(Some(&meticulous), &mut RxSeq::default(), &pkt).map_err(|e| e.reason()),
+        Err(DropReason::AuthTypeMismatch)
+    );
 }
 
 #[test]
