@@ -3,13 +3,15 @@
 //! ```text
 //! bfd_peer --local 192.0.2.2 --peer 192.0.2.1 [--ifname eth0] [--rx 300] [--tx 300] [--mult 3] [--passive]
 //!          [--multihop] [--min-ttl 254] [--echo 50]
+//!          [--auth meticulous-keyed-sha1|keyed-sha1 --key-id 1 --key SECRET]
 //! ```
 //!
 //! Prints `ready` once the session is added, then one line per state change
 //! (`event peer=192.0.2.1 old=Down new=Up diag=None`). With `--echo MS` (echo mode, echo
 //! interval MS) it also prints the echo function's state every 200 ms (`echo active=true
 //! tx_ms=50 adv_us=50000 loop_ok=true remote_us=50000 sent=N returned=N out=N in=N drops=N
-//! send_errors=N`). SIGTERM / SIGINT: AdminDown, then exit.
+//! send_errors=N`). With `--auth` it prints the session's authentication drops every 200 ms
+//! (`auth state=Down failures=N auth_bad_hash=N ... last=wrong key id 3 (expected 1)`). SIGTERM / SIGINT: AdminDown, then exit.
 //! Tests run it in a namespace and freeze it with SIGSTOP to play a hung node.
 
 use std::io::Write;
@@ -17,7 +19,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrolb_bfd::{BfdEvent, BfdManager, BfdProfile, ManagerConfig};
+use ferrolb_bfd::{AuthKey, AuthMethod, BfdAuth, BfdEvent, BfdManager, BfdProfile, ManagerConfig};
 
 struct Args {
     local: IpAddr,
@@ -33,6 +35,7 @@ fn parse() -> anyhow::Result<Args> {
     let mut ifname = None;
     let mut multihop = false;
     let mut profile = BfdProfile::default();
+    let (mut method, mut key_id, mut key) = (None, 1u8, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--passive" {
@@ -61,8 +64,24 @@ fn parse() -> anyhow::Result<Args> {
                 profile.echo_mode = true;
                 profile.echo_interval = ms(&val)?;
             }
+            "--auth" => {
+                method = Some(match val.as_str() {
+                    "meticulous-keyed-sha1" => AuthMethod::MeticulousKeyedSha1,
+                    "keyed-sha1" => AuthMethod::KeyedSha1,
+                    other => bail!("--auth {other}: meticulous-keyed-sha1 or keyed-sha1"),
+                })
+            }
+            "--key-id" => key_id = val.parse().context("--key-id")?,
+            "--key" => key = Some(AuthKey::new(val.as_bytes())?),
             other => bail!("unknown argument {other}"),
         }
+    }
+    if let Some(method) = method {
+        profile.auth = Some(BfdAuth {
+            method,
+            key_id,
+            key: key.context("--auth needs --key")?,
+        });
     }
     Ok(Args {
         local: local.context("--local is required")?,
@@ -115,6 +134,27 @@ async fn print_echo(out: &mut impl Write, mgr: &BfdManager, peer: IpAddr) -> any
     Ok(())
 }
 
+async fn print_auth(out: &mut impl Write, mgr: &BfdManager, peer: IpAddr) -> anyhow::Result<()> {
+    let Some(s) = mgr.session(peer).await? else {
+        return Ok(());
+    };
+    let auth: Vec<_> = s.drops.iter().filter(|(r, _)| r.is_auth()).collect();
+    let mut line = format!(
+        "auth state={} failures={}",
+        s.info.state,
+        auth.iter().map(|(_, n)| **n).sum::<u64>()
+    );
+    for (r, n) in auth {
+        line.push_str(&format!(" {r}={n}"));
+    }
+    if let Some(f) = &s.last_auth_failure {
+        line.push_str(&format!(" last={f}"));
+    }
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = parse()?;
@@ -126,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let mut events = mgr.subscribe();
     let echo = args.profile.echo_mode;
+    let auth = args.profile.auth.is_some();
     if args.multihop {
         mgr.add_multihop_session(args.peer, args.local, args.profile)
             .await?;
@@ -140,7 +181,14 @@ async fn main() -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
-            _ = tick.tick(), if echo => print_echo(&mut out, &mgr, args.peer).await?,
+            _ = tick.tick(), if echo || auth => {
+                if echo {
+                    print_echo(&mut out, &mgr, args.peer).await?;
+                }
+                if auth {
+                    print_auth(&mut out, &mgr, args.peer).await?;
+                }
+            }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 print_event(&mut out, &ev)?;

@@ -1,6 +1,7 @@
 //! ferrolb native BFD (RFC 5880), asynchronous mode with the Echo function (IPv4 single-hop),
 //! single-hop (RFC 5881) and multihop (RFC 5883) sessions.
 //!
+//! - [`auth`]: Keyed SHA1 and Meticulous Keyed SHA1 authentication (RFC 5880 §6.7.4, pure).
 //! - [`packet`]: the Control packet codec with the RFC 5880 §6.8.6 reception checks (pure).
 //! - [`echo`]: the Echo packet (RFC 5880 §6.4) and its IPv4/UDP datagram (pure).
 //! - [`session`]: the session state machine, sans-IO (`Session::process(Input) -> Vec<Output>`).
@@ -11,6 +12,7 @@
 //!   sockets, one send socket per session, the timer, events, counters; it carries out the
 //!   machine's outputs.
 
+pub mod auth;
 pub mod driver;
 pub mod echo;
 pub mod machine;
@@ -21,6 +23,7 @@ mod sys;
 
 use std::net::IpAddr;
 
+pub use auth::{AuthFailure, AuthKey, AuthMethod, BfdAuth};
 pub use driver::{BfdCounters, BfdManager, ManagerConfig, SessionStatus};
 pub use machine::{BfdEvent, Machine};
 pub use packet::{ControlPacket, DecodeCxt, Diag, DropReason, State};

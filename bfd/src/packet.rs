@@ -159,6 +159,16 @@ pub enum DropReason {
     AuthNotInUse,
     /// A bit clear and authentication in use on the session.
     AuthMissing,
+    /// Auth Type is not the session's (RFC 5880 §6.7.4).
+    AuthTypeMismatch,
+    /// Auth Key ID is not the session's.
+    AuthKeyIdMismatch,
+    /// The SHA1 hash does not match: another key, or a corrupted packet.
+    AuthBadHash,
+    /// Sequence number at or behind the last accepted one (a replay).
+    AuthSeqReplayed,
+    /// Sequence number more than 3 x Detect Mult ahead of the last accepted one.
+    AuthSeqOutOfWindow,
     /// Your Discriminator names no session, or the session selected by source address.
     NoSession,
     /// Your Discriminator matches a session whose peer is not the packet's source.
@@ -179,7 +189,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for counters and metrics.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Short,
         DropReason::BadVersion,
         DropReason::BadLength,
@@ -190,6 +200,11 @@ impl DropReason {
         DropReason::BadAuthSection,
         DropReason::AuthNotInUse,
         DropReason::AuthMissing,
+        DropReason::AuthTypeMismatch,
+        DropReason::AuthKeyIdMismatch,
+        DropReason::AuthBadHash,
+        DropReason::AuthSeqReplayed,
+        DropReason::AuthSeqOutOfWindow,
         DropReason::NoSession,
         DropReason::SourceMismatch,
         DropReason::SessionAdminDown,
@@ -212,6 +227,11 @@ impl DropReason {
             DropReason::BadAuthSection => "bad_auth_section",
             DropReason::AuthNotInUse => "auth_not_in_use",
             DropReason::AuthMissing => "auth_missing",
+            DropReason::AuthTypeMismatch => "auth_type_mismatch",
+            DropReason::AuthKeyIdMismatch => "auth_key_id_mismatch",
+            DropReason::AuthBadHash => "auth_bad_hash",
+            DropReason::AuthSeqReplayed => "auth_seq_replayed",
+            DropReason::AuthSeqOutOfWindow => "auth_seq_out_of_window",
             DropReason::NoSession => "no_session",
             DropReason::SourceMismatch => "source_mismatch",
             DropReason::SessionAdminDown => "session_admin_down",
@@ -220,6 +240,21 @@ impl DropReason {
             DropReason::DestinationMismatch => "destination_mismatch",
             DropReason::HopModeMismatch => "hop_mode_mismatch",
         }
+    }
+
+    /// True for the reasons of a failed authentication check (RFC 5880 §6.7), counted per
+    /// peer as authentication failures.
+    pub fn is_auth(self) -> bool {
+        matches!(
+            self,
+            DropReason::AuthNotInUse
+                | DropReason::AuthMissing
+                | DropReason::AuthTypeMismatch
+                | DropReason::AuthKeyIdMismatch
+                | DropReason::AuthBadHash
+                | DropReason::AuthSeqReplayed
+                | DropReason::AuthSeqOutOfWindow
+        )
     }
 
     /// Position in [`DropReason::ALL`].
@@ -238,12 +273,22 @@ impl fmt::Display for DropReason {
 }
 
 /// What the decoder needs to know about the receiving side.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct DecodeCxt {
-    /// True when the session uses authentication (bfd.AuthType != 0). ferrolb implements no
-    /// authentication type yet, so the driver always passes false: packets with the A bit are
-    /// discarded as [`DropReason::AuthNotInUse`].
-    pub auth_in_use: bool,
+    /// `Some(true)` when the session uses authentication (bfd.AuthType != 0), `Some(false)`
+    /// when it does not (the default): a packet whose A bit disagrees is discarded as
+    /// [`DropReason::AuthNotInUse`] / [`DropReason::AuthMissing`]. `None` when the session is
+    /// not known yet: only the section's structure is checked, and the session applies
+    /// RFC 5880 §6.7 itself (the machine decodes before it selects the session).
+    pub auth_in_use: Option<bool>,
+}
+
+impl Default for DecodeCxt {
+    fn default() -> Self {
+        DecodeCxt {
+            auth_in_use: Some(false),
+        }
+    }
 }
 
 /// A BFD Control packet (RFC 5880 §4.1).
@@ -398,8 +443,8 @@ impl ControlPacket {
             None
         };
         match (auth.is_some(), cxt.auth_in_use) {
-            (true, false) => return Err(DropReason::AuthNotInUse),
-            (false, true) => return Err(DropReason::AuthMissing),
+            (true, Some(false)) => return Err(DropReason::AuthNotInUse),
+            (false, Some(true)) => return Err(DropReason::AuthMissing),
             _ => {}
         }
         Ok(ControlPacket {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::BfdError;
+use crate::auth::BfdAuth;
 
 /// Per-session BFD settings, with MetalLB's / FRR's defaults (300 ms / 300 ms / 3).
 ///
@@ -28,6 +29,9 @@ pub struct BfdProfile {
     /// Minimum accepted TTL / hop limit for multihop sessions (`minimumTtl`, 1..=254; the
     /// default 254 admits one router between the peers); ignored for single-hop.
     pub minimum_ttl: u8,
+    /// Authentication of the Control packets (RFC 5880 §6.7.4, Keyed SHA1 or Meticulous
+    /// Keyed SHA1); `None` sends and accepts unauthenticated packets only.
+    pub auth: Option<BfdAuth>,
 }
 
 impl Default for BfdProfile {
@@ -40,6 +44,7 @@ impl Default for BfdProfile {
             echo_mode: false,
             passive_mode: false,
             minimum_ttl: 254,
+            auth: None,
         }
     }
 }

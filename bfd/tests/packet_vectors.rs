@@ -340,8 +340,14 @@ fn auth_section_is_parsed_and_rejected_without_auth() {
     let raw = with_auth(&sec);
     // Not configured: discarded (RFC 5880 §6.8.6, A bit set and bfd.AuthType zero).
     assert_eq!(decode_err(&raw), DropReason::AuthNotInUse);
-    // Configured: parsed (verification itself is not implemented; see README).
-    let p = ControlPacket::decode(&raw, &DecodeCxt { auth_in_use: true }).unwrap();
+    // Configured: parsed (verification is the session's, `ferrolb_bfd::auth::check`).
+    let p = ControlPacket::decode(
+        &raw,
+        &DecodeCxt {
+            auth_in_use: Some(true),
+        },
+    )
+    .unwrap();
     assert_eq!(
         p.auth,
         Some(Auth {
@@ -353,29 +359,65 @@ fn auth_section_is_parsed_and_rejected_without_auth() {
     assert_eq!(p.to_bytes().as_ref(), &raw[..]);
     // And without an auth section while auth is in use: discarded.
     assert_eq!(
-        ControlPacket::decode(&hex(GOOD), &DecodeCxt { auth_in_use: true }),
+        ControlPacket::decode(
+            &hex(GOOD),
+            &DecodeCxt {
+                auth_in_use: Some(true)
+            }
+        ),
         Err(DropReason::AuthMissing)
     );
     // Keyed MD5 must be 24 bytes; SHA1 28; reserved type 9 is rejected.
     let md5 = [&[2u8, 24, 1, 0][..], &[0u8; 20][..]].concat();
-    assert!(ControlPacket::decode(&with_auth(&md5), &DecodeCxt { auth_in_use: true }).is_ok());
+    assert!(
+        ControlPacket::decode(
+            &with_auth(&md5),
+            &DecodeCxt {
+                auth_in_use: Some(true)
+            }
+        )
+        .is_ok()
+    );
     let short_md5 = [&[2u8, 20, 1, 0][..], &[0u8; 16][..]].concat();
     assert_eq!(
-        ControlPacket::decode(&with_auth(&short_md5), &DecodeCxt { auth_in_use: true }),
+        ControlPacket::decode(
+            &with_auth(&short_md5),
+            &DecodeCxt {
+                auth_in_use: Some(true)
+            }
+        ),
         Err(DropReason::BadAuthSection)
     );
     let sha1 = [&[4u8, 28, 1, 0][..], &[0u8; 24][..]].concat();
-    assert!(ControlPacket::decode(&with_auth(&sha1), &DecodeCxt { auth_in_use: true }).is_ok());
+    assert!(
+        ControlPacket::decode(
+            &with_auth(&sha1),
+            &DecodeCxt {
+                auth_in_use: Some(true)
+            }
+        )
+        .is_ok()
+    );
     let reserved = [9u8, 4, 1, 0];
     assert_eq!(
-        ControlPacket::decode(&with_auth(&reserved), &DecodeCxt { auth_in_use: true }),
+        ControlPacket::decode(
+            &with_auth(&reserved),
+            &DecodeCxt {
+                auth_in_use: Some(true)
+            }
+        ),
         Err(DropReason::BadAuthSection)
     );
     // Auth Len disagreeing with Length.
     let mut bad = with_auth(&sec);
     bad[25] = 8;
     assert_eq!(
-        ControlPacket::decode(&bad, &DecodeCxt { auth_in_use: true }),
+        ControlPacket::decode(
+            &bad,
+            &DecodeCxt {
+                auth_in_use: Some(true)
+            }
+        ),
         Err(DropReason::BadAuthSection)
     );
 }
@@ -389,7 +431,7 @@ mod prop {
 
         #[test]
         fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..80), auth in any::<bool>()) {
-            let _ = ControlPacket::decode(&data, &DecodeCxt { auth_in_use: auth });
+            let _ = ControlPacket::decode(&data, &DecodeCxt { auth_in_use: Some(auth) });
         }
 
         #[test]

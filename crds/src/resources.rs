@@ -37,7 +37,8 @@ pub struct ClusterResources {
     pub nodes: Vec<Node>,
     /// Namespaces (their labels feed `serviceAllocation.namespaceSelectors`).
     pub namespaces: Vec<Namespace>,
-    /// Secrets (for `BGPPeer.spec.passwordSecret`).
+    /// Secrets (for `BGPPeer.spec.passwordSecret` and
+    /// `BFDProfile.spec.authentication.passwordSecret`).
     pub secrets: Vec<Secret>,
 }
 

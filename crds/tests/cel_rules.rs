@@ -185,3 +185,52 @@ fn every_example_passes_the_cel_rules() {
     check(&r.communities);
     check(&r.bfd_profiles);
 }
+
+/// BFDProfile authentication: the schema takes the two SHA1 types and a key ID of 0..255.
+#[test]
+fn bfd_profile_authentication_schema() {
+    use ferrolb_crds::v1alpha1::BFDProfile;
+    let profile = |auth: &str| -> Result<BFDProfile, String> {
+        let yaml = format!(
+            "apiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\nmetadata: {{name: b, namespace: ferrolb-system}}\nspec:\n  authentication: {auth}\n"
+        );
+        serde_saphyr::from_str(&yaml).map_err(|e| e.to_string())
+    };
+    for t in ["MeticulousKeyedSHA1", "KeyedSHA1"] {
+        let p = profile(&format!(
+            "{{type: {t}, keyID: 1, passwordSecret: {{name: k}}}}"
+        ))
+        .expect("valid");
+        assert!(kube_core::cel::validate_cel(&p).is_ok());
+    }
+    for bad in [
+        "{type: KeyedMD5, keyID: 1, passwordSecret: {name: k}}",
+        "{type: KeyedSHA1, passwordSecret: {name: k}}",
+        "{type: KeyedSHA1, keyID: 1}",
+    ] {
+        assert!(profile(bad).is_err(), "accepted {bad}");
+    }
+    let crd = serde_json::to_value(<BFDProfile as kube_core::CustomResourceExt>::crd()).unwrap();
+    let auth = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["authentication"];
+    assert_eq!(
+        auth["properties"]["keyID"]["maximum"].as_f64(),
+        Some(255.0),
+        "{auth}"
+    );
+    assert_eq!(
+        auth["properties"]["type"]["enum"],
+        serde_json::json!(["MeticulousKeyedSHA1", "KeyedSHA1"]),
+        "{auth}"
+    );
+    let mut required: Vec<_> = auth["required"].as_array().unwrap().clone();
+    required.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        required,
+        [
+            serde_json::json!("keyID"),
+            serde_json::json!("passwordSecret"),
+            serde_json::json!("type")
+        ]
+    );
+}

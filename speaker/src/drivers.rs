@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_arp::L2Handle;
-use ferrolb_bfd::{BfdManager, BfdProfile, ManagerConfig};
+use ferrolb_bfd::{AuthKey, AuthMethod, BfdAuth, BfdManager, BfdProfile, ManagerConfig};
 use ferrolb_bgp::{
     BgpSpeaker, CeaseReason, DynamicAsn, Family, GracefulMode, LargeCommunity, PeerConfig,
     PeerSelector, RouteSet,
 };
-use ferrolb_crds::config::{Bfd, CommunityValue, Peer, PeerAsn};
+use ferrolb_crds::config::{BFDAuthenticationType, Bfd, CommunityValue, Peer, PeerAsn};
 use tracing::{info, warn};
 
 use crate::Error;
@@ -137,8 +137,23 @@ fn bgp_attrs(a: &RouteAttrs, extra_community: Option<u32>) -> ferrolb_bgp::Route
     attrs
 }
 
-fn bfd_profile(b: &Bfd) -> BfdProfile {
-    BfdProfile {
+/// The BFD driver's profile for `b`. The key was checked by `Config::build` (1 to 20
+/// bytes); a refusal here is an error of the session, never a session without
+/// authentication.
+fn bfd_profile(b: &Bfd) -> Result<BfdProfile, String> {
+    let auth = match &b.authentication {
+        None => None,
+        Some(a) => Some(BfdAuth {
+            method: match a.method {
+                BFDAuthenticationType::KeyedSha1 => AuthMethod::KeyedSha1,
+                BFDAuthenticationType::MeticulousKeyedSha1 => AuthMethod::MeticulousKeyedSha1,
+            },
+            key_id: a.key_id,
+            key: AuthKey::new(a.key.as_bytes())
+                .map_err(|e| format!("BFDProfile {}: key from Secret {}: {e}", b.name, a.secret))?,
+        }),
+    };
+    Ok(BfdProfile {
         receive_interval: Duration::from_millis(u64::from(b.receive_interval_ms)),
         transmit_interval: Duration::from_millis(u64::from(b.transmit_interval_ms)),
         detect_multiplier: b.detect_multiplier,
@@ -146,7 +161,8 @@ fn bfd_profile(b: &Bfd) -> BfdProfile {
         echo_mode: b.echo_mode,
         passive_mode: b.passive_mode,
         minimum_ttl: b.minimum_ttl,
-    }
+        auth,
+    })
 }
 
 /// Where a BFD session runs from (see [`Action::AddBfd`]).
@@ -300,11 +316,8 @@ impl Drivers {
                 }
             }
             Action::SetBfdProfile { peer, profile } => {
-                if let Some(bfd) = &self.bfd
-                    && let Err(error) = bfd.set_profile(peer, bfd_profile(&profile)).await
-                {
-                    warn!(%peer, %error, "failed to change the BFD timers");
-                    return failed("bfd", error.to_string());
+                if let Err(error) = self.set_bfd_profile(peer, &profile).await {
+                    return failed("bfd", error);
                 }
             }
             Action::AddBfd {
@@ -336,6 +349,18 @@ impl Drivers {
         Ok(None)
     }
 
+    /// New settings (timers, authentication) for the BFD session to `peer`.
+    async fn set_bfd_profile(&self, peer: IpAddr, profile: &Bfd) -> Result<(), String> {
+        let profile = bfd_profile(profile)?;
+        if let Some(bfd) = &self.bfd
+            && let Err(error) = bfd.set_profile(peer, profile).await
+        {
+            warn!(%peer, %error, "failed to change the BFD settings");
+            return Err(error.to_string());
+        }
+        Ok(())
+    }
+
     /// Starts a BFD session to `peer` (starting the BFD manager first). The inner error is
     /// the refusal (logged here, retried by the caller). A single-hop peer outside every
     /// connected subnet gets no session (logged, not retried: no link will change that); an
@@ -355,7 +380,10 @@ impl Drivers {
             );
         }
         let bfd = self.bfd.as_ref().expect("started above");
-        let profile = bfd_profile(profile);
+        let profile = match bfd_profile(profile) {
+            Ok(p) => p,
+            Err(error) => return Ok(Err(error)),
+        };
         let added = if at.multihop {
             // RFC 5883: from `sourceAddress`, else the address the kernel would send from
             // (what the BGP session uses too).

@@ -28,6 +28,14 @@ pub struct PeerErrorLabel {
     pub kind: String,
 }
 
+/// `peer`, `address` and `reason` labels of the BFD authentication failures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerReasonLabel {
+    pub peer: String,
+    pub address: String,
+    pub reason: String,
+}
+
 /// `kind` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -99,6 +107,11 @@ pub struct Metrics {
     /// `ferrolb_speaker_bfd_drops_total{reason}`: received BFD packets discarded, by
     /// `ferrolb_bfd::DropReason` label (`ttl_not_255`, `ttl_below_minimum`, ...).
     pub bfd_drops: Family<ReasonLabel, Counter>,
+    /// `ferrolb_speaker_bfd_auth_failures_total{peer,address,reason}`: packets from the peer
+    /// that failed authentication (RFC 5880 §6.7), by `ferrolb_bfd::DropReason` label
+    /// (`auth_bad_hash`, `auth_key_id_mismatch`, `auth_missing`, ...). Also counted in
+    /// `bfd_drops_total`.
+    pub bfd_auth_failures: Family<PeerReasonLabel, Counter>,
     /// `ferrolb_speaker_bfd_echo_packets_sent_total`, `..._received_total` (came back),
     /// `..._dropped_total` (discarded on return) and `ferrolb_speaker_bfd_echo_send_errors_total`
     /// (no neighbour entry for the peer, kernel refused),
@@ -207,6 +220,7 @@ struct Last {
     replies: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
     bfd_drops: BTreeMap<String, u64>,
+    bfd_auth: BTreeMap<(IpAddr, ferrolb_bfd::DropReason), u64>,
     bfd_echo: [u64; 5],
     conflicts: u64,
     conflicts_suppressed: u64,
@@ -261,6 +275,7 @@ impl Metrics {
                 .get_or_create(&label)
                 .set(i64::from(s.info.state == ferrolb_bfd::State::Up));
             drop(self.bfd_flaps.get_or_create(&label));
+            self.observe_bfd_auth(&label, s);
             let e = &s.info.echo;
             if e.enabled {
                 let active = i64::from(e.tx_interval.is_some());
@@ -278,6 +293,24 @@ impl Metrics {
             } else {
                 self.forget_bfd_echo(&label);
             }
+        }
+    }
+
+    /// Turns a session's authentication drop counts (totals since the session was added)
+    /// into increments of `bfd_auth_failures_total`; every reason has a series, 0 or not
+    /// (as `bfd_drops_total`), so alerts and dashboards see the peer before its first failure.
+    fn observe_bfd_auth(&self, label: &PeerLabel, s: &ferrolb_bfd::SessionStatus) {
+        let mut last = self.last.lock().expect("metrics lock");
+        for reason in ferrolb_bfd::DropReason::ALL.iter().filter(|r| r.is_auth()) {
+            let n = s.drops.get(reason).copied().unwrap_or(0);
+            let prev = last.bfd_auth.insert((s.peer, *reason), n).unwrap_or(0);
+            self.bfd_auth_failures
+                .get_or_create(&PeerReasonLabel {
+                    peer: label.peer.clone(),
+                    address: label.address.clone(),
+                    reason: reason.as_str().to_string(),
+                })
+                .inc_by(n.saturating_sub(prev));
         }
     }
 

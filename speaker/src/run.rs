@@ -375,9 +375,11 @@ impl Speaker {
                     .filter(|s| s.info.echo.enabled)
                     .map(|s| (s.peer, crate::status::bfd_echo(&s.info.echo)))
                     .collect();
-                if now != self.st.bfd || echo != self.st.bfd_echo {
+                let auth = bfd_auth_errors(&sessions);
+                if now != self.st.bfd || echo != self.st.bfd_echo || auth != self.st.bfd_auth {
                     self.st.bfd = now;
                     self.st.bfd_echo = echo;
+                    self.st.bfd_auth = auth;
                     bfd_changed = true;
                 }
             }
@@ -484,6 +486,20 @@ impl Speaker {
             warn!("could not publish the stopped state within 1 s");
         }
     }
+}
+
+/// Each session's last BFD authentication failure, as its peer's `lastError` says it.
+fn bfd_auth_errors(sessions: &[ferrolb_bfd::SessionStatus]) -> BTreeMap<IpAddr, String> {
+    sessions
+        .iter()
+        .filter_map(|s| {
+            let f = s.last_auth_failure.as_ref()?;
+            Some((
+                s.peer,
+                format!("BFD authentication failed from {}: {f}", s.peer),
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -87,6 +87,33 @@ pub fn set_bfd(
     }
 }
 
+/// Puts each peer's BFD authentication failure (`auth`: the message by peer address) in its
+/// `lastError`, ahead of a BGP error: a BFD session that cannot authenticate is why the
+/// peer is down or about to be.
+pub fn set_bfd_auth_errors(
+    state: &mut SpeakerState,
+    ann: &Announcements,
+    auth: &BTreeMap<IpAddr, String>,
+) {
+    let Some(st) = state.status.as_mut() else {
+        return;
+    };
+    for p in &mut st.bgp_peers {
+        let Some(msg) = ann
+            .peers
+            .get(&p.name)
+            .filter(|peer| peer.bfd.is_some())
+            .and_then(|peer| auth.get(&peer.address))
+        else {
+            continue;
+        };
+        p.last_error = Some(match p.last_error.take() {
+            Some(bgp) => format!("{msg}; {bgp}"),
+            None => msg.clone(),
+        });
+    }
+}
+
 /// Lists the driver calls still failing (being retried) in `state`.
 pub fn set_driver_errors(state: &mut SpeakerState, pending: &[crate::retry::Failed]) {
     let Some(st) = state.status.as_mut() else {
@@ -357,6 +384,34 @@ mod tests {
             "no session yet"
         );
         assert_eq!(by_name["c"], (None, None));
+    }
+
+    #[test]
+    fn bfd_auth_failure_is_the_peers_last_error() {
+        let yaml = "apiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\nmetadata: {name: fast, namespace: ferrolb-system}\nspec: {}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: a, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: fast}\n---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {name: c, namespace: ferrolb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.3}\n";
+        let loaded = ferrolb_crds::yaml::load_str("t.yaml", yaml);
+        let outcome = ferrolb_crds::from_resources(&loaded.resources);
+        let ann = Announcements {
+            peers: outcome.config.peers.clone(),
+            ..Default::default()
+        };
+        let mut st = speaker_state("n1", "ns", "", &ann, &BTreeMap::new());
+        let msg = "BFD authentication failed from 192.0.2.1: wrong key id 3 (expected 1)";
+        let auth = BTreeMap::from([
+            ("192.0.2.1".parse().unwrap(), msg.to_string()),
+            // c has no bfdProfile: a stale session's failure is not its error.
+            ("192.0.2.3".parse().unwrap(), "stale".to_string()),
+        ]);
+        set_bfd_auth_errors(&mut st, &ann, &auth);
+        let errors: BTreeMap<_, _> = st
+            .status
+            .unwrap()
+            .bgp_peers
+            .into_iter()
+            .map(|p| (p.name, p.last_error))
+            .collect();
+        assert_eq!(errors["a"].as_deref(), Some(msg));
+        assert_eq!(errors["c"], None);
     }
 
     #[test]

@@ -169,6 +169,8 @@ fn echo_session(peer: IpAddr, echo: ferrolb_bfd::EchoInfo) -> ferrolb_bfd::Sessi
         ifname: None,
         source_port: 49152,
         multihop: false,
+        drops: Default::default(),
+        last_auth_failure: None,
         info: ferrolb_bfd::SessionInfo {
             state: BfdState::Up,
             remote_state: BfdState::Up,
@@ -233,4 +235,39 @@ fn bfd_echo_counters_and_gauges() {
     let t = text(&reg);
     assert!(!t.contains("ferrolb_speaker_bfd_echo_active{"), "{t}");
     assert!(!t.contains("ferrolb_speaker_bfd_echo_loop_ok{"), "{t}");
+}
+
+#[test]
+fn bfd_auth_failures_per_peer_and_reason() {
+    let (m, reg) = setup();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let names = BTreeMap::from([(a, "tor".to_string())]);
+    let mut s = echo_session(a, Default::default());
+    s.drops = BTreeMap::from([
+        (ferrolb_bfd::DropReason::AuthKeyIdMismatch, 4),
+        (ferrolb_bfd::DropReason::NoSession, 9),
+    ]);
+    m.observe_bfd_sessions(&names, std::slice::from_ref(&s));
+    s.drops
+        .insert(ferrolb_bfd::DropReason::AuthKeyIdMismatch, 6);
+    s.drops.insert(ferrolb_bfd::DropReason::AuthBadHash, 1);
+    m.observe_bfd_sessions(&names, std::slice::from_ref(&s));
+    let t = text(&reg);
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_auth_failures_total{peer="tor",address="192.0.2.1",reason="auth_key_id_mismatch"} 6"#,
+    );
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_auth_failures_total{peer="tor",address="192.0.2.1",reason="auth_bad_hash"} 1"#,
+    );
+    assert!(
+        !t.contains(r#"reason="no_session"} 9"#),
+        "not an auth failure: {t}"
+    );
+    // Every authentication reason has its series, 0 until it happens.
+    has(
+        &t,
+        r#"ferrolb_speaker_bfd_auth_failures_total{peer="tor",address="192.0.2.1",reason="auth_missing"} 0"#,
+    );
 }

@@ -96,6 +96,11 @@ impl RunningSpeaker {
         std::fs::rename(&tmp, self.dir.path().join(name)).unwrap();
     }
 
+    /// Deletes one manifest file.
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).unwrap();
+    }
+
     /// The node's `SpeakerState` file.
     pub fn state_path(&self) -> PathBuf {
         state_file(self.dir.path(), "n1")

@@ -57,7 +57,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
     )
     .unwrap();
     let checked = promtool(dir.path(), &["check", "rules", "rules.yaml"]);
-    assert!(checked.contains("SUCCESS: 9 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 10 rules found"), "{checked}");
     promtool(dir.path(), &["test", "rules", "rules_test.yaml"]);
 
     // Every alert the issue asks for exists and has a unit test.
@@ -67,6 +67,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
         "FerrolbBFDSessionDown",
         "FerrolbBFDEchoNotLooped",
         "FerrolbBFDEchoNotReturned",
+        "FerrolbBFDAuthenticationFailing",
         "FerrolbPoolAlmostFull",
         "FerrolbPoolExhausted",
         "FerrolbL2Conflict",
@@ -286,6 +287,7 @@ fn rules_and_dashboard_query_only_metrics_the_binaries_serve() {
         r#"ferrolb_speaker_bgp_session_up{peer="tor",address="192.0.2.1"} 0"#,
         r#"ferrolb_speaker_bfd_session_up{peer="tor",address="192.0.2.1"} 0"#,
         r#"ferrolb_speaker_bfd_echo_loop_ok{peer="tor",address="192.0.2.1"} 0"#,
+        r#"ferrolb_speaker_bfd_auth_failures_total{peer="tor",address="192.0.2.1",reason="auth_bad_hash"} 0"#,
     ] {
         assert!(
             speaker_scrape.lines().any(|l| l == line),

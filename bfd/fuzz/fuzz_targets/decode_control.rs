@@ -7,7 +7,7 @@ use ferrolb_bfd::packet::{ControlPacket, DecodeCxt};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for auth_in_use in [false, true] {
+    for auth_in_use in [Some(false), Some(true), None] {
         let cxt = DecodeCxt { auth_in_use };
         if let Ok(p) = ControlPacket::decode(data, &cxt) {
             let enc = p.to_bytes();

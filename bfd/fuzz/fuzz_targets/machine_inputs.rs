@@ -2,7 +2,7 @@
 //! sources with any TTL, on either port (single-hop, multihop) and to either destination,
 //! timer ticks at arbitrary times, single-hop and multihop sessions added, removed and
 //! re-timed in between, echo-port datagrams (from and to our address or not, any TTL and
-//! payload) and forwarding reports for echo sessions. It must never panic, and it must only
+//! payload) and forwarding reports for echo sessions; some profiles authenticate. It must never panic, and it must only
 //! ever address configured peers (control packets and echoes).
 #![no_main]
 
@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ferrolb_bfd::BfdProfile;
+use ferrolb_bfd::{AuthKey, AuthMethod, BfdAuth, BfdProfile};
 use ferrolb_bfd::machine::{Families, Input, Machine, Output};
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
@@ -42,7 +42,17 @@ fn profile(b: &[u8]) -> BfdProfile {
         minimum_ttl: byte(4),
         echo_mode: byte(3) & 2 == 2,
         echo_interval: Duration::from_millis(u64::from(byte(5)) * 10),
-        ..BfdProfile::default()
+        // Authentication on for a quarter of the profiles: datagrams with the A bit then
+        // reach the RFC 5880 §6.7.4 checks.
+        auth: (byte(3) & 12 != 0).then(|| BfdAuth {
+            method: if byte(3) & 4 != 0 {
+                AuthMethod::MeticulousKeyedSha1
+            } else {
+                AuthMethod::KeyedSha1
+            },
+            key_id: byte(6),
+            key: AuthKey::new(b"fuzz").expect("4-byte key"),
+        }),
     }
 }
 

@@ -93,6 +93,11 @@ pub struct SessionStatus {
     pub packets_in: u64,
     pub packets_out: u64,
     pub state_changes: u64,
+    /// Packets this session discarded, by reason (only reasons that occurred; the
+    /// authentication ones are [`DropReason::is_auth`](crate::DropReason::is_auth)).
+    pub drops: std::collections::BTreeMap<crate::DropReason, u64>,
+    /// The last authentication failure since the session was last Up.
+    pub last_auth_failure: Option<crate::AuthFailure>,
 }
 
 /// What the driver keeps of a session besides the machine's view: its socket.
@@ -295,6 +300,8 @@ impl Driver {
             packets_in: view.packets_in,
             packets_out: link.packets_out,
             state_changes: view.state_changes,
+            drops: view.drops,
+            last_auth_failure: view.last_auth_failure,
         })
     }
 
@@ -484,6 +491,10 @@ impl Driver {
                                 .fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                }
+                Output::AuthFailed { peer, failure } => {
+                    let _span = info_span!("bfd_peer", %peer).entered();
+                    warn!(reason = %failure.reason(), %failure, "bfd authentication failed");
                 }
                 Output::EchoReturned { .. } => {
                     self.counters.echo_in.fetch_add(1, Ordering::Relaxed);

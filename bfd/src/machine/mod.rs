@@ -36,12 +36,15 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use crate::BfdError;
+use crate::auth::AuthFailure;
 use crate::echo::{EchoDropReason, EchoPacket};
 use crate::packet::{ControlPacket, DecodeCxt, Diag, DropReason, SINGLE_HOP_TTL, State};
 use crate::profile::BfdProfile;
 use crate::session::{self, Session, SessionInfo};
 use echo::check_echo;
 
+#[cfg(test)]
+mod auth_tests;
 mod echo;
 #[cfg(test)]
 mod echo_tests;
@@ -117,6 +120,9 @@ pub enum Output {
         peer: Option<IpAddr>,
         reason: DropReason,
     },
+    /// A packet from `peer` failed authentication (RFC 5880 §6.7) with another reason than
+    /// the previous failure (log it); every failure also gives an [`Output::Drop`].
+    AuthFailed { peer: IpAddr, failure: AuthFailure },
     /// Send our echo `packet` for the session to `peer`: from and to `local`, to the peer's
     /// link-layer address (RFC 5880 §6.4).
     SendEcho {
@@ -147,6 +153,10 @@ pub struct PeerView {
     /// Packets selected for this session.
     pub packets_in: u64,
     pub state_changes: u64,
+    /// Packets this session discarded, by reason (only reasons that occurred).
+    pub drops: BTreeMap<DropReason, u64>,
+    /// The last authentication failure since the session was last Up.
+    pub last_auth_failure: Option<AuthFailure>,
 }
 
 #[derive(Debug)]
@@ -161,6 +171,8 @@ struct Peer {
     echo_detect_at: Option<Instant>,
     packets_in: u64,
     state_changes: u64,
+    drops: BTreeMap<DropReason, u64>,
+    last_auth_failure: Option<AuthFailure>,
 }
 
 /// The sessions of one host, keyed by peer address.
@@ -205,6 +217,8 @@ impl Machine {
             multihop: p.multihop.is_some(),
             packets_in: p.packets_in,
             state_changes: p.state_changes,
+            drops: p.drops.clone(),
+            last_auth_failure: p.last_auth_failure.clone(),
         })
     }
 
@@ -291,6 +305,8 @@ impl Machine {
                 echo_detect_at: None,
                 packets_in: 0,
                 state_changes: 0,
+                drops: BTreeMap::new(),
+                last_auth_failure: None,
             },
         );
         self.by_discr.insert(discr, peer);
@@ -386,7 +402,9 @@ impl Machine {
             drop(DropReason::TtlNot255);
             return;
         }
-        let pkt = match ControlPacket::decode(data, &DecodeCxt::default()) {
+        // The A bit is checked against the session's authentication once it is selected.
+        let cxt = DecodeCxt { auth_in_use: None };
+        let pkt = match ControlPacket::decode(data, &cxt) {
             Ok(p) => p,
             Err(reason) => {
                 drop(reason);
@@ -418,6 +436,7 @@ impl Machine {
             return;
         };
         if let Some(reason) = multihop_check(p, &rx) {
+            *p.drops.entry(reason).or_default() += 1;
             out.push(Output::Drop {
                 peer: Some(peer),
                 reason,
@@ -468,6 +487,9 @@ impl Machine {
                 session::Output::StopDetect => p.detect_at = None,
                 session::Output::StateChange { old, new, diag } => {
                     p.state_changes += 1;
+                    if new == State::Up {
+                        p.last_auth_failure = None;
+                    }
                     out.push(Output::StateChange(BfdEvent {
                         peer,
                         old,
@@ -476,10 +498,29 @@ impl Machine {
                         remote_state: p.session.info().remote_state,
                     }));
                 }
-                session::Output::Drop(reason) => out.push(Output::Drop {
-                    peer: Some(peer),
-                    reason,
-                }),
+                session::Output::Drop(reason) => {
+                    *p.drops.entry(reason).or_default() += 1;
+                    out.push(Output::Drop {
+                        peer: Some(peer),
+                        reason,
+                    });
+                }
+                session::Output::AuthFailed(failure) => {
+                    let reason = failure.reason();
+                    *p.drops.entry(reason).or_default() += 1;
+                    let again = p.last_auth_failure.as_ref().map(AuthFailure::reason);
+                    if again != Some(reason) {
+                        out.push(Output::AuthFailed {
+                            peer,
+                            failure: failure.clone(),
+                        });
+                    }
+                    p.last_auth_failure = Some(failure);
+                    out.push(Output::Drop {
+                        peer: Some(peer),
+                        reason,
+                    });
+                }
                 session::Output::SendEcho(packet) => out.push(Output::SendEcho {
                     peer,
                     local: p.local,

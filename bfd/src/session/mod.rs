@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::auth::{self, AuthFailure, RxSeq, TxSeq};
 use crate::echo::{EchoDropReason, EchoPacket};
 use crate::packet::{ControlPacket, Diag, DropReason, State, duration_to_us, us_to_duration};
 use crate::profile::BfdProfile;
@@ -67,6 +68,8 @@ pub enum Output {
     StateChange { old: State, new: State, diag: Diag },
     /// The received packet was discarded by a session-level check.
     Drop(DropReason),
+    /// The received packet failed authentication (RFC 5880 §6.7) and was discarded.
+    AuthFailed(AuthFailure),
     /// Send this echo packet now (RFC 5880 §6.4).
     SendEcho(EchoPacket),
     /// (Re)arm the echo transmit timer.
@@ -139,6 +142,13 @@ pub struct Session {
     /// Whether we asked the driver to arm the transmit timer, and with which base interval.
     tx_armed: Option<Duration>,
     echo: echo::Echo,
+    /// bfd.XmitAuthSeq (RFC 5880 §6.8.1).
+    auth_tx: TxSeq,
+    /// bfd.AuthSeqKnown / bfd.RcvAuthSeq.
+    auth_rx: RxSeq,
+    /// One Detection Time has passed without an accepted packet (RFC 5880 §6.8.1: the
+    /// receive sequence is forgotten after two).
+    auth_silent: bool,
     rng: u64,
 }
 
@@ -166,6 +176,10 @@ impl Session {
             poll_pending: false,
             tx_armed: None,
             echo: echo::Echo::default(),
+            // RFC 5880 §6.8.1: bfd.XmitAuthSeq starts at a random value.
+            auth_tx: TxSeq::new((seed >> 32) as u32 ^ seed as u32),
+            auth_rx: RxSeq::default(),
+            auth_silent: false,
             rng: seed | 1,
             profile,
         };
@@ -230,7 +244,27 @@ impl Session {
         }
         self.sync_echo(&mut out);
         self.sync_tx_timer(&mut out);
+        self.sign(&mut out);
         out
+    }
+
+    /// RFC 5880 §6.7.4, transmission: every Control packet sent carries the authentication
+    /// section, with bfd.XmitAuthSeq advanced as the method says (echo packets are not
+    /// authenticated, §6.7).
+    fn sign(&mut self, out: &mut [Output]) {
+        let Some(cfg) = self.profile.auth.as_ref() else {
+            return;
+        };
+        for o in out {
+            if let Output::Send(pkt) = o {
+                self.auth_tx.sign(pkt, cfg);
+            }
+        }
+    }
+
+    /// bfd.RcvAuthSeq when known, for tests and status.
+    pub fn auth_rx_seq(&self) -> Option<u32> {
+        self.auth_rx.0
     }
 
     /// The packet we would send now (periodic, no Final).
@@ -271,12 +305,12 @@ impl Session {
             out.push(Output::Drop(DropReason::NoSession));
             return;
         }
-        // No authentication type is implemented: bfd.AuthType is always 0 (the codec already
-        // rejects the A bit when told so; keep the session-level rule for packets built here).
-        if pkt.auth.is_some() {
-            out.push(Output::Drop(DropReason::AuthNotInUse));
+        // RFC 5880 §6.8.6 then §6.7.4: the A bit must match bfd.AuthType, then the section.
+        if let Err(f) = auth::check(self.profile.auth.as_ref(), &mut self.auth_rx, &pkt) {
+            out.push(Output::AuthFailed(f));
             return;
         }
+        self.auth_silent = false;
         let was_heard = self.remote_discr != 0;
         self.remote_discr = pkt.my_discr;
         self.remote_state = pkt.state;
@@ -348,7 +382,16 @@ impl Session {
         self.remote_min_rx = Duration::from_micros(1);
         self.echo.remote_min_rx = Duration::ZERO;
         self.remote_demand = false;
-        out.push(Output::StopDetect);
+        // RFC 5880 §6.8.1: bfd.AuthSeqKnown is reset after twice the Detection Time without
+        // a packet; the timer runs once more to measure the second one.
+        if self.auth_rx.0.is_some() && !self.auth_silent {
+            self.auth_silent = true;
+            out.push(Output::ArmDetect(self.detection_time()));
+        } else {
+            self.auth_rx = RxSeq::default();
+            self.auth_silent = false;
+            out.push(Output::StopDetect);
+        }
         if matches!(self.state, State::Init | State::Up) {
             self.change_state(State::Down, Diag::ControlDetectionTimeExpired, out);
             if self.may_transmit() {
@@ -374,6 +417,11 @@ impl Session {
     }
 
     fn on_set_profile(&mut self, profile: BfdProfile) {
+        if profile.auth != self.profile.auth {
+            // New settings: no receive sequence is known under them yet.
+            self.auth_rx = RxSeq::default();
+            self.auth_silent = false;
+        }
         self.profile = profile;
         self.update_local_params();
     }

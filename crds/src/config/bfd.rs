@@ -1,7 +1,10 @@
 //! `BFDProfile` -> [`Bfd`].
 
+use k8s_openapi::api::core::v1::Secret;
+
 use super::error::{ConfigError, Kind, ObjectRef};
-use crate::v1alpha1::BFDProfile;
+pub use crate::v1alpha1::BFDAuthenticationType;
+use crate::v1alpha1::{BFDAuthentication, BFDProfile};
 
 /// Validated BFD settings with defaults applied (RFC 5880 values in milliseconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +25,34 @@ pub struct Bfd {
     pub passive_mode: bool,
     /// Minimum incoming TTL for multihop sessions (default 254).
     pub minimum_ttl: u8,
+    /// Control packet authentication, with the key read from its Secret.
+    pub authentication: Option<BfdAuthentication>,
 }
+
+/// Validated `authentication` of a BFDProfile. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BfdAuthentication {
+    pub method: BFDAuthenticationType,
+    pub key_id: u8,
+    /// The Secret it came from, `namespace/name`.
+    pub secret: String,
+    /// The key, 1 to 20 bytes.
+    pub key: String,
+}
+
+impl std::fmt::Debug for BfdAuthentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BfdAuthentication")
+            .field("method", &self.method)
+            .field("key_id", &self.key_id)
+            .field("secret", &self.secret)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .finish()
+    }
+}
+
+/// Longest BFD SHA1 key (RFC 5880 §4.4: the 20-byte Auth Key/Hash field).
+pub const MAX_KEY_LEN: usize = 20;
 
 impl Bfd {
     /// Default values under a name.
@@ -36,11 +66,12 @@ impl Bfd {
             echo_mode: false,
             passive_mode: false,
             minimum_ttl: 254,
+            authentication: None,
         }
     }
 }
 
-pub(super) fn validate(obj: &BFDProfile) -> Result<Bfd, Vec<ConfigError>> {
+pub(super) fn validate(obj: &BFDProfile, secrets: &[Secret]) -> Result<Bfd, Vec<ConfigError>> {
     let me = ObjectRef::new(Kind::BFDProfile, &obj.metadata);
     let s = &obj.spec;
     let mut errors = Vec::new();
@@ -87,9 +118,58 @@ pub(super) fn validate(obj: &BFDProfile) -> Result<Bfd, Vec<ConfigError>> {
     out.minimum_ttl = u8::try_from(ttl).unwrap_or(u8::MAX);
     out.echo_mode = s.echo_mode.unwrap_or(false);
     out.passive_mode = s.passive_mode.unwrap_or(false);
+    if let Some(a) = &s.authentication {
+        out.authentication = authentication(&me, a, secrets, &mut errors);
+    }
     if errors.is_empty() {
         Ok(out)
     } else {
         Err(errors)
     }
+}
+
+/// `authentication`: the key ID's range, then the key from its Secret (read only once the
+/// rest is well-formed, so that one mistake gives one error), 1 to 20 bytes.
+fn authentication(
+    me: &ObjectRef,
+    a: &BFDAuthentication,
+    secrets: &[Secret],
+    errors: &mut Vec<ConfigError>,
+) -> Option<BfdAuthentication> {
+    let Ok(key_id) = u8::try_from(a.key_id) else {
+        errors.push(me.error(
+            "spec.authentication.keyID",
+            Some(&a.key_id.to_string()),
+            "must be between 0 and 255",
+        ));
+        return None;
+    };
+    let r = &a.password_secret;
+    let ns = r.namespace.clone().unwrap_or_else(|| me.namespace.clone());
+    let secret = format!("{ns}/{}", r.name);
+    let field = "spec.authentication.passwordSecret";
+    let key = match super::peer::resolve_secret(secrets, &ns, &r.name) {
+        Ok(k) => k,
+        Err(m) => {
+            errors.push(me.error(field, Some(&secret), m));
+            return None;
+        }
+    };
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        errors.push(me.error(
+            field,
+            Some(&secret),
+            format!(
+                "the key in Secret {secret} is {} bytes; BFD SHA1 keys are 1 to {MAX_KEY_LEN} bytes",
+                key.len()
+            ),
+        ));
+        return None;
+    }
+    Some(BfdAuthentication {
+        method: a.type_,
+        key_id,
+        secret,
+        key,
+    })
 }

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube_core::ObjectMeta;
 
-pub use bfd::Bfd;
+pub use bfd::{BFDAuthenticationType, Bfd, BfdAuthentication};
 pub use bgp_advertisement::BgpAdv;
 pub use community_set::CommunitySet;
 pub use error::{ConfigError, Kind, ObjectRef};
@@ -335,7 +335,11 @@ impl Config {
     ) {
         for obj in unique(Kind::BFDProfile, &res.bfd_profiles, |o| &o.metadata, errors) {
             let name = obj.metadata.name.clone().unwrap_or_default();
-            if let Some(v) = settle(bfd::validate(obj), prev.bfd_profiles.get(&name), errors) {
+            if let Some(v) = settle(
+                bfd::validate(obj, &res.secrets),
+                prev.bfd_profiles.get(&name),
+                errors,
+            ) {
                 self.bfd_profiles.insert(name, v);
             }
         }

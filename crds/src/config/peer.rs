@@ -470,7 +470,13 @@ fn echo_allowed(
     ));
 }
 
-fn resolve_secret(secrets: &[Secret], namespace: &str, name: &str) -> Result<String, String> {
+/// The `password` of Secret `namespace/name` (type `kubernetes.io/basic-auth` or unset);
+/// shared by `BGPPeer.passwordSecret` and `BFDProfile.authentication.passwordSecret`.
+pub(super) fn resolve_secret(
+    secrets: &[Secret],
+    namespace: &str,
+    name: &str,
+) -> Result<String, String> {
     let secret = secrets
         .iter()
         .find(|s| {

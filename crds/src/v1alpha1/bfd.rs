@@ -4,6 +4,8 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::bgp_peer::SecretReference;
+
 /// BFD (RFC 5880) settings for BGP sessions that name this profile.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -55,6 +57,40 @@ pub struct BFDProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 254))]
     pub minimum_ttl: Option<u32>,
+    /// Authenticate every Control packet (RFC 5880 §6.7.4, Keyed SHA1 or Meticulous Keyed
+    /// SHA1); unset: no authentication. A ferrolb field (MetalLB's BFDProfile has none); the
+    /// router must use the same type, key ID and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<BFDAuthentication>,
+}
+
+/// BFD authentication settings of a `BFDProfile`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BFDAuthentication {
+    /// `MeticulousKeyedSHA1` (the sequence number grows on every packet: replays are
+    /// refused) or `KeyedSHA1`.
+    #[serde(rename = "type")]
+    pub type_: BFDAuthenticationType,
+    /// Auth Key ID sent and required in every packet, 0..255 (BIRD: the password's `id`).
+    #[serde(rename = "keyID")]
+    #[schemars(range(min = 0, max = 255))]
+    pub key_id: u32,
+    /// Secret of type `kubernetes.io/basic-auth` whose `password` key holds the key, 1 to 20
+    /// bytes (the SHA1 key field is 20 bytes; a longer key is refused, not cut).
+    pub password_secret: SecretReference,
+}
+
+/// BFD authentication types (RFC 5880 §4.4).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BFDAuthenticationType {
+    /// Meticulous Keyed SHA1 (Auth Type 5).
+    #[default]
+    #[serde(rename = "MeticulousKeyedSHA1")]
+    MeticulousKeyedSha1,
+    /// Keyed SHA1 (Auth Type 4).
+    #[serde(rename = "KeyedSHA1")]
+    KeyedSha1,
 }
 
 /// Empty for now.

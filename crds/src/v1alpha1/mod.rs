@@ -14,7 +14,9 @@ mod l2_advertisement;
 mod pool;
 mod speaker_state;
 
-pub use bfd::{BFDProfile, BFDProfileSpec, BFDProfileStatus};
+pub use bfd::{
+    BFDAuthentication, BFDAuthenticationType, BFDProfile, BFDProfileSpec, BFDProfileStatus,
+};
 pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec, BGPAdvertisementStatus};
 pub use bgp_peer::{
     BGPPeer, BGPPeerSpec, BGPPeerStatus, DynamicASNMode, INTERFACE_MULTIHOP, INTERFACE_NAME,

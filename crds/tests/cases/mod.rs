@@ -38,6 +38,7 @@ const PEER: &str = "BGPPeer";
 const POOL: &str = "IPAddressPool";
 const ADV: &str = "BGPAdvertisement";
 const COMM: &str = "Community";
+const BFD: &str = "BFDProfile";
 
 pub const CASES: &[Case] = &[
     // BGPPeer timers.
@@ -403,6 +404,13 @@ pub const CASES: &[Case] = &[
         "  serviceSelectors: [{matchLabels: {app: web}}]\n  aggregationLength: 24\n",
         "spec.serviceSelectors",
         "aggregation length",
+    ),
+    // BFDProfile authentication: the key ID is checked before the Secret is read.
+    bad(
+        BFD,
+        "  authentication: {type: KeyedSHA1, keyID: 256, passwordSecret: {name: bfd-key}}\n",
+        "spec.authentication.keyID",
+        "between 0 and 255",
     ),
 ];
 

@@ -136,6 +136,11 @@ impl Metrics {
             "Received BFD packets discarded, by reason",
             self.bfd_drops.clone(),
         );
+        r.register(
+            "bfd_auth_failures",
+            "Received BFD packets that failed authentication (RFC 5880 6.7), by peer and reason",
+            self.bfd_auth_failures.clone(),
+        );
     }
 
     /// Membership size, configuration, drivers and the speaker's own writes.

@@ -20,7 +20,8 @@ use crate::metrics::Metrics;
 use crate::plan::{Applied, plan};
 use crate::retry::{Failed, Retry};
 use crate::status::{
-    l2_events, node_uid, owned_by_node, set_bfd, set_driver_errors, speaker_state, stamp,
+    l2_events, node_uid, owned_by_node, set_bfd, set_bfd_auth_errors, set_driver_errors,
+    speaker_state, stamp,
 };
 use crate::writer::Writer;
 
@@ -49,6 +50,8 @@ pub(super) struct LoopState {
     pub(super) bfd: BTreeMap<IpAddr, ferrolb_bfd::State>,
     /// Echo function of the sessions whose profile has `echoMode` (at each poll).
     pub(super) bfd_echo: BTreeMap<IpAddr, ferrolb_crds::v1alpha1::BFDEchoStatus>,
+    /// The last BFD authentication failure of each session that has one (at each poll).
+    pub(super) bfd_auth: BTreeMap<IpAddr, String>,
     /// [`Options::l2`].
     pub(super) l2_enabled: bool,
     /// Driver calls that failed, made again with backoff until they succeed.
@@ -71,6 +74,7 @@ impl LoopState {
             config_reported: None,
             bfd: BTreeMap::new(),
             bfd_echo: BTreeMap::new(),
+            bfd_auth: BTreeMap::new(),
             l2_enabled,
             retry: Retry::default(),
             neighbours: BTreeMap::new(),
@@ -191,6 +195,7 @@ impl LoopState {
     ) {
         let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
         set_bfd(&mut state, &self.ann, &self.bfd, &self.bfd_echo);
+        set_bfd_auth_errors(&mut state, &self.ann, &self.bfd_auth);
         set_driver_errors(&mut state, self.retry.pending());
         owned_by_node(&mut state, self.node_uid.as_deref());
         let key = (
