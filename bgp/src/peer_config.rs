@@ -17,6 +17,10 @@ pub struct PeerConfig {
     /// at each connection attempt (so a re-created interface is found), is the address's
     /// scope. `None` for any other address.
     pub interface: Option<String>,
+    /// The Linux VRF (its master device) the session runs in: the socket is bound to it
+    /// (`SO_BINDTODEVICE`) at each connection attempt, so source address and route come
+    /// from the VRF's table, and a VRF created later is found. `None`: the default VRF.
+    pub vrf: Option<String>,
     pub local_asn: u32,
     /// The peer's AS; ignored when `dynamic_asn` is set.
     pub peer_asn: u32,
@@ -62,6 +66,7 @@ impl PeerConfig {
             peer_addr,
             peer_port: 179,
             interface: None,
+            vrf: None,
             local_asn,
             peer_asn,
             dynamic_asn: None,
@@ -148,6 +153,16 @@ impl PeerConfig {
                 "interface",
                 "a link-local peer address needs its interface (scope)",
             ));
+        }
+        if self.vrf.is_some() && self.interface.is_some() {
+            return Err(bad("vrf", "cannot be set with interface"));
+        }
+        if self
+            .vrf
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 15)
+        {
+            return Err(bad("vrf", "must be a device name of 1 to 15 bytes"));
         }
         if self.connect_time.is_zero() {
             return Err(bad("connectTime", "must be positive"));

@@ -226,7 +226,12 @@ impl BgpSpeaker {
         let (rtx, rrx) = watch::channel(all);
         let (ctx, crx) = mpsc::unbounded_channel();
         let fsm = Fsm::new(cfg.fsm_config(self.inner.cfg.router_id));
-        let span = info_span!("peer", addr = %cfg.peer_addr, asn = %cfg.peer_as_rule());
+        let span = info_span!(
+            "peer",
+            addr = %cfg.peer_addr,
+            vrf = cfg.vrf.as_deref().unwrap_or("default"),
+            asn = %cfg.peer_as_rule()
+        );
         let addr = cfg.peer_addr;
         let task = PeerTask::new(
             cfg.clone(),

@@ -61,6 +61,7 @@ pub fn peer_config(p: &Peer) -> PeerConfig {
         PeerAsn::External => PeerConfig::dynamic(p.address, p.local_as(), DynamicAsn::External),
     };
     c.peer_port = p.port;
+    c.vrf = p.vrf.clone();
     c.source_addr = p.source_address;
     c.hold_time = p.hold_time.secs();
     c.keepalive = u16::try_from(p.keepalive_time.as_secs()).unwrap_or(u16::MAX);
@@ -408,13 +409,13 @@ impl Drivers {
         }
         self.graceful.insert(p.address, p.graceful_restart);
         let result = if update {
-            info!(peer = %p.name, addr = %p.address, %rid, "changing BGP peer settings");
+            info!(peer = %p.name, addr = %p.address, vrf = p.vrf.as_deref().unwrap_or("default"), %rid, "changing BGP peer settings");
             match bgp.update_peer(cfg.clone()) {
                 Err(ferrolb_bgp::Error::UnknownPeer(_)) => bgp.add_peer(cfg),
                 other => other.map(|_| ()),
             }
         } else {
-            info!(peer = %p.name, addr = %p.address, %rid, "adding BGP peer");
+            info!(peer = %p.name, addr = %p.address, vrf = p.vrf.as_deref().unwrap_or("default"), %rid, "adding BGP peer");
             bgp.add_peer(cfg)
         };
         if let Err(error) = &result {

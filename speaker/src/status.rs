@@ -135,6 +135,7 @@ pub fn speaker_state(
                 Some(iface) => format!("{}%{iface}", peer.address),
                 None => peer.address.to_string(),
             },
+            vrf: peer.vrf.clone(),
             state: s.map(|s| session_state(s.state)).unwrap_or_default(),
             established_since: None,
             prefixes_sent: s
