@@ -7,6 +7,40 @@ use crate::Error;
 use crate::machine::{DEFAULT_CONNECT_TIME, DynamicAsn, FsmConfig, GracefulRestart, PeerAsRule};
 use crate::packet::Family;
 
+/// Which neighbour: its address within its VRF. The same address in two VRFs is two
+/// routers (overlapping address plans), so peers are told apart by both.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerKey {
+    /// `None`: the default VRF.
+    pub vrf: Option<String>,
+    pub addr: IpAddr,
+}
+
+impl PeerKey {
+    pub fn new(vrf: Option<&str>, addr: IpAddr) -> Self {
+        PeerKey {
+            vrf: vrf.map(str::to_string),
+            addr,
+        }
+    }
+}
+
+/// A peer in the default VRF.
+impl From<IpAddr> for PeerKey {
+    fn from(addr: IpAddr) -> Self {
+        PeerKey { vrf: None, addr }
+    }
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.vrf {
+            Some(v) => write!(f, "{} (vrf {v})", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
 /// One BGP neighbour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -92,6 +126,11 @@ impl PeerConfig {
         let mut c = PeerConfig::new(peer_addr, local_asn, 0);
         c.dynamic_asn = Some(mode);
         c
+    }
+
+    /// The peer's identity: VRF and address.
+    pub fn key(&self) -> PeerKey {
+        PeerKey::new(self.vrf.as_deref(), self.peer_addr)
     }
 
     /// Which AS the peer's OPEN must carry.

@@ -410,7 +410,7 @@ fn duplicate_peer_on_same_nodes() {
 }
 
 #[test]
-fn peers_in_vrfs_keep_their_vrf_and_one_address_in_two_vrfs_is_refused() {
+fn peers_in_vrfs_keep_their_vrf_and_one_address_may_be_in_two_vrfs() {
     let red = "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n";
     let blue = "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 198.51.100.1\n  vrf: blue\n";
     let out = build(&(peer("red", red) + &peer("blue", blue) + &peer("plain", BASE)));
@@ -418,18 +418,23 @@ fn peers_in_vrfs_keep_their_vrf_and_one_address_in_two_vrfs_is_refused() {
     assert_eq!(out.config.peers["red"].vrf.as_deref(), Some("red"));
     assert_eq!(out.config.peers["blue"].vrf.as_deref(), Some("blue"));
     assert_eq!(out.config.peers["plain"].vrf, None);
-    // The same address in another VRF: the speaker keys sessions by address (not yet by
-    // VRF and address), so the later object is refused with a message that says why.
-    let out = build(&(peer("red", red) + &peer("red2", &red.replace("red", "green"))));
+    // The same address in another VRF is another router (overlapping address plans); in
+    // the same VRF it is a duplicate.
+    let green = red.replace("red", "green");
+    let out = build(&(peer("red", red) + &peer("green", &green) + &peer("red2", red)));
     one_error(
         &out,
         Kind::BGPPeer,
         "red2",
         "spec.peerAddress",
         Some("192.0.2.1"),
-        "already peers with 192.0.2.1 port 179 on the same nodes in vrf red; the same peer address in two VRFs is not supported yet",
+        "BGPPeer red already peers with 192.0.2.1 port 179 on the same nodes in vrf red",
     );
-    assert!(out.config.peers.contains_key("red"));
+    assert_eq!(out.config.peers["green"].vrf.as_deref(), Some("green"));
+    assert_eq!(
+        out.config.peers["green"].address,
+        out.config.peers["red"].address
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use ferrolb_bgp::{PeerStatus, State};
+use ferrolb_bgp::{PeerKey, PeerStatus, State};
 use ferrolb_crds::v1alpha1::{
     BFDEchoStatus, BFDSessionState, BGPPeerSessionStatus, BGPSessionState, DriverErrorStatus,
     L2AddressStatus, SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
@@ -123,11 +123,11 @@ pub fn speaker_state(
     namespace: &str,
     links_digest: &str,
     ann: &Announcements,
-    sessions: &BTreeMap<IpAddr, PeerStatus>,
+    sessions: &BTreeMap<PeerKey, PeerStatus>,
 ) -> SpeakerState {
     let mut status = SpeakerStateStatus::default();
     for (name, peer) in &ann.peers {
-        let s = sessions.get(&peer.address);
+        let s = sessions.get(&crate::plan::peer_key(peer));
         status.bgp_peers.push(BGPPeerSessionStatus {
             name: name.clone(),
             // Unnumbered: the neighbour's link-local address with its interface.
@@ -196,8 +196,9 @@ pub fn node_uid<'a>(nodes: &'a [k8s_openapi::api::core::v1::Node], node: &str) -
         .and_then(|n| n.metadata.uid.as_deref())
 }
 
-/// Sets `lastUpdate` to `now` and each Established peer's `establishedSince` from its uptime.
-pub fn stamp(state: &mut SpeakerState, now: SystemTime, uptimes: &BTreeMap<IpAddr, Duration>) {
+/// Sets `lastUpdate` to `now` and each Established peer's `establishedSince` from its uptime
+/// (by VRF and address).
+pub fn stamp(state: &mut SpeakerState, now: SystemTime, uptimes: &BTreeMap<PeerKey, Duration>) {
     if let Some(st) = state.status.as_mut() {
         st.last_update = time(now);
         for p in &mut st.bgp_peers {
@@ -205,7 +206,7 @@ pub fn stamp(state: &mut SpeakerState, now: SystemTime, uptimes: &BTreeMap<IpAdd
                 .address
                 .parse::<IpAddr>()
                 .ok()
-                .and_then(|a| uptimes.get(&a));
+                .and_then(|a| uptimes.get(&PeerKey::new(p.vrf.as_deref(), a)));
             p.established_since = up.and_then(|d| now.checked_sub(*d)).and_then(time);
         }
     }

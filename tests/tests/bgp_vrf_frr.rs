@@ -2,16 +2,17 @@
 //! manifests directory), in network namespaces on a kernel with VRF devices: this host's,
 //! else a qemu VM with Debian's kernel (`ferrolb_tests::vm`, `tests/vm/prepare.sh`).
 //!
-//! Node `n` has VRF `red` (veth `r0`, 192.0.2.2/24, to router `rr` at 192.0.2.1) and VRF
-//! `blue` (veth `b0`, 198.51.100.2/24, to router `rb` at 198.51.100.1), and in its default
-//! VRF only a dummy address (198.51.100.200/32) no router can reach: the default VRF has no
-//! route to either router, so the sessions come up only from inside their VRFs. Router `rb`
-//! runs its session in a VRF of its own too (`router bgp 64514 vrf cust`). Both get the
-//! Service /32 with the next hop of their session (192.0.2.2, 198.51.100.2).
+//! Overlapping address plans: node `n` has VRF `red` (veth `r0`, 192.0.2.2/24, to router
+//! `rr` at 192.0.2.1) and VRF `blue` (veth `b0`, also 192.0.2.2/24, to router `rb`, also at
+//! 192.0.2.1), and in its default VRF only a dummy address (203.0.113.200/32) no router can
+//! reach: the default VRF has no route to either router, so the sessions come up only from
+//! inside their VRFs. Router `rb` runs its sessions in a VRF of its own too
+//! (`router bgp 64514 vrf cust`). Both get the Service /32 with next hop 192.0.2.2.
 //!
 //! A third BGPPeer names VRF `green`, which does not exist yet: SpeakerState and the error
 //! metric say so while the other two stay up; once `green` is created (veth `g0`,
-//! 192.0.2.10/24, to `rb` at 192.0.2.9) its session comes up and `rb` has a second path.
+//! 198.51.100.2/24, to `rb` at 198.51.100.1) its session comes up and `rb` has a second
+//! path.
 
 use std::time::Duration;
 
@@ -43,18 +44,18 @@ fn config() -> String {
          metadata: {name: bgp, namespace: ferrolb-system}\n\
          spec: {ipAddressPools: [bgp-pool]}\n",
     ) + &peer("red", "192.0.2.1", 64513, "red")
-        + &peer("blue", "198.51.100.1", 64514, "blue")
-        + &peer("green", "192.0.2.9", 64514, "green")
+        + &peer("blue", "192.0.2.1", 64514, "blue")
+        + &peer("green", "198.51.100.1", 64514, "green")
 }
 
 const FRR_RED: &str = "router bgp 64513\n bgp router-id 192.0.2.1\n no bgp ebgp-requires-policy\n \
      neighbor 192.0.2.2 remote-as 64512\n neighbor 192.0.2.2 timers connect 1\nexit\n";
 
 /// `rb` peers from its own VRF `cust` (FRR's `router bgp ASN vrf NAME`).
-const FRR_BLUE: &str = "router bgp 64514 vrf cust\n bgp router-id 198.51.100.1\n \
+const FRR_BLUE: &str = "router bgp 64514 vrf cust\n bgp router-id 192.0.2.1\n \
      no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n \
-     neighbor 198.51.100.2 remote-as 64512\n neighbor 198.51.100.2 timers connect 1\n \
-     neighbor 192.0.2.10 remote-as 64512\n neighbor 192.0.2.10 timers connect 1\nexit\n";
+     neighbor 192.0.2.2 remote-as 64512\n neighbor 192.0.2.2 timers connect 1\n \
+     neighbor 198.51.100.2 remote-as 64512\n neighbor 198.51.100.2 timers connect 1\nexit\n";
 
 fn ip(ns: &Netns, args: &str) {
     let args: Vec<&str> = args.split_whitespace().collect();
@@ -132,14 +133,14 @@ fn vrf_peers_body() {
     veth(&n, "b0", &rb, "eth0");
     veth(&n, "g0", &rb, "eth1");
     vrf_with(&n, "red", 10, "r0", "192.0.2.2/24");
-    vrf_with(&n, "blue", 20, "b0", "198.51.100.2/24");
+    vrf_with(&n, "blue", 20, "b0", "192.0.2.2/24");
     ip(&n, "link add d0 type dummy");
-    ip(&n, "addr add 198.51.100.200/32 dev d0");
+    ip(&n, "addr add 203.0.113.200/32 dev d0");
     ip(&n, "link set d0 up");
     ip(&rr, "addr add 192.0.2.1/24 dev eth0");
-    vrf_with(&rb, "cust", 30, "eth0", "198.51.100.1/24");
+    vrf_with(&rb, "cust", 30, "eth0", "192.0.2.1/24");
     ip(&rb, "link set eth1 master cust");
-    ip(&rb, "addr add 192.0.2.9/24 dev eth1");
+    ip(&rb, "addr add 198.51.100.1/24 dev eth1");
     // The default VRF of the node reaches neither router.
     assert!(n.ip(&["route", "get", "192.0.2.1"]).is_err());
 
@@ -149,7 +150,7 @@ fn vrf_peers_body() {
 
     // Each router has the Service from the node's address in that VRF.
     wait_hops(&red, None, &["192.0.2.2"]);
-    wait_hops(&blue, Some("cust"), &["198.51.100.2"]);
+    wait_hops(&blue, Some("cust"), &["192.0.2.2"]);
     let fib = rr.ip(&["route", "show", "203.0.113.5"]).unwrap();
     assert!(fib.contains("via 192.0.2.2"), "{fib}");
 
@@ -161,14 +162,18 @@ fn vrf_peers_body() {
             .then_some(())
     });
     assert!(said.is_some(), "{}", read());
-    assert!(read().contains("vrf: red"), "{}", read());
+    assert!(
+        read().contains("vrf: red") && read().contains("vrf: blue"),
+        "{}",
+        read()
+    );
     let counted = wait_until(WAIT, POLL, || (!error_metric(&sp).is_empty()).then_some(()));
     assert!(counted.is_some(), "no connect_failed count for green");
     assert!(red.wait_established("192.0.2.2", Duration::ZERO));
 
     // VRF green appears: its session comes up, with its own next hop; the others stay.
-    vrf_with(&n, "green", 30, "g0", "192.0.2.10/24");
-    wait_hops(&blue, Some("cust"), &["192.0.2.10", "198.51.100.2"]);
+    vrf_with(&n, "green", 30, "g0", "198.51.100.2/24");
+    wait_hops(&blue, Some("cust"), &["192.0.2.2", "198.51.100.2"]);
     assert_eq!(next_hops(&red, None, SERVICE), ["192.0.2.2"]);
     let flaps = red.neighbor("192.0.2.2")["connectionsDropped"].as_u64();
     assert_eq!(flaps, Some(0), "the red session never dropped");

@@ -530,9 +530,8 @@ fn resolve_secret(secrets: &[Secret], namespace: &str, name: &str) -> Result<Str
 }
 
 /// Two peers with the same address and port that can run on the same node would fight over
-/// one TCP session: the later object is an error. The same address in two VRFs is refused
-/// as well: the speaker keys its sessions by peer address (overlapping addresses across VRFs
-/// are not supported yet).
+/// one TCP session: the later object is an error. The same address in two VRFs is two
+/// routers (overlapping address plans): fine.
 pub(super) fn check_duplicate(
     peer: Peer,
     accepted: &BTreeMap<String, Peer>,
@@ -540,6 +539,7 @@ pub(super) fn check_duplicate(
 ) -> Result<Peer, Vec<ConfigError>> {
     for other in accepted.values() {
         if other.address != peer.address
+            || other.vrf != peer.vrf
             || other.port != peer.port
             || other.interface != peer.interface
         {
@@ -563,19 +563,12 @@ pub(super) fn check_duplicate(
                 Some(i) => ("spec.interface", format!("interface {i}")),
                 None => ("spec.peerAddress", peer.address.to_string()),
             };
-            let message = if other.vrf == peer.vrf {
-                format!(
-                    "BGPPeer {} already peers with {target} port {} on the same nodes",
-                    other.name, other.port
-                )
-            } else {
-                format!(
-                    "BGPPeer {} already peers with {target} port {} on the same nodes in {}; the same peer address in two VRFs is not supported yet",
-                    other.name,
-                    other.port,
-                    vrf_label(other.vrf.as_deref())
-                )
-            };
+            let message = format!(
+                "BGPPeer {} already peers with {target} port {} on the same nodes in {}",
+                other.name,
+                other.port,
+                vrf_label(other.vrf.as_deref())
+            );
             return Err(vec![me.error(field, Some(&target), message)]);
         }
     }
