@@ -16,6 +16,15 @@ use crate::netns::{Netns, Proc, run};
 
 /// Set inside the VM: the test body runs there, whatever the probe says.
 const IN_VM: &str = "FERROLB_IN_VM";
+/// Host directories the VM's /init covers with tmpfs (tests/vm/init.sh).
+const HIDDEN_IN_VM: [&str; 6] = [
+    "/tmp",
+    "/run",
+    "/var/tmp",
+    "/var/log",
+    "/var/lib/frr",
+    "/var/run",
+];
 /// Passed on into the VM (with every `FERROLB_*` variable).
 const PASS_ENV: [&str; 3] = ["RUST_LOG", "RUST_BACKTRACE", "RUST_TEST_TIME_UNIT"];
 
@@ -123,6 +132,13 @@ fn quote(s: &str) -> String {
 /// (working directory, `FERROLB_*` and logging variables).
 fn vm_command(test: &str) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // The VM has fresh tmpfs over these: a binary there would not be found.
+    if let Some(d) = HIDDEN_IN_VM.iter().find(|d| exe.starts_with(d)) {
+        return Err(format!(
+            "the test binary {} is under {d}, which the VM replaces with an empty tmpfs; use a target directory elsewhere",
+            exe.display()
+        ));
+    }
     let cwd = std::env::current_dir().map_err(|e| format!("current_dir: {e}"))?;
     let mut cmd =
         String::from("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
