@@ -422,4 +422,56 @@ mod tests {
         let json = serde_json::to_value(&st).unwrap();
         assert!(json["status"].get("driverErrors").is_none(), "{json}");
     }
+
+    #[test]
+    fn one_address_in_two_vrfs_shows_each_session_with_its_vrf() {
+        let peer = |name: &str, vrf: &str| {
+            format!(
+                "---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {{name: {name}, namespace: ferrolb-system}}\nspec: {{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, vrf: {vrf}}}\n"
+            )
+        };
+        let yaml = peer("red", "red") + &peer("blue", "blue");
+        let loaded = ferrolb_crds::yaml::load_str("t.yaml", &yaml);
+        let outcome = ferrolb_crds::from_resources(&loaded.resources);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        let ann = Announcements {
+            peers: outcome.config.peers.clone(),
+            ..Default::default()
+        };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let up = PeerStatus {
+            state: State::Established,
+            established_at: Some(std::time::Instant::now()),
+            ..Default::default()
+        };
+        let failing = PeerStatus {
+            last_error: Some("binding to VRF blue: no such VRF device on this node".into()),
+            ..Default::default()
+        };
+        let sessions = BTreeMap::from([
+            (PeerKey::new(Some("red"), a), up),
+            (PeerKey::new(Some("blue"), a), failing),
+        ]);
+        let mut st = speaker_state("n1", "ns", "", &ann, &sessions);
+        let uptimes = BTreeMap::from([(PeerKey::new(Some("red"), a), Duration::from_secs(5))]);
+        stamp(&mut st, SystemTime::now(), &uptimes);
+        let by_name: BTreeMap<_, _> = st
+            .status
+            .unwrap()
+            .bgp_peers
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        let (red, blue) = (&by_name["red"], &by_name["blue"]);
+        assert_eq!(
+            (red.address.as_str(), red.vrf.as_deref()),
+            ("192.0.2.1", Some("red"))
+        );
+        assert_eq!(red.state, BGPSessionState::Established);
+        assert!(red.established_since.is_some());
+        assert_eq!(blue.vrf.as_deref(), Some("blue"));
+        assert_eq!(blue.state, BGPSessionState::Idle);
+        assert!(blue.established_since.is_none());
+        assert!(blue.last_error.as_deref().unwrap().contains("VRF blue"));
+    }
 }
