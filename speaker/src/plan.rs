@@ -303,5 +303,20 @@ mod tests {
                 peer: PeerKey::new(Some("blue"), a)
             }]
         );
+        // Moving a peer to another VRF is another session: the old one goes first.
+        let mut moved = less.clone();
+        moved.peers.get_mut("red").unwrap().vrf = Some("green".into());
+        let actions = plan(&Applied::from_desired(&less), &moved);
+        assert_eq!(actions.len(), 3, "{actions:?}");
+        assert_eq!(
+            actions[0],
+            Action::RemovePeer {
+                peer: PeerKey::new(Some("red"), a)
+            }
+        );
+        assert!(matches!(&actions[1], Action::AddPeer(p) if p.vrf.as_deref() == Some("green")));
+        assert!(
+            matches!(&actions[2], Action::SetRoutes { peer, .. } if *peer == PeerKey::new(Some("green"), a))
+        );
     }
 }
