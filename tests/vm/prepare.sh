@@ -60,14 +60,15 @@ if [ -f "$dest/ready" ] && [ "$(cat "$dest/ready")" = "$stamp" ]; then
 fi
 
 work=$(mktemp -d "$cache/.build.XXXXXX")
-chmod 755 "$work"  # apt-get download runs as _apt where it can
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download -q "$pkg" >&2) || {
-    [ "$(id -u)" = 0 ] && apt-get update -qq >&2 && (cd "$work" && apt-get download -q "$pkg" >&2)
+# Downloaded as this user (apt's _apt sandbox user cannot write to a private directory).
+download() { (cd "$work" && apt-get download -q -o APT::Sandbox::User="$(id -un)" "$pkg" >&2); }
+download || {
+    [ "$(id -u)" = 0 ] && apt-get update -qq >&2 && download
 } || die "apt-get download $pkg failed"
 dpkg-deb -x "$work"/"$pkg"_*.deb "$work/root"
-kernel=$(ls "$work"/root/boot/vmlinuz-* | head -1)
-[ -f "$kernel" ] || die "no kernel in $pkg"
+kernel=$(find "$work/root/boot" -name 'vmlinuz-*' -type f 2>/dev/null | head -1)
+[ -n "$kernel" ] && [ -f "$kernel" ] || die "no kernel in $pkg"
 kver=$(basename "$kernel" | sed 's/^vmlinuz-//')
 
 ird=$work/initrd
