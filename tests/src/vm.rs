@@ -143,7 +143,10 @@ fn vm_command(test: &str) -> Result<String, String> {
     let mut cmd =
         String::from("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
     cmd += &format!("export {IN_VM}=1 FERROLB_REQUIRE_NETNS=1\n");
-    for (k, v) in std::env::vars() {
+    // Non-UTF-8 variables are not passed (`vars()` would panic on them).
+    let vars = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    for (k, v) in vars {
         if (k.starts_with("FERROLB_") && k != IN_VM && k != "FERROLB_REQUIRE_NETNS")
             || PASS_ENV.contains(&k.as_str())
         {
