@@ -6,10 +6,13 @@
 # real-API-server tests, and kubectl (kubernetes-client) when none is installed (the deploy
 # tests render deploy/ with its kustomize); podman and runc to build and run the container
 # image (tests/tests/image.rs), prometheus for promtool (tests/tests/monitoring.rs), iptables
-# (iptables/ip6tables drop BFD and forwarded echo packets in the BFD tests).
+# (iptables/ip6tables drop BFD and forwarded echo packets in the BFD tests); qemu-system-x86,
+# busybox-static and cpio for the small VM that runs tests needing a kernel feature the host
+# may lack (VRF: tests/vm/prepare.sh builds and caches its image).
 # Sourced by scripts/test.sh and examples/lab/run.sh; can also be run directly.
 TEST_PACKAGES=(iproute2 iputils-ping gobgpd bird2 frr arping ndisc6 tcpdump curl python3 procps
-    etcd-server openssl xz-utils podman runc prometheus iptables)
+    etcd-server openssl xz-utils podman runc prometheus iptables qemu-system-x86 busybox-static
+    cpio)
 command -v kubectl >/dev/null 2>&1 || TEST_PACKAGES+=(kubernetes-client)
 
 install_test_deps() {
@@ -40,7 +43,17 @@ install_test_deps() {
     return 0
 }
 
+# The test VM's image (Debian's kernel + a busybox initramfs), built once and cached; a failure
+# here is not fatal: the VM tests build it again themselves, or say why they cannot.
+prepare_test_vm() {
+    local here
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    bash "$here/../tests/vm/prepare.sh" >/dev/null \
+        || echo "warning: tests/vm/prepare.sh failed; VM tests will retry it" >&2
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -euo pipefail
     install_test_deps
+    prepare_test_vm
 fi

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests drive for real. Keep this list and scripts/install-deps.sh in sync.
 source scripts/install-deps.sh
 install_test_deps
+prepare_test_vm
 
 if [ "$(id -u)" = 0 ]; then
     # As root the namespace tests must run: a skip would hide a failure.

@@ -80,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut st = speaker.subscribe();
         let mut established = None;
         loop {
-            let s = st.borrow_and_update().get(&peer).cloned();
+            let s = st.borrow_and_update().get(&ferrolb_bgp::PeerKey::from(peer)).cloned();
             if let Some(s) = s {
                 if s.state == State::Established && established.is_none() {
                     established = Some(start.elapsed());

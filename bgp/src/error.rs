@@ -1,5 +1,7 @@
 use std::net::{IpAddr, SocketAddr};
 
+use crate::peer_config::PeerKey;
+
 /// Everything the BGP crate can fail at. Protocol errors with a peer are not here: they are
 /// NOTIFICATIONs and show up in [`crate::PeerStatus::last_error`].
 #[derive(Debug, thiserror::Error)]
@@ -17,9 +19,9 @@ pub enum Error {
         reason: String,
     },
     #[error("failed to add BGP peer {0}: it already exists")]
-    DuplicatePeer(IpAddr),
+    DuplicatePeer(PeerKey),
     #[error("BGP peer {0} is not configured")]
-    UnknownPeer(IpAddr),
+    UnknownPeer(PeerKey),
     #[error("failed to set the TCP MD5 key for BGP peer {peer} on the listener")]
     Md5 {
         peer: IpAddr,

@@ -24,6 +24,6 @@ pub use machine::{DynamicAsn, PeerAsRule, State};
 pub use packet::{CeaseSubcode, Family, LargeCommunity};
 pub use rib::{DEFAULT_LOCAL_PREF, IntoRouteSet, RouteAttrs, RouteSet, share_values};
 pub use speaker::{
-    BgpSpeaker, CeaseReason, GracefulMode, Listener, PeerConfig, PeerSelector, PeerStatus,
+    BgpSpeaker, CeaseReason, GracefulMode, Listener, PeerConfig, PeerKey, PeerSelector, PeerStatus,
     SpeakerConfig,
 };

@@ -7,6 +7,40 @@ use crate::Error;
 use crate::machine::{DEFAULT_CONNECT_TIME, DynamicAsn, FsmConfig, GracefulRestart, PeerAsRule};
 use crate::packet::Family;
 
+/// Which neighbour: its address within its VRF. The same address in two VRFs is two
+/// routers (overlapping address plans), so peers are told apart by both.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerKey {
+    /// `None`: the default VRF.
+    pub vrf: Option<String>,
+    pub addr: IpAddr,
+}
+
+impl PeerKey {
+    pub fn new(vrf: Option<&str>, addr: IpAddr) -> Self {
+        PeerKey {
+            vrf: vrf.map(str::to_string),
+            addr,
+        }
+    }
+}
+
+/// A peer in the default VRF.
+impl From<IpAddr> for PeerKey {
+    fn from(addr: IpAddr) -> Self {
+        PeerKey { vrf: None, addr }
+    }
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.vrf {
+            Some(v) => write!(f, "{} (vrf {v})", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
 /// One BGP neighbour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -17,6 +51,10 @@ pub struct PeerConfig {
     /// at each connection attempt (so a re-created interface is found), is the address's
     /// scope. `None` for any other address.
     pub interface: Option<String>,
+    /// The Linux VRF (its master device) the session runs in: the socket is bound to it
+    /// (`SO_BINDTODEVICE`) at each connection attempt, so source address and route come
+    /// from the VRF's table, and a VRF created later is found. `None`: the default VRF.
+    pub vrf: Option<String>,
     pub local_asn: u32,
     /// The peer's AS; ignored when `dynamic_asn` is set.
     pub peer_asn: u32,
@@ -62,6 +100,7 @@ impl PeerConfig {
             peer_addr,
             peer_port: 179,
             interface: None,
+            vrf: None,
             local_asn,
             peer_asn,
             dynamic_asn: None,
@@ -87,6 +126,11 @@ impl PeerConfig {
         let mut c = PeerConfig::new(peer_addr, local_asn, 0);
         c.dynamic_asn = Some(mode);
         c
+    }
+
+    /// The peer's identity: VRF and address.
+    pub fn key(&self) -> PeerKey {
+        PeerKey::new(self.vrf.as_deref(), self.peer_addr)
     }
 
     /// Which AS the peer's OPEN must carry.
@@ -148,6 +192,16 @@ impl PeerConfig {
                 "interface",
                 "a link-local peer address needs its interface (scope)",
             ));
+        }
+        if self.vrf.is_some() && self.interface.is_some() {
+            return Err(bad("vrf", "cannot be set with interface"));
+        }
+        if self
+            .vrf
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 15)
+        {
+            return Err(bad("vrf", "must be a device name of 1 to 15 bytes"));
         }
         if self.connect_time.is_zero() {
             return Err(bad("connectTime", "must be positive"));

@@ -31,7 +31,7 @@ use crate::counters::{Counters, CountersSnapshot};
 use crate::driver::{Command, PeerTask};
 use crate::machine::Fsm;
 use crate::packet::{CeaseSubcode, Notification};
-pub use crate::peer_config::PeerConfig;
+pub use crate::peer_config::{PeerConfig, PeerKey};
 use crate::rib::{IntoRouteSet, RouteSet};
 pub use crate::status::PeerStatus;
 use crate::status::StatusBoard;
@@ -59,17 +59,24 @@ impl SpeakerConfig {
 }
 
 /// Which peers [`BgpSpeaker::set_routes`] applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerSelector {
     /// Every peer without a per-peer route set.
     All,
     /// One peer; overrides the `All` set for it.
-    Peer(IpAddr),
+    Peer(PeerKey),
 }
 
+/// A peer in the default VRF.
 impl From<IpAddr> for PeerSelector {
     fn from(a: IpAddr) -> Self {
-        PeerSelector::Peer(a)
+        PeerSelector::Peer(a.into())
+    }
+}
+
+impl From<PeerKey> for PeerSelector {
+    fn from(k: PeerKey) -> Self {
+        PeerSelector::Peer(k)
     }
 }
 
@@ -122,7 +129,7 @@ struct PeerHandle {
 
 struct Inner {
     cfg: SpeakerConfig,
-    peers: Mutex<HashMap<IpAddr, PeerHandle>>,
+    peers: Mutex<HashMap<PeerKey, PeerHandle>>,
     all_routes: Mutex<Arc<RouteSet>>,
     board: Arc<StatusBoard>,
     counters: Arc<Counters>,
@@ -154,7 +161,7 @@ impl BgpSpeaker {
         let rt = tokio::runtime::Handle::current();
         let (tx, _) = watch::channel(BTreeMap::new());
         let board = Arc::new(StatusBoard::new(tx));
-        let peers: Mutex<HashMap<IpAddr, PeerHandle>> = Mutex::new(HashMap::new());
+        let peers: Mutex<HashMap<PeerKey, PeerHandle>> = Mutex::new(HashMap::new());
         let mut listener_fd = None;
         let mut listener = None;
         let mut listen_addr = None;
@@ -211,10 +218,12 @@ impl BgpSpeaker {
     pub fn add_peer(&self, cfg: PeerConfig) -> Result<(), Error> {
         cfg.validate()?;
         let mut peers = self.inner.peers.lock().expect("peers lock");
-        if peers.contains_key(&cfg.peer_addr) {
-            return Err(Error::DuplicatePeer(cfg.peer_addr));
+        let key = cfg.key();
+        if peers.contains_key(&key) {
+            return Err(Error::DuplicatePeer(key));
         }
-        if let (Some(fd), Some(pw)) = (self.inner.listener_fd, &cfg.md5_password) {
+        // The listener serves the default VRF only.
+        if let (Some(fd), Some(pw), None) = (self.inner.listener_fd, &cfg.md5_password, &cfg.vrf) {
             crate::sys::set_tcp_md5(fd, cfg.peer_addr, pw.as_bytes()).map_err(|source| {
                 Error::Md5 {
                     peer: cfg.peer_addr,
@@ -226,8 +235,12 @@ impl BgpSpeaker {
         let (rtx, rrx) = watch::channel(all);
         let (ctx, crx) = mpsc::unbounded_channel();
         let fsm = Fsm::new(cfg.fsm_config(self.inner.cfg.router_id));
-        let span = info_span!("peer", addr = %cfg.peer_addr, asn = %cfg.peer_as_rule());
-        let addr = cfg.peer_addr;
+        let span = info_span!(
+            "peer",
+            addr = %cfg.peer_addr,
+            vrf = cfg.vrf.as_deref().unwrap_or("default"),
+            asn = %cfg.peer_as_rule()
+        );
         let task = PeerTask::new(
             cfg.clone(),
             fsm,
@@ -238,10 +251,10 @@ impl BgpSpeaker {
             self.inner.counters.clone(),
             self.inner.cfg.coalesce,
         );
-        self.inner.board.set(addr, PeerStatus::default());
+        self.inner.board.set(key.clone(), PeerStatus::default());
         let task = self.inner.rt.spawn(task.run().instrument(span));
         peers.insert(
-            addr,
+            key,
             PeerHandle {
                 cfg,
                 cmds: ctx,
@@ -257,18 +270,18 @@ impl BgpSpeaker {
     /// session that is up (or being opened) ends with Cease / Other Configuration Change
     /// (RFC 4486) and reconnects with the new settings after the idle hold-off; a peer that
     /// is only trying to connect starts over at once. Routes set for the peer are kept and
-    /// sent again on the new session. Returns whether anything changed. The address cannot
-    /// change (it names the peer): remove the peer and add the new one.
+    /// sent again on the new session. Returns whether anything changed. The address and VRF
+    /// cannot change (they name the peer): remove the peer and add the new one.
     pub fn update_peer(&self, cfg: PeerConfig) -> Result<bool, Error> {
         cfg.validate()?;
         let mut peers = self.inner.peers.lock().expect("peers lock");
-        let h = peers
-            .get_mut(&cfg.peer_addr)
-            .ok_or(Error::UnknownPeer(cfg.peer_addr))?;
+        let key = cfg.key();
+        let h = peers.get_mut(&key).ok_or(Error::UnknownPeer(key))?;
         if h.cfg == cfg {
             return Ok(false);
         }
         if let Some(fd) = self.inner.listener_fd
+            && cfg.vrf.is_none()
             && h.cfg.md5_password != cfg.md5_password
         {
             let key = cfg.md5_password.as_deref().unwrap_or_default();
@@ -291,16 +304,21 @@ impl BgpSpeaker {
     }
 
     /// Removes a peer: sends the Cease (the peer drops our routes) and forgets it.
-    pub async fn remove_peer(&self, addr: IpAddr, reason: CeaseReason) -> Result<(), Error> {
+    pub async fn remove_peer(
+        &self,
+        peer: impl Into<PeerKey>,
+        reason: CeaseReason,
+    ) -> Result<(), Error> {
+        let key = peer.into();
         let h = self
             .inner
             .peers
             .lock()
             .expect("peers lock")
-            .remove(&addr)
-            .ok_or(Error::UnknownPeer(addr))?;
-        if let Some(fd) = self.inner.listener_fd {
-            let _ = crate::sys::set_tcp_md5(fd, addr, &[]);
+            .remove(&key)
+            .ok_or_else(|| Error::UnknownPeer(key.clone()))?;
+        if let (Some(fd), None) = (self.inner.listener_fd, &key.vrf) {
+            let _ = crate::sys::set_tcp_md5(fd, key.addr, &[]);
         }
         let (done, wait) = oneshot::channel();
         let _ = h.cmds.send(Command::Stop {
@@ -310,15 +328,18 @@ impl BgpSpeaker {
         });
         let _ = wait.await;
         let _ = h.task.await;
-        self.inner.board.remove(addr);
+        self.inner.board.remove(&key);
         Ok(())
     }
 
     /// Tears the session down at once with a Cease / Administrative Reset carrying `reason`
     /// (BFD Down calls this); it reconnects after the usual backoff.
-    pub fn reset_peer(&self, addr: IpAddr, reason: &str) -> Result<(), Error> {
+    pub fn reset_peer(&self, peer: impl Into<PeerKey>, reason: &str) -> Result<(), Error> {
+        let key = peer.into();
         let peers = self.inner.peers.lock().expect("peers lock");
-        let h = peers.get(&addr).ok_or(Error::UnknownPeer(addr))?;
+        let h = peers
+            .get(&key)
+            .ok_or_else(|| Error::UnknownPeer(key.clone()))?;
         h.cmds
             .send(Command::Reset(Notification::cease(
                 CeaseSubcode::AdminReset,
@@ -330,18 +351,24 @@ impl BgpSpeaker {
     /// Sets the routes to advertise. Only the difference to what each peer has goes out,
     /// after the coalescing window. An `Arc<RouteSet>` given to several peers is shared by
     /// them, not copied.
-    pub fn set_routes(&self, target: PeerSelector, routes: impl IntoRouteSet) -> Result<(), Error> {
+    pub fn set_routes(
+        &self,
+        target: impl Into<PeerSelector>,
+        routes: impl IntoRouteSet,
+    ) -> Result<(), Error> {
         let routes = routes.into_route_set();
         let mut peers = self.inner.peers.lock().expect("peers lock");
-        match target {
+        match target.into() {
             PeerSelector::All => {
                 *self.inner.all_routes.lock().expect("routes lock") = routes.clone();
                 for h in peers.values().filter(|h| !h.own_routes) {
                     h.routes.send_replace(routes.clone());
                 }
             }
-            PeerSelector::Peer(addr) => {
-                let h = peers.get_mut(&addr).ok_or(Error::UnknownPeer(addr))?;
+            PeerSelector::Peer(key) => {
+                let h = peers
+                    .get_mut(&key)
+                    .ok_or_else(|| Error::UnknownPeer(key.clone()))?;
                 h.own_routes = true;
                 h.routes.send_replace(routes);
             }
@@ -350,12 +377,12 @@ impl BgpSpeaker {
     }
 
     /// Status of every peer, updated on each change.
-    pub fn subscribe(&self) -> watch::Receiver<BTreeMap<IpAddr, PeerStatus>> {
+    pub fn subscribe(&self) -> watch::Receiver<BTreeMap<PeerKey, PeerStatus>> {
         self.inner.board.subscribe()
     }
 
-    pub fn peer_status(&self, addr: IpAddr) -> Option<PeerStatus> {
-        self.inner.board.get(addr)
+    pub fn peer_status(&self, peer: impl Into<PeerKey>) -> Option<PeerStatus> {
+        self.inner.board.get(&peer.into())
     }
 
     pub fn counters(&self) -> CountersSnapshot {
@@ -364,7 +391,7 @@ impl BgpSpeaker {
 
     /// Stops every peer as `mode` says and waits until the messages are out.
     pub async fn shutdown(&self, mode: GracefulMode) {
-        let handles: Vec<(IpAddr, PeerHandle)> = self
+        let handles: Vec<(PeerKey, PeerHandle)> = self
             .inner
             .peers
             .lock()
@@ -395,7 +422,7 @@ impl BgpSpeaker {
         for (addr, wait, h) in waits {
             let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
             let _ = h.task.await;
-            info!(%addr, ?mode, "BGP peer stopped");
+            info!(peer = %addr, ?mode, "BGP peer stopped");
         }
         // Let the FINs go out before the runtime may end.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -449,7 +476,8 @@ async fn accept_loop(l: TcpListener, inner: std::sync::Weak<Inner>) {
             v4 => v4,
         };
         let peers = inner.peers.lock().expect("peers lock");
-        match peers.get(&ip) {
+        // Listeners are in the default VRF.
+        match peers.get(&PeerKey::from(ip)) {
             Some(h) => {
                 let _ = h.cmds.send(Command::Inbound(stream));
             }

@@ -2,12 +2,12 @@
 //! A leaf module: the sessions and the speaker both use it, neither through the other.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::machine::{Negotiated, State};
+use crate::peer_config::PeerKey;
 
 /// What one peer looks like now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,31 +57,31 @@ impl PeerStatus {
 /// Shared status of all peers, watched by subscribers.
 #[derive(Debug)]
 pub(crate) struct StatusBoard {
-    tx: watch::Sender<BTreeMap<IpAddr, PeerStatus>>,
+    tx: watch::Sender<BTreeMap<PeerKey, PeerStatus>>,
 }
 
 impl StatusBoard {
-    pub(crate) fn new(tx: watch::Sender<BTreeMap<IpAddr, PeerStatus>>) -> Self {
+    pub(crate) fn new(tx: watch::Sender<BTreeMap<PeerKey, PeerStatus>>) -> Self {
         StatusBoard { tx }
     }
 
-    pub(crate) fn subscribe(&self) -> watch::Receiver<BTreeMap<IpAddr, PeerStatus>> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<BTreeMap<PeerKey, PeerStatus>> {
         self.tx.subscribe()
     }
 
-    pub(crate) fn get(&self, peer: IpAddr) -> Option<PeerStatus> {
-        self.tx.borrow().get(&peer).cloned()
+    pub(crate) fn get(&self, peer: &PeerKey) -> Option<PeerStatus> {
+        self.tx.borrow().get(peer).cloned()
     }
 
-    pub(crate) fn set(&self, peer: IpAddr, st: PeerStatus) {
+    pub(crate) fn set(&self, peer: PeerKey, st: PeerStatus) {
         self.tx.send_modify(|m| {
             m.insert(peer, st);
         });
     }
 
-    pub(crate) fn remove(&self, peer: IpAddr) {
+    pub(crate) fn remove(&self, peer: &PeerKey) {
         self.tx.send_modify(|m| {
-            m.remove(&peer);
+            m.remove(peer);
         });
     }
 }

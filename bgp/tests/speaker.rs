@@ -37,7 +37,7 @@ async fn wait_for(
     let mut rx = s.subscribe();
     let r = tokio::time::timeout(T, async {
         loop {
-            if let Some(st) = rx.borrow_and_update().get(&peer)
+            if let Some(st) = rx.borrow_and_update().get(&PeerKey::from(peer))
                 && f(st)
             {
                 return st.clone();
@@ -177,7 +177,7 @@ async fn bad_peer_config_is_rejected_with_field_names() {
     .await;
     assert!(matches!(s.add_peer(p), Err(Error::DuplicatePeer(_))));
     assert!(matches!(
-        s.set_routes(PeerSelector::Peer(ip("192.0.2.99")), RouteSet::new()),
+        s.set_routes(PeerSelector::Peer(ip("192.0.2.99").into()), RouteSet::new()),
         Err(Error::UnknownPeer(_))
     ));
     s.shutdown(GracefulMode::CeaseAndWithdraw).await;
@@ -252,4 +252,53 @@ async fn update_peer_resets_only_on_a_real_change_with_cease_6_and_keeps_routes(
     assert!(matches!(a.update_peer(cfg), Err(Error::UnknownPeer(_))));
     a.shutdown(GracefulMode::CeaseAndWithdraw).await;
     b.shutdown(GracefulMode::CeaseAndWithdraw).await;
+}
+
+/// Peers are keyed by VRF and address: the same address in two VRFs is two peers, each
+/// removed on its own. A VRF device that does not exist is a failed attempt naming it
+/// (retried), not a refused peer. Runs anywhere: these VRF devices never exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vrf_peers_are_keyed_by_vrf_and_address() {
+    let s = BgpSpeaker::new(SpeakerConfig::new("192.0.2.1".parse().unwrap())).unwrap();
+    let mut red = PeerConfig::new(ip("192.0.2.2"), 64512, 64513);
+    red.vrf = Some("flb-nored".into());
+    red.connect_time = Duration::from_secs(1);
+    let mut blue = red.clone();
+    blue.vrf = Some("flb-noblue".into());
+    s.add_peer(red.clone()).unwrap();
+    s.add_peer(blue.clone()).unwrap();
+    assert!(matches!(s.add_peer(red.clone()), Err(Error::DuplicatePeer(k)) if k == red.key()));
+    assert!(
+        s.peer_status(ip("192.0.2.2")).is_none(),
+        "not in the default VRF"
+    );
+    let key = red.key();
+    let mut rx = s.subscribe();
+    let failed = tokio::time::timeout(T, async {
+        loop {
+            let err = rx
+                .borrow_and_update()
+                .get(&key)
+                .and_then(|st| st.last_error.clone());
+            if let Some(e) = err {
+                return e;
+            }
+            rx.changed().await.expect("speaker alive");
+        }
+    })
+    .await
+    .expect("a failed attempt");
+    assert!(
+        failed.contains("binding to VRF flb-nored: no such VRF device"),
+        "{failed}"
+    );
+    s.remove_peer(key.clone(), CeaseReason::peer_deconfigured())
+        .await
+        .unwrap();
+    assert!(s.peer_status(key).is_none());
+    assert!(
+        s.peer_status(blue.key()).is_some(),
+        "the other VRF's peer stays"
+    );
+    s.shutdown(GracefulMode::CeaseAndWithdraw).await;
 }

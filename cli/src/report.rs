@@ -103,7 +103,11 @@ pub fn status(inputs: &Inputs) -> StatusReport {
             sessions.push(SessionRow {
                 node: node.clone(),
                 peer: p.name.clone(),
-                address: p.address.clone(),
+                // A peer in a VRF: the same address may be another router in another VRF.
+                address: match &p.vrf {
+                    Some(v) => format!("{} (vrf {v})", p.address),
+                    None => p.address.clone(),
+                },
                 state: format!("{:?}", p.state),
                 prefixes_sent: p.prefixes_sent,
                 bfd: p.bfd.map(|b| format!("{b:?}")),

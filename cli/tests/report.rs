@@ -55,6 +55,7 @@ fn status_lists_pools_services_announcers_sessions_and_errors() {
     assert_eq!(r.sessions.len(), 2);
     assert_eq!(r.sessions[1].node, "node-b");
     assert_eq!(r.sessions[1].state, "Active");
+    assert_eq!(r.sessions[1].address, "203.0.113.1 (vrf red)");
     assert!(r.sessions[1].last_error.as_deref().unwrap().contains("MD5"));
     assert_eq!(r.sessions[0].bfd.as_deref(), Some("Up"));
     assert_eq!(

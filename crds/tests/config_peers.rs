@@ -410,6 +410,34 @@ fn duplicate_peer_on_same_nodes() {
 }
 
 #[test]
+fn peers_in_vrfs_keep_their_vrf_and_one_address_may_be_in_two_vrfs() {
+    let red = "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n";
+    let blue = "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 198.51.100.1\n  vrf: blue\n";
+    let out = build(&(peer("red", red) + &peer("blue", blue) + &peer("plain", BASE)));
+    no_errors(&out);
+    assert_eq!(out.config.peers["red"].vrf.as_deref(), Some("red"));
+    assert_eq!(out.config.peers["blue"].vrf.as_deref(), Some("blue"));
+    assert_eq!(out.config.peers["plain"].vrf, None);
+    // The same address in another VRF is another router (overlapping address plans); in
+    // the same VRF it is a duplicate.
+    let green = red.replace("red", "green");
+    let out = build(&(peer("red", red) + &peer("green", &green) + &peer("red2", red)));
+    one_error(
+        &out,
+        Kind::BGPPeer,
+        "red2",
+        "spec.peerAddress",
+        Some("192.0.2.1"),
+        "BGPPeer red already peers with 192.0.2.1 port 179 on the same nodes in vrf red",
+    );
+    assert_eq!(out.config.peers["green"].vrf.as_deref(), Some("green"));
+    assert_eq!(
+        out.config.peers["green"].address,
+        out.config.peers["red"].address
+    );
+}
+
+#[test]
 fn same_peer_address_on_disjoint_nodes_is_fine() {
     let yaml = peer(
         "a",

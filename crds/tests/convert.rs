@@ -92,14 +92,11 @@ fn converts_metallb_crds_services_and_secrets() {
     assert_eq!(a["other"], "keep");
     let out = Config::build(&r, None);
     assert_eq!(out.config.peers["tor"].password.as_deref(), Some("x"));
+    assert_eq!(out.config.peers["tor"].vrf.as_deref(), Some("red"));
     let l = losses(&c);
-    assert_eq!(l.len(), 2, "{l:#?}");
+    assert_eq!(l.len(), 1, "{l:#?}");
     assert!(
-        l[0].starts_with("m.yaml:8: BGPPeer metallb-system/tor: spec.vrf:"),
-        "{l:#?}"
-    );
-    assert!(
-        l[1].starts_with("m.yaml:32: DaemonSet metallb-system/speaker:"),
+        l[0].starts_with("m.yaml:32: DaemonSet metallb-system/speaker:"),
         "{l:#?}"
     );
 }
@@ -213,6 +210,17 @@ spec: {myASN: 64512, peerASN: 64515, peerAddress: 203.0.113.1, ebgpMultiHop: tru
     assert_eq!(r.bfd_profiles[0].spec.minimum_ttl, Some(253));
     assert_eq!(r.bgp_peers[0].spec.ebgp_multi_hop, Some(true));
     assert_eq!(r.bgp_peers[0].spec.bfd_profile.as_deref(), Some("mh"));
+}
+
+#[test]
+fn vrf_peer_keeps_its_vrf() {
+    let (_, c) = fixture("bgppeer-with-vrf.yaml");
+    assert!(losses(&c).is_empty(), "{:?}", losses(&c));
+    let r = valid(&c);
+    assert_eq!(r.bgp_peers[0].spec.vrf.as_deref(), Some("red"));
+    let cfg = Config::build(&r, None).config;
+    let peer = cfg.peers.values().next().expect("the peer is valid");
+    assert_eq!(peer.vrf.as_deref(), Some("red"));
 }
 
 #[test]
@@ -350,19 +358,19 @@ fn the_binary_has_help_and_fails_on_loss_unless_allowed() {
         "{text}"
     );
 
-    let (vrf, _) = fixture("bgppeer-with-vrf.yaml");
-    let out = convert_bin(&[&vrf]);
+    let (lossy, _) = fixture("bgppeer-disable-mp.yaml");
+    let out = convert_bin(&[&lossy]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("BGPPeer metallb-system/peer: spec.vrf"),
+        err.contains("BGPPeer metallb-system/peer: spec.disableMP"),
         "{err}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("kind: BGPPeer"));
 
-    let out = convert_bin(&["--allow-lossy", &vrf]);
+    let out = convert_bin(&["--allow-lossy", &lossy]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.vrf"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.disableMP"));
 
     let (full, _) = fixture("legacy-full.yaml");
     let out = convert_bin(&[&full]);

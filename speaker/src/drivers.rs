@@ -9,8 +9,8 @@ use std::time::Duration;
 use ferrolb_arp::L2Handle;
 use ferrolb_bfd::{AuthKey, AuthMethod, BfdAuth, BfdManager, BfdProfile, ManagerConfig};
 use ferrolb_bgp::{
-    BgpSpeaker, CeaseReason, DynamicAsn, Family, GracefulMode, LargeCommunity, PeerConfig,
-    PeerSelector, RouteSet,
+    BgpSpeaker, CeaseReason, DynamicAsn, Family, GracefulMode, LargeCommunity, PeerConfig, PeerKey,
+    RouteSet,
 };
 use ferrolb_crds::config::{BFDAuthenticationType, Bfd, CommunityValue, Peer, PeerAsn};
 use tracing::{info, warn};
@@ -31,8 +31,8 @@ pub struct Drivers {
     pub bgp: Option<BgpSpeaker>,
     /// Started when the first peer with a BFD profile is added.
     pub bfd: Option<BfdManager>,
-    /// Peers with graceful restart (kept on shutdown), by address.
-    graceful: BTreeMap<IpAddr, bool>,
+    /// Peers with graceful restart (kept on shutdown), by VRF and address.
+    graceful: BTreeMap<PeerKey, bool>,
     /// This node's name (for its derived router ID).
     node: String,
     /// Neighbour discovery for unnumbered (`interface`) peers.
@@ -61,6 +61,7 @@ pub fn peer_config(p: &Peer) -> PeerConfig {
         PeerAsn::External => PeerConfig::dynamic(p.address, p.local_as(), DynamicAsn::External),
     };
     c.peer_port = p.port;
+    c.vrf = p.vrf.clone();
     c.source_addr = p.source_address;
     c.hold_time = p.hold_time.secs();
     c.keepalive = u16::try_from(p.keepalive_time.as_secs()).unwrap_or(u16::MAX);
@@ -297,7 +298,7 @@ impl Drivers {
                 if let Some(bgp) = &self.bgp {
                     info!(%peer, "removing BGP peer");
                     if let Err(error) = bgp
-                        .remove_peer(peer, CeaseReason::peer_deconfigured())
+                        .remove_peer(peer.clone(), CeaseReason::peer_deconfigured())
                         .await
                     {
                         warn!(%peer, %error, "failed to remove BGP peer");
@@ -339,7 +340,7 @@ impl Drivers {
             Action::SetRoutes { peer, routes } => {
                 let set = sets.get(&routes, None);
                 if let Some(bgp) = &self.bgp
-                    && let Err(error) = bgp.set_routes(PeerSelector::Peer(peer), set)
+                    && let Err(error) = bgp.set_routes(peer.clone(), set)
                 {
                     warn!(%peer, %error, "failed to set routes");
                     return failed("bgp", error.to_string());
@@ -452,15 +453,16 @@ impl Drivers {
             // Routers connect to the standard port, whatever `peerPort` says about theirs.
             self.unnumbered.listen(bgp, &self.l2, iface, 179);
         }
-        self.graceful.insert(p.address, p.graceful_restart);
+        self.graceful
+            .insert(crate::plan::peer_key(p), p.graceful_restart);
         let result = if update {
-            info!(peer = %p.name, addr = %p.address, %rid, "changing BGP peer settings");
+            info!(peer = %p.name, addr = %p.address, vrf = p.vrf.as_deref().unwrap_or("default"), %rid, "changing BGP peer settings");
             match bgp.update_peer(cfg.clone()) {
                 Err(ferrolb_bgp::Error::UnknownPeer(_)) => bgp.add_peer(cfg),
                 other => other.map(|_| ()),
             }
         } else {
-            info!(peer = %p.name, addr = %p.address, %rid, "adding BGP peer");
+            info!(peer = %p.name, addr = %p.address, vrf = p.vrf.as_deref().unwrap_or("default"), %rid, "adding BGP peer");
             bgp.add_peer(cfg)
         };
         if let Err(error) = &result {
@@ -476,7 +478,7 @@ impl Drivers {
     pub async fn shutdown(
         &mut self,
         l2_ifaces: impl IntoIterator<Item = String>,
-        routes: &BTreeMap<IpAddr, RouteMap>,
+        routes: &BTreeMap<PeerKey, RouteMap>,
         gshut_wait: Duration,
     ) {
         for iface in l2_ifaces {
@@ -488,29 +490,29 @@ impl Drivers {
             warn!(%error, "BFD shutdown failed");
         }
         let Some(bgp) = self.bgp.take() else { return };
-        let plain: Vec<IpAddr> = self
+        let plain: Vec<PeerKey> = self
             .graceful
             .iter()
             .filter(|(_, gr)| !**gr)
-            .map(|(a, _)| *a)
+            .map(|(a, _)| a.clone())
             .collect();
         if !plain.is_empty() {
             let mut sets = SharedSets::default();
             for addr in &plain {
                 if let Some(r) = routes.get(addr).filter(|r| !r.is_empty()) {
                     let set = sets.get(r, Some(GRACEFUL_SHUTDOWN));
-                    let _ = bgp.set_routes(PeerSelector::Peer(*addr), set);
+                    let _ = bgp.set_routes(addr.clone(), set);
                 }
             }
             tokio::time::sleep(gshut_wait).await;
             for addr in &plain {
-                let _ = bgp.set_routes(PeerSelector::Peer(*addr), RouteSet::new());
+                let _ = bgp.set_routes(addr.clone(), RouteSet::new());
             }
             tokio::time::sleep(gshut_wait).await;
             for addr in &plain {
                 if let Err(error) = bgp
                     .remove_peer(
-                        *addr,
+                        addr.clone(),
                         CeaseReason::admin_shutdown("ferrolb speaker shutting down"),
                     )
                     .await

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_bfd::BfdEvent;
-use ferrolb_bgp::{PeerStatus, State};
+use ferrolb_bgp::{PeerKey, PeerStatus, State};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -215,8 +215,8 @@ use crate::membership::MetricsSnapshot as MembershipSnapshot;
 
 #[derive(Debug, Default)]
 struct Last {
-    flaps: BTreeMap<IpAddr, u64>,
-    errors: BTreeMap<(IpAddr, ferrolb_bgp::ErrorKind), u64>,
+    flaps: BTreeMap<PeerKey, u64>,
+    errors: BTreeMap<(PeerKey, ferrolb_bgp::ErrorKind), u64>,
     replies: BTreeMap<String, u64>,
     drops: BTreeMap<String, u64>,
     bfd_drops: BTreeMap<String, u64>,
@@ -227,7 +227,7 @@ struct Last {
     announcements: u64,
     membership: [u64; 12],
     /// The `peer`/`address` label each BGP peer's gauges carry now.
-    labels: BTreeMap<IpAddr, PeerLabel>,
+    labels: BTreeMap<PeerKey, PeerLabel>,
 }
 
 mod register;
@@ -332,20 +332,21 @@ impl Metrics {
         self.l2_owner_changes.inc_by(changes as u64);
     }
 
-    /// Updates the BGP metrics from the session board (`names` maps address to peer name).
+    /// Updates the BGP metrics from the session board (`names` maps VRF and address to peer
+    /// name: the `peer` label, unique also when two VRFs have a peer at the same address).
     pub fn observe_bgp(
         &self,
-        names: &BTreeMap<IpAddr, String>,
-        sessions: &BTreeMap<IpAddr, PeerStatus>,
+        names: &BTreeMap<PeerKey, String>,
+        sessions: &BTreeMap<PeerKey, PeerStatus>,
     ) {
         let mut last = self.last.lock().expect("metrics lock");
         // Peers that are gone (BGPPeer deleted, node no longer selected) leave no stale
         // "down" series behind for the alerts.
-        let gone: Vec<IpAddr> = last
+        let gone: Vec<PeerKey> = last
             .labels
             .keys()
             .filter(|a| !sessions.contains_key(*a))
-            .copied()
+            .cloned()
             .collect();
         for addr in gone {
             if let Some(l) = last.labels.remove(&addr) {
@@ -355,9 +356,9 @@ impl Metrics {
         for (addr, s) in sessions {
             let label = PeerLabel {
                 peer: names.get(addr).cloned().unwrap_or_default(),
-                address: addr.to_string(),
+                address: addr.addr.to_string(),
             };
-            if let Some(old) = last.labels.insert(*addr, label.clone())
+            if let Some(old) = last.labels.insert(addr.clone(), label.clone())
                 && old != label
             {
                 // Renamed peer: its old series go.
@@ -372,12 +373,12 @@ impl Metrics {
             self.refused_no_ext_next_hop
                 .get_or_create(&label)
                 .set(i64::try_from(s.needs_extended_next_hop).unwrap_or(i64::MAX));
-            let prev = last.flaps.insert(*addr, s.flaps).unwrap_or(0);
+            let prev = last.flaps.insert(addr.clone(), s.flaps).unwrap_or(0);
             self.session_flaps
                 .get_or_create(&label)
                 .inc_by(s.flaps.saturating_sub(prev));
             for (kind, n) in &s.errors {
-                let prev = last.errors.insert((*addr, *kind), *n).unwrap_or(0);
+                let prev = last.errors.insert((addr.clone(), *kind), *n).unwrap_or(0);
                 self.session_errors
                     .get_or_create(&PeerErrorLabel {
                         peer: label.peer.clone(),
@@ -478,18 +479,19 @@ mod tests {
         m.observe_l2(&c);
         m.observe_l2(&c);
         assert_eq!(m.l2_conflicts.get(), 5);
-        let addr: IpAddr = "192.0.2.1".parse().unwrap();
-        let names = BTreeMap::from([(addr, "tor".to_string())]);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let addr = PeerKey::from(ip);
+        let names = BTreeMap::from([(addr.clone(), "tor".to_string())]);
         let st = PeerStatus {
             flaps: 3,
             errors: BTreeMap::from([(ferrolb_bgp::ErrorKind::NoAnswer, 4)]),
             ..Default::default()
         };
-        m.observe_bgp(&names, &BTreeMap::from([(addr, st.clone())]));
+        m.observe_bgp(&names, &BTreeMap::from([(addr.clone(), st.clone())]));
         m.observe_bgp(&names, &BTreeMap::from([(addr, st)]));
         let label = PeerLabel {
             peer: "tor".into(),
-            address: addr.to_string(),
+            address: ip.to_string(),
         };
         assert_eq!(m.session_flaps.get_or_create(&label).get(), 3);
         let mut text = String::new();

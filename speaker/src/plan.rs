@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use ferrolb_bgp::PeerKey;
 use ferrolb_crds::config::{Bfd, Peer};
 
 use crate::decide::{Announcements, RouteMap};
@@ -15,10 +16,10 @@ pub enum Action {
         iface: String,
         ips: BTreeSet<IpAddr>,
     },
-    /// Stop the BFD session to a peer.
+    /// Stop the BFD session to a peer (BFD runs for default-VRF peers only).
     RemoveBfd { peer: IpAddr },
     /// Remove a BGP peer (Cease; it drops our routes).
-    RemovePeer { peer: IpAddr },
+    RemovePeer { peer: PeerKey },
     /// Add a BGP peer.
     AddPeer(Box<Peer>),
     /// Change the session settings of a BGP peer: its session is reset (Cease / Other
@@ -37,17 +38,22 @@ pub enum Action {
     /// Change the timers of a running BFD session in place (no flap, no BGP reset).
     SetBfdProfile { peer: IpAddr, profile: Bfd },
     /// Replace the routes advertised to a peer.
-    SetRoutes { peer: IpAddr, routes: RouteMap },
+    SetRoutes { peer: PeerKey, routes: RouteMap },
 }
 
 /// What the drivers have been told so far.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
     pub l2: BTreeMap<String, BTreeSet<IpAddr>>,
-    /// By peer address.
-    pub peers: BTreeMap<IpAddr, Peer>,
-    /// By peer address; the `Arc`s of the announcements applied (shared, not copied).
-    pub routes: BTreeMap<IpAddr, RouteMap>,
+    /// By VRF and peer address.
+    pub peers: BTreeMap<PeerKey, Peer>,
+    /// By VRF and peer address; the `Arc`s of the announcements applied (shared, not copied).
+    pub routes: BTreeMap<PeerKey, RouteMap>,
+}
+
+/// A peer's session key: its VRF and address (the same address in two VRFs is two peers).
+pub fn peer_key(p: &Peer) -> PeerKey {
+    PeerKey::new(p.vrf.as_deref(), p.address)
 }
 
 impl Applied {
@@ -58,9 +64,9 @@ impl Applied {
             ..Default::default()
         };
         for (name, p) in &desired.peers {
-            a.peers.insert(p.address, p.clone());
+            a.peers.insert(peer_key(p), p.clone());
             a.routes.insert(
-                p.address,
+                peer_key(p),
                 desired.routes.get(name).cloned().unwrap_or_default(),
             );
         }
@@ -122,18 +128,19 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
         }
     }
 
-    for (addr, old) in &applied.peers {
-        if !want.peers.contains_key(addr) {
+    for (key, old) in &applied.peers {
+        if !want.peers.contains_key(key) {
             if old.bfd.is_some() {
-                out.push(Action::RemoveBfd { peer: *addr });
+                out.push(Action::RemoveBfd { peer: old.address });
             }
-            out.push(Action::RemovePeer { peer: *addr });
+            out.push(Action::RemovePeer { peer: key.clone() });
         }
     }
-    for (addr, new) in &want.peers {
-        let Some(old) = applied.peers.get(addr) else {
+    for (key, new) in &want.peers {
+        let Some(old) = applied.peers.get(key) else {
             continue;
         };
+        let addr = &new.address;
         if needs_new_session(old, new) {
             out.push(Action::UpdatePeer(Box::new(new.clone())));
         }
@@ -152,19 +159,19 @@ pub fn plan(applied: &Applied, desired: &Announcements) -> Vec<Action> {
             _ => {}
         }
     }
-    for (addr, new) in &want.peers {
-        if !applied.peers.contains_key(addr) {
+    for (key, new) in &want.peers {
+        if !applied.peers.contains_key(key) {
             out.push(Action::AddPeer(Box::new(new.clone())));
             if let Some(b) = &new.bfd {
                 out.push(add_bfd(new, b));
             }
         }
     }
-    for (addr, routes) in &want.routes {
-        let fresh = !applied.peers.contains_key(addr);
-        if fresh || applied.routes.get(addr) != Some(routes) {
+    for (key, routes) in &want.routes {
+        let fresh = !applied.peers.contains_key(key);
+        if fresh || applied.routes.get(key) != Some(routes) {
             out.push(Action::SetRoutes {
-                peer: *addr,
+                peer: key.clone(),
                 routes: routes.clone(),
             });
         }
@@ -240,7 +247,7 @@ mod tests {
                     ips: BTreeSet::new()
                 },
                 Action::SetRoutes {
-                    peer: "192.0.2.1".parse().unwrap(),
+                    peer: "192.0.2.1".parse::<IpAddr>().unwrap().into(),
                     routes: new.routes["p"].clone()
                 },
             ]
@@ -263,8 +270,59 @@ mod tests {
         assert_eq!(
             plan(&Applied::from_desired(&old), &gone),
             vec![Action::RemovePeer {
-                peer: "192.0.2.1".parse().unwrap()
+                peer: "192.0.2.1".parse::<IpAddr>().unwrap().into()
             }]
+        );
+    }
+
+    #[test]
+    fn one_address_in_two_vrfs_is_two_peers() {
+        let mut want = announcements(&[], &["203.0.113.1/32"]);
+        let mut red = want.peers["p"].clone();
+        red.vrf = Some("red".into());
+        let mut blue = red.clone();
+        blue.vrf = Some("blue".into());
+        want.peers = [("red".into(), red), ("blue".into(), blue)].into();
+        let routes = want.routes.remove("p").unwrap();
+        want.routes = [("red".into(), routes.clone()), ("blue".into(), routes)].into();
+        let actions = plan(&Applied::default(), &want);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let keys: Vec<PeerKey> = actions
+            .iter()
+            .filter_map(|x| match x {
+                Action::SetRoutes { peer, .. } => Some(peer.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [PeerKey::new(Some("blue"), a), PeerKey::new(Some("red"), a)]
+        );
+        // Removing one removes only that one.
+        let applied = Applied::from_desired(&want);
+        let mut less = want.clone();
+        less.peers.remove("blue");
+        less.routes.remove("blue");
+        assert_eq!(
+            plan(&applied, &less),
+            vec![Action::RemovePeer {
+                peer: PeerKey::new(Some("blue"), a)
+            }]
+        );
+        // Moving a peer to another VRF is another session: the old one goes first.
+        let mut moved = less.clone();
+        moved.peers.get_mut("red").unwrap().vrf = Some("green".into());
+        let actions = plan(&Applied::from_desired(&less), &moved);
+        assert_eq!(actions.len(), 3, "{actions:?}");
+        assert_eq!(
+            actions[0],
+            Action::RemovePeer {
+                peer: PeerKey::new(Some("red"), a)
+            }
+        );
+        assert!(matches!(&actions[1], Action::AddPeer(p) if p.vrf.as_deref() == Some("green")));
+        assert!(
+            matches!(&actions[2], Action::SetRoutes { peer, .. } if *peer == PeerKey::new(Some("green"), a))
         );
     }
 }

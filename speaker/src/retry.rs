@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ferrolb_bgp::PeerKey;
 use tokio::time::Instant;
 
 use crate::plan::Action;
@@ -38,9 +39,9 @@ pub fn delay(attempt: u32, jitter: f64) -> Duration {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Key {
     Iface(String),
-    Bgp(IpAddr),
+    Bgp(PeerKey),
     Bfd(IpAddr),
-    Routes(IpAddr),
+    Routes(PeerKey),
 }
 
 impl std::fmt::Display for Key {
@@ -62,12 +63,12 @@ pub fn target(a: &Action) -> String {
 fn key(a: &Action) -> Key {
     match a {
         Action::SetOwned { iface, .. } => Key::Iface(iface.clone()),
-        Action::RemovePeer { peer } => Key::Bgp(*peer),
-        Action::AddPeer(p) | Action::UpdatePeer(p) => Key::Bgp(p.address),
+        Action::RemovePeer { peer } => Key::Bgp(peer.clone()),
+        Action::AddPeer(p) | Action::UpdatePeer(p) => Key::Bgp(crate::plan::peer_key(p)),
         Action::RemoveBfd { peer }
         | Action::AddBfd { peer, .. }
         | Action::SetBfdProfile { peer, .. } => Key::Bfd(*peer),
-        Action::SetRoutes { peer, .. } => Key::Routes(*peer),
+        Action::SetRoutes { peer, .. } => Key::Routes(peer.clone()),
     }
 }
 

@@ -246,7 +246,7 @@ struct Speaker {
     writer: Writer,
     metrics: Metrics,
     last_seeds: Vec<SocketAddr>,
-    bgp_rx: Option<watch::Receiver<BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>>>,
+    bgp_rx: Option<watch::Receiver<BTreeMap<ferrolb_bgp::PeerKey, ferrolb_bgp::PeerStatus>>>,
     bfd_rx: Option<tokio::sync::mpsc::UnboundedReceiver<ferrolb_bfd::BfdEvent>>,
 }
 
@@ -325,7 +325,7 @@ impl Speaker {
             self.bfd_rx = None;
             return false;
         };
-        let names = self.peer_names();
+        let names = self.bfd_peer_names();
         self.metrics.observe_bfd(&names, &ev);
         self.st.bfd.insert(ev.peer, ev.new);
         if ev.is_failure() {
@@ -341,11 +341,23 @@ impl Speaker {
         true
     }
 
-    fn peer_names(&self) -> BTreeMap<IpAddr, String> {
+    /// BGPPeer names by VRF and address.
+    fn peer_names(&self) -> BTreeMap<ferrolb_bgp::PeerKey, String> {
         self.st
             .ann
             .peers
             .values()
+            .map(|p| (crate::plan::peer_key(p), p.name.clone()))
+            .collect()
+    }
+
+    /// BGPPeer names by address, of the peers that can have BFD (those in the default VRF).
+    fn bfd_peer_names(&self) -> BTreeMap<IpAddr, String> {
+        self.st
+            .ann
+            .peers
+            .values()
+            .filter(|p| p.vrf.is_none())
             .map(|p| (p.address, p.name.clone()))
             .collect()
     }
@@ -362,12 +374,13 @@ impl Speaker {
         }
         let mut bfd_changed = false;
         if let Some(bgp) = &self.drivers.bgp {
-            let names = self.peer_names();
-            self.metrics.observe_bgp(&names, &bgp.subscribe().borrow());
+            self.metrics
+                .observe_bgp(&self.peer_names(), &bgp.subscribe().borrow());
             if let Some(bfd) = &self.drivers.bfd
                 && let Ok(sessions) = bfd.sessions().await
             {
-                self.metrics.observe_bfd_sessions(&names, &sessions);
+                self.metrics
+                    .observe_bfd_sessions(&self.bfd_peer_names(), &sessions);
                 self.metrics.observe_bfd_counters(&bfd.counters());
                 let now: BTreeMap<_, _> = sessions.iter().map(|s| (s.peer, s.info.state)).collect();
                 let echo: BTreeMap<_, _> = sessions

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use ferrolb_bgp::{PeerStatus, State};
+use ferrolb_bgp::{PeerKey, PeerStatus, State};
 use ferrolb_crds::v1alpha1::{
     BFDEchoStatus, BFDSessionState, BGPPeerSessionStatus, BGPSessionState, DriverErrorStatus,
     L2AddressStatus, SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
@@ -151,11 +151,11 @@ pub fn speaker_state(
     namespace: &str,
     links_digest: &str,
     ann: &Announcements,
-    sessions: &BTreeMap<IpAddr, PeerStatus>,
+    sessions: &BTreeMap<PeerKey, PeerStatus>,
 ) -> SpeakerState {
     let mut status = SpeakerStateStatus::default();
     for (name, peer) in &ann.peers {
-        let s = sessions.get(&peer.address);
+        let s = sessions.get(&crate::plan::peer_key(peer));
         status.bgp_peers.push(BGPPeerSessionStatus {
             name: name.clone(),
             // Unnumbered: the neighbour's link-local address with its interface.
@@ -163,6 +163,7 @@ pub fn speaker_state(
                 Some(iface) => format!("{}%{iface}", peer.address),
                 None => peer.address.to_string(),
             },
+            vrf: peer.vrf.clone(),
             state: s.map(|s| session_state(s.state)).unwrap_or_default(),
             established_since: None,
             prefixes_sent: s
@@ -223,8 +224,9 @@ pub fn node_uid<'a>(nodes: &'a [k8s_openapi::api::core::v1::Node], node: &str) -
         .and_then(|n| n.metadata.uid.as_deref())
 }
 
-/// Sets `lastUpdate` to `now` and each Established peer's `establishedSince` from its uptime.
-pub fn stamp(state: &mut SpeakerState, now: SystemTime, uptimes: &BTreeMap<IpAddr, Duration>) {
+/// Sets `lastUpdate` to `now` and each Established peer's `establishedSince` from its uptime
+/// (by VRF and address).
+pub fn stamp(state: &mut SpeakerState, now: SystemTime, uptimes: &BTreeMap<PeerKey, Duration>) {
     if let Some(st) = state.status.as_mut() {
         st.last_update = time(now);
         for p in &mut st.bgp_peers {
@@ -232,7 +234,7 @@ pub fn stamp(state: &mut SpeakerState, now: SystemTime, uptimes: &BTreeMap<IpAdd
                 .address
                 .parse::<IpAddr>()
                 .ok()
-                .and_then(|a| uptimes.get(&a));
+                .and_then(|a| uptimes.get(&PeerKey::new(p.vrf.as_deref(), a)));
             p.established_since = up.and_then(|d| now.checked_sub(*d)).and_then(time);
         }
     }
@@ -478,5 +480,57 @@ mod tests {
         set_driver_errors(&mut st, &[]);
         let json = serde_json::to_value(&st).unwrap();
         assert!(json["status"].get("driverErrors").is_none(), "{json}");
+    }
+
+    #[test]
+    fn one_address_in_two_vrfs_shows_each_session_with_its_vrf() {
+        let peer = |name: &str, vrf: &str| {
+            format!(
+                "---\napiVersion: ferrolb.io/v1alpha1\nkind: BGPPeer\nmetadata: {{name: {name}, namespace: ferrolb-system}}\nspec: {{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, vrf: {vrf}}}\n"
+            )
+        };
+        let yaml = peer("red", "red") + &peer("blue", "blue");
+        let loaded = ferrolb_crds::yaml::load_str("t.yaml", &yaml);
+        let outcome = ferrolb_crds::from_resources(&loaded.resources);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        let ann = Announcements {
+            peers: outcome.config.peers.clone(),
+            ..Default::default()
+        };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let up = PeerStatus {
+            state: State::Established,
+            established_at: Some(std::time::Instant::now()),
+            ..Default::default()
+        };
+        let failing = PeerStatus {
+            last_error: Some("binding to VRF blue: no such VRF device on this node".into()),
+            ..Default::default()
+        };
+        let sessions = BTreeMap::from([
+            (PeerKey::new(Some("red"), a), up),
+            (PeerKey::new(Some("blue"), a), failing),
+        ]);
+        let mut st = speaker_state("n1", "ns", "", &ann, &sessions);
+        let uptimes = BTreeMap::from([(PeerKey::new(Some("red"), a), Duration::from_secs(5))]);
+        stamp(&mut st, SystemTime::now(), &uptimes);
+        let by_name: BTreeMap<_, _> = st
+            .status
+            .unwrap()
+            .bgp_peers
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        let (red, blue) = (&by_name["red"], &by_name["blue"]);
+        assert_eq!(
+            (red.address.as_str(), red.vrf.as_deref()),
+            ("192.0.2.1", Some("red"))
+        );
+        assert_eq!(red.state, BGPSessionState::Established);
+        assert!(red.established_since.is_some());
+        assert_eq!(blue.vrf.as_deref(), Some("blue"));
+        assert_eq!(blue.state, BGPSessionState::Idle);
+        assert!(blue.established_since.is_none());
+        assert!(blue.last_error.as_deref().unwrap().contains("VRF blue"));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_bfd::{BfdEvent, Diag, State as BfdState};
-use ferrolb_bgp::{PeerStatus, State};
+use ferrolb_bgp::{PeerKey, PeerStatus, State};
 use ferrolb_speaker::decide::L2Owner;
 use ferrolb_speaker::membership::MetricsSnapshot;
 use ferrolb_speaker::metrics::Metrics;
@@ -97,7 +97,8 @@ fn bfd_state_and_flaps_and_no_stale_series() {
         state: State::Established,
         ..Default::default()
     };
-    m.observe_bgp(&names, &BTreeMap::from([(a, up)]));
+    let keys = BTreeMap::from([(PeerKey::from(a), "tor".to_string())]);
+    m.observe_bgp(&keys, &BTreeMap::from([(PeerKey::from(a), up)]));
     m.observe_bfd(&names, &bfd(a, BfdState::Down, BfdState::Init));
     m.observe_bfd(&names, &bfd(a, BfdState::Init, BfdState::Up));
     let t = text(&reg);
@@ -125,6 +126,47 @@ fn bfd_state_and_flaps_and_no_stale_series() {
     let t = text(&reg);
     assert!(!t.contains("ferrolb_speaker_bfd_session_up{"), "{t}");
     assert!(!t.contains("ferrolb_speaker_bgp_session_up{"), "{t}");
+}
+
+/// The same address in two VRFs is two peers: two series, told apart by the `peer` label
+/// (the BGPPeer name); one going takes only its gauges.
+#[test]
+fn peers_at_one_address_in_two_vrfs_have_their_own_series() {
+    let (m, reg) = setup();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let (red, blue) = (PeerKey::new(Some("red"), a), PeerKey::new(Some("blue"), a));
+    let names = BTreeMap::from([
+        (red.clone(), "tor-red".to_string()),
+        (blue.clone(), "tor-blue".to_string()),
+    ]);
+    let up = PeerStatus {
+        state: State::Established,
+        ..Default::default()
+    };
+    let down = PeerStatus::default();
+    m.observe_bgp(
+        &names,
+        &BTreeMap::from([(red.clone(), up.clone()), (blue, down)]),
+    );
+    let t = text(&reg);
+    has(
+        &t,
+        r#"ferrolb_speaker_bgp_session_up{peer="tor-red",address="192.0.2.1"} 1"#,
+    );
+    has(
+        &t,
+        r#"ferrolb_speaker_bgp_session_up{peer="tor-blue",address="192.0.2.1"} 0"#,
+    );
+    m.observe_bgp(&names, &BTreeMap::from([(red, up)]));
+    let t = text(&reg);
+    assert!(
+        !t.contains(r#"ferrolb_speaker_bgp_session_up{peer="tor-blue""#),
+        "{t}"
+    );
+    has(
+        &t,
+        r#"ferrolb_speaker_bgp_session_up{peer="tor-red",address="192.0.2.1"} 1"#,
+    );
 }
 
 fn owners(list: &[(&str, &str, Option<&str>)]) -> BTreeMap<String, BTreeMap<IpAddr, L2Owner>> {

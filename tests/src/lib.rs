@@ -17,6 +17,7 @@ pub mod peers_gobgp;
 pub mod speaker_run;
 mod sys;
 pub mod tools;
+pub mod vm;
 
 pub use netns::{Netns, Proc, require_root, run, veth, wait_until};
 pub mod bfd_peers;

@@ -189,6 +189,7 @@ fn sample_files_cover_each_mode() {
         ("bgp.yaml", &|r| {
             !r.bgp_advertisements.is_empty()
                 && r.bgp_peers.iter().any(|p| p.spec.interface.is_some())
+                && r.bgp_peers.iter().any(|p| p.spec.vrf.is_some())
                 && r.bgp_peers.iter().any(|p| p.spec.peer_address.is_some())
         }),
         ("dual-stack.yaml", &|r| {

@@ -592,6 +592,6 @@ impl PeerTask {
     }
 
     fn publish(&self) {
-        self.board.set(self.cfg.peer_addr, self.status.clone());
+        self.board.set(self.cfg.key(), self.status.clone());
     }
 }

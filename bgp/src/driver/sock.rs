@@ -108,8 +108,8 @@ pub(super) fn close(c: Conn) {
     });
 }
 
-/// Starts an outbound connection with the peer's socket options (source address, TTL for
-/// eBGP multihop, TCP MD5).
+/// Starts an outbound connection with the peer's socket options (VRF, source address, TTL
+/// for eBGP multihop, TCP MD5).
 pub(super) fn connect(cfg: &PeerConfig) -> ConnectFuture {
     let setup = || -> io::Result<(TcpSocket, SocketAddr)> {
         let peer = match (cfg.peer_addr, &cfg.interface) {
@@ -124,10 +124,20 @@ pub(super) fn connect(cfg: &PeerConfig) -> ConnectFuture {
             IpAddr::V4(_) => TcpSocket::new_v4()?,
             IpAddr::V6(_) => TcpSocket::new_v6()?,
         };
+        let sref = socket2::SockRef::from(&sock);
+        if let Some(vrf) = &cfg.vrf {
+            // Before bind/connect: the VRF's table picks the source address and the route.
+            sref.bind_device(Some(vrf.as_bytes())).map_err(|e| {
+                let why = match e.raw_os_error() {
+                    Some(libc::ENODEV) => "no such VRF device on this node".to_string(),
+                    _ => e.to_string(),
+                };
+                io::Error::new(e.kind(), format!("binding to VRF {vrf}: {why}"))
+            })?;
+        }
         if let Some(src) = cfg.source_addr {
             sock.bind(SocketAddr::new(src, 0))?;
         }
-        let sref = socket2::SockRef::from(&sock);
         if let Some(ttl) = cfg.ttl() {
             match cfg.peer_addr {
                 IpAddr::V4(_) => sref.set_ttl_v4(ttl as u32)?,

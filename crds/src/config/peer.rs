@@ -13,7 +13,7 @@ use super::selector::SelectorSet;
 use super::{Labels, parse_selectors};
 use crate::v1alpha1::{
     BGPPeer, BGPPeerSpec, DynamicASNMode, INTERFACE_MULTIHOP, INTERFACE_SOURCE,
-    PEER_ADDRESS_OR_INTERFACE,
+    PEER_ADDRESS_OR_INTERFACE, VRF_BFD, VRF_INTERFACE, VRF_NAME,
 };
 use crate::value::Asn;
 use crate::value::ConnectTime;
@@ -66,6 +66,8 @@ pub struct Peer {
     /// `interface`: unnumbered peering over this link (IPv6 link-local session, IPv4 routes
     /// with an IPv6 next hop).
     pub interface: Option<String>,
+    /// `vrf`: the Linux VRF (master device name) the session runs in; `None`: the default VRF.
+    pub vrf: Option<String>,
     /// `peerPort`, default 179.
     pub port: u16,
     /// `sourceAddress` (same family as `address`).
@@ -149,6 +151,7 @@ pub(super) fn validate(
     let peer_asn = asns(&me, s, &mut errors);
     let (address, source_address) = addresses(&me, s, &mut errors);
     let interface = interface(&me, s, &mut errors);
+    let vrf = vrf(&me, s, &mut errors);
     let router_id = router_id(&me, s, &mut errors);
     let port = port(&me, s, &mut errors);
     let (hold_time, keepalive_time, connect_time) = timers(&me, s, &mut errors);
@@ -180,6 +183,7 @@ pub(super) fn validate(
             local_asn: s.local_asn,
             address,
             interface,
+            vrf,
             port,
             source_address,
             router_id,
@@ -292,6 +296,32 @@ fn interface(me: &ObjectRef, s: &BGPPeerSpec, errors: &mut Vec<ConfigError>) -> 
     }
     if let Some(src) = &s.source_address {
         errors.push(me.error("spec.sourceAddress", Some(src), INTERFACE_SOURCE));
+    }
+    Some(name.clone())
+}
+
+/// `vrf`: a Linux device name; not with `interface` (the session would run in the VRF of that
+/// interface) nor with `bfdProfile` (BFD sessions are not bound to a VRF).
+fn vrf(me: &ObjectRef, s: &BGPPeerSpec, errors: &mut Vec<ConfigError>) -> Option<String> {
+    let name = s.vrf.as_ref()?;
+    if name.is_empty() || name.len() > 15 {
+        errors.push(me.error(
+            "spec.vrf",
+            Some(name),
+            "vrf name must be 1 to 15 characters",
+        ));
+    } else if name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains(char::is_whitespace)
+    {
+        errors.push(me.error("spec.vrf", Some(name), VRF_NAME));
+    }
+    if s.interface.is_some() {
+        errors.push(me.error("spec.vrf", Some(name), VRF_INTERFACE));
+    }
+    if let Some(b) = &s.bfd_profile {
+        errors.push(me.error("spec.bfdProfile", Some(b), VRF_BFD));
     }
     Some(name.clone())
 }
@@ -427,6 +457,8 @@ fn bfd_profile(
     errors: &mut Vec<ConfigError>,
 ) -> Option<Bfd> {
     match &s.bfd_profile {
+        // Reported by `vrf`.
+        _ if s.vrf.is_some() => None,
         None => None,
         Some(name) => match profiles.get(name) {
             Some(p) => Some(p.clone()),
@@ -502,7 +534,8 @@ pub(super) fn resolve_secret(
 }
 
 /// Two peers with the same address and port that can run on the same node would fight over
-/// one TCP session: the later object is an error.
+/// one TCP session: the later object is an error. The same address in two VRFs is two
+/// routers (overlapping address plans): fine.
 pub(super) fn check_duplicate(
     peer: Peer,
     accepted: &BTreeMap<String, Peer>,
@@ -510,6 +543,7 @@ pub(super) fn check_duplicate(
 ) -> Result<Peer, Vec<ConfigError>> {
     for other in accepted.values() {
         if other.address != peer.address
+            || other.vrf != peer.vrf
             || other.port != peer.port
             || other.interface != peer.interface
         {
@@ -533,15 +567,22 @@ pub(super) fn check_duplicate(
                 Some(i) => ("spec.interface", format!("interface {i}")),
                 None => ("spec.peerAddress", peer.address.to_string()),
             };
-            return Err(vec![me.error(
-                field,
-                Some(&target),
-                format!(
-                    "BGPPeer {} already peers with {target} port {} on the same nodes",
-                    other.name, other.port
-                ),
-            )]);
+            let message = format!(
+                "BGPPeer {} already peers with {target} port {} on the same nodes in {}",
+                other.name,
+                other.port,
+                vrf_label(other.vrf.as_deref())
+            );
+            return Err(vec![me.error(field, Some(&target), message)]);
         }
     }
     Ok(peer)
+}
+
+/// `vrf X` or `the default VRF`, for messages.
+fn vrf_label(vrf: Option<&str>) -> String {
+    match vrf {
+        Some(v) => format!("vrf {v}"),
+        None => "the default VRF".to_string(),
+    }
 }

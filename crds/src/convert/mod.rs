@@ -9,7 +9,7 @@
 //! (`NO_EXPORT`, `no_export`, ...) become ferrolb's (`no-export`).
 //!
 //! Nothing is dropped quietly: whatever cannot be converted (a field ferrolb lacks such as
-//! `vrf`, a kind that is not configuration, a document that does not parse) is
+//! `disableMP`, a kind that is not configuration, a document that does not parse) is
 //! a [`Loss`] naming the object and field; the binary exits non-zero on any loss unless
 //! `--allow-lossy`.
 

@@ -16,6 +16,13 @@ pub const INTERFACE_MULTIHOP: &str =
 pub const INTERFACE_SOURCE: &str = "sourceAddress cannot be set with interface: the session uses the interface's link-local address";
 /// An `interface` that Linux would not accept as a name.
 pub const INTERFACE_NAME: &str = "interface name must not contain '/' or whitespace";
+/// `vrf` on an unnumbered peer.
+pub const VRF_INTERFACE: &str = "vrf cannot be set with interface: an unnumbered session runs on its interface, in the VRF that interface belongs to";
+/// `bfdProfile` on a VRF peer.
+pub const VRF_BFD: &str =
+    "bfdProfile is not supported with vrf yet (BFD sessions run in the default VRF)";
+/// A `vrf` that Linux would not accept as a device name.
+pub const VRF_NAME: &str = "vrf name must not contain '/' or whitespace";
 
 /// A BGP neighbour. Every speaker on a node selected by `nodeSelectors` opens a session to it.
 ///
@@ -38,6 +45,7 @@ pub const INTERFACE_NAME: &str = "interface name must not contain '/' or whitesp
     crates(kube_core = "::kube_core"),
     printcolumn = r#"{"name":"Address","type":"string","jsonPath":".spec.peerAddress"}"#,
     printcolumn = r#"{"name":"Interface","type":"string","jsonPath":".spec.interface"}"#,
+    printcolumn = r#"{"name":"VRF","type":"string","jsonPath":".spec.vrf","priority":1}"#,
     printcolumn = r#"{"name":"My ASN","type":"integer","jsonPath":".spec.myASN"}"#,
     printcolumn = r#"{"name":"Peer ASN","type":"integer","jsonPath":".spec.peerASN"}"#,
     printcolumn = r#"{"name":"Dynamic ASN","type":"string","jsonPath":".spec.dynamicASN","priority":1}"#,
@@ -77,6 +85,16 @@ pub const INTERFACE_NAME: &str = "interface name must not contain '/' or whitesp
         "rule": "!has(self.interface) || !has(self.sourceAddress)",
         "message": INTERFACE_SOURCE,
         "fieldPath": ".sourceAddress"
+    },
+    {
+        "rule": "!has(self.vrf) || !has(self.interface)",
+        "message": VRF_INTERFACE,
+        "fieldPath": ".vrf"
+    },
+    {
+        "rule": "!has(self.vrf) || !has(self.bfdProfile)",
+        "message": VRF_BFD,
+        "fieldPath": ".bfdProfile"
     }
 ]))]
 pub struct BGPPeerSpec {
@@ -112,6 +130,14 @@ pub struct BGPPeerSpec {
     #[schemars(length(min = 1, max = 15))]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "!self.contains('/') && !self.matches('[[:space:]]') && self != '.' && self != '..'", "message": INTERFACE_NAME}]))]
     pub interface: Option<String>,
+    /// Linux VRF (the name of its master device) the session runs in: its socket is bound
+    /// to that device, so the source address and the route to the peer come from the VRF's
+    /// table. The device may appear later: until then the session retries and reports
+    /// the missing VRF. Not with `interface` or `bfdProfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "!self.contains('/') && !self.matches('[[:space:]]') && self != '.' && self != '..'", "message": VRF_NAME}]))]
+    pub vrf: Option<String>,
     /// TCP port of the peer, default 179.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]

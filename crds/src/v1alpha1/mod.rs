@@ -20,7 +20,7 @@ pub use bfd::{
 pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec, BGPAdvertisementStatus};
 pub use bgp_peer::{
     BGPPeer, BGPPeerSpec, BGPPeerStatus, DynamicASNMode, INTERFACE_MULTIHOP, INTERFACE_NAME,
-    INTERFACE_SOURCE, PEER_ADDRESS_OR_INTERFACE, SecretReference,
+    INTERFACE_SOURCE, PEER_ADDRESS_OR_INTERFACE, SecretReference, VRF_BFD, VRF_INTERFACE, VRF_NAME,
 };
 pub use community::{Community, CommunityAlias, CommunitySpec, CommunityStatus};
 pub use configuration_state::{

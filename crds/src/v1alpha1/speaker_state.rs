@@ -104,6 +104,9 @@ pub struct BGPPeerSessionStatus {
     pub name: String,
     /// Peer address.
     pub address: String,
+    /// The VRF the session runs in (`BGPPeer` `vrf`); unset: the default VRF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<String>,
     /// RFC 4271 session state.
     pub state: BGPSessionState,
     /// When the session last reached `Established` (uptime = now - this); unset when down.

@@ -102,7 +102,7 @@ struct HeaderMeta {
 }
 
 /// MetalLB API versions whose kinds are read as ferrolb's (same kinds and field names); fields
-/// ferrolb lacks (`vrf`, `interface`, `disableMP`) are reported in [`Loaded::unknown_fields`].
+/// ferrolb lacks (such as `disableMP`) are reported in [`Loaded::unknown_fields`].
 pub const METALLB_API_VERSIONS: [&str; 2] = ["metallb.io/v1beta1", "metallb.io/v1beta2"];
 
 /// One document of a stream: its text and the 1-based line it starts on.

@@ -87,7 +87,7 @@ fn unknown_fields_are_reported_and_the_document_still_loads() {
 
 #[test]
 fn metallb_documents_load_as_ferrolb_kinds() {
-    let text = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor, namespace: metallb-system}\nspec:\n  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/28]}\n";
+    let text = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor, namespace: metallb-system}\nspec:\n  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n  disableMP: true\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/28]}\n";
     let loaded = load_str("m.yaml", text);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     assert_eq!(
@@ -98,7 +98,11 @@ fn metallb_documents_load_as_ferrolb_kinds() {
         (1, 1)
     );
     assert_eq!(loaded.unknown_fields.len(), 1);
-    assert_eq!(loaded.unknown_fields[0].path, "spec.vrf");
+    assert_eq!(loaded.unknown_fields[0].path, "spec.disableMP");
+    assert_eq!(
+        loaded.resources.bgp_peers[0].spec.vrf.as_deref(),
+        Some("red")
+    );
     // Core kinds round-trip without false positives.
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d, annotations: {a: b}}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80, targetPort: http, protocol: TCP}]\n  selector: {app: x}\n";
     let loaded = load_str("s.yaml", svc);

@@ -248,6 +248,35 @@ pub const CASES: &[Case] = &[
         "spec.interface",
         "1 to 15",
     ),
+    // VRF peering: the session runs in a Linux VRF; not with interface or BFD (issue #17).
+    ok(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  vrf: red\n",
+        "spec.vrf",
+        "vrf cannot be set with interface",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: red\n  bfdProfile: fast\n",
+        "spec.bfdProfile",
+        "not supported with vrf",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: \"r d\"\n",
+        "spec.vrf",
+        "must not contain '/' or whitespace",
+    ),
+    bad(
+        PEER,
+        "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.1\n  vrf: vrf0123456789012\n",
+        "spec.vrf",
+        "1 to 15",
+    ),
     // ebgpMultiHop is for eBGP only: iBGP is dynamicASN internal or a peerASN equal to the AS
     // we present (localASN, else myASN) (issue #17).
     bad(

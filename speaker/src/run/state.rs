@@ -190,7 +190,7 @@ impl LoopState {
         &mut self,
         me: &str,
         namespace: &str,
-        sessions: &BTreeMap<IpAddr, ferrolb_bgp::PeerStatus>,
+        sessions: &BTreeMap<ferrolb_bgp::PeerKey, ferrolb_bgp::PeerStatus>,
         writer: &Writer,
     ) {
         let mut state = speaker_state(me, namespace, &digest(&self.links), &self.ann, sessions);
@@ -209,7 +209,7 @@ impl LoopState {
         let mut stamped = state.clone();
         let uptimes = sessions
             .iter()
-            .filter_map(|(a, s)| Some((*a, s.uptime()?)))
+            .filter_map(|(a, s)| Some((a.clone(), s.uptime()?)))
             .collect();
         stamp(&mut stamped, SystemTime::now(), &uptimes);
         writer.state(stamped);
