@@ -5,6 +5,7 @@
 #
 #   sudo bash bench/bfd/e2e_routes.sh [TRIALS]                  # BIRD node, default 10 trials/row
 #   sudo NODE=ferrolb bash bench/bfd/e2e_routes.sh [TRIALS]     # ferrolb-speaker AND BIRD, same run
+#   sudo ROUTER=bird NODE=ferrolb bash bench/bfd/e2e_routes.sh  # BIRD 2 as the router instead of FRR
 #   env: CONFIGS="bfd300 hold3" (also: bfd100, hold90), MODES="stop cut" (also: edit),
 #        BIN=DIR (ferrolb binaries, default target/release), KINDS="ferrolb" (only those nodes),
 #        SETTLE=SECONDS (up before each failure, default 1.5; 16 keeps every trial at the 1 s
@@ -23,10 +24,13 @@
 # both reset the session), and once the route and BFD are back the node is frozen as in stop:
 # the protection must survive a configuration change.
 #
+# Router: FRR 8.4 (zebra + bgpd + bfdd, default) or BIRD 2 (ROUTER=bird: bgp + bfd + kernel
+# protocol; BIRD acts on BFD Down at once, with no work-queue holds like FRR's 70 ms).
 # t0 = $EPOCHREALTIME before the builtin `kill -STOP` / `ip link set down`; t_det = FRR bfdd's
-# `-> down` log line (BFD configs) or bgpd's `ADJCHANGE ... Down` line (hold configs), both
-# microsecond log timestamps; t_route = `ip -ts monitor route` line `Deleted 203.0.113.10` in
-# the router's namespace. Same host clock for all three.
+# `-> down` log line (BFD configs) or bgpd's `ADJCHANGE ... Down` line (hold configs), or
+# BIRD's `Session to 192.0.2.11 changed state from Up to Down` / BGP `State changed to stop`
+# trace lines, all microsecond log timestamps; t_route = `ip -ts monitor route` line
+# `Deleted 203.0.113.10` in the router's namespace. Same host clock for all three.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -34,6 +38,8 @@ ROOT=$PWD
 source "$ROOT/bench/stop.sh"
 TRIALS=${1:-10}
 NODE=${NODE:-bird}
+ROUTER=${ROUTER:-frr}
+case "$ROUTER" in frr|bird) ;; *) echo "ROUTER=$ROUTER: expected frr or bird" >&2; exit 2 ;; esac
 CONFIGS=${CONFIGS:-bfd300 hold3}
 MODES=${MODES:-stop cut}
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
@@ -72,10 +78,11 @@ ip -n "$R" link set p-n master br0 up; ip -n "$R" link set k0 master br0 up; ip 
 ip -n "$N" link set eth0 up
 ip -n "$R" addr add 192.0.2.1/24 dev br0; ip -n "$N" addr add 192.0.2.11/24 dev eth0
 
-F=$D/frr; mkdir -p "$F/run"; : > "$F/vtysh.conf"
-printf 'hostname r\nlog file %s/zebra.log\n' "$F" > "$F/zebra.conf"
-printf 'log file %s/bfdd.log\nlog timestamp precision 6\ndebug bfd peer\nbfd\n profile fast\n exit\nexit\n' "$F" > "$F/bfdd.conf"
-cat > "$F/bgpd.conf" <<EOF
+start_frr_router() {
+    F=$D/frr; mkdir -p "$F/run"; : > "$F/vtysh.conf"
+    printf 'hostname r\nlog file %s/zebra.log\n' "$F" > "$F/zebra.conf"
+    printf 'log file %s/bfdd.log\nlog timestamp precision 6\ndebug bfd peer\nbfd\n profile fast\n exit\nexit\n' "$F" > "$F/bfdd.conf"
+    cat > "$F/bgpd.conf" <<EOF
 log file $F/bgpd.log
 log timestamp precision 6
 router bgp 64512
@@ -86,17 +93,54 @@ router bgp 64512
  neighbor 192.0.2.11 timers connect 1
 exit
 EOF
-chown -R frr:frr "$F"
-C=(-u frr -g frr --vty_socket "$F/run" -z "$F/run/zserv.api")
-ip netns exec "$R" /usr/lib/frr/zebra "${C[@]}" -f "$F/zebra.conf" -i "$F/run/zebra.pid" >/dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -S "$F/run/zserv.api" ] && break; sleep 0.05; done
-ip netns exec "$R" /usr/lib/frr/bfdd "${C[@]}" -f "$F/bfdd.conf" -i "$F/run/bfdd.pid" --bfdctl "$F/run/bfdd.sock" >/dev/null 2>&1 &
-PIDS+=($!)
-ip netns exec "$R" /usr/lib/frr/bgpd "${C[@]}" -f "$F/bgpd.conf" -i "$F/run/bgpd.pid" >/dev/null 2>&1 &
-PIDS+=($!)
+    chown -R frr:frr "$F"
+    C=(-u frr -g frr --vty_socket "$F/run" -z "$F/run/zserv.api")
+    ip netns exec "$R" /usr/lib/frr/zebra "${C[@]}" -f "$F/zebra.conf" -i "$F/run/zebra.pid" >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do [ -S "$F/run/zserv.api" ] && break; sleep 0.05; done
+    ip netns exec "$R" /usr/lib/frr/bfdd "${C[@]}" -f "$F/bfdd.conf" -i "$F/run/bfdd.pid" --bfdctl "$F/run/bfdd.sock" >/dev/null 2>&1 &
+    PIDS+=($!)
+    ip netns exec "$R" /usr/lib/frr/bgpd "${C[@]}" -f "$F/bgpd.conf" -i "$F/run/bgpd.pid" >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 400); do [ -S "$F/run/bfdd.vty" ] && [ -S "$F/run/bgpd.vty" ] && vty -c 'show bfd peers' >/dev/null 2>&1 && break; sleep 0.05; done
+}
+
+# BIRD 2 as the router: BGP with BFD, routes exported to the kernel (the FIB we watch).
+write_router_bird_config() {
+    local bfd_proto="" bfd_on="bfd off;"
+    if [ -n "$BFD_MS" ]; then
+        bfd_proto="protocol bfd rbfd { interface \"br0\" { min rx interval $BFD_MS ms; min tx interval $BFD_MS ms; multiplier 3; }; debug { states, events }; }"
+        bfd_on="bfd on;"
+    fi
+    cat > "$F/bird.conf" <<EOF
+log "$F/bird.log" all;
+timeformat log "%F %T.%6f";
+router id 192.0.2.1;
+protocol device { }
+protocol kernel { ipv4 { import none; export all; }; }
+$bfd_proto
+protocol bgp node {
+  local 192.0.2.1 as 64512;
+  neighbor 192.0.2.11 as 64513;
+  $bfd_on
+  hold time $HOLD; keepalive time $KEEPALIVE;
+  connect retry time 1; error wait time 1, 5;
+  debug { states };
+  ipv4 { import all; export none; };
+}
+EOF
+}
+start_bird_router() {
+    F=$D/rbird; mkdir -p "$F"
+    BFD_MS=""; HOLD=90; KEEPALIVE=30
+    write_router_bird_config
+    ip netns exec "$R" bird -f -c "$F/bird.conf" -s "$F/bird.ctl" >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 200); do [ -S "$F/bird.ctl" ] && break; sleep 0.05; done
+}
+rbirdc() { ip netns exec "$R" birdc -s "$F/bird.ctl" "$@"; }
 vty() { vtysh --config_dir "$F" --vty_socket "$F/run" "$@"; }
-for _ in $(seq 400); do [ -S "$F/run/bfdd.vty" ] && [ -S "$F/run/bgpd.vty" ] && vty -c 'show bfd peers' >/dev/null 2>&1 && break; sleep 0.05; done
+"start_${ROUTER}_router"
 
 ip netns exec "$R" ip -ts monitor route > "$D/monitor.txt" 2>/dev/null &
 PIDS+=($!)
@@ -109,7 +153,13 @@ wait_route() { # present|absent, bounded 120 s (hold90 needs 90 s; BIRD reconnec
     done
     echo "timeout waiting for route $1" >&2; return 1
 }
-bfd_up() { vty -c 'show bfd peers brief' 2>/dev/null | grep -q '192.0.2.11.* up'; }
+bfd_up() {
+    if [ "$ROUTER" = bird ]; then
+        rbirdc show bfd sessions 2>/dev/null | grep -q '192.0.2.11.* Up'
+    else
+        vty -c 'show bfd peers brief' 2>/dev/null | grep -q '192.0.2.11.* up'
+    fi
+}
 
 # config NAME -> sets BFD_MS (empty: no BFD), HOLD, KEEPALIVE
 config() {
@@ -123,6 +173,12 @@ config() {
 }
 
 configure_router() {
+    if [ "$ROUTER" = bird ]; then
+        write_router_bird_config
+        rbirdc configure >/dev/null || echo "  birdc configure (router) failed" >&2
+        rbirdc restart node >/dev/null 2>&1 || true
+        return
+    fi
     local bfd=(-c 'no neighbor 192.0.2.11 bfd')
     if [ -n "$BFD_MS" ]; then
         vty -c 'conf t' -c 'bfd' -c 'profile fast' -c "receive-interval $BFD_MS" -c "transmit-interval $BFD_MS" -c "detect-multiplier 3" -c 'end' >/dev/null
@@ -254,23 +310,29 @@ for kind in $NODE_KINDS; do
                 wait_route absent || true
                 sleep 0.1
                 if [ "$mode" = cut ]; then ip -n "$N" link set eth0 up; else kill -CONT "$NODE_PID"; fi
-                python3 - "$t0" "$F/bfdd.log" "$F/bgpd.log" "$D/monitor.txt" "$kind $cfg $mode" "${BFD_MS:+bfd}" >> "$RESULTS" <<'EOF'
+                python3 - "$t0" "$F/bfdd.log" "$F/bgpd.log" "$D/monitor.txt" "$kind $cfg $mode" "${BFD_MS:+bfd}" "$ROUTER" "$F/bird.log" >> "$RESULTS" <<'EOF'
 import sys, datetime
 t0 = float(sys.argv[1])
 def utc(s, fmt):
     return datetime.datetime.strptime(s, fmt).replace(tzinfo=datetime.timezone.utc).timestamp()
 def logts(l):
-    try:
-        return utc(" ".join(l.split()[:2]), "%Y/%m/%d %H:%M:%S.%f")
-    except ValueError:
-        return None
+    for fmt in ("%Y/%m/%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f"):  # FRR, BIRD
+        try:
+            return utc(" ".join(l.split()[:2]), fmt)
+        except ValueError:
+            pass
+    return None
 def first(path, pred):
     for l in open(path, errors="replace"):
         t = logts(l)
         if t is not None and t >= t0 and pred(l):
             return t
     return None
-if sys.argv[6] == "bfd":
+if sys.argv[7] == "bird" and sys.argv[6] == "bfd":
+    det = first(sys.argv[8], lambda l: "Session to 192.0.2.11 changed state from Up to Down" in l)
+elif sys.argv[7] == "bird":
+    det = first(sys.argv[8], lambda l: "node: State changed to stop" in l)
+elif sys.argv[6] == "bfd":
     det = first(sys.argv[2], lambda l: "peer:192.0.2.11" in l and "-> down" in l)
 else:
     det = first(sys.argv[3], lambda l: "ADJCHANGE" in l and "192.0.2.11" in l and "Down" in l)
@@ -292,7 +354,7 @@ done
 echo "load after: $(cat /proc/loadavg)" >&2
 
 echo
-echo "Node failure -> FRR: detected (BFD Down / BGP Down) / kernel route deleted (ms after t0), $TRIALS trials per row:"
+echo "Node failure -> $ROUTER: detected (BFD Down / BGP Down) / kernel route deleted (ms after t0), $TRIALS trials per row:"
 python3 - "$RESULTS" <<'EOF'
 import sys, collections, math
 rows = collections.defaultdict(list)
