@@ -165,9 +165,17 @@ fn vm_command(test: &str) -> Result<String, String> {
 /// Boots the VM (TCG: KVM is not needed, nor always usable), runs `test` in it and waits,
 /// at most `limit` (then qemu is stopped by its PID).
 pub fn run_in_vm(image: &Path, test: &str, limit: Duration) -> Result<VmRun, String> {
+    run_script_in_vm(image, &vm_command(test)?, limit)
+}
+
+/// Boots the VM, runs the shell `script` in it (chrooted into the host's read-only `/`, as
+/// root, with fresh tmpfs over [`HIDDEN_IN_VM`]) and waits, at most `limit` (then qemu is
+/// stopped by its PID). Used by the tests above and by benchmarks that need the VM's kernel
+/// (`tests/examples/vm_run.rs`).
+pub fn run_script_in_vm(image: &Path, script: &str, limit: Duration) -> Result<VmRun, String> {
     run("qemu-system-x86_64", &["--version"]).map_err(|e| format!("no qemu: {e}"))?;
     let out = OutDir::new();
-    std::fs::write(out.0.join("cmd"), vm_command(test)?).map_err(|e| e.to_string())?;
+    std::fs::write(out.0.join("cmd"), script).map_err(|e| e.to_string())?;
     let console = std::fs::File::create(out.0.join("console.log")).map_err(|e| e.to_string())?;
     let share = |path: &Path, tag: &str, ro: &str| {
         format!(

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds (once, cached) the small VM that tests needing kernel features this host may lack
-# (VRF: tests/tests/bgp_vrf_frr.rs) run in: Debian's own kernel (the version that
-# linux-image-amd64 depends on, fetched with `apt-get download`), its few modules
-# (virtio + 9p to see the host's / read-only, vrf, veth), and an initramfs of busybox-static
-# with tests/vm/init.sh as /init. Needs qemu-system-x86, busybox-static and cpio
+# (VRF: tests/tests/bgp_vrf_frr.rs; netem: bench/membership/vm-soak.sh) run in: Debian's own
+# kernel (the version that linux-image-amd64 depends on, fetched with `apt-get download`),
+# its few modules (virtio + 9p to see the host's / read-only, vrf, veth, dummy, sch_netem, bridge),
+# and an initramfs of busybox-static with tests/vm/init.sh as /init. Needs qemu-system-x86, busybox-static and cpio
 # (scripts/install-deps.sh installs them). No root needed, except for `apt-get update` when
 # the package lists are missing.
 #
@@ -17,7 +17,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MODULES=(drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev
     drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/9p/9pnet
     net/9p/9pnet_virtio fs/netfs/netfs fs/fscache/fscache fs/9p/9p drivers/net/vrf
-    drivers/net/veth drivers/net/dummy)
+    drivers/net/veth drivers/net/dummy net/sched/sch_netem net/llc/llc net/802/stp
+    net/bridge/bridge)
 
 die() { echo "tests/vm/prepare.sh: $*" >&2; exit 1; }
 
