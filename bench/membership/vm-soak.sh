@@ -7,7 +7,8 @@
 # on hardware; the false-positive count under loss and jitter is what this run is for.
 #
 #   sudo bash bench/membership/vm-soak.sh [MEMBERS] [SOAK_SECONDS]     (default 10, 600)
-#   env: TRIALS (crash trials, default 5), NETEM (tc netem arguments), PROFILE (default fast),
+#   env: TRIALS (crash trials, default 5), NETEM (tc netem arguments; empty: no netem, the
+#        control run), PROFILE (default fast),
 #        RELEASE=1 (release build of the member example; default a debug build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +16,7 @@ ROOT=$PWD
 MEMBERS=${1:-10}
 SOAK=${2:-600}
 TRIALS=${TRIALS:-5}
-NETEM=${NETEM:-delay 5ms 5ms loss 1%}
+NETEM=${NETEM-delay 5ms 5ms loss 1%}
 PROFILE=${PROFILE:-fast}
 [ "$(id -u)" = 0 ] || { echo "needs root (namespaces inside the VM)" >&2; exit 1; }
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
