@@ -352,6 +352,8 @@ impl Metrics {
             if let Some(l) = last.labels.remove(&addr) {
                 self.forget_peer(&l);
             }
+            // A session to this address later starts its drop totals from 0 again.
+            last.bfd_auth.retain(|(a, _), _| *a != addr.addr);
         }
         for (addr, s) in sessions {
             let label = PeerLabel {
@@ -398,6 +400,13 @@ impl Metrics {
         self.refused_no_ext_next_hop.remove(l);
         self.bfd_up.remove(l);
         self.forget_bfd_echo(l);
+        for reason in ferrolb_bfd::DropReason::ALL.iter().filter(|r| r.is_auth()) {
+            self.bfd_auth_failures.remove(&PeerReasonLabel {
+                peer: l.peer.clone(),
+                address: l.address.clone(),
+                reason: reason.as_str().to_string(),
+            });
+        }
     }
 
     /// Drops the echo series of a peer whose profile has no echo (any more).

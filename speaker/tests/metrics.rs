@@ -312,4 +312,23 @@ fn bfd_auth_failures_per_peer_and_reason() {
         &t,
         r#"ferrolb_speaker_bfd_auth_failures_total{peer="tor",address="192.0.2.1",reason="auth_missing"} 0"#,
     );
+    // The peer is deleted: its authentication series go with its other series.
+    let keys = BTreeMap::from([(PeerKey::from(a), "tor".to_string())]);
+    m.observe_bgp(
+        &keys,
+        &BTreeMap::from([(PeerKey::from(a), PeerStatus::default())]),
+    );
+    m.observe_bgp(&BTreeMap::new(), &BTreeMap::new());
+    let t = text(&reg);
+    assert!(
+        !t.contains("ferrolb_speaker_bfd_auth_failures_total{"),
+        "{t}"
+    );
+    // Added again, its new session's failures count from 0.
+    s.drops = BTreeMap::from([(ferrolb_bfd::DropReason::AuthBadHash, 2)]);
+    m.observe_bfd_sessions(&names, std::slice::from_ref(&s));
+    has(
+        &text(&reg),
+        r#"ferrolb_speaker_bfd_auth_failures_total{peer="tor",address="192.0.2.1",reason="auth_bad_hash"} 2"#,
+    );
 }
